@@ -1,0 +1,146 @@
+"""One typed settings object, built from the environment.
+
+With nothing set, Lookalike runs embedded: a SQLite catalog, an in-process Qdrant and a Celery
+broker backed by SQLite, all under ``LOOKALIKE_DATA_DIR``. The well-known variables
+``DATABASE_URL``, ``REDIS_URL``, ``CELERY_BROKER_URL``, ``CELERY_RESULT_BACKEND`` and
+``QDRANT_URL`` switch the same code to Postgres, Redis and a Qdrant server. Everything else is
+prefixed ``LOOKALIKE_``; nested groups use ``__`` (``LOOKALIKE_GATEWAY__MAX_UPLOAD_BYTES``).
+
+Nothing here reads the environment at import time: call :func:`get_settings`.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, BaseModel, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_data_dir() -> Path:
+    return Path("~/.local/share/lookalike").expanduser()
+
+
+class GatewaySettings(BaseModel):
+    max_upload_bytes: int = Field(default=15 * 1024 * 1024, gt=0)
+    max_image_pixels: int = Field(default=40_000_000, gt=0)
+
+
+class IngestSettings(BaseModel):
+    batch_size: int = Field(default=32, gt=0)
+    download_timeout_s: float = Field(default=15.0, gt=0)
+    max_image_bytes: int = Field(default=20 * 1024 * 1024, gt=0)
+    stale_claim_after_s: int = Field(default=600, gt=0)
+    max_attempts: int = Field(default=5, gt=0)
+
+
+class Settings(BaseSettings):
+    """Every setting of every service, with embedded defaults."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="LOOKALIKE_",
+        env_nested_delimiter="__",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+    )
+
+    data_dir: Path = Field(default_factory=_default_data_dir)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    api_key: str | None = None
+
+    database_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("DATABASE_URL", "LOOKALIKE_DATABASE_URL")
+    )
+    redis_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("REDIS_URL", "LOOKALIKE_REDIS_URL")
+    )
+    celery_broker_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("CELERY_BROKER_URL", "LOOKALIKE_CELERY_BROKER_URL"),
+    )
+    celery_result_backend: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("CELERY_RESULT_BACKEND", "LOOKALIKE_CELERY_RESULT_BACKEND"),
+    )
+    qdrant_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("QDRANT_URL", "LOOKALIKE_QDRANT_URL")
+    )
+    qdrant_api_key: str | None = Field(
+        default=None, validation_alias=AliasChoices("QDRANT_API_KEY", "LOOKALIKE_QDRANT_API_KEY")
+    )
+
+    detector_url: str | None = None
+    embedder_url: str | None = None
+    recommender_url: str | None = None
+    worker_concurrency: int = Field(default=2, gt=0)
+
+    gateway: GatewaySettings = Field(default_factory=GatewaySettings)
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
+
+    @field_validator("data_dir", mode="after")
+    @classmethod
+    def _expand(cls, value: Path) -> Path:
+        return value.expanduser()
+
+    @property
+    def catalog_url(self) -> str:
+        """SQLAlchemy URL of the catalog DB (SQLite in the data dir unless DATABASE_URL is set)."""
+        if self.database_url:
+            return normalize_database_url(self.database_url)
+        return f"sqlite:///{self.data_dir / 'catalog.sqlite3'}"
+
+    @property
+    def broker_url(self) -> str:
+        """Celery broker: CELERY_BROKER_URL, else REDIS_URL, else a serverless SQLite broker."""
+        if self.celery_broker_url:
+            return self.celery_broker_url
+        if self.redis_url:
+            return self.redis_url
+        return f"sqla+sqlite:///{self.data_dir / 'broker.sqlite3'}"
+
+    @property
+    def result_backend(self) -> str:
+        if self.celery_result_backend:
+            return self.celery_result_backend
+        if self.redis_url:
+            return self.redis_url
+        return f"db+sqlite:///{self.data_dir / 'results.sqlite3'}"
+
+    @property
+    def qdrant_path(self) -> Path | None:
+        """Where the embedded vector index lives; ``None`` when a Qdrant server is configured."""
+        return None if self.qdrant_url else self.data_dir / "qdrant"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"
+
+    @property
+    def mode(self) -> Literal["embedded", "server"]:
+        """``embedded`` when no server-backed store is configured at all."""
+        servers = (self.database_url, self.redis_url, self.celery_broker_url, self.qdrant_url)
+        return "server" if any(servers) else "embedded"
+
+    def ensure_dirs(self) -> None:
+        """Create the data directory tree (only needed by the embedded stores)."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.models_dir.mkdir(parents=True, exist_ok=True)
+
+
+def normalize_database_url(url: str) -> str:
+    """Map the ``postgres://`` spellings that hosting platforms hand out to psycopg 3."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings; tests build their own ``Settings(...)`` or clear this cache."""
+    return Settings()

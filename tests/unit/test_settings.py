@@ -1,0 +1,71 @@
+"""Settings: embedded defaults, and the well-known variables that switch to servers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from shared.settings import Settings, normalize_database_url
+
+pytestmark = pytest.mark.unit
+
+
+def test_embedded_defaults_live_in_the_data_dir(settings: Settings, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    assert settings.mode == "embedded"
+    assert settings.catalog_url == f"sqlite:///{data / 'catalog.sqlite3'}"
+    assert settings.broker_url == f"sqla+sqlite:///{data / 'broker.sqlite3'}"
+    assert settings.result_backend == f"db+sqlite:///{data / 'results.sqlite3'}"
+    assert settings.qdrant_path == data / "qdrant"
+
+
+def test_well_known_variables_switch_to_servers(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgres://u:p@db:5432/shop")
+    monkeypatch.setenv("REDIS_URL", "redis://cache:6379/0")
+    monkeypatch.setenv("QDRANT_URL", "http://qdrant:6333")
+    monkeypatch.setenv("LOOKALIKE_INGEST__BATCH_SIZE", "64")
+
+    configured = Settings()
+
+    assert configured.mode == "server"
+    assert configured.catalog_url == "postgresql+psycopg://u:p@db:5432/shop"
+    assert configured.broker_url == "redis://cache:6379/0"
+    assert configured.result_backend == "redis://cache:6379/0"
+    assert configured.qdrant_path is None
+    assert configured.ingest.batch_size == 64
+
+
+def test_celery_broker_url_wins_over_redis_url(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REDIS_URL", "redis://cache:6379/0")
+    monkeypatch.setenv("CELERY_BROKER_URL", "redis://cache:6379/5")
+    assert Settings().broker_url == "redis://cache:6379/5"
+
+
+def test_dotenv_file_is_read(settings: Settings, tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("LOOKALIKE_PORT=9123\nLOOKALIKE_LOG_LEVEL=DEBUG\n")
+    configured = Settings()
+    assert (configured.port, configured.log_level) == (9123, "DEBUG")
+
+
+def test_invalid_values_are_refused(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LOOKALIKE_PORT", "not-a-port")
+    with pytest.raises(ValueError, match="port"):
+        Settings()
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("postgres://h/db", "postgresql+psycopg://h/db"),
+        ("postgresql://h/db", "postgresql+psycopg://h/db"),
+        ("postgresql+psycopg://h/db", "postgresql+psycopg://h/db"),
+        ("sqlite:///x.db", "sqlite:///x.db"),
+    ],
+)
+def test_database_url_spellings(given: str, expected: str) -> None:
+    assert normalize_database_url(given) == expected
