@@ -1,0 +1,41 @@
+"""The catalog database API that services and team members import.
+
+``Catalog`` is the facade; ``shared.db.schemas`` holds its typed inputs and outputs and
+``shared.db.models`` the SQLAlchemy tables.
+"""
+
+from shared.db.catalog import Catalog
+from shared.db.models import CrawlStatus, FeedbackKind, ImageState
+from shared.db.schemas import (
+    CatalogStats,
+    ClaimedImage,
+    CropIn,
+    FeedbackIn,
+    ImageIn,
+    ImageResult,
+    ModelVersionIn,
+    ProductIn,
+    ProductOut,
+    SourceIn,
+    SourceOut,
+    UpsertReport,
+)
+
+__all__ = [
+    "Catalog",
+    "CatalogStats",
+    "ClaimedImage",
+    "CrawlStatus",
+    "CropIn",
+    "FeedbackIn",
+    "FeedbackKind",
+    "ImageIn",
+    "ImageResult",
+    "ImageState",
+    "ModelVersionIn",
+    "ProductIn",
+    "ProductOut",
+    "SourceIn",
+    "SourceOut",
+    "UpsertReport",
+]

@@ -1,0 +1,659 @@
+"""The catalog database API: one facade with typed methods, for services and for analysts.
+
+>>> from shared.db import Catalog
+>>> catalog = Catalog.from_settings()          # DATABASE_URL or the embedded SQLite file
+>>> catalog.get_product(42)
+>>> catalog.run_query("SELECT category, count(*) AS n FROM products GROUP BY category")
+
+Every method opens and commits its own short transaction; nothing is held between calls.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, Select, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError, StatementError
+from sqlalchemy.orm import Session, selectinload, sessionmaker
+from sqlalchemy.sql import text
+
+from shared.db.engine import SQLITE_IMMEDIATE, make_engine
+from shared.db.models import (
+    CrawlRun,
+    CrawlStatus,
+    FeedbackEvent,
+    GarmentCrop,
+    ImageState,
+    ModelVersion,
+    Product,
+    ProductImage,
+    Source,
+    utcnow,
+)
+from shared.db.schemas import (
+    CatalogStats,
+    ClaimedImage,
+    CrawlRunOut,
+    FeedbackIn,
+    ImageIn,
+    ImageOut,
+    ImageResult,
+    ModelVersionIn,
+    ModelVersionOut,
+    ProductIn,
+    ProductOut,
+    SourceIn,
+    SourceOut,
+    UpsertReport,
+)
+from shared.errors import InvalidInputError, NotFoundError, ReadOnlyQueryError
+from shared.settings import Settings, get_settings
+
+_READ_KEYWORDS = frozenset({"select", "with", "explain", "values", "table", "show"})
+_PG_READ_ONLY_VIOLATION = "25006"
+
+
+class Catalog:
+    """Typed access to sources, crawl runs, products, images, crops, models and feedback."""
+
+    def __init__(self, engine: Engine | str) -> None:
+        self.engine = make_engine(engine) if isinstance(engine, str) else engine
+        self._read = sessionmaker(self.engine, expire_on_commit=False)
+        writer = self.engine.execution_options(**{SQLITE_IMMEDIATE: True})
+        self._write = sessionmaker(writer, expire_on_commit=False)
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None) -> Catalog:
+        return cls((settings or get_settings()).catalog_url)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def migrate(self) -> None:
+        """Bring the schema to the latest Alembic revision (safe to call on every start)."""
+        from shared.db.migrate import upgrade
+
+        upgrade(self.engine)
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def reading(self) -> Iterator[Session]:
+        with self._read() as session:
+            yield session
+
+    @contextmanager
+    def writing(self) -> Iterator[Session]:
+        """A write transaction: committed on success, rolled back on any error."""
+        with self._write() as session, session.begin():
+            yield session
+
+    # -- sources and crawl runs -----------------------------------------------------------
+
+    def upsert_source(self, source: SourceIn) -> SourceOut:
+        """Create the source, or update its URL/config/enabled flag if the name exists."""
+        with self.writing() as session:
+            row = session.scalar(select(Source).where(Source.name == source.name))
+            if row is None:
+                row = Source(**source.model_dump())
+                session.add(row)
+            else:
+                row.base_url = source.base_url
+                row.config = dict(source.config)
+                row.enabled = source.enabled
+            session.flush()
+            return SourceOut.model_validate(row)
+
+    def get_source(self, name: str) -> SourceOut:
+        with self.reading() as session:
+            row = session.scalar(select(Source).where(Source.name == name))
+            if row is None:
+                raise NotFoundError(f"no source named {name!r}")
+            return SourceOut.model_validate(row)
+
+    def list_sources(self, *, enabled_only: bool = False) -> list[SourceOut]:
+        query = select(Source).order_by(Source.id)
+        if enabled_only:
+            query = query.where(Source.enabled.is_(True))
+        with self.reading() as session:
+            return [SourceOut.model_validate(row) for row in session.scalars(query)]
+
+    def start_crawl_run(self, source_id: int) -> CrawlRunOut:
+        with self.writing() as session:
+            run = CrawlRun(source_id=source_id, status=CrawlStatus.RUNNING)
+            session.add(run)
+            session.flush()
+            return CrawlRunOut.model_validate(run)
+
+    def finish_crawl_run(
+        self,
+        run_id: int,
+        *,
+        status: CrawlStatus,
+        pages: int,
+        items: int,
+        errors: int,
+        stats: dict[str, Any] | None = None,
+    ) -> CrawlRunOut:
+        with self.writing() as session:
+            run = session.get(CrawlRun, run_id)
+            if run is None:
+                raise NotFoundError(f"no crawl run {run_id}")
+            run.status = status
+            run.finished_at = utcnow()
+            run.pages, run.items, run.errors = pages, items, errors
+            run.stats = dict(stats or {})
+            session.flush()
+            return CrawlRunOut.model_validate(run)
+
+    def crawl_runs(self, source_id: int, *, limit: int = 20) -> list[CrawlRunOut]:
+        query = (
+            select(CrawlRun)
+            .where(CrawlRun.source_id == source_id)
+            .order_by(CrawlRun.id.desc())
+            .limit(limit)
+        )
+        with self.reading() as session:
+            return [CrawlRunOut.model_validate(row) for row in session.scalars(query)]
+
+    # -- products ---------------------------------------------------------------------------
+
+    def upsert_products(
+        self, source_id: int, items: Sequence[ProductIn], *, seen_at: datetime | None = None
+    ) -> UpsertReport:
+        """Insert or update products by canonical URL, in one transaction.
+
+        Unchanged products only get ``last_seen`` touched. New image URLs are added as
+        ``pending``; image URLs a product no longer lists are marked inactive (the index drops
+        their points). Running the same batch twice changes nothing the second time.
+        """
+        now = seen_at or utcnow()
+        report = UpsertReport()
+        by_url: dict[str, ProductIn] = {item.canonical_url: item for item in items}
+        with self.writing() as session:
+            existing = {
+                row.canonical_url: row
+                for row in session.scalars(
+                    select(Product)
+                    .where(Product.canonical_url.in_(list(by_url)))
+                    .options(selectinload(Product.images))
+                )
+            }
+            for url, item in by_url.items():
+                fingerprint = item.fingerprint()
+                row = existing.get(url)
+                if row is None:
+                    product_id = self._insert_product(session, source_id, item, fingerprint, now)
+                    if product_id is None:  # another writer inserted it since our SELECT
+                        row = session.scalar(select(Product).where(Product.canonical_url == url))
+                    else:
+                        report.created.append(product_id)
+                        report.new_image_ids += self._add_images(session, product_id, item.images)
+                        continue
+                assert row is not None
+                changed = row.fingerprint != fingerprint or not row.active
+                row.last_seen, row.missed_runs, row.active = now, 0, True
+                if not changed:
+                    report.unchanged.append(row.id)
+                    continue
+                self._apply(row, item, fingerprint, now)
+                added, removed = self._sync_images(session, row, item.images)
+                report.updated.append(row.id)
+                report.new_image_ids += added
+                report.removed_image_ids += removed
+        return report
+
+    @staticmethod
+    def _product_fields(item: ProductIn) -> dict[str, Any]:
+        return {
+            "title": item.title,
+            "external_id": item.external_id,
+            "brand": item.brand,
+            "price": item.price,
+            "currency": item.currency,
+            "category": item.category,
+            "category_labels": list(item.category_labels),
+            "attributes": dict(item.attributes),
+        }
+
+    def _insert_product(
+        self, session: Session, source_id: int, item: ProductIn, fingerprint: str, now: datetime
+    ) -> int | None:
+        values = {
+            "source_id": source_id,
+            "canonical_url": item.canonical_url,
+            "fingerprint": fingerprint,
+            "active": True,
+            "missed_runs": 0,
+            "first_seen": now,
+            "last_seen": now,
+            "updated_at": now,
+            **self._product_fields(item),
+        }
+        stmt = (
+            self._insert(Product)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=["canonical_url"])
+            .returning(Product.id)
+        )
+        return session.scalar(stmt)
+
+    def _apply(self, row: Product, item: ProductIn, fingerprint: str, now: datetime) -> None:
+        for key, value in self._product_fields(item).items():
+            setattr(row, key, value)
+        row.fingerprint = fingerprint
+        row.updated_at = now
+
+    def _sync_images(
+        self, session: Session, row: Product, images: Sequence[ImageIn]
+    ) -> tuple[list[int], list[int]]:
+        wanted = {image.url: position for position, image in enumerate(images)}
+        removed = []
+        for image in row.images:
+            should_be_active = image.url in wanted
+            if image.active and not should_be_active:
+                removed.append(image.id)
+            if image.active != should_be_active:
+                image.active = should_be_active
+                if should_be_active and image.state is ImageState.DONE:
+                    # Its points were dropped when it went inactive: index it again.
+                    image.state = ImageState.PENDING
+            if should_be_active:
+                image.position = wanted[image.url]
+        known = {image.url for image in row.images}
+        added = self._add_images(session, row.id, [i for i in images if i.url not in known])
+        return added, removed
+
+    def _add_images(
+        self, session: Session, product_id: int, images: Sequence[ImageIn], start: int = 0
+    ) -> list[int]:
+        ids: list[int] = []
+        for offset, image in enumerate(images):
+            stmt = (
+                self._insert(ProductImage)
+                .values(
+                    product_id=product_id,
+                    url=image.url,
+                    view=image.view,
+                    position=start + offset,
+                    state=ImageState.PENDING,
+                )
+                .on_conflict_do_nothing(index_elements=["product_id", "url"])
+                .returning(ProductImage.id)
+            )
+            image_id = session.scalar(stmt)
+            if image_id is not None:
+                ids.append(image_id)
+        return ids
+
+    def add_images(self, product_id: int, images: Sequence[ImageIn]) -> list[int]:
+        """Add image URLs to a product as ``pending``; URLs it already has are skipped."""
+        with self.writing() as session:
+            if session.get(Product, product_id) is None:
+                raise NotFoundError(f"no product {product_id}")
+            count = session.scalar(
+                select(func.count()).where(ProductImage.product_id == product_id)
+            )
+            return self._add_images(session, product_id, images, start=count or 0)
+
+    def mark_unseen(
+        self, source_id: int, *, seen_before: datetime, max_missed_runs: int
+    ) -> list[int]:
+        """After a full crawl: count a miss for products not seen since ``seen_before``.
+
+        Products that missed ``max_missed_runs`` crawls in a row become inactive; their ids
+        are returned so the index can drop them.
+        """
+        with self.writing() as session:
+            stale = (Product.source_id == source_id) & (Product.last_seen < seen_before)
+            session.execute(
+                update(Product)
+                .where(stale)
+                .values(missed_runs=Product.missed_runs + 1)
+                .execution_options(synchronize_session=False)
+            )
+            deactivated = session.scalars(
+                update(Product)
+                .where(stale, Product.active.is_(True), Product.missed_runs >= max_missed_runs)
+                .values(active=False, updated_at=utcnow())
+                .returning(Product.id)
+                .execution_options(synchronize_session=False)
+            ).all()
+            return sorted(deactivated)
+
+    def get_product(self, product_id: int) -> ProductOut:
+        products = self.get_products([product_id])
+        if product_id not in products:
+            raise NotFoundError(f"no product {product_id}")
+        return products[product_id]
+
+    def get_products(self, product_ids: Sequence[int]) -> dict[int, ProductOut]:
+        """Products by id with their images; unknown ids are simply absent."""
+        if not product_ids:
+            return {}
+        query = (
+            select(Product)
+            .where(Product.id.in_(list(product_ids)))
+            .options(selectinload(Product.images))
+        )
+        with self.reading() as session:
+            return {row.id: ProductOut.model_validate(row) for row in session.scalars(query)}
+
+    def get_product_by_url(self, canonical_url: str) -> ProductOut:
+        query = (
+            select(Product)
+            .where(Product.canonical_url == canonical_url)
+            .options(selectinload(Product.images))
+        )
+        with self.reading() as session:
+            row = session.scalar(query)
+            if row is None:
+                raise NotFoundError(f"no product at {canonical_url}")
+            return ProductOut.model_validate(row)
+
+    def list_products(
+        self,
+        *,
+        source_id: int | None = None,
+        category: str | None = None,
+        active: bool | None = True,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[ProductOut]:
+        query = select(Product).options(selectinload(Product.images)).order_by(Product.id)
+        if source_id is not None:
+            query = query.where(Product.source_id == source_id)
+        if category is not None:
+            query = query.where(Product.category == category)
+        if active is not None:
+            query = query.where(Product.active.is_(active))
+        with self.reading() as session:
+            rows = session.scalars(query.limit(limit).offset(offset))
+            return [ProductOut.model_validate(row) for row in rows]
+
+    # -- image work queue ---------------------------------------------------------------------
+
+    def claim_images(
+        self, worker: str, *, limit: int = 1, image_ids: Sequence[int] | None = None
+    ) -> list[ClaimedImage]:
+        """Atomically move up to ``limit`` pending images to ``processing`` for ``worker``.
+
+        Safe under concurrency: Postgres skips rows another transaction has locked
+        (``FOR UPDATE SKIP LOCKED``); SQLite serialises writers (``BEGIN IMMEDIATE``). Two
+        workers never get the same image. ``image_ids`` restricts the claim (a task naming its
+        image); an image that is not pending any more is simply not returned.
+        """
+        pending = (ProductImage.state == ImageState.PENDING) & ProductImage.active.is_(True)
+        pick: Select[int] = select(ProductImage.id).where(pending)
+        if image_ids is not None:
+            pick = pick.where(ProductImage.id.in_(list(image_ids)))
+        pick = pick.order_by(ProductImage.id).limit(limit).with_for_update(skip_locked=True)
+        stmt = (
+            update(ProductImage)
+            .where(ProductImage.id.in_(pick.scalar_subquery()), pending)
+            .values(
+                state=ImageState.PROCESSING,
+                claimed_by=worker,
+                claimed_at=utcnow(),
+                attempts=ProductImage.attempts + 1,
+            )
+            .returning(
+                ProductImage.id,
+                ProductImage.product_id,
+                ProductImage.url,
+                ProductImage.view,
+                ProductImage.attempts,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        with self.writing() as session:
+            rows = session.execute(stmt).all()
+        claimed = [ClaimedImage.model_validate(row._mapping) for row in rows]
+        return sorted(claimed, key=lambda image: image.id)
+
+    def claim_image(self, image_id: int, worker: str) -> ClaimedImage | None:
+        claimed = self.claim_images(worker, limit=1, image_ids=[image_id])
+        return claimed[0] if claimed else None
+
+    def record_image_done(self, image_id: int, result: ImageResult) -> list[int]:
+        """Store what ingest found; replaces earlier crops, so re-running is harmless."""
+        with self.writing() as session:
+            image = session.get(ProductImage, image_id)
+            if image is None:
+                raise NotFoundError(f"no image {image_id}")
+            model_id = None
+            if result.model_version is not None:
+                model_id = session.scalar(
+                    select(ModelVersion.id).where(ModelVersion.name == result.model_version)
+                )
+            session.query(GarmentCrop).filter(GarmentCrop.image_id == image_id).delete()
+            crops = [
+                GarmentCrop(
+                    image_id=image_id,
+                    model_version_id=model_id,
+                    x0=crop.box[0],
+                    y0=crop.box[1],
+                    x1=crop.box[2],
+                    y1=crop.box[3],
+                    category=crop.category,
+                    score=crop.score,
+                    point_id=crop.point_id,
+                )
+                for crop in result.crops
+            ]
+            session.add_all(crops)
+            image.state = ImageState.DONE
+            image.error = None
+            image.content_hash = result.content_hash
+            image.width, image.height, image.n_bytes = result.width, result.height, result.n_bytes
+            image.processed_at = utcnow()
+            image.claimed_by = image.claimed_at = None
+            session.flush()
+            return [crop.id for crop in crops]
+
+    def record_image_failed(
+        self, image_id: int, reason: str, *, retryable: bool = False, max_attempts: int = 5
+    ) -> ImageState:
+        """Record a failure with its reason; a retryable one goes back to ``pending`` until
+        ``max_attempts`` is reached. Returns the state the image is now in."""
+        with self.writing() as session:
+            image = session.get(ProductImage, image_id)
+            if image is None:
+                raise NotFoundError(f"no image {image_id}")
+            retry = retryable and image.attempts < max_attempts
+            image.state = ImageState.PENDING if retry else ImageState.FAILED
+            image.error = reason[:2000]
+            image.claimed_by = image.claimed_at = None
+            return image.state
+
+    def requeue_stale(self, *, older_than: timedelta) -> list[int]:
+        """Return images stuck in ``processing`` (a worker died) to ``pending``."""
+        cutoff = utcnow() - older_than
+        stmt = (
+            update(ProductImage)
+            .where(ProductImage.state == ImageState.PROCESSING, ProductImage.claimed_at < cutoff)
+            .values(state=ImageState.PENDING, claimed_by=None, claimed_at=None)
+            .returning(ProductImage.id)
+            .execution_options(synchronize_session=False)
+        )
+        with self.writing() as session:
+            return sorted(session.scalars(stmt).all())
+
+    def pending_image_ids(self, *, limit: int = 1000, after_id: int = 0) -> list[int]:
+        query = (
+            select(ProductImage.id)
+            .where(
+                ProductImage.state == ImageState.PENDING,
+                ProductImage.active.is_(True),
+                ProductImage.id > after_id,
+            )
+            .order_by(ProductImage.id)
+            .limit(limit)
+        )
+        with self.reading() as session:
+            return list(session.scalars(query))
+
+    def get_image(self, image_id: int) -> ImageOut:
+        with self.reading() as session:
+            image = session.get(ProductImage, image_id)
+            if image is None:
+                raise NotFoundError(f"no image {image_id}")
+            return ImageOut.model_validate(image)
+
+    def image_state_counts(self) -> dict[ImageState, int]:
+        query = (
+            select(ProductImage.state, func.count())
+            .where(ProductImage.active.is_(True))
+            .group_by(ProductImage.state)
+        )
+        counts = dict.fromkeys(ImageState, 0)
+        with self.reading() as session:
+            for state, count in session.execute(query):
+                counts[ImageState(state)] = count
+        return counts
+
+    def stats(self) -> CatalogStats:
+        with self.reading() as session:
+            sources = session.scalar(select(func.count()).select_from(Source)) or 0
+            rows = session.execute(select(Product.active, func.count()).group_by(Product.active))
+            by_active = {bool(active): count for active, count in rows}
+        return CatalogStats(
+            sources=sources,
+            products_active=by_active.get(True, 0),
+            products_inactive=by_active.get(False, 0),
+            images=self.image_state_counts(),
+        )
+
+    # -- models and feedback ------------------------------------------------------------------
+
+    def register_model_version(
+        self, model: ModelVersionIn, *, activate: bool = False
+    ) -> ModelVersionOut:
+        """Record a model artifact (idempotent by name); ``activate`` makes it the one in use
+        for its kind."""
+        with self.writing() as session:
+            row = session.scalar(select(ModelVersion).where(ModelVersion.name == model.name))
+            if row is None:
+                row = ModelVersion(**model.model_dump())
+                session.add(row)
+            if activate:
+                session.execute(
+                    update(ModelVersion)
+                    .where(ModelVersion.kind == model.kind, ModelVersion.name != model.name)
+                    .values(active=False)
+                    .execution_options(synchronize_session=False)
+                )
+                row.active = True
+            session.flush()
+            return ModelVersionOut.model_validate(row)
+
+    def active_model_version(self, kind: str) -> ModelVersionOut | None:
+        query = select(ModelVersion).where(ModelVersion.kind == kind, ModelVersion.active)
+        with self.reading() as session:
+            row = session.scalar(query)
+            return None if row is None else ModelVersionOut.model_validate(row)
+
+    def record_feedback(self, event: FeedbackIn) -> int:
+        with self.writing() as session:
+            if session.get(Product, event.product_id) is None:
+                raise NotFoundError(f"no product {event.product_id}")
+            row = FeedbackEvent(**event.model_dump())
+            session.add(row)
+            session.flush()
+            return row.id
+
+    # -- analysts -------------------------------------------------------------------------------
+
+    def run_query(
+        self, sql: str, params: dict[str, Any] | None = None, *, max_rows: int = 10_000
+    ) -> list[dict[str, Any]]:
+        """Run one read-only SQL statement with bound ``:name`` parameters.
+
+        Refuses anything but a single SELECT/WITH/EXPLAIN/VALUES statement, and runs it in a
+        read-only transaction (Postgres ``READ ONLY``, SQLite ``query_only``), so a data-
+        modifying CTE or function is refused by the database itself. Raises
+        :class:`ReadOnlyQueryError` for writes and :class:`InvalidInputError` for bad SQL,
+        missing parameters, or more than ``max_rows`` rows.
+        """
+        statement = _single_statement(sql)
+        keyword = statement.split(None, 1)[0].lower() if statement else ""
+        if keyword not in _READ_KEYWORDS:
+            raise ReadOnlyQueryError(
+                f"only read queries are allowed (SELECT, WITH, EXPLAIN, VALUES), got {keyword!r}"
+            )
+        with self.engine.connect() as conn:
+            try:
+                if self.dialect == "postgresql":
+                    conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+                    conn.exec_driver_sql("SET LOCAL statement_timeout = '60s'")
+                else:
+                    conn.exec_driver_sql("PRAGMA query_only = ON")
+                try:
+                    result = conn.execute(text(statement), params or {})
+                    rows = result.fetchmany(max_rows + 1) if result.returns_rows else []
+                finally:
+                    conn.rollback()
+                    if self.dialect == "sqlite":
+                        conn.exec_driver_sql("PRAGMA query_only = OFF")
+            except StatementError as exc:
+                if isinstance(exc, DBAPIError):
+                    raise _query_error(exc) from exc
+                raise InvalidInputError(f"query could not be run: {exc.orig or exc}") from exc
+            except SQLAlchemyError as exc:
+                raise InvalidInputError(f"query could not be run: {exc}") from exc
+        if len(rows) > max_rows:
+            raise InvalidInputError(f"query returned more than {max_rows} rows; add a LIMIT")
+        return [dict(row._mapping) for row in rows]
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _insert(self, model: type[Any]) -> Any:
+        dialect = postgresql if self.dialect == "postgresql" else sqlite
+        return dialect.insert(model)
+
+
+def _query_error(exc: DBAPIError) -> InvalidInputError:
+    message = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    if sqlstate == _PG_READ_ONLY_VIOLATION or "readonly" in message or "read-only" in message:
+        return ReadOnlyQueryError(f"query tried to write: {message}")
+    return InvalidInputError(f"query failed: {message}")
+
+
+_TOKEN = re.compile(
+    r"""
+      '(?:[^']|'')*'         # string literal
+    | "(?:[^"]|"")*"         # quoted identifier
+    | \$(\w*)\$.*?\$\1\$     # Postgres dollar-quoted string
+    | --[^\n]*               # line comment
+    | /\*.*?\*/              # block comment
+    | ;                      # statement separator
+    | [^'"$;/-]+ | .         # anything else
+    """,
+    re.VERBOSE | re.DOTALL,
+)
+
+
+def _single_statement(sql: str) -> str:
+    """The statement without comments or a trailing ``;``; refuses several statements."""
+    parts: list[str] = []
+    ended = False
+    for match in _TOKEN.finditer(sql):
+        piece = match.group(0)
+        if piece.startswith(("--", "/*")):
+            parts.append(" ")
+            continue
+        if piece == ";":
+            ended = True
+            continue
+        if ended and piece.strip():
+            raise ReadOnlyQueryError("only one SQL statement may be run at a time")
+        parts.append(piece)
+    return "".join(parts).strip()

@@ -1,0 +1,234 @@
+"""Pydantic contracts of the catalog database API: what goes in, what comes out.
+
+Rows never leave the facade as ORM objects; callers get these plain, validated values.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator
+
+from shared.db.models import CrawlStatus, FeedbackKind, ImageState
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(frozen=True, str_strip_whitespace=True)
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(frozen=True, from_attributes=True)
+
+
+def _absolute_http_url(value: str) -> str:
+    return str(HttpUrl(value))
+
+
+class SourceIn(_In):
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    base_url: str
+    config: dict[str, Any] = Field(default_factory=dict)
+    enabled: bool = True
+
+    _check_url = field_validator("base_url")(_absolute_http_url)
+
+
+class SourceOut(_Out):
+    id: int
+    name: str
+    base_url: str
+    config: dict[str, Any]
+    enabled: bool
+    created_at: datetime
+
+
+class ImageIn(_In):
+    url: str = Field(max_length=2048)
+    view: str | None = Field(default=None, max_length=50)
+
+    _check_url = field_validator("url")(_absolute_http_url)
+
+
+class ProductIn(_In):
+    """A product as a crawler saw it; ``canonical_url`` identifies it across crawls."""
+
+    canonical_url: str = Field(max_length=2048)
+    title: str = Field(min_length=1)
+    external_id: str | None = Field(default=None, max_length=200)
+    brand: str | None = Field(default=None, max_length=200)
+    price: Decimal | None = Field(default=None, ge=0, max_digits=12, decimal_places=2)
+    currency: str | None = Field(default=None, pattern=r"^[A-Z]{3}$")
+    category: str | None = Field(default=None, max_length=100)
+    category_labels: tuple[str, ...] = ()
+    attributes: dict[str, Any] = Field(default_factory=dict)
+    images: tuple[ImageIn, ...] = ()
+
+    _check_url = field_validator("canonical_url")(_absolute_http_url)
+
+    @field_validator("currency", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("images")
+    @classmethod
+    def _dedupe_images(cls, images: tuple[ImageIn, ...]) -> tuple[ImageIn, ...]:
+        seen: set[str] = set()
+        unique = []
+        for image in images:
+            if image.url not in seen:
+                seen.add(image.url)
+                unique.append(image)
+        return tuple(unique)
+
+    def fingerprint(self) -> str:
+        """A stable hash of everything a crawl can change; equal hashes mean nothing changed."""
+        payload = self.model_dump(mode="json")
+        blob = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+
+class ImageOut(_Out):
+    id: int
+    product_id: int
+    url: str
+    view: str | None
+    position: int
+    active: bool
+    state: ImageState
+    error: str | None
+    attempts: int
+    content_hash: str | None
+    width: int | None
+    height: int | None
+    n_bytes: int | None
+
+
+class ProductOut(_Out):
+    id: int
+    source_id: int
+    canonical_url: str
+    external_id: str | None
+    title: str
+    brand: str | None
+    price: Decimal | None
+    currency: str | None
+    category: str | None
+    category_labels: list[str]
+    attributes: dict[str, Any]
+    active: bool
+    first_seen: datetime
+    last_seen: datetime
+    images: list[ImageOut] = Field(default_factory=list)
+
+
+class UpsertReport(BaseModel):
+    """What one :meth:`Catalog.upsert_products` call changed, by product id."""
+
+    created: list[int] = Field(default_factory=list)
+    updated: list[int] = Field(default_factory=list)
+    unchanged: list[int] = Field(default_factory=list)
+    new_image_ids: list[int] = Field(default_factory=list)
+    removed_image_ids: list[int] = Field(default_factory=list)
+
+
+class ClaimedImage(_Out):
+    """An image a worker now owns (state ``processing``) until it records done or failed."""
+
+    id: int
+    product_id: int
+    url: str
+    view: str | None
+    attempts: int
+
+
+class CropIn(_In):
+    box: tuple[float, float, float, float]
+    category: str | None = None
+    score: float | None = Field(default=None, ge=0.0, le=1.0)
+    point_id: str | None = None
+
+    @field_validator("box")
+    @classmethod
+    def _valid_box(cls, box: tuple[float, float, float, float]) -> tuple[float, ...]:
+        x0, y0, x1, y1 = box
+        if not (x1 > x0 and y1 > y0):
+            raise ValueError(f"box {box} is empty or inverted (want x0 < x1 and y0 < y1)")
+        return box
+
+
+class CropOut(_Out):
+    id: int
+    image_id: int
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+    category: str | None
+    score: float | None
+    point_id: str | None
+
+
+class ImageResult(_In):
+    """What ingest learned about an image it processed."""
+
+    content_hash: str = Field(min_length=1, max_length=64)
+    width: int = Field(gt=0)
+    height: int = Field(gt=0)
+    n_bytes: int = Field(ge=0)
+    crops: tuple[CropIn, ...] = ()
+    model_version: str | None = None
+
+
+class CrawlRunOut(_Out):
+    id: int
+    source_id: int
+    status: CrawlStatus
+    started_at: datetime
+    finished_at: datetime | None
+    pages: int
+    items: int
+    errors: int
+    stats: dict[str, Any]
+
+
+class ModelVersionIn(_In):
+    name: str = Field(min_length=1, max_length=200)
+    kind: str = Field(pattern=r"^(embedder|detector)$")
+    backbone: str | None = None
+    dim: int | None = Field(default=None, gt=0)
+    card: dict[str, Any] = Field(default_factory=dict)
+
+
+class ModelVersionOut(_Out):
+    id: int
+    name: str
+    kind: str
+    backbone: str | None
+    dim: int | None
+    card: dict[str, Any]
+    active: bool
+    created_at: datetime
+
+
+class FeedbackIn(_In):
+    kind: FeedbackKind
+    product_id: int
+    request_id: str | None = Field(default=None, max_length=64)
+    session_id: str | None = Field(default=None, max_length=128)
+    variant: str | None = Field(default=None, max_length=50)
+    position: int | None = Field(default=None, ge=0)
+    score: float | None = None
+    model_version: str | None = None
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+
+class CatalogStats(BaseModel):
+    sources: int
+    products_active: int
+    products_inactive: int
+    images: dict[ImageState, int]
