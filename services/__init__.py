@@ -1,0 +1,1 @@
+"""Lookalike's services; each starts with ``python -m services.<name>``."""

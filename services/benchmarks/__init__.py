@@ -1,0 +1,112 @@
+"""Benchmarks behind ``lookalike bench``: speed and throughput figures, never timed tests.
+
+Each benchmark is a function registered with :func:`benchmark`; it returns a flat dict of
+figures. The runner adds the machine (cores, CPU, Python) and writes JSON, and refreshes the
+generated part of ``BENCHMARKS.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+Figures = dict[str, float | int | str]
+BenchFn = Callable[[], Figures]
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    name: str
+    description: str
+    run: BenchFn
+
+
+_REGISTRY: dict[str, Benchmark] = {}
+
+
+def benchmark(name: str, description: str) -> Callable[[BenchFn], BenchFn]:
+    def register(fn: BenchFn) -> BenchFn:
+        _REGISTRY[name] = Benchmark(name, description, fn)
+        return fn
+
+    return register
+
+
+def registry() -> dict[str, Benchmark]:
+    from services.benchmarks import catalog  # noqa: F401  (registers its benchmarks)
+
+    return dict(_REGISTRY)
+
+
+def machine() -> dict[str, Any]:
+    cpu = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        match = re.search(r"^model name\s*:\s*(.+)$", cpuinfo.read_text(), re.MULTILINE)
+        cpu = match.group(1).strip() if match else cpu
+    return {
+        "cores": os.cpu_count(),
+        "cpu": cpu,
+        "python": platform.python_version(),
+        "system": f"{platform.system()} {platform.release()}",
+    }
+
+
+def run(only: list[str] | None = None) -> dict[str, Any]:
+    benchmarks = registry()
+    unknown = set(only or []) - set(benchmarks)
+    if unknown:
+        raise KeyError(f"unknown benchmark(s) {sorted(unknown)}; known: {sorted(benchmarks)}")
+    results = {
+        name: {"description": bench.description, **bench.run()}
+        for name, bench in benchmarks.items()
+        if not only or name in only
+    }
+    return {
+        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "results": results,
+    }
+
+
+START, END = "<!-- bench:start -->", "<!-- bench:end -->"
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    m = report["machine"]
+    lines = [
+        START,
+        f"Generated {report['generated_at']} by `make bench` on {m['cores']} cores "
+        f"({m['cpu']}, Python {m['python']}).",
+        "",
+    ]
+    for name, figures in report["results"].items():
+        lines += [f"### {name}", "", figures["description"], "", "| figure | value |", "|---|---|"]
+        lines += [f"| {key} | {value} |" for key, value in figures.items() if key != "description"]
+        lines.append("")
+    lines.append(END)
+    return "\n".join(lines)
+
+
+def write(report: dict[str, Any], json_path: Path | None, markdown_path: Path | None) -> None:
+    if json_path is not None:
+        previous = json.loads(json_path.read_text()) if json_path.is_file() else {}
+        merged = {**previous.get("results", {}), **report["results"]}
+        json_path.write_text(json.dumps({**report, "results": merged}, indent=2) + "\n")
+        report = {**report, "results": merged}
+    if markdown_path is not None and markdown_path.is_file():
+        text = markdown_path.read_text()
+        block = render_markdown(report)
+        if START in text and END in text:
+            head, rest = text.split(START, 1)
+            text = head + block + rest.split(END, 1)[1]
+        else:
+            text = text.rstrip() + "\n\n" + block + "\n"
+        markdown_path.write_text(text)

@@ -1,0 +1,1 @@
+"""Backbones, fine-tuning, classifier and embeddings; Celery ingest workers (issues #4, #5)."""

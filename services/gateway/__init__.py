@@ -1,0 +1,1 @@
+"""Public REST API (``POST /recommend`` and friends) and the storefront demo page."""

@@ -1,0 +1,81 @@
+"""Gateway routes. Request handling only; the logic lives in the shared catalog API."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, JSONResponse
+from pydantic import BaseModel
+
+from services.gateway.page import render_status_page
+from shared.db import Catalog, CatalogStats, ProductOut
+from shared.health import check_broker, check_database
+from shared.settings import Settings
+
+router = APIRouter()
+
+
+def _catalog(request: Request) -> Catalog:
+    return request.app.state.catalog
+
+
+def _settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+CatalogDep = Annotated[Catalog, Depends(_catalog)]
+SettingsDep = Annotated[Settings, Depends(_settings)]
+
+
+class CheckOut(BaseModel):
+    ok: bool
+    detail: str
+    latency_ms: float
+
+
+class ReadyOut(BaseModel):
+    ready: bool
+    checks: dict[str, CheckOut]
+
+
+@router.get("/healthz", tags=["ops"])
+async def healthz() -> dict[str, str]:
+    """Liveness: the process serves requests."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz", tags=["ops"], response_model=ReadyOut)
+async def readyz(catalog: CatalogDep, settings: SettingsDep) -> JSONResponse:
+    """Readiness: the catalog DB (at the current schema) and the broker answer; 503 if not."""
+    checks = [
+        await run_in_threadpool(check_database, catalog),
+        await run_in_threadpool(check_broker, settings.broker_url),
+    ]
+    body = ReadyOut(
+        ready=all(check.ok for check in checks),
+        checks={
+            c.name: CheckOut(ok=c.ok, detail=c.detail, latency_ms=c.latency_ms) for c in checks
+        },
+    )
+    return JSONResponse(body.model_dump(mode="json"), status_code=200 if body.ready else 503)
+
+
+@router.get("/status", tags=["ops"], response_model=CatalogStats)
+async def status(catalog: CatalogDep) -> CatalogStats:
+    """Catalog counts: sources, active/inactive products, images per ingest state."""
+    return await run_in_threadpool(catalog.stats)
+
+
+@router.get("/products/{product_id}", tags=["catalog"], response_model=ProductOut)
+async def get_product(product_id: int, catalog: CatalogDep) -> ProductOut:
+    """One catalog product with its images and their ingest state (404 if unknown)."""
+    return await run_in_threadpool(catalog.get_product, product_id)
+
+
+@router.get("/", include_in_schema=False, response_class=HTMLResponse)
+async def index(catalog: CatalogDep) -> HTMLResponse:
+    stats: CatalogStats = await run_in_threadpool(catalog.stats)
+    sources: list[Any] = await run_in_threadpool(catalog.list_sources)
+    return HTMLResponse(render_status_page(stats, sources))

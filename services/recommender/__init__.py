@@ -1,0 +1,1 @@
+"""k-NN over the vector index with filters and re-ranking (issue #7)."""

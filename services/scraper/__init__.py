@@ -1,0 +1,1 @@
+"""Scrapy spiders and the continuous crawl scheduler that fill the catalog DB (issue #3)."""

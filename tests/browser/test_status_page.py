@@ -1,0 +1,23 @@
+"""The gateway's page in a real browser."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.stack import Stack
+
+pytestmark = pytest.mark.browser
+
+
+def test_status_page_shows_catalog_and_sources(page: Page, stack: Stack, tmp_path: Path) -> None:
+    page.goto(stack.url)
+    expect(page).to_have_title("Lookalike · status")
+    expect(page.get_by_role("heading", name="Lookalike")).to_be_visible()
+    expect(page.get_by_role("cell", name="demo-shop")).to_be_visible()
+    expect(page.get_by_role("link", name=stack.shop_url)).to_be_visible()
+    page.screenshot(path=str(tmp_path / "status.png"), full_page=True)
+
+    expect(page.get_by_role("link", name="OpenAPI docs")).to_have_attribute("href", "/docs")

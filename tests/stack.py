@@ -1,0 +1,80 @@
+"""A real ``lookalike run`` process (the README's run command) for e2e and browser tests."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass(frozen=True)
+class Stack:
+    url: str
+    shop_url: str
+    data_dir: Path
+    log: Path
+
+
+def _wait_until_healthy(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"lookalike run exited early:\n{log.read_text()}")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"lookalike run did not become healthy:\n{log.read_text()}")
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """``lookalike run`` on embedded defaults, in its own data dir and on free ports."""
+    workdir = tmp_path_factory.mktemp("stack")
+    port, shop_port = free_port(), free_port()
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith("LOOKALIKE_")
+        and key not in {"DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "QDRANT_URL"}
+    }
+    env["LOOKALIKE_DATA_DIR"] = str(workdir / "data")
+    log = workdir / "run.log"
+    command = [
+        str(Path(sys.executable).with_name("lookalike")),
+        "run",
+        "--port",
+        str(port),
+        "--demo-port",
+        str(shop_port),
+        "--demo-products",
+        "48",
+    ]
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, cwd=workdir, env=env, stdout=out, stderr=out)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_until_healthy(url, process, log)
+        yield Stack(url, f"http://127.0.0.1:{shop_port}", workdir / "data", log)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
