@@ -7,8 +7,10 @@ generated part of ``BENCHMARKS.md``.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
+import pkgutil
 import platform
 import re
 from collections.abc import Callable
@@ -40,8 +42,9 @@ def benchmark(name: str, description: str) -> Callable[[BenchFn], BenchFn]:
 
 
 def registry() -> dict[str, Benchmark]:
-    from services.benchmarks import catalog  # noqa: F401  (registers its benchmarks)
-
+    """Every benchmark: each module of this package registers its own on import."""
+    for module in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{module.name}")
     return dict(_REGISTRY)
 
 
