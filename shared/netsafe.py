@@ -1,0 +1,90 @@
+"""Refuse URLs that point into private networks (SSRF protection).
+
+The scraper, the ingest downloader and the gateway's ``image_url`` all fetch URLs that come
+from outside. :func:`check_url` accepts only http(s) URLs whose host resolves exclusively to
+public addresses, unless the caller explicitly allows private ones (a demo shop on 127.0.0.1,
+a source an operator marked as internal). It returns the resolved addresses so that a client
+can connect to exactly what was checked.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from shared.errors import InvalidInputError
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+class UnsafeURLError(InvalidInputError):
+    """The URL is not http(s), or its host is (or resolves to) a non-public address."""
+
+    code = "unsafe_url"
+
+
+class UnresolvableURLError(InvalidInputError):
+    """The URL's host name does not resolve."""
+
+    code = "unresolvable_url"
+
+
+@dataclass(frozen=True)
+class CheckedURL:
+    url: str
+    scheme: str
+    host: str
+    port: int
+    addresses: tuple[str, ...]
+
+
+def is_public_address(address: IPAddress) -> bool:
+    """True for globally routable unicast addresses only."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return is_public_address(address.ipv4_mapped)
+    return address.is_global and not address.is_multicast
+
+
+def resolve(host: str, port: int) -> tuple[str, ...]:
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise UnresolvableURLError(f"host {host!r} does not resolve: {exc}") from exc
+    return tuple(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+def check_url(url: str, *, allow_private: bool = False, resolve_host: bool = True) -> CheckedURL:
+    """Validate ``url`` for fetching; raise :class:`UnsafeURLError` or
+    :class:`UnresolvableURLError` with a message a user can act on."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise UnsafeURLError(f"malformed URL {url!r}: {exc}") from exc
+    scheme = parts.scheme.lower()
+    if scheme not in {"http", "https"}:
+        raise UnsafeURLError(f"only http and https URLs can be fetched, not {scheme or 'none'!r}")
+    host = parts.hostname
+    if not host:
+        raise UnsafeURLError(f"URL {url!r} has no host")
+    if parts.username is not None or parts.password is not None:
+        raise UnsafeURLError("URLs with credentials are not fetched")
+    port = port or (443 if scheme == "https" else 80)
+    addresses: tuple[str, ...] = ()
+    if resolve_host:
+        addresses = resolve(host, port)
+    else:
+        try:
+            addresses = (str(ipaddress.ip_address(host)),)
+        except ValueError:
+            addresses = ()
+    if not allow_private:
+        for address in addresses:
+            if not is_public_address(ipaddress.ip_address(address.split("%", 1)[0])):
+                raise UnsafeURLError(
+                    f"{host} resolves to {address}, a private, loopback or reserved address; "
+                    "fetching it is refused (a source can allow private addresses explicitly)"
+                )
+    return CheckedURL(url=url, scheme=scheme, host=host, port=port, addresses=addresses)

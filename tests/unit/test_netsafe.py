@@ -1,0 +1,66 @@
+"""Private-network refusal for URLs that come from outside."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared.netsafe import UnresolvableURLError, UnsafeURLError, check_url
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1/x.jpg",
+        "http://localhost:8000/x.jpg",
+        "http://10.1.2.3/",
+        "http://172.16.0.1/",
+        "http://192.168.1.1/",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://100.64.0.1/",
+        "http://0.0.0.0/",
+        "http://[::1]/",
+        "http://[fe80::1]/",
+        "http://[fc00::1]/",
+        "http://[::ffff:127.0.0.1]/",
+        "http://2130706433/",
+        "http://0x7f.1/",
+        "http://224.0.0.1/",
+    ],
+)
+def test_private_and_special_addresses_are_refused(url: str) -> None:
+    with pytest.raises(UnsafeURLError, match="refused"):
+        check_url(url)
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("ftp://example.com/a", "only http and https"),
+        ("file:///etc/passwd", "only http and https"),
+        ("javascript:alert(1)", "only http and https"),
+        ("http:///nohost", "no host"),
+        ("http://user:pw@example.com/", "credentials"),
+        ("http://example.com:99999/", "malformed"),
+    ],
+)
+def test_malformed_urls_are_refused(url: str, message: str) -> None:
+    with pytest.raises(UnsafeURLError, match=message):
+        check_url(url, resolve_host=False)
+
+
+def test_private_addresses_pass_when_allowed() -> None:
+    checked = check_url("http://127.0.0.1:8001/p/1", allow_private=True)
+    assert checked.addresses == ("127.0.0.1",)
+    assert (checked.host, checked.port) == ("127.0.0.1", 8001)
+
+
+def test_public_literal_passes_without_resolving() -> None:
+    checked = check_url("https://93.184.216.34/a.jpg", resolve_host=False)
+    assert checked.port == 443 and checked.addresses == ("93.184.216.34",)
+
+
+def test_unresolvable_host_is_a_clear_error() -> None:
+    with pytest.raises(UnresolvableURLError, match="does not resolve"):
+        check_url("http://no-such-host.invalid/x.jpg")
