@@ -1,0 +1,548 @@
+"""The vector index behind one small interface, with two engines.
+
+* :class:`ClientIndex` talks to a Qdrant server through ``qdrant-client`` (compose; also
+  qdrant-client's own local mode, which the congruence tests use as a stand-in server).
+* :class:`EdgeIndex` embeds the Qdrant engine in the process through Qdrant Edge
+  (``qdrant-edge-py``): the embedded default, no server to run.
+
+Why Edge and not qdrant-client's local mode for the embedded engine: measured on this 2-core
+machine with 20,000 points of 1280-d (``/tmp`` scratch run, recorded in BENCHMARKS.md), local
+mode upserted ~580 points/s and answered a category-filtered top-50 query in ~230 ms (p50: it
+scans points in Python); Edge upserted ~20,000 points/s and answered the same query in ~1.2 ms
+with a keyword payload index. Local mode cannot meet the /recommend budget at catalog scale.
+
+A collection per model version sits behind an alias (``catalog``); ``reindex`` fills a new
+collection and then switches the alias, so queries keep working meanwhile. Scores are Qdrant's:
+similarity for cosine (higher is better), distance for L1 (lower is better); hits always come
+back best first.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Literal
+
+from shared.errors import ConfigurationError, InvalidInputError, NotFoundError
+
+Distance = Literal["cosine", "l1"]
+PayloadType = Literal["keyword", "integer", "float"]
+Scalar = str | int | float
+
+
+@dataclass(frozen=True)
+class VectorSpec:
+    size: int
+    distance: Distance = "cosine"
+
+
+@dataclass(frozen=True)
+class CollectionSpec:
+    name: str
+    vectors: Mapping[str, VectorSpec]
+    payload_indexes: Mapping[str, PayloadType] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Point:
+    id: str
+    vectors: Mapping[str, Sequence[float]]
+    payload: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Hit:
+    id: str
+    score: float
+    payload: dict[str, Any]
+    vectors: dict[str, list[float]] | None = None
+
+
+@dataclass(frozen=True)
+class PayloadFilter:
+    """Conjunction of conditions: ``equals`` (a value, or any of a list), numeric ``ranges``
+    (inclusive, either bound optional) and ``excludes`` (none of the values).
+
+    Flags are stored as integers 0/1, not booleans: Qdrant Edge 0.9's Python bindings turn a
+    boolean match value into an integer, which never matches a boolean payload.
+    """
+
+    equals: Mapping[str, Scalar | Sequence[Scalar]] = field(default_factory=dict)
+    ranges: Mapping[str, tuple[float | None, float | None]] = field(default_factory=dict)
+    excludes: Mapping[str, Sequence[Scalar]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for key, value in [*self.equals.items(), *self.excludes.items()]:
+            values = value if isinstance(value, (list, tuple)) else [value]
+            if any(isinstance(v, bool) for v in values):
+                raise InvalidInputError(f"filter on {key!r}: store flags as 0/1, not booleans")
+
+    def is_empty(self) -> bool:
+        return not (self.equals or self.ranges or self.excludes)
+
+
+class VectorIndex(ABC):
+    """What ingest and the recommender need from a vector index."""
+
+    @abstractmethod
+    def ensure_collection(self, spec: CollectionSpec) -> None:
+        """Create the collection (and payload indexes) unless it exists."""
+
+    @abstractmethod
+    def collections(self) -> list[str]: ...
+
+    @abstractmethod
+    def drop_collection(self, name: str) -> None: ...
+
+    @abstractmethod
+    def set_alias(self, alias: str, collection: str) -> None:
+        """Point ``alias`` at ``collection`` atomically."""
+
+    @abstractmethod
+    def resolve(self, name: str) -> str:
+        """The collection an alias points to (or ``name`` itself if it is a collection)."""
+
+    @abstractmethod
+    def upsert(self, collection: str, points: Sequence[Point]) -> None: ...
+
+    @abstractmethod
+    def delete(self, collection: str, ids: Sequence[str]) -> None: ...
+
+    @abstractmethod
+    def delete_where(self, collection: str, where: PayloadFilter) -> None: ...
+
+    @abstractmethod
+    def set_payload(
+        self, collection: str, where: PayloadFilter, payload: Mapping[str, Any]
+    ) -> None:
+        """Merge ``payload`` into every point matching ``where`` (e.g. ``active=False``)."""
+
+    @abstractmethod
+    def search(
+        self,
+        collection: str,
+        vector_name: str,
+        vector: Sequence[float],
+        *,
+        limit: int,
+        where: PayloadFilter | None = None,
+        with_vectors: bool = False,
+    ) -> list[Hit]: ...
+
+    @abstractmethod
+    def retrieve(
+        self, collection: str, ids: Sequence[str], *, with_vectors: bool = False
+    ) -> list[Hit]: ...
+
+    @abstractmethod
+    def count(self, collection: str, where: PayloadFilter | None = None) -> int: ...
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release files or connections."""
+
+
+# --- Qdrant server (qdrant-client) -------------------------------------------------------
+
+
+class ClientIndex(VectorIndex):
+    """A Qdrant server (or qdrant-client's local mode) through ``qdrant-client``."""
+
+    def __init__(self, client: Any) -> None:
+        from qdrant_client import models
+
+        self._client = client
+        self._m = models
+
+    @classmethod
+    def connect(cls, url: str, api_key: str | None = None, timeout_s: float = 10.0) -> ClientIndex:
+        from qdrant_client import QdrantClient
+
+        return cls(QdrantClient(url=url, api_key=api_key, timeout=int(timeout_s)))
+
+    def _distance(self, distance: Distance) -> Any:
+        return self._m.Distance.COSINE if distance == "cosine" else self._m.Distance.MANHATTAN
+
+    def ensure_collection(self, spec: CollectionSpec) -> None:
+        m = self._m
+        if not self._client.collection_exists(spec.name):
+            self._client.create_collection(
+                spec.name,
+                vectors_config={
+                    name: m.VectorParams(size=v.size, distance=self._distance(v.distance))
+                    for name, v in spec.vectors.items()
+                },
+            )
+        schema = {
+            "keyword": m.PayloadSchemaType.KEYWORD,
+            "integer": m.PayloadSchemaType.INTEGER,
+            "float": m.PayloadSchemaType.FLOAT,
+        }
+        for field_name, kind in spec.payload_indexes.items():
+            self._client.create_payload_index(spec.name, field_name, field_schema=schema[kind])
+
+    def collections(self) -> list[str]:
+        return sorted(c.name for c in self._client.get_collections().collections)
+
+    def drop_collection(self, name: str) -> None:
+        self._client.delete_collection(name)
+
+    def set_alias(self, alias: str, collection: str) -> None:
+        m = self._m
+        operations: list[Any] = []
+        if any(a.alias_name == alias for a in self._client.get_aliases().aliases):
+            operations.append(m.DeleteAliasOperation(delete_alias=m.DeleteAlias(alias_name=alias)))
+        operations.append(
+            m.CreateAliasOperation(
+                create_alias=m.CreateAlias(collection_name=collection, alias_name=alias)
+            )
+        )
+        self._client.update_collection_aliases(change_aliases_operations=operations)
+
+    def resolve(self, name: str) -> str:
+        for alias in self._client.get_aliases().aliases:
+            if alias.alias_name == name:
+                return str(alias.collection_name)
+        if self._client.collection_exists(name):
+            return name
+        raise NotFoundError(f"no collection or alias named {name!r}")
+
+    def upsert(self, collection: str, points: Sequence[Point]) -> None:
+        if not points:
+            return
+        structs = [
+            self._m.PointStruct(
+                id=p.id,
+                vector={k: list(map(float, v)) for k, v in p.vectors.items()},
+                payload=dict(p.payload),
+            )
+            for p in points
+        ]
+        self._client.upsert(collection, points=structs, wait=True)
+
+    def delete(self, collection: str, ids: Sequence[str]) -> None:
+        if ids:
+            selector = self._m.PointIdsList(points=list(ids))
+            self._client.delete(collection, points_selector=selector, wait=True)
+
+    def delete_where(self, collection: str, where: PayloadFilter) -> None:
+        selector = self._m.FilterSelector(filter=self._filter(where))
+        self._client.delete(collection, points_selector=selector, wait=True)
+
+    def set_payload(
+        self, collection: str, where: PayloadFilter, payload: Mapping[str, Any]
+    ) -> None:
+        self._client.set_payload(
+            collection, payload=dict(payload), points=self._filter(where), wait=True
+        )
+
+    def _filter(self, where: PayloadFilter | None) -> Any:
+        if where is None or where.is_empty():
+            return None
+        m = self._m
+        must: list[Any] = []
+        for key, value in where.equals.items():
+            if isinstance(value, (list, tuple)):
+                must.append(m.FieldCondition(key=key, match=m.MatchAny(any=list(value))))
+            else:
+                must.append(m.FieldCondition(key=key, match=m.MatchValue(value=value)))
+        for key, (low, high) in where.ranges.items():
+            must.append(m.FieldCondition(key=key, range=m.Range(gte=low, lte=high)))
+        must_not = [
+            m.FieldCondition(key=key, match=m.MatchAny(any=list(values)))
+            for key, values in where.excludes.items()
+            if values
+        ]
+        return m.Filter(must=must or None, must_not=must_not or None)
+
+    def search(
+        self,
+        collection: str,
+        vector_name: str,
+        vector: Sequence[float],
+        *,
+        limit: int,
+        where: PayloadFilter | None = None,
+        with_vectors: bool = False,
+    ) -> list[Hit]:
+        response = self._client.query_points(
+            collection,
+            query=list(map(float, vector)),
+            using=vector_name,
+            query_filter=self._filter(where),
+            limit=limit,
+            with_payload=True,
+            with_vectors=with_vectors,
+        )
+        return [_client_hit(p) for p in response.points]
+
+    def retrieve(
+        self, collection: str, ids: Sequence[str], *, with_vectors: bool = False
+    ) -> list[Hit]:
+        records = self._client.retrieve(
+            collection, ids=list(ids), with_payload=True, with_vectors=with_vectors
+        )
+        return [_client_hit(r) for r in records]
+
+    def count(self, collection: str, where: PayloadFilter | None = None) -> int:
+        return int(
+            self._client.count(collection, count_filter=self._filter(where), exact=True).count
+        )
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def _client_hit(point: Any) -> Hit:
+    vectors = point.vector if isinstance(point.vector, dict) else None
+    return Hit(
+        id=str(point.id),
+        score=float(getattr(point, "score", 0.0) or 0.0),
+        payload=dict(point.payload or {}),
+        vectors={k: list(v) for k, v in vectors.items()} if vectors else None,
+    )
+
+
+# --- Qdrant Edge (embedded) --------------------------------------------------------------
+
+
+class EdgeIndex(VectorIndex):
+    """Qdrant's engine in this process: one Edge shard directory per collection, aliases in a
+    small JSON file. One process owns the directory (a file lock says so clearly)."""
+
+    def __init__(self, root: Path) -> None:
+        import qdrant_edge
+
+        self._e = qdrant_edge
+        self.root = root
+        (root / "collections").mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self._shards: dict[str, Any] = {}
+        self._lockfile: IO[str] | None = (root / ".lock").open("w")
+        try:
+            fcntl.flock(self._lockfile, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            self._lockfile.close()
+            self._lockfile = None
+            raise ConfigurationError(
+                f"the embedded vector index at {root} is open in another process; in embedded "
+                "mode run the services in one process (`lookalike run`) or set QDRANT_URL"
+            ) from exc
+
+    def _shard_dir(self, name: str) -> Path:
+        if not name or "/" in name or name.startswith("."):
+            raise ConfigurationError(f"invalid collection name {name!r}")
+        return self.root / "collections" / name
+
+    def _spec_file(self, name: str) -> Path:
+        return self._shard_dir(name) / "lookalike-collection.json"
+
+    def _shard(self, name: str) -> Any:
+        name = self.resolve(name)
+        with self._lock:
+            shard = self._shards.get(name)
+            if shard is None:
+                shard = self._e.EdgeShard.load(str(self._shard_dir(name)))
+                self._shards[name] = shard
+            return shard
+
+    def _distance(self, distance: Distance) -> Any:
+        return self._e.Distance.Cosine if distance == "cosine" else self._e.Distance.Manhattan
+
+    def ensure_collection(self, spec: CollectionSpec) -> None:
+        e = self._e
+        with self._lock:
+            directory = self._shard_dir(spec.name)
+            if self._spec_file(spec.name).is_file():
+                return
+            directory.mkdir(parents=True, exist_ok=True)
+            config = e.EdgeConfig(
+                vectors={
+                    name: e.EdgeVectorParams(size=v.size, distance=self._distance(v.distance))
+                    for name, v in spec.vectors.items()
+                }
+            )
+            shard = e.EdgeShard.create(str(directory), config)
+            schema = {
+                "keyword": e.PayloadSchemaType.Keyword,
+                "integer": e.PayloadSchemaType.Integer,
+                "float": e.PayloadSchemaType.Float,
+            }
+            for field_name, kind in spec.payload_indexes.items():
+                shard.update(e.UpdateOperation.create_field_index(field_name, schema[kind]))
+            shard.flush()
+            self._shards[spec.name] = shard
+            description = {
+                "vectors": {
+                    k: {"size": v.size, "distance": v.distance} for k, v in spec.vectors.items()
+                },
+                "payload_indexes": dict(spec.payload_indexes),
+            }
+            self._spec_file(spec.name).write_text(json.dumps(description))
+
+    def collections(self) -> list[str]:
+        base = self.root / "collections"
+        return sorted(p.name for p in base.iterdir() if (p / "lookalike-collection.json").is_file())
+
+    def drop_collection(self, name: str) -> None:
+        import shutil
+
+        with self._lock:
+            shard = self._shards.pop(name, None)
+            if shard is not None:
+                shard.close()
+            aliases = {k: v for k, v in self._aliases().items() if v != name}
+            self._write_aliases(aliases)
+            shutil.rmtree(self._shard_dir(name), ignore_errors=True)
+
+    def _aliases(self) -> dict[str, str]:
+        path = self.root / "aliases.json"
+        return json.loads(path.read_text()) if path.is_file() else {}
+
+    def _write_aliases(self, aliases: dict[str, str]) -> None:
+        path = self.root / "aliases.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(aliases, sort_keys=True))
+        tmp.replace(path)
+
+    def set_alias(self, alias: str, collection: str) -> None:
+        with self._lock:
+            if collection not in self.collections():
+                raise NotFoundError(f"no collection named {collection!r}")
+            self._write_aliases({**self._aliases(), alias: collection})
+
+    def resolve(self, name: str) -> str:
+        with self._lock:
+            target = self._aliases().get(name, name)
+            if not self._spec_file(target).is_file():
+                raise NotFoundError(f"no collection or alias named {name!r}")
+            return target
+
+    def _filter(self, where: PayloadFilter | None) -> Any:
+        if where is None or where.is_empty():
+            return None
+        e = self._e
+        must: list[Any] = []
+        for key, value in where.equals.items():
+            if isinstance(value, (list, tuple)):
+                must.append(e.FieldCondition(key=key, match=e.MatchAny(list(value))))
+            else:
+                must.append(e.FieldCondition(key=key, match=e.MatchValue(value)))
+        for key, (low, high) in where.ranges.items():
+            must.append(e.FieldCondition(key=key, range=e.RangeFloat(gte=low, lte=high)))
+        must_not = [
+            e.FieldCondition(key=key, match=e.MatchAny(list(values)))
+            for key, values in where.excludes.items()
+            if values
+        ]
+        return e.Filter(must=must or None, must_not=must_not or None)
+
+    def upsert(self, collection: str, points: Sequence[Point]) -> None:
+        if not points:
+            return
+        e = self._e
+        edge_points = [
+            e.Point(
+                id=p.id,
+                vector={k: [float(x) for x in v] for k, v in p.vectors.items()},
+                payload=dict(p.payload),
+            )
+            for p in points
+        ]
+        with self._lock:
+            shard = self._shard(collection)
+            shard.update(e.UpdateOperation.upsert_points(edge_points))
+            shard.flush()
+
+    def delete(self, collection: str, ids: Sequence[str]) -> None:
+        if ids:
+            with self._lock:
+                shard = self._shard(collection)
+                shard.update(self._e.UpdateOperation.delete_points(list(ids)))
+                shard.flush()
+
+    def delete_where(self, collection: str, where: PayloadFilter) -> None:
+        with self._lock:
+            shard = self._shard(collection)
+            shard.update(self._e.UpdateOperation.delete_points_by_filter(self._filter(where)))
+            shard.flush()
+
+    def set_payload(
+        self, collection: str, where: PayloadFilter, payload: Mapping[str, Any]
+    ) -> None:
+        with self._lock:
+            shard = self._shard(collection)
+            shard.update(
+                self._e.UpdateOperation.set_payload_by_filter(self._filter(where), dict(payload))
+            )
+            shard.flush()
+
+    def search(
+        self,
+        collection: str,
+        vector_name: str,
+        vector: Sequence[float],
+        *,
+        limit: int,
+        where: PayloadFilter | None = None,
+        with_vectors: bool = False,
+    ) -> list[Hit]:
+        e = self._e
+        request = e.QueryRequest(
+            limit=limit,
+            query=e.Query.Nearest([float(x) for x in vector], using=vector_name),
+            filter=self._filter(where),
+            with_payload=True,
+            with_vector=with_vectors,
+        )
+        return [_edge_hit(p) for p in self._shard(collection).query(request)]
+
+    def retrieve(
+        self, collection: str, ids: Sequence[str], *, with_vectors: bool = False
+    ) -> list[Hit]:
+        records = self._shard(collection).retrieve(
+            list(ids), with_payload=True, with_vector=with_vectors
+        )
+        return [_edge_hit(r) for r in records]
+
+    def count(self, collection: str, where: PayloadFilter | None = None) -> int:
+        return int(
+            self._shard(collection).count(
+                self._e.CountRequest(exact=True, filter=self._filter(where))
+            )
+        )
+
+    def close(self) -> None:
+        with self._lock:
+            for shard in self._shards.values():
+                shard.close()
+            self._shards.clear()
+            if self._lockfile is not None:
+                fcntl.flock(self._lockfile, fcntl.LOCK_UN)
+                self._lockfile.close()
+                self._lockfile = None
+
+
+def _edge_hit(point: Any) -> Hit:
+    vectors = point.vector if isinstance(point.vector, dict) else None
+    return Hit(
+        id=str(point.id),
+        score=float(getattr(point, "score", 0.0) or 0.0),
+        payload=dict(point.payload or {}),
+        vectors={k: list(v) for k, v in vectors.items()} if vectors else None,
+    )
+
+
+def open_index(
+    qdrant_url: str | None, qdrant_path: Path | None, api_key: str | None = None
+) -> VectorIndex:
+    """The configured engine: a Qdrant server when ``QDRANT_URL`` is set, else Edge on disk."""
+    if qdrant_url:
+        return ClientIndex.connect(qdrant_url, api_key)
+    if qdrant_path is None:
+        raise ConfigurationError("set QDRANT_URL or a data dir for the embedded index")
+    return EdgeIndex(qdrant_path)
