@@ -1,6 +1,6 @@
 """``lookalike``: one command line for every part of the system (like ``scrapy`` or
-``celery``). Subcommands import their service lazily so that, say, ``lookalike status`` does
-not load torch."""
+``celery``). Command modules import their heavy dependencies (torch, Scrapy, Celery workers)
+inside the commands, so that, say, ``lookalike status`` stays fast."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from services.scraper.cli import crawl, sources
 from shared.errors import LookalikeError
 from shared.logging import configure_logging
 from shared.settings import get_settings
@@ -160,3 +161,12 @@ def bench(only: tuple[str, ...], json_out: str | None, markdown: str) -> None:
         raise click.BadParameter(str(exc.args[0]), param_hint="--only") from exc
     benchmarks.write(report, Path(json_out) if json_out else None, Path(markdown))
     click.echo(json.dumps(report, indent=2))
+
+
+
+# Commands that live with their service.
+for _command in (
+    crawl,
+    sources,
+):
+    main.add_command(_command)

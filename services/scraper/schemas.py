@@ -1,0 +1,336 @@
+"""Source definitions: what to crawl and how, as stored in ``sources.config`` and in YAML.
+
+A source is usually just a name and a start URL: shops that publish schema.org ``Product``
+JSON-LD (or microdata) and a sitemap need nothing else. Selectors, a category mapping and
+politeness settings cover the rest::
+
+    sources:
+      - name: acme
+        base_url: https://shop.acme.example
+        start_urls: [https://shop.acme.example/women]
+        sitemap_urls: [https://shop.acme.example/sitemap_products.xml]
+        selectors:
+          product_links: "a.product-card::attr(href)"
+          pagination: "a[rel=next]::attr(href)"
+          price: "//span[@itemprop='price']/@content"     # XPath: starts with / or (
+        category_map: {"T-Shirts": tops, "Jeans": pants}
+        crawl_interval: 6h
+        politeness: {concurrency: 2, download_delay: 1.0}
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, ClassVar, Literal, Self
+from urllib.parse import urlsplit
+
+import yaml
+from lxml import etree
+from parsel import Selector as ParselSelector
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from shared.db import SourceIn, SourceOut
+from shared.errors import ConfigurationError, InvalidInputError
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$", re.IGNORECASE)
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def _duration(value: object) -> object:
+    """Accept ``90`` (seconds), ``"30m"``, ``"6h"``, ``"1d"`` as well as ISO 8601 durations."""
+    if isinstance(value, str) and (match := _DURATION.match(value)):
+        return timedelta(seconds=float(match.group(1)) * _UNIT_SECONDS[match.group(2).lower()])
+    return value
+
+
+Duration = Annotated[timedelta, BeforeValidator(_duration)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+class Selector(_Model):
+    """A CSS or XPath query. In YAML a plain string is XPath when it starts with ``/`` or
+    ``(``, CSS otherwise (``::text`` and ``::attr(name)`` work); ``{xpath: ...}`` or
+    ``{css: ...}`` says it explicitly."""
+
+    css: str | None = None
+    xpath: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_string(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            return {"xpath": text} if text.startswith(("/", "(")) else {"css": text}
+        return value
+
+    @model_validator(mode="after")
+    def _compiles(self) -> Self:
+        if (self.css is None) == (self.xpath is None):
+            raise ValueError("a selector has exactly one of css or xpath")
+        probe = ParselSelector(text="<html></html>")
+        try:
+            if self.css is not None:
+                probe.css(self.css)
+            else:
+                probe.xpath(self.xpath or "")
+        except (ValueError, SyntaxError, etree.XPathError) as exc:
+            raise ValueError(f"invalid selector {self.query!r}: {exc}") from exc
+        return self
+
+    @property
+    def query(self) -> str:
+        return self.css if self.css is not None else self.xpath or ""
+
+
+class Selectors(_Model):
+    """Optional per-site selectors. Links: where product pages and further listing pages
+    are. Fields: what to read from a product page; a field without a selector (or whose
+    selector finds nothing) falls back to the page's structured data."""
+
+    product_links: Selector | None = None
+    pagination: Selector | None = None
+    title: Selector | None = None
+    price: Selector | None = None
+    currency: Selector | None = None
+    brand: Selector | None = None
+    category: Selector | None = None
+    images: Selector | None = None
+    sku: Selector | None = None
+    availability: Selector | None = None
+
+    FIELDS: ClassVar[tuple[str, ...]] = (
+        "title",
+        "price",
+        "currency",
+        "brand",
+        "category",
+        "images",
+        "sku",
+        "availability",
+    )
+
+    @property
+    def any_links(self) -> bool:
+        return self.product_links is not None or self.pagination is not None
+
+    @property
+    def any_fields(self) -> bool:
+        return any(getattr(self, name) is not None for name in self.FIELDS)
+
+
+class Politeness(_Model):
+    """How hard to hit the site: per-domain concurrency, delay, AutoThrottle, limits."""
+
+    concurrency: int = Field(default=4, ge=1, le=64)
+    download_delay: float = Field(default=0.25, ge=0, le=60)
+    autothrottle: bool = True
+    autothrottle_target_concurrency: float = Field(default=2.0, gt=0, le=64)
+    timeout_s: float = Field(default=30.0, gt=0, le=600)
+    max_page_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    max_redirects: int = Field(default=5, ge=0, le=20)
+    retries: int = Field(default=2, ge=0, le=10)
+
+
+FAST_LOCAL_POLITENESS = Politeness(concurrency=8, download_delay=0, autothrottle=False)
+"""What the generated demo shop (``demo: true``) is crawled with; its own ``politeness``
+keys override these."""
+
+
+class SourceConfig(_Model):
+    """The ``sources.config`` JSON of one source (everything but name, base URL, enabled)."""
+
+    start_urls: list[str] = Field(default_factory=list)
+    sitemap_urls: list[str] = Field(default_factory=list)
+    sitemaps: Literal["auto", "only", "off"] = "auto"
+    """``auto``: also read the sitemaps robots.txt announces; ``only``: discover product pages
+    from sitemaps alone; ``off``: never read sitemaps (``sitemap_urls`` is then ignored)."""
+    allowed_domains: list[str] = Field(default_factory=list)
+    """Hosts the crawl may visit (subdomains included); empty: the hosts of the URLs above."""
+    selectors: Selectors = Field(default_factory=Selectors)
+    structured_data: bool = True
+    """Read schema.org JSON-LD and microdata; switch off for sites whose markup is wrong."""
+    product_url_pattern: str | None = None
+    """Regex: links matching it are product pages (not followed further)."""
+    deny_url_patterns: list[str] = Field(default_factory=list)
+    """Regexes of URLs never to request (faceted filters, sort orders, ...)."""
+    follow_links_from_products: bool = False
+    """Also follow links found on product pages (related products); off: listings only."""
+    category_map: dict[str, str] = Field(default_factory=dict)
+    """Shop label -> catalog category, matched case-insensitively, most specific label
+    first. With a map, unmapped products get no category; without one, the shop's own most
+    specific label (lower-cased) is used."""
+    default_currency: str | None = Field(default=None, pattern=r"^[A-Za-z]{3}$")
+    crawl_interval: Duration = timedelta(hours=6)
+    max_pages: int = Field(default=100_000, ge=1)
+    max_images_per_product: int = Field(default=20, ge=1, le=200)
+    deactivate_after_missed_runs: int = Field(default=3, ge=1)
+    """A product missing from this many complete crawls in a row becomes inactive."""
+    allow_private_addresses: bool = False
+    """Allow loopback/private/reserved addresses (a local demo shop, an internal site)."""
+    demo: bool = False
+    """The generated demo shop: crawled without delays unless ``politeness`` says otherwise."""
+    politeness: Politeness = Field(default_factory=Politeness)
+
+    @field_validator("start_urls", "sitemap_urls")
+    @classmethod
+    def _http_urls(cls, urls: list[str]) -> list[str]:
+        for url in urls:
+            parts = urlsplit(url)
+            if parts.scheme not in {"http", "https"} or not parts.hostname:
+                raise ValueError(f"{url!r} is not an absolute http(s) URL")
+        return urls
+
+    @field_validator("allowed_domains")
+    @classmethod
+    def _bare_hosts(cls, domains: list[str]) -> list[str]:
+        cleaned = []
+        for domain in domains:
+            host = urlsplit(domain).hostname if "//" in domain else domain.split(":")[0]
+            if not host:
+                raise ValueError(f"{domain!r} is not a host name")
+            cleaned.append(host.lower().strip("."))
+        return cleaned
+
+    @field_validator("product_url_pattern", "deny_url_patterns")
+    @classmethod
+    def _regexes(cls, value: str | list[str] | None) -> str | list[str] | None:
+        for pattern in [value] if isinstance(value, str) else value or []:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"invalid regex {pattern!r}: {exc}") from exc
+        return value
+
+    @field_validator("default_currency")
+    @classmethod
+    def _upper(cls, value: str | None) -> str | None:
+        return value.upper() if value else value
+
+    @field_validator("category_map")
+    @classmethod
+    def _category_values(cls, mapping: dict[str, str]) -> dict[str, str]:
+        for label, category in mapping.items():
+            if not label.strip() or not category.strip() or len(category) > 100:
+                raise ValueError(f"bad category mapping {label!r} -> {category!r}")
+        return mapping
+
+    @model_validator(mode="before")
+    @classmethod
+    def _demo_defaults(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("demo"):
+            given = data.get("politeness") or {}
+            if isinstance(given, dict):
+                fast = FAST_LOCAL_POLITENESS.model_dump(exclude_unset=True)
+                return {**data, "politeness": {**fast, **given}}
+        return data
+
+    def seed_hosts(self, base_url: str | None = None) -> list[str]:
+        urls = [*self.start_urls, *self.sitemap_urls, *([base_url] if base_url else [])]
+        hosts = (urlsplit(url).hostname for url in urls)
+        return list(dict.fromkeys(host.lower() for host in hosts if host))
+
+    def domains(self, base_url: str | None = None) -> list[str]:
+        return self.allowed_domains or self.seed_hosts(base_url)
+
+    @classmethod
+    def of(cls, source: SourceOut) -> SourceConfig:
+        """The validated config of a stored source; a clear error when it is not valid."""
+        try:
+            config = cls.model_validate(source.config)
+        except ValidationError as exc:
+            raise ConfigurationError(
+                f"source {source.name!r} has an invalid config: {_errors(exc)}"
+            ) from exc
+        if not config.start_urls and not config.sitemap_urls:
+            # Stored sources always have a base URL: crawl from its home page.
+            config = config.model_copy(update={"start_urls": [source.base_url]})
+        return config
+
+    def to_json(self) -> dict[str, Any]:
+        """What goes into ``sources.config`` (defaults left out so they can evolve)."""
+        return self.model_dump(mode="json", exclude_defaults=True)
+
+
+class SourceDefinition(_Model):
+    """One entry of a sources YAML file."""
+
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    base_url: str | None = None
+    enabled: bool = True
+    config: SourceConfig
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flatten(cls, data: Any) -> Any:
+        """Config keys may sit beside ``name`` (the friendly YAML) or under ``config``."""
+        if not isinstance(data, dict) or "config" in data:
+            return data
+        top = {key: data[key] for key in ("name", "base_url", "enabled") if key in data}
+        rest = {key: value for key, value in data.items() if key not in top}
+        return {**top, "config": rest}
+
+    @model_validator(mode="after")
+    def _has_seeds(self) -> Self:
+        if not (self.base_url or self.config.start_urls or self.config.sitemap_urls):
+            raise ValueError(f"source {self.name!r} needs base_url, start_urls or sitemap_urls")
+        return self
+
+    def to_source_in(self) -> SourceIn:
+        base_url = self.base_url or _origin((self.config.start_urls or self.config.sitemap_urls)[0])
+        return SourceIn(
+            name=self.name, base_url=base_url, config=self.config.to_json(), enabled=self.enabled
+        )
+
+
+class SourcesFile(_Model):
+    sources: list[SourceDefinition] = Field(min_length=1)
+
+    @field_validator("sources")
+    @classmethod
+    def _unique(cls, sources: list[SourceDefinition]) -> list[SourceDefinition]:
+        names = [source.name for source in sources]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"duplicate source names: {', '.join(duplicates)}")
+        return sources
+
+
+def load_sources_file(path: Path) -> list[SourceDefinition]:
+    """Parse and validate a sources YAML file (a ``sources:`` list, or a bare list)."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise InvalidInputError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    except yaml.YAMLError as exc:
+        raise InvalidInputError(f"{path} is not valid YAML: {exc}") from exc
+    if isinstance(data, list):
+        data = {"sources": data}
+    try:
+        return SourcesFile.model_validate(data).sources
+    except ValidationError as exc:
+        raise InvalidInputError(f"{path}: {_errors(exc)}") from exc
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}/"
+
+
+def _errors(exc: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(part) for part in error['loc']) or 'config'}: {error['msg']}"
+        for error in exc.errors()
+    )

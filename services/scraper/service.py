@@ -1,0 +1,245 @@
+"""The scraper's logic: registering sources, running one crawl, judging how it went.
+
+:func:`run_crawl` runs one crawl of one source in this process with Scrapy's
+``CrawlerProcess``. A Twisted reactor cannot be restarted, so this is once per process: the
+scheduler (:mod:`services.scraper.scheduler`) starts a fresh ``python -m services.scraper
+crawl NAME`` for every crawl.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from functools import partial
+from typing import Any
+
+from services.scraper.schemas import SourceConfig, SourceDefinition
+from services.scraper.settings import ScraperSettings, scrapy_settings
+from shared.db import Catalog, CrawlStatus, SourceOut
+from shared.db.schemas import CrawlRunOut
+from shared.errors import NotFoundError
+from shared.queue import enqueue_images
+from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+STATS_PREFIXES = (
+    "lookalike/",
+    "downloader/response_status_count/",
+    "httpcache/",
+    "item_dropped_reasons_count/",
+)
+STATS_KEYS = (
+    "finish_reason",
+    "elapsed_time_seconds",
+    "downloader/request_count",
+    "downloader/response_count",
+    "downloader/response_bytes",
+    "response_received_count",
+    "item_scraped_count",
+    "item_dropped_count",
+    "retry/count",
+    "retry/max_reached",
+    "robotstxt/forbidden",
+    "offsite/filtered",
+)
+
+
+def add_sources(catalog: Catalog, definitions: Sequence[SourceDefinition]) -> list[SourceOut]:
+    """Create or update sources by name (a YAML file is applied as a whole)."""
+    return [catalog.upsert_source(definition.to_source_in()) for definition in definitions]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    status: CrawlStatus
+    complete: bool
+    """True only for a finished crawl with no seed or write failures that wrote products:
+    the only kind after which products not seen may be counted as missed."""
+    reason: str
+
+
+def judge(stats: Mapping[str, Any], seed_failures: Sequence[str]) -> Verdict:
+    """How a crawl went, from its stats."""
+    finish = str(stats.get("finish_reason") or "unknown")
+    written = int(stats.get("lookalike/products/written", 0))
+    if finish == "catalog_unavailable" or stats.get("lookalike/catalog_unavailable"):
+        return Verdict(CrawlStatus.FAILED, False, "the catalog database was unavailable")
+    if stats.get("lookalike/errors/write_failed"):
+        return Verdict(CrawlStatus.FAILED, False, "some products could not be written")
+    if seed_failures:
+        return Verdict(
+            CrawlStatus.FAILED, False, f"{len(seed_failures)} start URL(s) or sitemap(s) failed"
+        )
+    if finish == "closespider_pagecount":
+        return Verdict(CrawlStatus.SUCCEEDED, False, "stopped at max_pages: partial crawl")
+    if finish != "finished":
+        return Verdict(CrawlStatus.FAILED, False, f"crawl ended early ({finish})")
+    if written == 0:
+        return Verdict(CrawlStatus.SUCCEEDED, False, "no products found")
+    if stats.get("lookalike/errors/stale_from_cache"):
+        return Verdict(CrawlStatus.SUCCEEDED, False, "some pages came from the cache after errors")
+    return Verdict(CrawlStatus.SUCCEEDED, True, "complete")
+
+
+def error_count(stats: Mapping[str, Any]) -> int:
+    return sum(
+        int(value)
+        for key, value in stats.items()
+        if key.startswith("lookalike/errors/") and isinstance(value, int | float)
+    )
+
+
+def summarize_stats(stats: Mapping[str, Any]) -> dict[str, Any]:
+    """The crawl's stats worth keeping in ``crawl_runs.stats`` (JSON-able)."""
+    kept: dict[str, Any] = {}
+    for key, value in stats.items():
+        if key in STATS_KEYS or key.startswith(STATS_PREFIXES):
+            kept[key] = value.isoformat() if isinstance(value, datetime) else value
+    return dict(sorted(kept.items()))
+
+
+def finish_run(
+    catalog: Catalog,
+    source: SourceOut,
+    config: SourceConfig,
+    run: CrawlRunOut,
+    stats: Mapping[str, Any],
+    seed_failures: Sequence[str],
+    duration_s: float,
+) -> CrawlRunOut:
+    """Record the crawl's outcome; after a complete crawl, count a miss for every product of
+    the source it did not see (deactivating those that missed too many in a row)."""
+    verdict = judge(stats, seed_failures)
+    summary = summarize_stats(stats)
+    summary.update(
+        complete=verdict.complete,
+        outcome=verdict.reason,
+        duration_s=round(duration_s, 3),
+        seed_failures=list(seed_failures)[:20],
+    )
+    if verdict.complete:
+        deactivated = catalog.mark_unseen(
+            source.id,
+            seen_before=run.started_at,
+            max_missed_runs=config.deactivate_after_missed_runs,
+        )
+        summary["deactivated_products"] = len(deactivated)
+        if deactivated:
+            log.info(
+                "%s: %d products missed %d crawls in a row and are now inactive",
+                source.name,
+                len(deactivated),
+                config.deactivate_after_missed_runs,
+            )
+    else:
+        log.warning(
+            "%s: crawl not complete (%s): no product counted as missed", source.name, verdict.reason
+        )
+    finished = catalog.finish_crawl_run(
+        run.id,
+        status=verdict.status,
+        pages=int(stats.get("response_received_count", 0)),
+        items=int(stats.get("lookalike/products/written", 0)),
+        errors=error_count(stats),
+        stats=summary,
+    )
+    log.info(
+        "%s: crawl %d %s in %.1fs: %d pages, %d products (%d new, %d changed), %d errors; %s",
+        source.name,
+        run.id,
+        verdict.status.value,
+        duration_s,
+        finished.pages,
+        finished.items,
+        int(stats.get("lookalike/products/created", 0)),
+        int(stats.get("lookalike/products/updated", 0)),
+        finished.errors,
+        verdict.reason,
+    )
+    return finished
+
+
+def run_crawl(
+    source_name: str,
+    settings: Settings,
+    scraper: ScraperSettings,
+    *,
+    run_id: int | None = None,
+    max_pages: int | None = None,
+) -> CrawlRunOut:
+    """Crawl one source now, in this process (once per process: see the module docstring).
+
+    Records the crawl run (``run_id``: one the scheduler already started) and returns it.
+    """
+    from scrapy.crawler import CrawlerProcess
+
+    from services.scraper.spiders import SourceSpider
+
+    settings.ensure_dirs()
+    catalog = Catalog.from_settings(settings)
+    source = catalog.get_source(source_name)
+    config = SourceConfig.of(source)
+    if max_pages is not None:
+        config = config.model_copy(update={"max_pages": max_pages})
+    run = _claim_run(catalog, source, run_id)
+    log.info(
+        "%s: crawl %d starting (%s)",
+        source.name,
+        run.id,
+        ", ".join(config.start_urls or config.sitemap_urls),
+    )
+    started = time.perf_counter()
+    finished: CrawlRunOut | None = None
+    try:
+        process = CrawlerProcess(
+            {**scrapy_settings(config, settings, scraper), "LOG_INSTALL_ROOT_HANDLER": False}
+        )
+        # Scrapy sets its loggers to DEBUG (a line per page): follow our level instead, and
+        # report progress through LogStats.
+        logging.getLogger("scrapy").setLevel(logging.getLogger().getEffectiveLevel())
+        crawler = process.create_crawler(SourceSpider)
+        process.crawl(
+            crawler,
+            config,
+            source_name=source.name,
+            source_id=source.id,
+            base_url=source.base_url,
+            catalog=catalog,
+            enqueue=partial(enqueue_images, settings=settings),
+        )
+        process.start()
+        seed_failures = list(getattr(crawler.spider, "seed_failures", []))
+        finished = finish_run(
+            catalog,
+            source,
+            config,
+            run,
+            crawler.stats.get_stats(),
+            seed_failures,
+            time.perf_counter() - started,
+        )
+        return finished
+    finally:
+        if finished is None:  # the crawl itself blew up: never leave the run "running"
+            catalog.finish_crawl_run(
+                run.id,
+                status=CrawlStatus.FAILED,
+                pages=0,
+                items=0,
+                errors=1,
+                stats={"outcome": "the crawl raised an error (see its log)", "complete": False},
+            )
+        catalog.dispose()
+
+
+def _claim_run(catalog: Catalog, source: SourceOut, run_id: int | None) -> CrawlRunOut:
+    if run_id is None:
+        return catalog.start_crawl_run(source.id)
+    for run in catalog.crawl_runs(source.id, limit=50):
+        if run.id == run_id:
+            return run
+    raise NotFoundError(f"no crawl run {run_id} for source {source.name!r}")

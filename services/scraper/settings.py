@@ -1,0 +1,113 @@
+"""Scraper settings: the service's own (from the environment) and the Scrapy settings of one
+crawl (from a source's config).
+
+``LOOKALIKE_SCRAPER__POLL_INTERVAL_S=10`` and friends set :class:`ScraperSettings`; the
+shared :class:`~shared.settings.Settings` gives the catalog, the broker and the data dir.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from services.scraper.middlewares import ALLOW_PRIVATE_SETTING
+from services.scraper.schemas import SourceConfig
+from shared.settings import Settings
+
+PROJECT_URL = "https://github.com/lookalike"
+BATCH_SIZE_SETTING = "LOOKALIKE_WRITE_BATCH_SIZE"
+
+PIPELINES: dict[str, int] = {
+    "services.scraper.pipelines.RequiredFieldsPipeline": 100,
+    "services.scraper.pipelines.UrlPipeline": 200,
+    "services.scraper.pipelines.PricePipeline": 300,
+    "services.scraper.pipelines.CategoryPipeline": 400,
+    "services.scraper.pipelines.ImagesPipeline": 500,
+    "services.scraper.pipelines.DuplicatesPipeline": 600,
+    "services.scraper.pipelines.CatalogWriterPipeline": 900,
+}
+"""The item pipelines, in the order they run (lowest first)."""
+
+
+class ScraperSettings(BaseSettings):
+    """Settings of the scraper service (prefix ``LOOKALIKE_SCRAPER__``)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="LOOKALIKE_SCRAPER__", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    poll_interval_s: float = Field(default=30.0, gt=0)
+    """How often the scheduler looks for sources that are due."""
+    max_concurrent_crawls: int = Field(default=2, ge=1)
+    crawl_timeout_s: float = Field(default=6 * 3600.0, gt=0)
+    """A crawl still running after this is stopped (and recorded as failed)."""
+    write_batch_size: int = Field(default=100, ge=1, le=5000)
+    """Products per catalog transaction."""
+    http_cache: bool = True
+    """Keep pages and revalidate them (ETag / Last-Modified) on the next crawl."""
+    log_stats_interval_s: float = Field(default=30.0, gt=0)
+
+
+@lru_cache(maxsize=1)
+def get_scraper_settings() -> ScraperSettings:
+    return ScraperSettings()
+
+
+def user_agent() -> str:
+    try:
+        release = version("lookalike")
+    except PackageNotFoundError:
+        release = "dev"
+    return f"Lookalike/{release} (+{PROJECT_URL})"
+
+
+def scrapy_settings(
+    config: SourceConfig, settings: Settings, scraper: ScraperSettings
+) -> dict[str, Any]:
+    """The Scrapy settings of one crawl of one source: politeness, limits, cache, pipelines."""
+    polite = config.politeness
+    return {
+        "BOT_NAME": "lookalike",
+        "USER_AGENT": user_agent(),
+        "ROBOTSTXT_OBEY": True,
+        "ROBOTSTXT_USER_AGENT": "Lookalike",
+        "CONCURRENT_REQUESTS": max(16, polite.concurrency),
+        "CONCURRENT_REQUESTS_PER_DOMAIN": polite.concurrency,
+        # Items are processed synchronously; Scrapy starts this many tasks per response.
+        "CONCURRENT_ITEMS": 8,
+        "DOWNLOAD_DELAY": polite.download_delay,
+        "AUTOTHROTTLE_ENABLED": polite.autothrottle,
+        "AUTOTHROTTLE_START_DELAY": max(polite.download_delay, 1.0),
+        "AUTOTHROTTLE_MAX_DELAY": 30.0,
+        "AUTOTHROTTLE_TARGET_CONCURRENCY": polite.autothrottle_target_concurrency,
+        "DOWNLOAD_TIMEOUT": polite.timeout_s,
+        "DNS_TIMEOUT": min(polite.timeout_s, 20.0),
+        "DOWNLOAD_MAXSIZE": polite.max_page_bytes,
+        "DOWNLOAD_WARNSIZE": min(polite.max_page_bytes, 2 * 1024 * 1024),
+        "REDIRECT_MAX_TIMES": polite.max_redirects,
+        "REDIRECT_ENABLED": polite.max_redirects > 0,
+        "RETRY_TIMES": polite.retries,
+        "CLOSESPIDER_PAGECOUNT": config.max_pages,
+        "CLOSESPIDER_TIMEOUT": scraper.crawl_timeout_s,
+        "COOKIES_ENABLED": False,
+        "TELNETCONSOLE_ENABLED": False,
+        "REMOTE_CONTROL_ENABLED": False,
+        "LOGSTATS_INTERVAL": scraper.log_stats_interval_s,
+        "DEFAULT_DROPITEM_LOG_LEVEL": "INFO",
+        "HTTPCACHE_ENABLED": scraper.http_cache,
+        "HTTPCACHE_POLICY": "services.scraper.httpcache.RevalidatingPolicy",
+        "HTTPCACHE_STORAGE": "services.scraper.httpcache.SqliteCacheStorage",
+        "HTTPCACHE_DIR": str(settings.data_dir / "httpcache"),
+        "DOWNLOADER_MIDDLEWARES": {
+            "services.scraper.middlewares.PrivateAddressMiddleware": 40,
+            "scrapy.downloadermiddlewares.httpcache.HttpCacheMiddleware": None,
+            "services.scraper.httpcache.StaleMarkingCacheMiddleware": 900,
+        },
+        "ITEM_PIPELINES": PIPELINES,
+        ALLOW_PRIVATE_SETTING: config.allow_private_addresses,
+        BATCH_SIZE_SETTING: scraper.write_batch_size,
+    }
