@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from services.embedder.cli import eval_command, train_command
 from services.scraper.cli import crawl, sources
 from shared.errors import LookalikeError
 from shared.logging import configure_logging
@@ -163,10 +164,11 @@ def bench(only: tuple[str, ...], json_out: str | None, markdown: str) -> None:
     click.echo(json.dumps(report, indent=2))
 
 
-
 # Commands that live with their service.
 for _command in (
     crawl,
     sources,
+    train_command,
+    eval_command,
 ):
     main.add_command(_command)

@@ -1,0 +1,107 @@
+"""A compact colour descriptor of the garment region, stored beside the CNN embedding.
+
+CNN similarity is dominated by colour for plain items (a seed's finding), so colour gets its own
+vector that search can weight up or down. The descriptor is a 40-bin histogram in CIE Lab
+read as lightness / chroma / hue, the way people name colours:
+
+* 4 neutral bins (chroma < ~12): black, dark grey, light grey, white;
+* 12 hue sectors x 3 lightness levels for chromatic pixels (30 degree sectors, softly split
+  between the two nearest sector centres, so a hue on a border does not flip bins).
+
+Pixels are weighted towards the centre (a crop is roughly centred on its garment) and away
+from the background colour, estimated from the image border. The histogram is mapped with a
+square root and L2-normalised: the dot product of two descriptors is then the Bhattacharyya
+coefficient of the two histograms (1 = identical colour distributions), so cosine search works.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from shared.images import to_rgb
+
+__all__ = ["COLOUR_DIM", "colour_descriptor", "colour_similarity", "rgb_to_lab"]
+
+N_NEUTRAL = 4
+N_HUES = 12
+N_LIGHTNESS = 3
+COLOUR_DIM = N_NEUTRAL + N_HUES * N_LIGHTNESS
+
+_SIZE = 64
+_CHROMA_LOW, _CHROMA_HIGH = 8.0, 16.0  # below: neutral; above: chromatic; between: both
+_NEUTRAL_EDGES = np.array([25.0, 50.0, 75.0])
+_LIGHTNESS_EDGES = np.array([35.0, 65.0])
+_BACKGROUND_DELTA_E = 12.0
+_CENTRE_SIGMA = 0.35  # of the image side
+
+
+def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
+    """sRGB uint8 ``(..., 3)`` -> CIE Lab (D65) float32 ``(..., 3)``."""
+    c = rgb.astype(np.float32) / 255.0
+    linear = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+    matrix = np.array(
+        [[0.4124564, 0.3575761, 0.1804375],
+         [0.2126729, 0.7151522, 0.0721750],
+         [0.0193339, 0.1191920, 0.9503041]],
+        dtype=np.float32,
+    )  # fmt: skip
+    xyz = linear @ matrix.T / np.array([0.95047, 1.0, 1.08883], dtype=np.float32)
+    f = np.where(xyz > 216 / 24389, np.cbrt(xyz), (24389 / 27 * xyz + 16) / 116)
+    lab = np.stack(
+        [116 * f[..., 1] - 16, 500 * (f[..., 0] - f[..., 1]), 200 * (f[..., 1] - f[..., 2])],
+        axis=-1,
+    )
+    return lab.astype(np.float32)
+
+
+def _weights(lab: np.ndarray) -> np.ndarray:
+    """Centre-weighted, background-suppressed pixel weights (``(H, W)``, sum > 0)."""
+    height, width = lab.shape[:2]
+    ys = (np.arange(height, dtype=np.float32) + 0.5) / height - 0.5
+    xs = (np.arange(width, dtype=np.float32) + 0.5) / width - 0.5
+    centre = np.exp(-(ys[:, None] ** 2 + xs[None, :] ** 2) / (2 * _CENTRE_SIGMA**2))
+    border = np.concatenate([lab[0], lab[-1], lab[:, 0], lab[:, -1]])
+    background = np.median(border, axis=0)
+    spread = np.median(np.linalg.norm(border - background, axis=1))
+    if spread > _BACKGROUND_DELTA_E:
+        # A busy border (street crop): no single background colour to suppress.
+        return centre
+    distance = np.linalg.norm(lab - background, axis=2)
+    foreground = 1.0 - np.exp(-((distance / _BACKGROUND_DELTA_E) ** 2))
+    weights = centre * foreground
+    # An item the colour of its background would vanish: fall back on the centre weights.
+    return weights if weights.sum() > 0.05 * centre.sum() else centre
+
+
+def colour_descriptor(img: Image.Image) -> np.ndarray:
+    """The 40-d colour descriptor (float32, L2 norm 1) of a garment image or crop."""
+    small = to_rgb(img).resize((_SIZE, _SIZE), Image.Resampling.BILINEAR)
+    lab = rgb_to_lab(np.asarray(small))
+    weights = _weights(lab).reshape(-1)
+    lab = lab.reshape(-1, 3)
+    lightness, a, b = lab[:, 0], lab[:, 1], lab[:, 2]
+    chroma = np.hypot(a, b)
+    chromatic = np.clip((chroma - _CHROMA_LOW) / (_CHROMA_HIGH - _CHROMA_LOW), 0.0, 1.0)
+
+    hist = np.zeros(COLOUR_DIM, dtype=np.float64)
+    neutral_bin = np.searchsorted(_NEUTRAL_EDGES, lightness)
+    np.add.at(hist, neutral_bin, weights * (1.0 - chromatic))
+
+    # Hue sectors centred on 0, 30, ... degrees; linear split between the two nearest centres.
+    position = (np.degrees(np.arctan2(b, a)) % 360.0) / (360.0 / N_HUES)
+    lower = np.floor(position).astype(np.int64) % N_HUES
+    upper = (lower + 1) % N_HUES
+    frac = position - np.floor(position)
+    level = np.searchsorted(_LIGHTNESS_EDGES, lightness)
+    chromatic_weight = weights * chromatic
+    np.add.at(hist, N_NEUTRAL + level * N_HUES + lower, chromatic_weight * (1.0 - frac))
+    np.add.at(hist, N_NEUTRAL + level * N_HUES + upper, chromatic_weight * frac)
+
+    hist = np.sqrt(hist / max(hist.sum(), 1e-12))
+    return (hist / max(np.linalg.norm(hist), 1e-12)).astype(np.float32)
+
+
+def colour_similarity(a: np.ndarray, b: np.ndarray) -> float:
+    """Bhattacharyya coefficient of two descriptors: 1 for the same colours, 0 for disjoint."""
+    return float(np.dot(a, b))

@@ -1,0 +1,297 @@
+"""The inference wrapper: load a model once, embed and classify batches of images.
+
+>>> embedder = Embedder("efficientnet_lite0")          # a registry backbone (frozen ImageNet)
+>>> embedder = Embedder("/models/street-v1")            # or a trained model directory
+>>> vectors = embedder.embed(["a.jpg", jpeg_bytes, pil_image])   # (3, dim), L2-normalised
+>>> predictions = embedder.predict([pil_image])        # category, probabilities, colour
+
+``load()`` is idempotent and locked (call it in a worker's process init or a FastAPI lifespan);
+``embed`` and ``predict`` load on first use. Decoding runs in a thread pool and overlaps with
+the model; on the CPU the model runs in ONNX Runtime when it is installed (``runtime="auto"``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import threading
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from services.embedder.colour import colour_descriptor
+from services.embedder.models.preprocess import (
+    ImageInput,
+    Preprocess,
+    decode_batch,
+    default_workers,
+)
+from shared.errors import InvalidInputError
+
+__all__ = ["DEFAULT_MODEL", "Embedder", "ModelInfo", "Prediction", "Runtime"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "efficientnet_lite0"
+Runtime = Literal["auto", "torch", "onnx"]
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What every stored vector records about the model that made it."""
+
+    name: str
+    version: str
+    backbone: str
+    dim: int
+    classes: tuple[str, ...]
+    preprocess: Preprocess
+    runtime: str
+    device: str
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One image's embedding, colour descriptor and (with a classifier) category."""
+
+    embedding: np.ndarray
+    colour: np.ndarray
+    category: str | None = None
+    probability: float | None = None
+    probabilities: dict[str, float] = field(default_factory=dict)
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
+def _normalise(vectors: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
+
+
+class Embedder:
+    """Embeds and classifies images with one model (a backbone name or a model directory)."""
+
+    def __init__(
+        self,
+        model: str | os.PathLike[str] = DEFAULT_MODEL,
+        *,
+        weights: str | os.PathLike[str] = "imagenet",
+        device: str = "auto",
+        batch_size: int = 32,
+        workers: int | None = None,
+        runtime: Runtime = "auto",
+        onnx_cache: str | os.PathLike[str] | None = None,
+    ) -> None:
+        if batch_size <= 0:
+            raise InvalidInputError(f"batch_size must be positive, got {batch_size}")
+        if runtime not in ("auto", "torch", "onnx"):
+            raise InvalidInputError(f"runtime must be auto, torch or onnx, got {runtime!r}")
+        self.model = model
+        self.weights = weights
+        self.device_name = device
+        self.batch_size = batch_size
+        self.workers = default_workers() if workers is None else max(1, workers)
+        self.runtime = runtime
+        self.onnx_cache = Path(onnx_cache) if onnx_cache is not None else None
+        self._lock = threading.Lock()
+        self._info: ModelInfo | None = None
+        self._net: object = None
+        self._session: object = None
+        self._pool: ThreadPoolExecutor | None = None
+
+    # ------------------------------------------------------------------------------ loading
+
+    @property
+    def loaded(self) -> bool:
+        return self._info is not None
+
+    @property
+    def info(self) -> ModelInfo:
+        """Model name, version, dimension, classes, preprocessing (loads the model)."""
+        self.load()
+        assert self._info is not None
+        return self._info
+
+    def load(self) -> Embedder:
+        """Load the model (once; later and concurrent calls return at once)."""
+        if self._info is not None:
+            return self
+        with self._lock:
+            if self._info is None:
+                self._load()
+        return self
+
+    def _load(self) -> None:
+        import torch
+
+        from services.embedder.artifact import find_model_dir, load_model, shipped_models
+        from services.embedder.models import available_backbones, create_backbone
+        from services.embedder.network import EmbeddingNet, resolve_device
+        from services.embedder.onnx import onnxruntime_available
+
+        device = resolve_device(self.device_name)
+        model_dir = find_model_dir(self.model)
+        if model_dir is not None:
+            net, card = load_model(model_dir)
+            name, version, classes = card.name, card.version, tuple(card.classes)
+            backbone = card.backbone
+        elif str(self.model) in available_backbones():
+            name = backbone = str(self.model)
+            net = EmbeddingNet(create_backbone(name, self.weights))
+            version = f"{name}-{self._weights_tag()}"
+            classes = ()
+        else:
+            raise InvalidInputError(
+                f"no model {str(self.model)!r}: give a model directory, a shipped model "
+                f"({', '.join(shipped_models()) or 'none'}) or a backbone "
+                f"({', '.join(available_backbones())})"
+            )
+        preprocess = net.backbone.preprocess
+        runtime = self.runtime
+        if runtime == "auto":
+            runtime = "onnx" if device.type == "cpu" and onnxruntime_available() else "torch"
+        if runtime == "onnx":
+            if device.type != "cpu":
+                raise InvalidInputError("the onnx runtime serves on the CPU only")
+            self._session = self._onnx_session(net, version, preprocess.input_size)
+        else:
+            self._net = net.to(device).eval()
+        self._pool = (
+            ThreadPoolExecutor(self.workers, thread_name_prefix="decode")
+            if self.workers > 1
+            else None
+        )
+        self._device = device
+        self._torch = torch
+        self._info = ModelInfo(
+            name=name,
+            version=version,
+            backbone=backbone,
+            dim=net.embedding_dim,
+            classes=classes,
+            preprocess=preprocess,
+            runtime=runtime,
+            device=str(device),
+        )
+        log.info("loaded model %s (%s, %s on %s)", version, backbone, runtime, device)
+
+    def _weights_tag(self) -> str:
+        if str(self.weights) in ("imagenet", "random"):
+            return str(self.weights)
+        path = Path(self.weights)
+        return "file-" + hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:10]
+
+    def _onnx_session(self, net: object, version: str, input_size: int) -> object:
+        from services.embedder.onnx import OnnxSession, export_onnx
+        from shared.settings import get_settings
+
+        cache = self.onnx_cache or get_settings().models_dir / "onnx"
+        path = cache / f"{version}-{input_size}.onnx"
+        if not path.is_file():
+            log.info("exporting %s to ONNX at %s", version, path)
+            export_onnx(net, path, input_size)  # type: ignore[arg-type]
+        return OnnxSession(path)
+
+    def close(self) -> None:
+        """Stop the decode threads (the model stays loaded)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
+    # ---------------------------------------------------------------------------- inference
+
+    def _run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        if self._session is not None:
+            embedding, logits = self._session.run(batch)  # type: ignore[attr-defined]
+            return _normalise(embedding), logits
+        torch = self._torch
+        with torch.inference_mode():
+            x = torch.from_numpy(batch).to(self._device, non_blocking=True)
+            embedding, logits = self._net(x)  # type: ignore[operator]
+            return (
+                embedding.float().cpu().numpy(),
+                None if logits is None else logits.float().cpu().numpy(),
+            )
+
+    def _decode(self, images: Sequence[ImageInput]) -> np.ndarray:
+        return decode_batch(images, self.info.preprocess, self._pool)
+
+    def _batches(
+        self, images: Sequence[ImageInput]
+    ) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+        """Model outputs per batch; the next batch decodes while the model runs."""
+        chunks = [images[i : i + self.batch_size] for i in range(0, len(images), self.batch_size)]
+        if not chunks:
+            return
+        with ThreadPoolExecutor(1, thread_name_prefix="prefetch") as prefetch:
+            pending: Future[np.ndarray] = prefetch.submit(self._decode, chunks[0])
+            for i in range(len(chunks)):
+                batch = pending.result()
+                if i + 1 < len(chunks):
+                    pending = prefetch.submit(self._decode, chunks[i + 1])
+                yield self._run(batch)
+
+    def embed(self, images: Sequence[ImageInput]) -> np.ndarray:
+        """L2-normalised float32 embeddings, one row per image, in order."""
+        self.load()
+        outputs = [embedding for embedding, _ in self._batches(list(images))]
+        if not outputs:
+            return np.zeros((0, self.info.dim), dtype=np.float32)
+        return np.concatenate(outputs)
+
+    def embed_one(self, image: ImageInput) -> np.ndarray:
+        """The embedding of a single image (decoded on the calling thread)."""
+        self.load()
+        batch = self.info.preprocess(image)[None]
+        return self._run(batch)[0][0]
+
+    def classify(self, images: Sequence[ImageInput]) -> tuple[np.ndarray, np.ndarray]:
+        """Embeddings and calibrated class probabilities (``(N, n_classes)``)."""
+        self.load()
+        if not self.info.classes:
+            raise InvalidInputError(f"model {self.info.version} has no classifier head")
+        embeddings, probabilities = [], []
+        for embedding, logits in self._batches(list(images)):
+            assert logits is not None
+            embeddings.append(embedding)
+            probabilities.append(_softmax(logits))
+        if not embeddings:
+            n = len(self.info.classes)
+            return np.zeros((0, self.info.dim), np.float32), np.zeros((0, n), np.float32)
+        return np.concatenate(embeddings), np.concatenate(probabilities)
+
+    def predict(self, images: Sequence[ImageInput], *, top: int = 5) -> list[Prediction]:
+        """Embedding, colour descriptor and (with a classifier) the ``top`` categories."""
+        self.load()
+        info = self.info
+        pictures = [info.preprocess.load(image) for image in images]
+        colours = [colour_descriptor(picture) for picture in pictures]
+        if info.classes:
+            embeddings, probabilities = self.classify(pictures)
+        else:
+            embeddings, probabilities = self.embed(pictures), None
+        predictions = []
+        for i, embedding in enumerate(embeddings):
+            if probabilities is None:
+                predictions.append(Prediction(embedding=embedding, colour=colours[i]))
+                continue
+            order = np.argsort(-probabilities[i])[:top]
+            predictions.append(
+                Prediction(
+                    embedding=embedding,
+                    colour=colours[i],
+                    category=info.classes[order[0]],
+                    probability=float(probabilities[i][order[0]]),
+                    probabilities={info.classes[j]: float(probabilities[i][j]) for j in order},
+                )
+            )
+        return predictions

@@ -1,0 +1,197 @@
+"""A tiny fine-tuning run on generated garment pictures, the model artifact, and the
+``lookalike train`` / ``lookalike eval`` commands on a generated labelled folder."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from services.cli import main
+from services.demo_shop.catalog import generate_product
+from services.demo_shop.images import render_image
+from services.embedder.artifact import load_card, load_model
+from services.embedder.data import load_labelled
+from services.embedder.inference import Embedder
+from services.embedder.training import TrainConfig, train
+from shared.settings import get_settings
+
+pytestmark = pytest.mark.integration
+
+CATEGORIES = ("tops", "pants", "bags")
+EVAL_KEYS = {"p@1", "p@5", "p@10", "map@10", "accuracy", "n_images"}
+
+
+@pytest.fixture(autouse=True)
+def _data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """ONNX exports cached by the commands land in a temporary data dir, not the user's."""
+    monkeypatch.setenv("LOOKALIKE_DATA_DIR", str(tmp_path / "data"))
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+@pytest.fixture(scope="module")
+def garments(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """12 drawn products per category, varied colours and patterns, in class folders."""
+    root = tmp_path_factory.mktemp("garments")
+    for category in CATEGORIES:
+        (root / category).mkdir()
+        for i in range(12):
+            product = generate_product(5, i, category=category)
+            jpeg = render_image(product, "front", size=(96, 120))
+            (root / category / f"{product.sku}.jpg").write_bytes(jpeg)
+    return root
+
+
+TINY = TrainConfig(
+    input_size=64,
+    val_fraction=0.25,
+    batch_size=8,
+    feature_views=1,
+    head_epochs=15,
+    finetune_epochs=2,
+    max_minutes=None,
+    device="cpu",
+    projection_dim=16,
+)
+
+
+@pytest.fixture(scope="module")
+def model_dir(garments: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("model") / "tiny"
+    train(load_labelled(garments), out, TINY, progress=False)
+    return out
+
+
+def test_fine_tuning_beats_chance_and_writes_a_model_card(model_dir: Path, garments: Path) -> None:
+    card = load_card(model_dir)
+    assert card.classes == sorted(CATEGORIES)
+    assert card.backbone == "efficientnet_lite0"
+    assert card.input_size == 64
+    assert card.version.startswith("tiny-")
+    assert card.metrics["n_images"] == 9
+    assert card.metrics["accuracy"] > 0.6  # chance is 1/3
+    assert {"p@1", "p@10", "map@10", "ece", "ece_before_calibration"} <= set(card.metrics)
+    assert card.embedding_source in ("backbone", "projection")
+    assert card.temperature > 0
+    assert card.data["fingerprint"] == load_labelled(garments).fingerprint()
+    assert card.data["n_train"] == 27
+    assert card.training["time_s"] > 0
+    assert card.training["config"]["seed"] == 0
+    assert (model_dir / "weights.pt").stat().st_size == card.weights_bytes
+
+
+def test_the_artifact_loads_and_classifies(model_dir: Path, garments: Path) -> None:
+    net, card = load_model(model_dir)
+    assert net.n_classes == 3
+    embedder = Embedder(model_dir, runtime="torch")
+    images = (
+        sorted((garments / "bags").glob("*.jpg"))[:2]
+        + sorted((garments / "tops").glob("*.jpg"))[:2]
+    )
+    predictions = embedder.predict(images, top=2)
+    assert embedder.info.version == card.version
+    for prediction in predictions:
+        assert prediction.category in CATEGORIES
+        assert prediction.probability is not None and 0 < prediction.probability <= 1
+        assert len(prediction.probabilities) == 2
+        assert np.linalg.norm(prediction.embedding) == pytest.approx(1.0, abs=1e-4)
+    onnx = Embedder(model_dir, runtime="onnx", onnx_cache=model_dir / "onnx")
+    torch_vectors, torch_probs = embedder.classify(images)
+    onnx_vectors, onnx_probs = onnx.classify(images)
+    assert (torch_vectors * onnx_vectors).sum(axis=1).min() >= 0.999
+    np.testing.assert_allclose(onnx_probs, torch_probs, atol=1e-3)
+
+
+def test_eval_command_on_a_generated_folder(
+    model_dir: Path, garments: Path, tmp_path: Path
+) -> None:
+    runner = CliRunner()
+    out = tmp_path / "eval.json"
+    result = runner.invoke(
+        main,
+        ["eval", "--data", str(garments), "--model", str(model_dir), "--split", "val",
+         "--json", str(out), "--metric", "l1"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    assert set(report) >= EVAL_KEYS
+    assert report["n_images"] == 9  # the training run's validation split, reproduced
+    assert report["data_matches_training"] is True
+    assert report["runtime"] == "onnx"
+    assert list((tmp_path / "data" / "models" / "onnx").glob("tiny-*.onnx"))
+    assert report["accuracy"] == pytest.approx(load_card(model_dir).metrics["accuracy"], abs=0.12)
+    assert report["accuracy_method"] == "model classifier head"
+    assert np.array(report["confusion_matrix"]).sum() == 9
+    assert Path(report["plot"]).stat().st_size > 0
+
+    frozen = runner.invoke(main, ["eval", "--data", str(garments), "--runtime", "torch"])
+    assert frozen.exit_code == 0, frozen.output
+    figures = json.loads(frozen.stdout.splitlines()[0])
+    assert set(figures) == EVAL_KEYS
+    assert figures["n_images"] == 36
+    assert "logistic-regression probe" in frozen.stdout
+
+
+def test_train_command(garments: Path, tmp_path: Path) -> None:
+    out = tmp_path / "cli-model"
+    result = CliRunner().invoke(
+        main,
+        ["train", "--data", str(garments), "--out", str(out), "--input-size", "64",
+         "--epochs", "1", "--head-epochs", "5", "--val-fraction", "0.25"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "validation (9 images)" in result.output
+    assert load_card(out).training["config"]["finetune_epochs"] == 1
+
+
+def test_train_command_reports_bad_input(tmp_path: Path) -> None:
+    (tmp_path / "one" / "only").mkdir(parents=True)
+    result = CliRunner().invoke(
+        main, ["train", "--data", str(tmp_path / "one"), "--out", str(tmp_path / "m")]
+    )
+    assert result.exit_code != 0
+    assert "no class folders with images" in result.output
+
+
+@pytest.mark.parametrize("backbone_weights", ["imagenet", "included"])
+def test_artifacts_round_trip(tmp_path: Path, backbone_weights: str) -> None:
+    import torch
+
+    from services.embedder.artifact import ModelCard, save_model
+    from services.embedder.models import create_backbone
+    from services.embedder.network import EmbeddingNet
+
+    torch.manual_seed(0)
+    backbone = create_backbone("efficientnet_lite0", input_size=64)
+    backbone.drop_imagenet_head()
+    net = EmbeddingNet(backbone, n_classes=2, projection_dim=8).eval()
+    net.set_temperature(1.5)
+    card = ModelCard(
+        name="roundtrip",
+        backbone="efficientnet_lite0",
+        input_size=64,
+        preprocess=backbone.preprocess.to_dict(),
+        embedding_dim=8,
+        embedding_source="projection",
+        projection_dim=8,
+        classes=["a", "b"],
+        backbone_weights=backbone_weights,
+    )
+    saved = save_model(net, card, tmp_path / "m")
+    heads_only = backbone_weights == "imagenet"
+    assert (saved.weights_bytes < 100_000) is heads_only
+    loaded, loaded_card = load_model(tmp_path / "m")
+    assert loaded_card.version == saved.version
+    assert float(loaded.temperature) == pytest.approx(1.5)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.inference_mode():
+        (a, la), (b, lb) = net(x), loaded(x)
+    assert la is not None and lb is not None
+    torch.testing.assert_close(a, b, atol=2e-3, rtol=1e-2)
+    torch.testing.assert_close(la, lb, atol=2e-2, rtol=1e-2)
