@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import time
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -208,6 +209,7 @@ def _claim_all(url: str, worker: str, start: Any, queue: multiprocessing.Queue) 
     mine: list[int] = []
     while batch := catalog.claim_images(worker, limit=3):
         mine += [image.id for image in batch]
+        time.sleep(0.005)  # a real worker processes its batch before claiming again
     catalog.dispose()
     queue.put(mine)
 
