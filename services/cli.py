@@ -11,6 +11,12 @@ from typing import Any
 import click
 
 from services.embedder.cli import eval_command, train_command
+from services.embedder.worker_cli import (
+    ingest_status_command,
+    reindex_command,
+    sweep_command,
+    worker_command,
+)
 from services.scraper.cli import crawl, sources
 from shared.errors import LookalikeError
 from shared.logging import configure_logging
@@ -170,5 +176,9 @@ for _command in (
     sources,
     train_command,
     eval_command,
+    worker_command,
+    sweep_command,
+    reindex_command,
+    ingest_status_command,
 ):
     main.add_command(_command)

@@ -1,0 +1,819 @@
+"""The ingest pipeline: pending product image -> garment crops -> searchable points.
+
+This is the logic behind the Celery tasks (:mod:`services.embedder.tasks`, thin wrappers) and
+``lookalike reindex``; it imports neither Celery nor FastAPI. For a chunk of image ids:
+
+1. claim them in the catalog (``pending -> processing``; ids that are not pending are skipped,
+   so a duplicate or redelivered message is harmless);
+2. download each image with the safe fetcher (per-host rate limit, the source's
+   ``allow_private_addresses``), check and decode it with pixel limits;
+3. find garment crops (:class:`Cropper`; until the detector lands the whole image is one crop);
+4. embed the crops in batches of ``settings.ingest.batch_size`` and compute each crop's colour
+   descriptor;
+5. replace the images' points in the model version's collection and record the crops
+   (``done``), or record a failure with its reason (``failed``, or back to ``pending`` for a
+   transient error that the task retries with backoff).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import urlsplit
+
+import httpx
+import numpy as np
+from PIL import Image
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from services.embedder import indexing
+from services.embedder.colour import colour_descriptor
+from shared.db import Catalog
+from shared.db.models import GarmentCrop, ImageState, ModelVersion, ProductImage
+from shared.db.schemas import (
+    ClaimedImage,
+    CropIn,
+    ImageResult,
+    ModelVersionIn,
+    ProductOut,
+    SourceOut,
+)
+from shared.download import DownloadError, fetch_image, make_client
+from shared.errors import InvalidInputError, NotFoundError
+from shared.images import (
+    DEFAULT_MAX_PIXELS,
+    ImageError,
+    content_hash,
+    crop_box,
+    load_image,
+    probe_image,
+)
+from shared.settings import Settings
+from shared.vectors import Point, VectorIndex, open_index
+
+if TYPE_CHECKING:
+    from services.embedder.inference import Embedder
+
+__all__ = [
+    "CropBox",
+    "Cropper",
+    "IngestPipeline",
+    "IngestReport",
+    "IngestRuntime",
+    "LocalRateLimiter",
+    "ModelProvider",
+    "ModelSpec",
+    "RateLimiter",
+    "RedisRateLimiter",
+    "SourcePolicy",
+    "WholeImageCropper",
+    "make_rate_limiter",
+]
+
+log = logging.getLogger(__name__)
+
+WORK_SIDE = 768
+"""JPEGs decode in draft mode to at least this many pixels a side: enough for the detector and
+for crops, and several times cheaper than a full decode of a large product photo."""
+DOWNLOAD_THREADS = 8
+SOURCES_TTL_S = 60.0
+
+
+# ------------------------------------------------------------------------------------ models
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What to load: a registry backbone name or a trained model directory, and how."""
+
+    source: str = "efficientnet_lite0"
+    weights: str = "imagenet"
+    runtime: str = "auto"
+    device: str = "auto"
+
+    def card(self) -> dict[str, str]:
+        return {
+            "source": self.source,
+            "weights": self.weights,
+            "runtime": self.runtime,
+            "device": self.device,
+        }
+
+    @classmethod
+    def from_card(cls, card: Mapping[str, Any]) -> ModelSpec | None:
+        """The spec stored in a model version's card, or None if it has none."""
+        loader = card.get("loader")
+        if not isinstance(loader, Mapping) or not loader.get("source"):
+            return None
+        return cls(
+            source=str(loader["source"]),
+            weights=str(loader.get("weights", "imagenet")),
+            runtime=str(loader.get("runtime", "auto")),
+            device=str(loader.get("device", "auto")),
+        )
+
+    @classmethod
+    def parse(
+        cls, model: str, *, weights: str = "imagenet", runtime: str = "auto", device: str = "auto"
+    ) -> ModelSpec:
+        """A spec from the command line: a model directory becomes an absolute path."""
+        path = Path(model).expanduser()
+        source = str(path.resolve()) if path.exists() else model
+        return cls(source=source, weights=weights, runtime=runtime, device=device)
+
+
+class ModelProvider:
+    """The embedder model of this process: loaded once, switched when the catalog's active
+    embedder model changes (``lookalike reindex`` activates a new one)."""
+
+    def __init__(self, catalog: Catalog, settings: Settings, *, keep: int = 2) -> None:
+        self.catalog = catalog
+        self.settings = settings
+        self._keep = keep
+        self._models: dict[ModelSpec, Embedder] = {}
+        self._lock = threading.Lock()
+
+    def load(self, spec: ModelSpec) -> Embedder:
+        """The loaded model for ``spec`` (cached; the oldest beyond ``keep`` is dropped)."""
+        from services.embedder.inference import Embedder
+
+        with self._lock:
+            model = self._models.get(spec)
+            if model is None:
+                model = Embedder(
+                    spec.source,
+                    weights=spec.weights,
+                    device=spec.device,
+                    batch_size=self.settings.ingest.batch_size,
+                    runtime=spec.runtime,  # type: ignore[arg-type]
+                    onnx_cache=self.settings.models_dir / "onnx",
+                ).load()
+                self._models[spec] = model
+                while len(self._models) > self._keep:
+                    oldest = next(iter(self._models))
+                    self._models.pop(oldest).close()
+            return model
+
+    def active_spec(self) -> tuple[ModelSpec, bool]:
+        """The catalog's active embedder spec (and True), or the default (and False)."""
+        active = self.catalog.active_model_version("embedder")
+        spec = ModelSpec.from_card(active.card) if active is not None else None
+        return (spec, True) if spec is not None else (ModelSpec(), False)
+
+    def current(self) -> Embedder:
+        """The active model; the default one becomes active when none is."""
+        spec, registered = self.active_spec()
+        model = self.load(spec)
+        if not registered:
+            self.register(model, spec, activate=True)
+        return model
+
+    def register(self, model: Embedder, spec: ModelSpec, *, activate: bool) -> int:
+        """Record the model version in the catalog (idempotent); returns its id."""
+        info = model.info
+        entry = ModelVersionIn(
+            name=info.version,
+            kind="embedder",
+            backbone=info.backbone,
+            dim=info.dim,
+            card={"loader": spec.card(), "classes": list(info.classes), "name": info.name},
+        )
+        try:
+            return self.catalog.register_model_version(entry, activate=activate).id
+        except IntegrityError:
+            # Another worker registered the same version a moment ago.
+            return self.catalog.register_model_version(entry, activate=activate).id
+
+    def close(self) -> None:
+        with self._lock:
+            for model in self._models.values():
+                model.close()
+            self._models.clear()
+
+
+# ------------------------------------------------------------------------------------- crops
+
+
+@dataclass(frozen=True)
+class CropBox:
+    """A garment box in pixels of the image the cropper was given."""
+
+    box: tuple[float, float, float, float]
+    category: str | None = None
+    score: float | None = None
+
+
+class Cropper(Protocol):
+    """Finds the garments of a batch of decoded images (the detector plugs in here)."""
+
+    def detect(self, images: Sequence[Image.Image]) -> list[list[CropBox]]: ...
+
+
+class WholeImageCropper:
+    """Until the detector lands: the whole image is one crop."""
+
+    def detect(self, images: Sequence[Image.Image]) -> list[list[CropBox]]:
+        return [[CropBox((0.0, 0.0, float(img.width), float(img.height)))] for img in images]
+
+
+# ------------------------------------------------------------------------------ rate limits
+
+
+@dataclass(frozen=True)
+class SourcePolicy:
+    """How a source's images may be fetched, from its ``sources.config``.
+
+    Image downloads follow the crawl's politeness: at most one request per
+    ``politeness.download_delay`` seconds per host, in bursts of ``politeness.concurrency``.
+    The defaults mirror the scraper's (0.25 s and 4; no delay for the generated demo shop).
+    """
+
+    name: str | None = None
+    allow_private: bool = False
+    rate_per_s: float = 4.0
+    burst: int = 4
+
+    @classmethod
+    def of(cls, source: SourceOut | None) -> SourcePolicy:
+        if source is None:
+            return cls()
+        config = source.config or {}
+        politeness = config.get("politeness") or {}
+        demo = bool(config.get("demo"))
+        delay = float(politeness.get("download_delay", 0.0 if demo else 0.25))
+        burst = int(politeness.get("concurrency", 8 if demo else 4))
+        return cls(
+            name=source.name,
+            allow_private=bool(config.get("allow_private_addresses", False)),
+            rate_per_s=0.0 if delay <= 0 else 1.0 / delay,
+            burst=max(1, burst),
+        )
+
+
+class RateLimiter(Protocol):
+    def acquire(self, key: str, rate_per_s: float, burst: int) -> float:
+        """Wait until a request to ``key`` is allowed; returns the seconds waited."""
+        ...
+
+
+class LocalRateLimiter:
+    """GCRA (a token bucket) per key, for this process only."""
+
+    def __init__(self) -> None:
+        self._tat: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def reserve(self, key: str, rate_per_s: float, burst: int) -> float:
+        interval = 1.0 / rate_per_s
+        with self._lock:
+            now = time.monotonic()
+            tat = max(self._tat.get(key, now), now)
+            self._tat[key] = tat + interval
+        return max(0.0, tat - now - (burst - 1) * interval)
+
+    def acquire(self, key: str, rate_per_s: float, burst: int) -> float:
+        if rate_per_s <= 0:
+            return 0.0
+        wait = self.reserve(key, rate_per_s, burst)
+        if wait > 0:
+            time.sleep(wait)
+        return wait
+
+
+_GCRA_SCRIPT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local interval = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tat < now then tat = now end
+local wait = tat - now - (burst - 1) * interval
+if wait < 0 then wait = 0 end
+local new_tat = tat + interval
+redis.call('SET', KEYS[1], new_tat, 'PX', math.ceil(new_tat - now) + 1000)
+return wait
+"""
+
+
+class RedisRateLimiter:
+    """The same GCRA in Redis, shared by every worker process and container; falls back to
+    the process-local limiter while Redis does not answer."""
+
+    def __init__(self, url: str, *, prefix: str = "lookalike:ratelimit:") -> None:
+        import redis
+
+        self._errors: tuple[type[Exception], ...] = (redis.RedisError, OSError)
+        self._client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        self._script = self._client.register_script(_GCRA_SCRIPT)
+        self._prefix = prefix
+        self._local = LocalRateLimiter()
+        self._warned_at = 0.0
+
+    def acquire(self, key: str, rate_per_s: float, burst: int) -> float:
+        if rate_per_s <= 0:
+            return 0.0
+        interval_ms = max(1, round(1000.0 / rate_per_s))
+        try:
+            wait = int(self._script(keys=[self._prefix + key], args=[interval_ms, burst])) / 1000
+        except self._errors as exc:
+            if time.monotonic() - self._warned_at > 60:
+                self._warned_at = time.monotonic()
+                log.warning("rate limiter: Redis unavailable (%s); limiting per process", exc)
+            return self._local.acquire(key, rate_per_s, burst)
+        if wait > 0:
+            time.sleep(wait)
+        return wait
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def make_rate_limiter(settings: Settings) -> RateLimiter:
+    """Redis-backed when the broker is Redis (one budget for all workers), else per process
+    (the embedded mode runs a single consumer)."""
+    if settings.broker_url.startswith(("redis://", "rediss://", "unix://")):
+        return RedisRateLimiter(settings.broker_url)
+    return LocalRateLimiter()
+
+
+# ---------------------------------------------------------------------------------- pipeline
+
+
+@dataclass
+class _Decoded:
+    claim: ClaimedImage
+    product: ProductOut
+    policy: SourcePolicy
+    image: Image.Image
+    sha256: str
+    n_bytes: int
+    width: int
+    height: int
+
+
+@dataclass
+class _Crop:
+    image_id: int
+    box: tuple[float, float, float, float]
+    category: str | None
+    score: float | None
+    picture: Image.Image
+    colour: np.ndarray
+
+
+@dataclass
+class IngestReport:
+    """What happened to a chunk of image ids."""
+
+    done: list[int] = field(default_factory=list)
+    failed: dict[int, str] = field(default_factory=dict)
+    retry: dict[int, str] = field(default_factory=dict)
+    skipped: list[int] = field(default_factory=list)
+    points: int = 0
+
+    def summary(self) -> dict[str, int]:
+        return {
+            "done": len(self.done),
+            "failed": len(self.failed),
+            "retry": len(self.retry),
+            "skipped": len(self.skipped),
+            "points": self.points,
+        }
+
+
+def _pid_alive(pid: int) -> bool:
+    """Whether a process of this host (pid namespace) still runs; zombies count as dead."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rpartition(")")[2].split()[:1] != ["Z"]
+
+
+class IngestPipeline:
+    """Claim, download, crop, embed and index images (one chunk per call)."""
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        index: VectorIndex,
+        models: ModelProvider,
+        *,
+        settings: Settings,
+        cropper: Cropper | None = None,
+        limiter: RateLimiter | None = None,
+        client: httpx.Client | None = None,
+        worker_id: str | None = None,
+    ) -> None:
+        self.catalog = catalog
+        self.index = index
+        self.models = models
+        self.settings = settings
+        self.cropper: Cropper = cropper or WholeImageCropper()
+        self.limiter: RateLimiter = limiter or LocalRateLimiter()
+        self.client = client or make_client(timeout_s=settings.ingest.download_timeout_s)
+        self.host = socket.gethostname()
+        self.worker_id = worker_id or f"{self.host}:{os.getpid()}"
+        self._pool = ThreadPoolExecutor(DOWNLOAD_THREADS, thread_name_prefix="ingest-io")
+        self._sources: dict[int, SourceOut] = {}
+        self._sources_at = 0.0
+        self._ensured: set[str] = set()
+
+    @property
+    def batch_size(self) -> int:
+        return self.settings.ingest.batch_size
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+        self.client.close()
+
+    # -- live ingest --------------------------------------------------------------------
+
+    def process(self, image_ids: Iterable[int]) -> IngestReport:
+        """Ingest the pending images among ``image_ids`` (others are skipped)."""
+        ids = sorted({int(i) for i in image_ids})
+        if not ids:
+            return IngestReport()
+        model = self.models.current()
+        collection = self._collection(model)
+        claimed = self.catalog.claim_images(self.worker_id, limit=len(ids), image_ids=ids)
+        if len(claimed) < len(ids):
+            claimed += self._reclaim_orphans(set(ids) - {c.id for c in claimed})
+        report = IngestReport(skipped=sorted(set(ids) - {c.id for c in claimed}))
+        max_attempts = self.settings.ingest.max_attempts
+        work: list[ClaimedImage] = []
+        for claim in claimed:
+            if claim.attempts > max_attempts:
+                reason = (
+                    f"gave up: claimed {claim.attempts} times without finishing "
+                    "(the worker stopped each time)"
+                )
+                self.catalog.record_image_failed(claim.id, reason, retryable=False)
+                report.failed[claim.id] = reason
+            else:
+                work.append(claim)
+        if report.failed:
+            indexing.remove_images(self.index, sorted(report.failed))
+        finished = False
+        try:
+            outcome = self._ingest(work, model, collection, claimed=True)
+            finished = True
+        finally:
+            if not finished:
+                self._release(work)
+        report.done, report.points = outcome.done, outcome.points
+        report.failed.update(outcome.failed)
+        report.retry = outcome.retry
+        return report
+
+    def _collection(self, model: Embedder) -> str:
+        """The model's collection, created (and aliased on a fresh index) once per process."""
+        name = indexing.collection_name(model.info.version)
+        if name not in self._ensured:
+            indexing.ensure_collection(self.index, model.info.version, model.info.dim)
+            self._ensured.add(name)
+        return name
+
+    def reembed(self, image_ids: Sequence[int], model: Embedder, collection: str) -> IngestReport:
+        """Embed done images again with ``model`` into ``collection`` (reindex); no claims.
+
+        Permanent failures (the image is gone now) are recorded and leave the index; transient
+        ones are left for a later pass."""
+        query = select(
+            ProductImage.id,
+            ProductImage.product_id,
+            ProductImage.url,
+            ProductImage.view,
+            ProductImage.attempts,
+        ).where(ProductImage.id.in_(list(image_ids)))
+        with self.catalog.reading() as session:
+            images = [ClaimedImage.model_validate(row._mapping) for row in session.execute(query)]
+        return self._ingest(sorted(images, key=lambda i: i.id), model, collection, claimed=False)
+
+    def _reclaim_orphans(self, ids: set[int]) -> list[ClaimedImage]:
+        """Take back images claimed by a process of this host that has died (a killed pool
+        child whose message came back): no need to wait for the sweeper."""
+        query = select(ProductImage.id, ProductImage.claimed_by).where(
+            ProductImage.id.in_(sorted(ids)), ProductImage.state == ImageState.PROCESSING
+        )
+        with self.catalog.reading() as session:
+            rows = session.execute(query).all()
+        dead: dict[int, str] = {}
+        for image_id, owner in rows:
+            host, _, pid = (owner or "").rpartition(":")
+            mine = host == self.host and pid.isdigit() and int(pid) != os.getpid()
+            if owner and mine and not _pid_alive(int(pid)):
+                dead[image_id] = owner
+        if not dead:
+            return []
+        with self.catalog.writing() as session:
+            for image_id, owner in dead.items():
+                session.execute(
+                    update(ProductImage)
+                    .where(
+                        ProductImage.id == image_id,
+                        ProductImage.state == ImageState.PROCESSING,
+                        ProductImage.claimed_by == owner,
+                    )
+                    .values(state=ImageState.PENDING, claimed_by=None, claimed_at=None)
+                    .execution_options(synchronize_session=False)
+                )
+        log.info("took back %d images claimed by dead processes of this host", len(dead))
+        return self.catalog.claim_images(self.worker_id, limit=len(dead), image_ids=sorted(dead))
+
+    def _release(self, claims: Sequence[ClaimedImage]) -> None:
+        """Return claimed images to ``pending`` after an error that stopped the chunk."""
+        for claim in claims:
+            try:
+                self.catalog.record_image_failed(
+                    claim.id,
+                    "ingest interrupted; will retry",
+                    retryable=True,
+                    max_attempts=self.settings.ingest.max_attempts,
+                )
+            except (SQLAlchemyError, NotFoundError) as exc:
+                log.warning("could not release image %d (%s); the sweeper will", claim.id, exc)
+
+    # -- the stages ---------------------------------------------------------------------
+
+    def _ingest(
+        self,
+        images: Sequence[ClaimedImage],
+        model: Embedder,
+        collection: str,
+        *,
+        claimed: bool,
+    ) -> IngestReport:
+        report = IngestReport()
+        if not images:
+            return report
+        products = self.catalog.get_products(sorted({i.product_id for i in images}))
+        decoded: list[_Decoded] = []
+        jobs = []
+        for image in images:
+            product = products.get(image.product_id)
+            if product is None:
+                report.failed[image.id] = "the product no longer exists"
+                continue
+            jobs.append((image, product, SourcePolicy.of(self._source(product.source_id))))
+        for job, fetched in zip(jobs, self._pool.map(self._fetch, jobs), strict=True):
+            if isinstance(fetched, _Decoded):
+                decoded.append(fetched)
+            else:
+                reason, retryable = fetched
+                (report.retry if retryable else report.failed)[job[0].id] = reason
+        crops = self._crops(decoded)
+        info = model.info
+        embeddings = (
+            model.embed([crop.picture for crop in crops])
+            if crops
+            else np.zeros((0, info.dim), np.float32)
+        )
+        by_image: dict[int, list[tuple[_Crop, str]]] = {d.claim.id: [] for d in decoded}
+        points: list[Point] = []
+        owners = {d.claim.id: d for d in decoded}
+        for crop, vector in zip(crops, embeddings, strict=True):
+            owner = owners[crop.image_id]
+            pid = indexing.point_id(owner.product.id, crop.image_id, crop.box, info.version)
+            by_image[crop.image_id].append((crop, pid))
+            embedding = vector.astype(np.float32).tolist()
+            points.append(
+                Point(
+                    id=pid,
+                    vectors={
+                        "cnn": embedding,
+                        "cnn_l1": embedding,
+                        "colour": crop.colour.astype(np.float32).tolist(),
+                    },
+                    payload=indexing.crop_payload(
+                        owner.product,
+                        image_id=crop.image_id,
+                        image_url=owner.claim.url,
+                        box=crop.box,
+                        category=crop.category,
+                        score=crop.score,
+                        model_version=info.version,
+                        source=owner.policy.name,
+                    ),
+                )
+            )
+        if decoded:
+            self.index.upsert(collection, points)
+            # Points an earlier run of this model made for boxes that are gone (the image
+            # changed): known from the recorded crops, so a first ingest deletes nothing.
+            fresh = {point.id for point in points}
+            stale = [
+                p for p in self._recorded_points(sorted(by_image), info.version) if p not in fresh
+            ]
+            if stale:
+                self.index.delete(collection, stale)
+        for item in decoded:
+            result = ImageResult(
+                content_hash=item.sha256,
+                width=item.width,
+                height=item.height,
+                n_bytes=item.n_bytes,
+                crops=tuple(
+                    CropIn(box=crop.box, category=crop.category, score=crop.score, point_id=pid)
+                    for crop, pid in by_image[item.claim.id]
+                ),
+                model_version=info.version,
+            )
+            try:
+                self.catalog.record_image_done(item.claim.id, result)
+            except NotFoundError:
+                report.failed[item.claim.id] = "the image was deleted while it was processed"
+                continue
+            report.done.append(item.claim.id)
+            report.points += len(by_image[item.claim.id])
+        self._record_failures(report, claimed=claimed)
+        return report
+
+    def _recorded_points(self, image_ids: Sequence[int], model_version: str) -> list[str]:
+        """Point ids of the crops recorded for these images by this model version."""
+        query = (
+            select(GarmentCrop.point_id)
+            .join(ModelVersion, GarmentCrop.model_version_id == ModelVersion.id)
+            .where(GarmentCrop.image_id.in_(list(image_ids)), ModelVersion.name == model_version)
+        )
+        with self.catalog.reading() as session:
+            return [point for point in session.scalars(query) if point]
+
+    def _record_failures(self, report: IngestReport, *, claimed: bool) -> None:
+        max_attempts = self.settings.ingest.max_attempts
+        for image_id, reason in list(report.retry.items()):
+            if not claimed:
+                continue  # reindex: the image stays done; a later pass tries again
+            state = self.catalog.record_image_failed(
+                image_id, reason, retryable=True, max_attempts=max_attempts
+            )
+            if state is ImageState.FAILED:
+                del report.retry[image_id]
+                report.failed[image_id] = reason
+        gone = []
+        for image_id, reason in report.failed.items():
+            with contextlib.suppress(NotFoundError):  # deleted with its product meanwhile
+                self.catalog.record_image_failed(image_id, reason, retryable=False)
+            gone.append(image_id)
+        if gone:
+            indexing.remove_images(self.index, gone)
+        for image_id, reason in report.failed.items():
+            log.info("image %d failed: %s", image_id, reason)
+
+    def _source(self, source_id: int) -> SourceOut | None:
+        now = time.monotonic()
+        if source_id not in self._sources or now - self._sources_at > SOURCES_TTL_S:
+            self._sources = {s.id: s for s in self.catalog.list_sources()}
+            self._sources_at = now
+        return self._sources.get(source_id)
+
+    def _fetch(
+        self, job: tuple[ClaimedImage, ProductOut, SourcePolicy]
+    ) -> _Decoded | tuple[str, bool]:
+        """Download and decode one image: the decoded image, or ``(reason, retryable)``."""
+        claim, product, policy = job
+        host = (urlsplit(claim.url).hostname or "").lower()
+        self.limiter.acquire(host, policy.rate_per_s, policy.burst)
+        max_bytes = self.settings.ingest.max_image_bytes
+        try:
+            downloaded = fetch_image(
+                claim.url,
+                client=self.client,
+                allow_private=policy.allow_private,
+                max_bytes=max_bytes,
+            )
+        except DownloadError as exc:
+            return f"download failed: {exc.message}", exc.retryable
+        data = downloaded.content
+        try:
+            header = probe_image(data, max_bytes=max_bytes, max_pixels=DEFAULT_MAX_PIXELS)
+            image = load_image(
+                data,
+                max_bytes=max_bytes,
+                max_pixels=DEFAULT_MAX_PIXELS,
+                draft=(WORK_SIDE, WORK_SIDE),
+            )
+        except ImageError as exc:
+            return f"{exc.code}: {exc.message}", False
+        width, height = header.width, header.height
+        if (image.width >= image.height) != (width >= height):
+            width, height = height, width  # EXIF rotated it by 90 degrees
+        return _Decoded(
+            claim=claim,
+            product=product,
+            policy=policy,
+            image=image,
+            sha256=content_hash(data),
+            n_bytes=len(data),
+            width=width,
+            height=height,
+        )
+
+    def _crops(self, decoded: Sequence[_Decoded]) -> list[_Crop]:
+        """Boxes from the cropper (in original pixels), crop images and colour descriptors."""
+        if not decoded:
+            return []
+        boxes = self.cropper.detect([item.image for item in decoded])
+        jobs = [
+            (item, found)
+            for item, found_boxes in zip(decoded, boxes, strict=True)
+            for found in found_boxes
+        ]
+        return [crop for crop in self._pool.map(self._crop, jobs) if crop is not None]
+
+    @staticmethod
+    def _crop(job: tuple[_Decoded, CropBox]) -> _Crop | None:
+        item, found = job
+        image = item.image
+        sx, sy = item.width / image.width, item.height / image.height
+        x0, y0, x1, y1 = found.box
+        box = (x0 * sx, y0 * sy, x1 * sx, y1 * sy)
+        whole = (x0, y0, x1, y1) == (0.0, 0.0, float(image.width), float(image.height))
+        try:
+            picture = image if whole else crop_box(image, found.box)
+        except InvalidInputError as exc:
+            log.warning("image %d: dropped box %s (%s)", item.claim.id, found.box, exc)
+            return None
+        return _Crop(
+            image_id=item.claim.id,
+            box=box,
+            category=found.category,
+            score=found.score,
+            picture=picture,
+            colour=colour_descriptor(picture),
+        )
+
+
+# ----------------------------------------------------------------------------------- runtime
+
+
+@dataclass
+class IngestRuntime:
+    """Everything one ingest process holds: catalog, index, models, HTTP client, limiter."""
+
+    settings: Settings
+    catalog: Catalog
+    index: VectorIndex
+    pipeline: IngestPipeline
+    owns_catalog: bool = True
+    owns_index: bool = True
+
+    @classmethod
+    def build(
+        cls,
+        settings: Settings,
+        *,
+        catalog: Catalog | None = None,
+        index: VectorIndex | None = None,
+        cropper: Cropper | None = None,
+    ) -> IngestRuntime:
+        """Open what is not given (the embedded stack passes its own catalog and index)."""
+        own_catalog = catalog is None
+        own_index = index is None
+        catalog = catalog or Catalog.from_settings(settings)
+        if index is None:
+            index = open_index(settings.qdrant_url, settings.qdrant_path, settings.qdrant_api_key)
+        pipeline = IngestPipeline(
+            catalog,
+            index,
+            ModelProvider(catalog, settings),
+            settings=settings,
+            cropper=cropper,
+            limiter=make_rate_limiter(settings),
+        )
+        return cls(settings, catalog, index, pipeline, own_catalog, own_index)
+
+    def warm(self) -> None:
+        """Load the active model now (a worker process does this at start)."""
+        try:
+            self.pipeline.models.current()
+        except SQLAlchemyError as exc:
+            log.warning(
+                "catalog unavailable at start (%s); the model loads with the first task", exc
+            )
+
+    def close(self) -> None:
+        self.pipeline.close()
+        self.pipeline.models.close()
+        if isinstance(self.pipeline.limiter, RedisRateLimiter):
+            self.pipeline.limiter.close()
+        if self.owns_index:
+            self.index.close()
+        if self.owns_catalog:
+            self.catalog.dispose()

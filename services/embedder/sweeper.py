@@ -1,0 +1,241 @@
+"""Recovery: the catalog DB is the source of truth, so the queue can always be rebuilt from it.
+
+Each sweep
+
+1. returns claims older than ``settings.ingest.stale_claim_after_s`` (a worker died holding
+   them) to ``pending`` and enqueues them at once;
+2. when the ingest queue is empty, enqueues ``pending`` images nobody touched for
+   ``pending_after_s`` (their message was lost: Redis restarted, a producer could not reach
+   the broker). While the queue still holds messages it waits, so a long backlog is never
+   enqueued twice; a retry waiting out its backoff stays within ``pending_after_s``;
+3. after a model switch (the alias points at the active model's collection), re-ingests done
+   images that a worker still embedded with the previous model;
+4. with an index at hand, reconciles it with the catalog in case a sync message was lost: on
+   its first sweep every inactive product gets ``active=0`` and every inactive image's points
+   are deleted; later sweeps sync the products and images changed since the previous one.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from kombu import Connection
+from kombu.exceptions import KombuError
+from sqlalchemy import select, update
+from sqlalchemy.exc import SQLAlchemyError
+
+from services.embedder import indexing
+from services.embedder.indexing import INDEX_QUEUE
+from shared.db import Catalog
+from shared.db.models import ImageState, ModelVersion, ProductImage, utcnow
+from shared.errors import LookalikeError
+from shared.queue import INGEST_QUEUE, enqueue_images
+from shared.settings import Settings
+from shared.vectors import VectorIndex
+
+__all__ = [
+    "PENDING_AFTER_S",
+    "SWEEP_EVERY_S",
+    "SweepReport",
+    "Sweeper",
+    "SweeperThread",
+    "queue_depth",
+]
+
+log = logging.getLogger(__name__)
+
+SWEEP_EVERY_S = 60.0
+PENDING_AFTER_S = 120.0
+"""Longer than the longest retry backoff (60 s), so images waiting for a retry are left alone."""
+MAX_ENQUEUE_PER_SWEEP = 20_000
+RECONCILE_MARGIN = timedelta(seconds=5)
+
+
+def queue_depth(
+    broker_url: str, queue: str = INGEST_QUEUE, *, timeout_s: float = 2.0
+) -> int | None:
+    """Messages waiting in ``queue`` (for Redis: ``LLEN``), 0 for a queue that does not exist,
+    ``None`` when the broker does not answer. Reserved, unacknowledged messages are not
+    counted."""
+    try:
+        with Connection(broker_url, connect_timeout=timeout_s) as conn:
+            conn.ensure_connection(max_retries=1, timeout=timeout_s)
+            channel = conn.channel()
+            try:
+                return int(channel.queue_declare(queue=queue, passive=True).message_count)
+            except conn.channel_errors:
+                return 0
+            finally:
+                channel.close()
+    except (OSError, KombuError, SQLAlchemyError) as exc:
+        log.debug("queue depth of %s unavailable: %s", queue, exc)
+        return None
+
+
+@dataclass
+class SweepReport:
+    requeued_stale: int = 0
+    enqueued_pending: int = 0
+    stragglers: int = 0
+    queue_depth: int | None = None
+    products_reconciled: int = 0
+    images_reconciled: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def summary(self) -> dict[str, object]:
+        return {
+            "requeued_stale": self.requeued_stale,
+            "enqueued_pending": self.enqueued_pending,
+            "stragglers": self.stragglers,
+            "queue_depth": self.queue_depth,
+            "products_reconciled": self.products_reconciled,
+            "images_reconciled": self.images_reconciled,
+            "errors": self.errors,
+        }
+
+
+class Sweeper:
+    """One sweep at a time (:meth:`sweep`); keeps the reconcile watermark between sweeps."""
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        settings: Settings,
+        *,
+        index: VectorIndex | None = None,
+        pending_after_s: float = PENDING_AFTER_S,
+    ) -> None:
+        self.catalog = catalog
+        self.settings = settings
+        self.index = index
+        self.pending_after_s = pending_after_s
+        self._reconciled_at: datetime | None = None
+
+    def sweep(self) -> SweepReport:
+        report = SweepReport()
+        try:
+            stale = self.catalog.requeue_stale(
+                older_than=timedelta(seconds=self.settings.ingest.stale_claim_after_s)
+            )
+        except SQLAlchemyError as exc:
+            report.errors.append(f"catalog: {exc.__class__.__name__}")
+            log.warning("sweep: catalog unavailable (%s)", exc)
+            return report
+        if stale:
+            log.info("sweep: %d stale claims returned to pending", len(stale))
+            enqueue_images(stale, self.settings)
+        report.requeued_stale = len(stale)
+        report.queue_depth = queue_depth(self.settings.broker_url)
+        try:
+            if report.queue_depth == 0:
+                self._enqueue_lost(report)
+            if self.index is not None:
+                self._reconcile(report)
+        except SQLAlchemyError as exc:
+            report.errors.append(f"catalog: {exc.__class__.__name__}")
+            log.warning("sweep: catalog unavailable (%s)", exc)
+        return report
+
+    def _enqueue_lost(self, report: SweepReport) -> None:
+        lost = self._untouched_pending()
+        stragglers = self._stragglers()
+        if (lost or stragglers) and enqueue_images(lost + stragglers, self.settings):
+            report.enqueued_pending, report.stragglers = len(lost), len(stragglers)
+            if lost:
+                log.info("sweep: enqueued %d pending images that had no message", len(lost))
+
+    def _untouched_pending(self) -> list[int]:
+        cutoff = utcnow() - timedelta(seconds=self.pending_after_s)
+        query = (
+            select(ProductImage.id)
+            .where(
+                ProductImage.state == ImageState.PENDING,
+                ProductImage.active.is_(True),
+                ProductImage.updated_at < cutoff,
+            )
+            .order_by(ProductImage.id)
+            .limit(MAX_ENQUEUE_PER_SWEEP)
+        )
+        with self.catalog.reading() as session:
+            return list(session.scalars(query))
+
+    def _stragglers(self) -> list[int]:
+        """Done images still embedded by a previous model after the alias moved to the active
+        one: back to pending (they leave the old collection behind, not the live one)."""
+        if self.index is None:
+            return []
+        active = self.catalog.active_model_version("embedder")
+        if active is None:
+            return []
+        live = indexing.live_collection(self.index)
+        if live != indexing.collection_name(active.name):
+            return []  # a reindex is filling the new collection, or none was switched yet
+        with self.catalog.reading() as session:
+            version_id = session.scalar(
+                select(ModelVersion.id).where(ModelVersion.name == active.name)
+            )
+        if version_id is None:
+            return []
+        ids = indexing.images_needing(self.catalog, version_id, limit=MAX_ENQUEUE_PER_SWEEP)
+        if not ids:
+            return []
+        with self.catalog.writing() as session:
+            session.execute(
+                update(ProductImage)
+                .where(ProductImage.id.in_(ids), ProductImage.state == ImageState.DONE)
+                .values(state=ImageState.PENDING)
+                .execution_options(synchronize_session=False)
+            )
+        log.info("sweep: %d images embedded by an older model go back to pending", len(ids))
+        return ids
+
+    def _reconcile(self, report: SweepReport) -> None:
+        assert self.index is not None
+        started = utcnow()
+        since = None if self._reconciled_at is None else self._reconciled_at - RECONCILE_MARGIN
+        products, images = indexing.changed_since(self.catalog, since)
+        if products and since is None:
+            indexing.deactivate_products(self.index, products)
+        elif products:
+            indexing.sync_products(self.index, self.catalog, products)
+        if images:
+            indexing.remove_images(self.index, images)
+        report.products_reconciled, report.images_reconciled = len(products), len(images)
+        self._reconciled_at = started
+
+
+class SweeperThread:
+    """Runs :meth:`Sweeper.sweep` every ``every_s`` seconds in a daemon thread."""
+
+    def __init__(self, sweeper: Sweeper, every_s: float = SWEEP_EVERY_S) -> None:
+        self.sweeper = sweeper
+        self.every_s = every_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="ingest-sweeper", daemon=True)
+
+    def start(self) -> SweeperThread:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every_s):
+            try:
+                report = self.sweeper.sweep()
+            except (KombuError, OSError, LookalikeError) as exc:
+                log.warning("sweep failed (%s: %s); trying again later", type(exc).__name__, exc)
+                continue
+            log.debug("sweep: %s", report.summary())
+            if self.sweeper.index is not None:
+                self.sweeper.index.flush()
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        self._stop.set()
+        self._thread.join(timeout_s)
+
+
+def index_queue_depth(broker_url: str) -> int | None:
+    """Messages waiting in the index upkeep queue."""
+    return queue_depth(broker_url, INDEX_QUEUE)

@@ -1,0 +1,221 @@
+"""Thin Celery wrappers around the ingest pipeline (:mod:`services.embedder.ingest`).
+
+Each worker process holds one :class:`~services.embedder.ingest.IngestRuntime` (catalog,
+vector index, model, HTTP client): built when a prefork child starts (``worker_process_init``,
+so the model loads once per process and never at import), before consuming for the threads and
+solo pools (``lookalike worker``), or installed by the embedded stack, whose consumer is an
+:class:`InProcessWorker` in the process that owns the embedded index.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import socket
+import threading
+from typing import Any
+
+from celery import Task
+from celery.signals import worker_process_init, worker_process_shutdown
+from celery.worker import WorkController
+from qdrant_client.http.exceptions import ResponseHandlingException
+from sqlalchemy.exc import OperationalError
+
+from services.embedder import indexing
+from services.embedder.celery_app import QUEUES, app, configure
+from services.embedder.ingest import IngestRuntime
+from services.embedder.sweeper import SWEEP_EVERY_S, Sweeper, SweeperThread
+from shared.db import Catalog
+from shared.errors import ServiceUnavailableError
+from shared.queue import INGEST_TASK
+from shared.settings import Settings, get_settings
+from shared.vectors import VectorIndex
+
+__all__ = [
+    "TRANSIENT_ERRORS",
+    "InProcessWorker",
+    "WorkerState",
+    "process_images",
+    "state",
+    "sync_index",
+]
+
+log = logging.getLogger(__name__)
+
+TRANSIENT_ERRORS: tuple[type[Exception], ...] = (
+    OperationalError,  # the catalog database is unreachable
+    ServiceUnavailableError,
+    ResponseHandlingException,  # the Qdrant server is unreachable
+)
+"""Infrastructure errors a whole task is retried for (download errors are per image)."""
+
+BACKOFF_BASE_S = 2.0
+BACKOFF_MAX_S = 60.0
+
+
+class WorkerState:
+    """The ingest runtime of this process."""
+
+    def __init__(self) -> None:
+        self._runtime: IngestRuntime | None = None
+        self._lock = threading.Lock()
+
+    def install(self, runtime: IngestRuntime) -> None:
+        """Use a runtime built by the caller (the embedded stack shares its index)."""
+        with self._lock:
+            self._runtime = runtime
+
+    def get(self) -> IngestRuntime:
+        with self._lock:
+            if self._runtime is None:
+                self._runtime = IngestRuntime.build(get_settings())
+            return self._runtime
+
+    def close(self) -> None:
+        with self._lock:
+            runtime, self._runtime = self._runtime, None
+        if runtime is not None:
+            runtime.close()
+
+
+state = WorkerState()
+
+
+def backoff_s(retries: int) -> float:
+    """Exponential backoff with jitter: 2, 4, 8 ... 60 s, each between 50% and 100%."""
+    ceiling = min(BACKOFF_MAX_S, BACKOFF_BASE_S * 2**retries)
+    return ceiling / 2 + ceiling / 2 * secrets.randbelow(1001) / 1000
+
+
+@worker_process_init.connect
+def _init_process(**_: Any) -> None:
+    """A prefork child: share the cores with its siblings, open the runtime, load the model."""
+    import torch
+
+    settings = get_settings()
+    threads = max(1, (os.cpu_count() or 1) // max(1, settings.worker_concurrency))
+    torch.set_num_threads(threads)
+    state.get().warm()
+
+
+@worker_process_shutdown.connect
+def _shutdown_process(**_: Any) -> None:
+    state.close()
+
+
+@app.task(
+    bind=True,
+    name=INGEST_TASK,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    ignore_result=True,
+    max_retries=None,
+)
+def process_images(self: Task, image_ids: list[int]) -> dict[str, int]:
+    """Ingest these images (those still pending); retry the transiently failed ones later."""
+    runtime = state.get()
+    try:
+        report = runtime.pipeline.process(image_ids)
+    except TRANSIENT_ERRORS as exc:
+        log.warning("ingest of %d images hit %s; retrying", len(image_ids), exc.__class__.__name__)
+        raise self.retry(
+            exc=exc,
+            countdown=backoff_s(self.request.retries),
+            max_retries=runtime.settings.ingest.max_attempts,
+        ) from exc
+    if report.retry:
+        # Back in `pending` with their attempt counted; the catalog caps the attempts.
+        raise self.retry(args=[sorted(report.retry)], countdown=backoff_s(self.request.retries))
+    return report.summary()
+
+
+@app.task(
+    bind=True,
+    name=indexing.SYNC_TASK,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    ignore_result=True,
+    max_retries=5,
+)
+def sync_index(self: Task, product_ids: list[int], image_ids: list[int]) -> None:
+    """Bring these products' and images' points in line with the catalog."""
+    runtime = state.get()
+    try:
+        indexing.sync_products(runtime.index, runtime.catalog, product_ids)
+        indexing.sync_images(runtime.index, runtime.catalog, image_ids)
+    except TRANSIENT_ERRORS as exc:
+        raise self.retry(exc=exc, countdown=backoff_s(self.request.retries)) from exc
+
+
+class InProcessWorker:
+    """The ingest consumer of the embedded stack: a Celery worker with the threads pool in a
+    background thread of the process that owns the vector index, plus the sweeper on a timer.
+
+    ``settings.worker_concurrency`` tasks run at once in threads sharing one runtime (one
+    model, one index): while one task downloads, decodes or writes, another runs the model
+    (ONNX Runtime and Pillow release the GIL). A prefork pool is not an option here: only
+    this process may open the embedded index.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        catalog: Catalog,
+        index: VectorIndex,
+        *,
+        sweep_every_s: float = SWEEP_EVERY_S,
+    ) -> None:
+        self.settings = settings
+        self.runtime = IngestRuntime.build(settings, catalog=catalog, index=index)
+        self.sweeper = SweeperThread(Sweeper(catalog, settings, index=index), sweep_every_s)
+        self._worker: WorkController | None = None
+        self._stopping = threading.Event()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="ingest-worker", daemon=True)
+
+    def start(self) -> InProcessWorker:
+        configure(self.settings)
+        state.install(self.runtime)
+        self._thread.start()
+        self.sweeper.start()
+        return self
+
+    def _run(self) -> None:
+        self.runtime.warm()  # the model loads here, not in the gateway's start-up path
+        if self._stopping.is_set():
+            return
+        concurrency = self.settings.worker_concurrency
+        worker = app.WorkController(
+            pool_cls="threads" if concurrency > 1 else "solo",
+            concurrency=concurrency,
+            queues=list(QUEUES),
+            hostname=f"embedded@{socket.gethostname()}",
+            without_heartbeat=True,
+            without_mingle=True,
+            without_gossip=True,
+        )
+        self._worker = worker
+        if not self._stopping.is_set():
+            log.info("ingest consumer running in process (queues %s)", ", ".join(QUEUES))
+            self._ready.set()
+            worker.start()
+
+    def wait_ready(self, timeout_s: float | None = None) -> bool:
+        """Wait until the model is loaded and the consumer starts; False on timeout."""
+        return self._ready.wait(timeout_s)
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """Finish the running task, stop consuming, close the runtime (not the index)."""
+        self._stopping.set()
+        self.sweeper.stop()
+        if self._worker is not None:
+            self._worker.stop(in_sighandler=False)
+        self._thread.join(timeout_s)
+        state.close()
+
+    def __enter__(self) -> InProcessWorker:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()

@@ -1,0 +1,250 @@
+"""``lookalike worker``, ``lookalike sweep``, ``lookalike reindex`` and ``lookalike
+ingest-status``. Celery, torch and the index load inside the commands, so importing this
+module stays cheap."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from collections import Counter
+from typing import Any
+
+import click
+
+from shared.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+_URL = re.compile(r"https?://\S+")
+
+
+@click.command("worker")
+@click.option(
+    "-c",
+    "--concurrency",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Tasks at once (LOOKALIKE_WORKER_CONCURRENCY, 2).",
+)
+@click.option(
+    "--pool",
+    type=click.Choice(["prefork", "threads", "solo"]),
+    default=None,
+    help="Celery pool (default: prefork with a Qdrant server, threads with the embedded "
+    "index, which only one process may open).",
+)
+def worker_command(concurrency: int | None, pool: str | None) -> None:
+    """Run a Celery ingest worker on the `ingest` and `index` queues."""
+    from services.embedder.celery_app import QUEUES, configure
+    from services.embedder.tasks import state
+
+    settings = get_settings()
+    count = concurrency or settings.worker_concurrency
+    embedded_index = settings.qdrant_url is None
+    pool = pool or ("threads" if embedded_index else "prefork")
+    if embedded_index and pool == "prefork" and count > 1:
+        log.warning(
+            "the embedded vector index can be opened by one process only: running 1 worker "
+            "process (use --pool threads, or set QDRANT_URL for several processes)"
+        )
+        count = 1
+    settings.ensure_dirs()
+    app = configure(settings.model_copy(update={"worker_concurrency": count}))
+    if pool != "prefork":
+        state.get().warm()  # tasks run in this process: load the model before consuming
+    app.worker_main(
+        [
+            "worker",
+            "--queues",
+            ",".join(QUEUES),
+            "--concurrency",
+            str(count),
+            "--pool",
+            pool,
+            "--loglevel",
+            settings.log_level,
+            "--without-gossip",
+            "--without-mingle",
+        ]
+    )
+
+
+def _open_index_for_cli(settings: Settings, *, required: bool) -> Any:
+    """The configured index, or None when the embedded one is held by another process and
+    it is not ``required``."""
+    from shared.errors import ConfigurationError
+    from shared.vectors import open_index
+
+    try:
+        return open_index(settings.qdrant_url, settings.qdrant_path, settings.qdrant_api_key)
+    except ConfigurationError:
+        if required:
+            raise
+        return None
+
+
+@click.command("sweep")
+@click.option("--once", is_flag=True, help="Sweep once and exit (default: every --every s).")
+@click.option("--every", default=60.0, show_default=True, help="Seconds between sweeps.")
+@click.option(
+    "--pending-after",
+    default=120.0,
+    show_default=True,
+    help="Enqueue pending images untouched this long when the queue is empty.",
+)
+def sweep_command(once: bool, every: float, pending_after: float) -> None:
+    """Return stale claims to pending and re-enqueue pending images whose message was lost."""
+    from services.embedder.sweeper import Sweeper
+    from shared.db import Catalog
+
+    settings = get_settings()
+    catalog = Catalog.from_settings(settings)
+    # A looping sweeper only reconciles a Qdrant server: it must not hold the embedded index,
+    # which belongs to `lookalike run` (whose own sweeper reconciles it).
+    index = _open_index_for_cli(settings, required=False) if once or settings.qdrant_url else None
+    sweeper = Sweeper(catalog, settings, index=index, pending_after_s=pending_after)
+    try:
+        while True:
+            report = sweeper.sweep()
+            click.echo(json.dumps(report.summary()))
+            if once:
+                break
+            time.sleep(every)
+    finally:
+        if index is not None:
+            index.close()
+        catalog.dispose()
+
+
+@click.command("reindex")
+@click.option(
+    "--model",
+    default=None,
+    help="Registry backbone or trained model directory (default: the active model).",
+)
+@click.option("--weights", default="imagenet", show_default=True, help="For a backbone name.")
+@click.option(
+    "--runtime", type=click.Choice(["auto", "torch", "onnx"]), default="auto", show_default=True
+)
+@click.option(
+    "--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda."
+)
+@click.option(
+    "--settle",
+    default=5.0,
+    show_default=True,
+    help="Seconds to let workers switch to the new model before the last catch-up pass.",
+)
+@click.option("--drop-old", is_flag=True, help="Drop the previous collection after the switch.")
+@click.option(
+    "--all",
+    "everything",
+    is_flag=True,
+    help="Re-embed every image, also those this model already embedded (a lost collection).",
+)
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+def reindex_command(
+    model: str | None,
+    weights: str,
+    runtime: str,
+    device: str,
+    settle: float,
+    drop_old: bool,
+    everything: bool,
+    no_progress: bool,
+) -> None:
+    """Embed the catalog with a (new) model into a new collection, then switch the alias."""
+    from services.embedder.indexing import reindex
+    from services.embedder.ingest import IngestRuntime, ModelSpec
+
+    settings = get_settings()
+    settings.ensure_dirs()
+    ingest = IngestRuntime.build(settings)
+    try:
+        if model is None:
+            spec = ingest.pipeline.models.active_spec()[0]
+        else:
+            spec = ModelSpec.parse(model, weights=weights, runtime=runtime, device=device)
+        report = reindex(
+            ingest.pipeline,
+            spec,
+            progress=not no_progress,
+            settle_s=settle,
+            drop_previous=drop_old,
+            everything=everything,
+        )
+    finally:
+        ingest.close()
+    body = {k: v for k, v in vars(report).items() if k != "failures"}
+    body["failures"] = report.failures[:20]
+    click.echo(json.dumps(body, indent=2))
+
+
+@click.command("ingest-status")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+def ingest_status_command(as_json: bool) -> None:
+    """Images per state, queue depths, common failure reasons and the live collection."""
+    from sqlalchemy import func, select
+
+    from services.embedder.indexing import ALIAS, INDEX_QUEUE, live_collection
+    from services.embedder.sweeper import queue_depth
+    from shared.db import Catalog
+    from shared.db.models import ImageState, ProductImage
+    from shared.queue import INGEST_QUEUE
+
+    settings = get_settings()
+    catalog = Catalog.from_settings(settings)
+    counts = catalog.image_state_counts()
+    query = (
+        select(ProductImage.error, func.count())
+        .where(ProductImage.state == ImageState.FAILED, ProductImage.active.is_(True))
+        .group_by(ProductImage.error)
+    )
+    with catalog.reading() as session:
+        reasons: Counter[str] = Counter()
+        for error, count in session.execute(query):
+            reasons[_URL.sub("<url>", error or "unknown")] += count
+    active = catalog.active_model_version("embedder")
+    catalog.dispose()
+    index_info: dict[str, Any] = {"alias": ALIAS, "collection": None, "points": None}
+    index = _open_index_for_cli(settings, required=False)
+    if index is None:
+        index_info["detail"] = "embedded index held by another process (lookalike run)"
+    else:
+        try:
+            collection = live_collection(index)
+            index_info["collection"] = collection
+            index_info["points"] = index.count(collection) if collection else 0
+        finally:
+            index.close()
+    images = {state.value: count for state, count in counts.items()}
+    queues = {
+        INGEST_QUEUE: queue_depth(settings.broker_url, INGEST_QUEUE),
+        INDEX_QUEUE: queue_depth(settings.broker_url, INDEX_QUEUE),
+    }
+    failures = dict(reasons.most_common(10))
+    model = active.name if active else None
+    body = {
+        "images": images,
+        "queues": queues,
+        "failure_reasons": failures,
+        "model": model,
+        "index": index_info,
+    }
+    if as_json:
+        click.echo(json.dumps(body, indent=2))
+        return
+    click.echo("images    " + ", ".join(f"{n} {state}" for state, n in images.items()))
+    depths = ", ".join(
+        f"{name} {'unreachable' if depth is None else depth}" for name, depth in queues.items()
+    )
+    click.echo(f"queues    {depths}")
+    click.echo(f"model     {model or '(none active yet)'}")
+    detail = (
+        index_info.get("detail") or f"{index_info['collection']}, {index_info['points']} points"
+    )
+    click.echo(f"index     {ALIAS} -> {detail}")
+    for reason, count in failures.items():
+        click.echo(f"failed    {count:>6}  {reason}")

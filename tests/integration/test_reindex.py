@@ -1,0 +1,159 @@
+"""``reindex``: a new model fills a new collection while searches keep using the old one; the
+alias switches when it is done, and new ingest follows the new model."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from services.demo_shop.catalog import DemoCatalog
+from services.demo_shop.server import DemoShop
+from services.embedder import indexing
+from services.embedder.ingest import IngestRuntime, ModelSpec
+from services.embedder.sweeper import Sweeper
+from shared.db import Catalog
+from shared.db.models import ImageState
+from shared.settings import Settings
+from shared.vectors import EdgeIndex, PayloadFilter
+from tests.ingest_support import (
+    LOOKALIKE,
+    demo_items,
+    demo_source,
+    link_models,
+    service_env,
+    shared_models_dir,
+)
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy:DeprecationWarning"),
+]
+
+NEW_MODEL = ModelSpec("efficientnet_lite0", weights="random", runtime="torch", device="cpu")
+NEW_VERSION = "efficientnet_lite0-random"
+
+
+@pytest.fixture(scope="module")
+def shop() -> Iterator[DemoShop]:
+    with DemoShop(DemoCatalog.generate(5, seed=11), port=0) as running:
+        yield running
+
+
+@pytest.fixture
+def data_settings(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    link_models(settings.data_dir, shared_models_dir(tmp_path_factory))
+    return settings
+
+
+def _ingest(settings: Settings, shop: DemoShop, count: int) -> IngestRuntime:
+    catalog = Catalog.from_settings(settings)
+    catalog.migrate()
+    assert settings.qdrant_path is not None
+    runtime = IngestRuntime.build(settings, catalog=catalog, index=EdgeIndex(settings.qdrant_path))
+    runtime.owns_catalog = runtime.owns_index = True
+    source = demo_source(catalog, shop.url)
+    ids = catalog.upsert_products(source.id, demo_items(shop, count)).new_image_ids
+    assert sorted(runtime.pipeline.process(ids).done) == sorted(ids)
+    return runtime
+
+
+def test_reindex_switches_the_alias_with_no_gap_in_search(
+    data_settings: Settings, shop: DemoShop
+) -> None:
+    runtime = _ingest(data_settings, shop, 4)
+    try:
+        catalog, index, pipeline = runtime.catalog, runtime.index, runtime.pipeline
+        old = index.resolve(indexing.ALIAS)
+        n_points = index.count(old)
+        probe = index.search(old, "cnn", [1.0] * 1280, limit=1, with_vectors=True)[0]
+        assert probe.vectors is not None
+        active = PayloadFilter(equals={"active": 1})
+
+        with ThreadPoolExecutor(1) as pool:
+            job = pool.submit(indexing.reindex, pipeline, NEW_MODEL, progress=False, settle_s=0.5)
+            searches = 0
+            while not job.done():  # every search during the reindex must answer
+                hits = index.search(
+                    indexing.ALIAS, "cnn", probe.vectors["cnn"], limit=3, where=active
+                )
+                assert hits
+                searches += 1
+                time.sleep(0.01)
+            report = job.result()
+
+        new = indexing.collection_name(NEW_VERSION)
+        assert searches > 10
+        assert (report.collection, report.previous, report.failed) == (new, old, 0)
+        assert report.embedded == n_points
+        assert index.resolve(indexing.ALIAS) == new
+        assert index.count(new) == index.count(old) == n_points  # the old one stays for rollback
+        active_model = catalog.active_model_version("embedder")
+        assert active_model is not None and active_model.name == NEW_VERSION
+        version_id = active_model.id
+        assert indexing.images_needing(catalog, version_id) == []
+        [hit] = index.search(indexing.ALIAS, "cnn", [1.0] * 1280, limit=1)
+        assert hit.payload["model_version"] == NEW_VERSION
+
+        # New images are embedded by the new model, into the live collection.
+        source = catalog.list_sources()[0]
+        more = catalog.upsert_products(source.id, demo_items(shop)).new_image_ids
+        pipeline.process(more)
+        assert index.count(new) == n_points + len(more)
+        assert index.count(old) == n_points
+
+        # Running it again finds nothing left to do.
+        again = indexing.reindex(pipeline, NEW_MODEL, progress=False, settle_s=0)
+        assert again.embedded == 0
+
+        # A worker that was slow to switch embeds an image with the old model after the
+        # reindex finished: the sweeper sends it back through ingest.
+        late = more[0]
+        pipeline.reembed([late], pipeline.models.load(ModelSpec()), old)
+        assert indexing.images_needing(catalog, version_id) == [late]
+        report = Sweeper(catalog, data_settings, index=index).sweep()
+        assert report.stragglers == 1 and report.queue_depth == 0
+        assert catalog.get_image(late).state is ImageState.PENDING
+        assert pipeline.process([late]).done == [late]
+        assert indexing.images_needing(catalog, version_id) == []
+    finally:
+        runtime.close()
+
+
+def test_reindex_command(data_settings: Settings, shop: DemoShop) -> None:
+    runtime = _ingest(data_settings, shop, 2)
+    n_points = runtime.index.count(indexing.ALIAS)
+    runtime.close()  # the command opens the embedded index itself
+
+    def reindex(*args: str) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [LOOKALIKE, "reindex", "--settle", "0", *args],
+            env=service_env(LOOKALIKE_DATA_DIR=str(data_settings.data_dir)),
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        assert result.returncode == 0, result.stderr
+        return result
+
+    new_model = ["--model", "efficientnet_lite0", "--weights", "random", "--runtime", "torch"]
+    result = reindex(*new_model, "--drop-old")
+    report = json.loads(result.stdout)
+    assert report["model_version"] == NEW_VERSION
+    assert report["embedded"] == n_points
+    assert "reindex: 100%" in result.stderr  # the progress bar
+    # The active model again: nothing to do, unless --all asks to embed everything anew.
+    assert json.loads(reindex("--no-progress").stdout)["embedded"] == 0
+    assert json.loads(reindex("--no-progress", "--all").stdout)["embedded"] == n_points
+    assert data_settings.qdrant_path is not None
+    index = EdgeIndex(data_settings.qdrant_path)
+    try:
+        assert index.resolve(indexing.ALIAS) == indexing.collection_name(NEW_VERSION)
+        assert index.collections() == [indexing.collection_name(NEW_VERSION)]  # --drop-old
+        assert index.count(indexing.ALIAS) == n_points
+    finally:
+        index.close()
