@@ -1,8 +1,13 @@
 """The embedded stack: every service of Lookalike in one process, with no servers to install.
 
 ``lookalike run`` migrates the SQLite catalog in the data dir, serves the generated demo shop
-(when no real shop is configured) and registers it as a source, then serves the gateway.
+(when no real shop is configured) and registers it as a source, runs the crawl scheduler
+(each due source is crawled in a child process), and serves the gateway.
 Setting DATABASE_URL / REDIS_URL / QDRANT_URL points the same code at real servers.
+
+The embedded vector index (Qdrant Edge) can be opened by one process only, so this process
+owns it: the ingest consumer (a Celery worker with the solo pool, on a background thread) and
+the sweeper run here too, and the gateway gets the same index object (``app.state.index``).
 """
 
 from __future__ import annotations
@@ -14,9 +19,13 @@ import uvicorn
 
 from services.demo_shop.catalog import DemoCatalog
 from services.demo_shop.server import DemoShop
+from services.embedder.tasks import InProcessWorker
 from services.gateway.app import create_app
+from services.scraper.scheduler import Scheduler
+from services.scraper.settings import get_scraper_settings
 from shared.db import Catalog, SourceIn
 from shared.settings import Settings
+from shared.vectors import open_index
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +64,14 @@ def run(settings: Settings, *, demo_products: int, demo_port: int, seed: int) ->
             shop = stack.enter_context(DemoShop(demo, host="127.0.0.1", port=demo_port))
             register_demo_source(catalog, shop.url)
             log.info("demo shop with %d products at %s", demo_products, shop.url)
+        index = open_index(settings.qdrant_url, settings.qdrant_path, settings.qdrant_api_key)
+        stack.callback(index.close)
+        stack.enter_context(InProcessWorker(settings, catalog, index))
+        scheduler = Scheduler(settings, get_scraper_settings(), catalog)
+        scheduler.run_in_background()
+        stack.callback(scheduler.stop)
         app = create_app(settings, catalog=catalog)
+        app.state.index = index  # one index object for ingest and search in this process
         log.info("Lookalike at http://%s:%d/", settings.host, settings.port)
         uvicorn.run(app, host=settings.host, port=settings.port, log_config=None)
     catalog.dispose()

@@ -16,3 +16,5 @@ def configure_logging(level: str = "INFO") -> None:
     root.setLevel(level)
     # Alembic announces every plugin it loads at INFO; keep migrations to what they change.
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    # One line per HTTP request (every image download) drowns what matters.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
