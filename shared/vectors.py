@@ -281,7 +281,7 @@ class ClientIndex(VectorIndex):
             with_payload=True,
             with_vectors=with_vectors,
         )
-        return [_client_hit(p) for p in response.points]
+        return [_hit(p) for p in response.points]
 
     def retrieve(
         self, collection: str, ids: Sequence[str], *, with_vectors: bool = False
@@ -289,7 +289,7 @@ class ClientIndex(VectorIndex):
         records = self._client.retrieve(
             collection, ids=list(ids), with_payload=True, with_vectors=with_vectors
         )
-        return [_client_hit(r) for r in records]
+        return [_hit(r) for r in records]
 
     def count(self, collection: str, where: PayloadFilter | None = None) -> int:
         return int(
@@ -300,7 +300,8 @@ class ClientIndex(VectorIndex):
         self._client.close()
 
 
-def _client_hit(point: Any) -> Hit:
+def _hit(point: Any) -> Hit:
+    """A scored point or record of either engine (same attribute names) as a :class:`Hit`."""
     vectors = point.vector if isinstance(point.vector, dict) else None
     return Hit(
         id=str(point.id),
@@ -498,7 +499,7 @@ class EdgeIndex(VectorIndex):
             with_payload=True,
             with_vector=with_vectors,
         )
-        return [_edge_hit(p) for p in self._shard(collection).query(request)]
+        return [_hit(p) for p in self._shard(collection).query(request)]
 
     def retrieve(
         self, collection: str, ids: Sequence[str], *, with_vectors: bool = False
@@ -506,7 +507,7 @@ class EdgeIndex(VectorIndex):
         records = self._shard(collection).retrieve(
             list(ids), with_payload=True, with_vector=with_vectors
         )
-        return [_edge_hit(r) for r in records]
+        return [_hit(r) for r in records]
 
     def count(self, collection: str, where: PayloadFilter | None = None) -> int:
         return int(
@@ -534,16 +535,6 @@ class EdgeIndex(VectorIndex):
                 fcntl.flock(self._lockfile, fcntl.LOCK_UN)
                 self._lockfile.close()
                 self._lockfile = None
-
-
-def _edge_hit(point: Any) -> Hit:
-    vectors = point.vector if isinstance(point.vector, dict) else None
-    return Hit(
-        id=str(point.id),
-        score=float(getattr(point, "score", 0.0) or 0.0),
-        payload=dict(point.payload or {}),
-        vectors={k: list(v) for k, v in vectors.items()} if vectors else None,
-    )
 
 
 def open_index(
