@@ -33,7 +33,7 @@ from urllib.parse import urlsplit
 import httpx
 import numpy as np
 from PIL import Image
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from services.embedder import indexing
@@ -509,31 +509,15 @@ class IngestPipeline:
     def _reclaim_orphans(self, ids: set[int]) -> list[ClaimedImage]:
         """Take back images claimed by a process of this host that has died (a killed pool
         child whose message came back): no need to wait for the sweeper."""
-        query = select(ProductImage.id, ProductImage.claimed_by).where(
-            ProductImage.id.in_(sorted(ids)), ProductImage.state == ImageState.PROCESSING
-        )
-        with self.catalog.reading() as session:
-            rows = session.execute(query).all()
         dead: dict[int, str] = {}
-        for image_id, owner in rows:
+        for image_id, owner in self.catalog.claims_of(sorted(ids)).items():
             host, _, pid = (owner or "").rpartition(":")
             mine = host == self.host and pid.isdigit() and int(pid) != os.getpid()
             if owner and mine and not _pid_alive(int(pid)):
                 dead[image_id] = owner
         if not dead:
             return []
-        with self.catalog.writing() as session:
-            for image_id, owner in dead.items():
-                session.execute(
-                    update(ProductImage)
-                    .where(
-                        ProductImage.id == image_id,
-                        ProductImage.state == ImageState.PROCESSING,
-                        ProductImage.claimed_by == owner,
-                    )
-                    .values(state=ImageState.PENDING, claimed_by=None, claimed_at=None)
-                    .execution_options(synchronize_session=False)
-                )
+        self.catalog.release_claims(dead)
         log.info("took back %d images claimed by dead processes of this host", len(dead))
         return self.catalog.claim_images(self.worker_id, limit=len(dead), image_ids=sorted(dead))
 

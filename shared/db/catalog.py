@@ -11,7 +11,7 @@ Every method opens and commits its own short transaction; nothing is held betwee
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
@@ -472,6 +472,35 @@ class Catalog:
             image.error = reason[:2000]
             image.claimed_by = image.claimed_at = None
             return image.state
+
+    def claims_of(self, image_ids: Sequence[int]) -> dict[int, str | None]:
+        """Who holds each of these images that is ``processing`` (others are absent)."""
+        query = select(ProductImage.id, ProductImage.claimed_by).where(
+            ProductImage.id.in_(list(image_ids)), ProductImage.state == ImageState.PROCESSING
+        )
+        with self.reading() as session:
+            return {image_id: owner for image_id, owner in session.execute(query)}
+
+    def release_claims(self, owners: Mapping[int, str]) -> list[int]:
+        """Return images to ``pending`` if each is still ``processing`` under the given owner
+        (a worker known to be dead); returns the ids released."""
+        released: list[int] = []
+        with self.writing() as session:
+            for image_id, owner in owners.items():
+                row = session.execute(
+                    update(ProductImage)
+                    .where(
+                        ProductImage.id == image_id,
+                        ProductImage.state == ImageState.PROCESSING,
+                        ProductImage.claimed_by == owner,
+                    )
+                    .values(state=ImageState.PENDING, claimed_by=None, claimed_at=None)
+                    .returning(ProductImage.id)
+                    .execution_options(synchronize_session=False)
+                ).scalar()
+                if row is not None:
+                    released.append(row)
+        return sorted(released)
 
     def requeue_stale(self, *, older_than: timedelta) -> list[int]:
         """Return images stuck in ``processing`` (a worker died) to ``pending``."""

@@ -326,3 +326,24 @@ def test_run_query_reports_bad_sql_and_missing_params(catalog: Catalog) -> None:
     with pytest.raises(InvalidInputError, match="more than 2 rows"):
         catalog.run_query("SELECT * FROM (VALUES (1), (2), (3)) AS t", max_rows=2)
     assert catalog.run_query("SELECT ';' AS semi -- trailing; comment") == [{"semi": ";"}]
+
+
+def test_claims_of_dead_workers_are_released_only_if_still_theirs(
+    catalog: Catalog, source_id: int
+) -> None:
+    catalog.upsert_products(source_id, [product(1, images=3)])
+    first, second, third = catalog.claim_images("host:111", limit=3)
+    catalog.record_image_done(
+        third.id, ImageResult(content_hash="ab", width=1, height=1, n_bytes=1)
+    )
+
+    assert catalog.claims_of([first.id, second.id, third.id]) == {
+        first.id: "host:111",
+        second.id: "host:111",
+    }
+    released = catalog.release_claims({first.id: "host:111", second.id: "host:999"})
+
+    assert released == [first.id]
+    assert catalog.get_image(first.id).state == ImageState.PENDING
+    assert catalog.get_image(second.id).state == ImageState.PROCESSING
+    assert catalog.release_claims({third.id: "host:111"}) == []
