@@ -28,6 +28,24 @@ class GatewaySettings(BaseModel):
     max_image_pixels: int = Field(default=40_000_000, gt=0)
 
 
+class DetectorSettings(BaseModel):
+    model: str | None = None
+    """A detector artifact directory, a torchvision detection checkpoint or an ultralytics YOLO
+    file; unset means the shipped default."""
+    min_score: float = Field(default=0.35, ge=0.0, le=1.0)
+    margin: float = Field(default=0.08, ge=0.0, le=1.0)
+    max_detections: int = Field(default=8, gt=0)
+    remove_background: bool = False
+    timeout_s: float = Field(default=5.0, gt=0)
+
+
+class RecommenderSettings(BaseModel):
+    default_k: int = Field(default=12, gt=0, le=100)
+    candidates: int = Field(default=100, gt=0)
+    timeout_s: float = Field(default=5.0, gt=0)
+    rate_limit_per_minute: int = Field(default=120, ge=0)
+
+
 class IngestSettings(BaseModel):
     batch_size: int = Field(default=32, gt=0)
     download_timeout_s: float = Field(default=15.0, gt=0)
@@ -81,6 +99,8 @@ class Settings(BaseSettings):
 
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
+    detector: DetectorSettings = Field(default_factory=DetectorSettings)
+    recommender: RecommenderSettings = Field(default_factory=RecommenderSettings)
 
     @field_validator("data_dir", mode="after")
     @classmethod
