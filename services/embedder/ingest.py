@@ -7,12 +7,13 @@ This is the logic behind the Celery tasks (:mod:`services.embedder.tasks`, thin 
    so a duplicate or redelivered message is harmless);
 2. download each image with the safe fetcher (per-host rate limit, the source's
    ``allow_private_addresses``), check and decode it with pixel limits;
-3. find garment crops (:class:`Cropper`; until the detector lands the whole image is one crop);
+3. find garment crops with a :class:`~shared.detection.GarmentDetector` (in process or the
+   detector service; the whole image when nothing is found);
 4. embed the crops in batches of ``settings.ingest.batch_size`` and compute each crop's colour
    descriptor;
 5. replace the images' points in the model version's collection and record the crops
-   (``done``), or record a failure with its reason (``failed``, or back to ``pending`` for a
-   transient error that the task retries with backoff).
+   (``done``, one transaction per chunk), or record a failure with its reason (``failed``, or
+   back to ``pending`` for a transient error that the task retries with backoff).
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ from shared.db.schemas import (
     ProductOut,
     SourceOut,
 )
+from shared.detection import Detection, GarmentDetector, WholeImageDetector
 from shared.download import DownloadError, fetch_image, make_client
 from shared.errors import InvalidInputError, NotFoundError
 from shared.images import (
@@ -65,8 +67,6 @@ if TYPE_CHECKING:
     from services.embedder.inference import Embedder
 
 __all__ = [
-    "CropBox",
-    "Cropper",
     "IngestPipeline",
     "IngestReport",
     "IngestRuntime",
@@ -76,7 +76,6 @@ __all__ = [
     "RateLimiter",
     "RedisRateLimiter",
     "SourcePolicy",
-    "WholeImageCropper",
     "make_rate_limiter",
 ]
 
@@ -202,28 +201,6 @@ class ModelProvider:
 
 
 # ------------------------------------------------------------------------------------- crops
-
-
-@dataclass(frozen=True)
-class CropBox:
-    """A garment box in pixels of the image the cropper was given."""
-
-    box: tuple[float, float, float, float]
-    category: str | None = None
-    score: float | None = None
-
-
-class Cropper(Protocol):
-    """Finds the garments of a batch of decoded images (the detector plugs in here)."""
-
-    def detect(self, images: Sequence[Image.Image]) -> list[list[CropBox]]: ...
-
-
-class WholeImageCropper:
-    """Until the detector lands: the whole image is one crop."""
-
-    def detect(self, images: Sequence[Image.Image]) -> list[list[CropBox]]:
-        return [[CropBox((0.0, 0.0, float(img.width), float(img.height)))] for img in images]
 
 
 # ------------------------------------------------------------------------------ rate limits
@@ -416,7 +393,7 @@ class IngestPipeline:
         models: ModelProvider,
         *,
         settings: Settings,
-        cropper: Cropper | None = None,
+        detector: GarmentDetector | None = None,
         limiter: RateLimiter | None = None,
         client: httpx.Client | None = None,
         worker_id: str | None = None,
@@ -425,7 +402,7 @@ class IngestPipeline:
         self.index = index
         self.models = models
         self.settings = settings
-        self.cropper: Cropper = cropper or WholeImageCropper()
+        self.detector: GarmentDetector = detector or WholeImageDetector()
         self.limiter: RateLimiter = limiter or LocalRateLimiter()
         self.client = client or make_client(timeout_s=settings.ingest.download_timeout_s)
         self.host = socket.gethostname()
@@ -607,8 +584,8 @@ class IngestPipeline:
             ]
             if stale:
                 self.index.delete(collection, stale)
-        for item in decoded:
-            result = ImageResult(
+        results = {
+            item.claim.id: ImageResult(
                 content_hash=item.sha256,
                 width=item.width,
                 height=item.height,
@@ -619,13 +596,15 @@ class IngestPipeline:
                 ),
                 model_version=info.version,
             )
-            try:
-                self.catalog.record_image_done(item.claim.id, result)
-            except NotFoundError:
-                report.failed[item.claim.id] = "the image was deleted while it was processed"
-                continue
-            report.done.append(item.claim.id)
-            report.points += len(by_image[item.claim.id])
+            for item in decoded
+        }
+        gone = set(self.catalog.record_images_done(results))
+        for image_id in results:
+            if image_id in gone:
+                report.failed[image_id] = "the image was deleted while it was processed"
+            else:
+                report.done.append(image_id)
+                report.points += len(by_image[image_id])
         self._record_failures(report, claimed=claimed)
         return report
 
@@ -710,35 +689,36 @@ class IngestPipeline:
         )
 
     def _crops(self, decoded: Sequence[_Decoded]) -> list[_Crop]:
-        """Boxes from the cropper (in original pixels), crop images and colour descriptors."""
+        """Garments from the detector (boxes in original pixels), crops and colour descriptors."""
         if not decoded:
             return []
-        boxes = self.cropper.detect([item.image for item in decoded])
+        found = self.detector.detect([item.image for item in decoded])
         jobs = [
-            (item, found)
-            for item, found_boxes in zip(decoded, boxes, strict=True)
-            for found in found_boxes
+            (item, detection)
+            for item, result in zip(decoded, found, strict=True)
+            for detection in result.detections
         ]
         return [crop for crop in self._pool.map(self._crop, jobs) if crop is not None]
 
     @staticmethod
-    def _crop(job: tuple[_Decoded, CropBox]) -> _Crop | None:
-        item, found = job
+    def _crop(job: tuple[_Decoded, Detection]) -> _Crop | None:
+        item, detection = job
         image = item.image
         sx, sy = item.width / image.width, item.height / image.height
-        x0, y0, x1, y1 = found.box
+        x0, y0, x1, y1 = detection.box
         box = (x0 * sx, y0 * sy, x1 * sx, y1 * sy)
-        whole = (x0, y0, x1, y1) == (0.0, 0.0, float(image.width), float(image.height))
+        region = detection.region
+        whole = region == (0.0, 0.0, float(image.width), float(image.height))
         try:
-            picture = image if whole else crop_box(image, found.box)
+            picture = image if whole else crop_box(image, region)
         except InvalidInputError as exc:
-            log.warning("image %d: dropped box %s (%s)", item.claim.id, found.box, exc)
+            log.warning("image %d: dropped box %s (%s)", item.claim.id, region, exc)
             return None
         return _Crop(
             image_id=item.claim.id,
             box=box,
-            category=found.category,
-            score=found.score,
+            category=detection.category,
+            score=detection.score,
             picture=picture,
             colour=colour_descriptor(picture),
         )
@@ -765,7 +745,7 @@ class IngestRuntime:
         *,
         catalog: Catalog | None = None,
         index: VectorIndex | None = None,
-        cropper: Cropper | None = None,
+        detector: GarmentDetector | None = None,
     ) -> IngestRuntime:
         """Open what is not given (the embedded stack passes its own catalog and index)."""
         own_catalog = catalog is None
@@ -778,7 +758,7 @@ class IngestRuntime:
             index,
             ModelProvider(catalog, settings),
             settings=settings,
-            cropper=cropper,
+            detector=detector,
             limiter=make_rate_limiter(settings),
         )
         return cls(settings, catalog, index, pipeline, own_catalog, own_index)

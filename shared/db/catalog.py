@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, Select, func, select, update
+from sqlalchemy import Engine, Select, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError, StatementError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
@@ -424,39 +424,60 @@ class Catalog:
 
     def record_image_done(self, image_id: int, result: ImageResult) -> list[int]:
         """Store what ingest found; replaces earlier crops, so re-running is harmless."""
+        if image_id in self.record_images_done({image_id: result}):
+            raise NotFoundError(f"no image {image_id}")
+        with self.reading() as session:
+            query = select(GarmentCrop.id).where(GarmentCrop.image_id == image_id)
+            return list(session.scalars(query.order_by(GarmentCrop.id)))
+
+    def record_images_done(self, results: Mapping[int, ImageResult]) -> list[int]:
+        """:meth:`record_image_done` for many images in one transaction (an ingest chunk).
+
+        Returns the ids among ``results`` that no longer exist (deleted meanwhile); the others
+        are ``done`` with their crops."""
+        if not results:
+            return []
         with self.writing() as session:
-            image = session.get(ProductImage, image_id)
-            if image is None:
-                raise NotFoundError(f"no image {image_id}")
-            model_id = None
-            if result.model_version is not None:
-                model_id = session.scalar(
-                    select(ModelVersion.id).where(ModelVersion.name == result.model_version)
-                )
-            session.query(GarmentCrop).filter(GarmentCrop.image_id == image_id).delete()
-            crops = [
-                GarmentCrop(
-                    image_id=image_id,
-                    model_version_id=model_id,
-                    x0=crop.box[0],
-                    y0=crop.box[1],
-                    x1=crop.box[2],
-                    y1=crop.box[3],
-                    category=crop.category,
-                    score=crop.score,
-                    point_id=crop.point_id,
-                )
-                for crop in result.crops
-            ]
+            ids = sorted(results)
+            images = {
+                image.id: image
+                for image in session.scalars(select(ProductImage).where(ProductImage.id.in_(ids)))
+            }
+            versions = {r.model_version for r in results.values() if r.model_version}
+            named = select(ModelVersion.name, ModelVersion.id).where(
+                ModelVersion.name.in_(sorted(versions))
+            )
+            model_ids = {name: model_id for name, model_id in session.execute(named)}
+            present = sorted(images)
+            session.execute(delete(GarmentCrop).where(GarmentCrop.image_id.in_(present)))
+            now = utcnow()
+            crops: list[GarmentCrop] = []
+            for image_id in present:
+                result, image = results[image_id], images[image_id]
+                model_id = model_ids.get(result.model_version) if result.model_version else None
+                crops += [
+                    GarmentCrop(
+                        image_id=image_id,
+                        model_version_id=model_id,
+                        x0=crop.box[0],
+                        y0=crop.box[1],
+                        x1=crop.box[2],
+                        y1=crop.box[3],
+                        category=crop.category,
+                        score=crop.score,
+                        point_id=crop.point_id,
+                    )
+                    for crop in result.crops
+                ]
+                image.state = ImageState.DONE
+                image.error = None
+                image.content_hash = result.content_hash
+                image.width, image.height = result.width, result.height
+                image.n_bytes = result.n_bytes
+                image.processed_at = now
+                image.claimed_by = image.claimed_at = None
             session.add_all(crops)
-            image.state = ImageState.DONE
-            image.error = None
-            image.content_hash = result.content_hash
-            image.width, image.height, image.n_bytes = result.width, result.height, result.n_bytes
-            image.processed_at = utcnow()
-            image.claimed_by = image.claimed_at = None
-            session.flush()
-            return [crop.id for crop in crops]
+            return [image_id for image_id in ids if image_id not in images]
 
     def record_image_failed(
         self, image_id: int, reason: str, *, retryable: bool = False, max_attempts: int = 5

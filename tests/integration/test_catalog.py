@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from pydantic import ValidationError
+from sqlalchemy import select
 
 from shared.db import (
     Catalog,
@@ -23,7 +24,7 @@ from shared.db import (
     ProductIn,
     SourceIn,
 )
-from shared.db.models import CrawlStatus, utcnow
+from shared.db.models import CrawlStatus, GarmentCrop, utcnow
 from shared.errors import InvalidInputError, NotFoundError, ReadOnlyQueryError
 
 pytestmark = pytest.mark.integration
@@ -177,6 +178,45 @@ def test_image_lifecycle(catalog: Catalog, source_id: int) -> None:
     }
     assert catalog.claim_image(transient.id, "worker-b") is not None
     assert catalog.claim_image(done.id, "worker-b") is None
+
+
+def test_record_images_done_records_a_chunk_at_once(catalog: Catalog, source_id: int) -> None:
+    catalog.register_model_version(
+        ModelVersionIn(name="effnet-lite0-v1", kind="embedder", backbone="efficientnet_lite0")
+    )
+    catalog.upsert_products(source_id, [product(1, images=3)])
+    first, second, third = catalog.claim_images("worker-a", limit=10)
+
+    def result(image_id: int, *boxes: tuple[float, float, float, float]) -> ImageResult:
+        return ImageResult(
+            content_hash="ab" * 32,
+            width=400,
+            height=500,
+            n_bytes=1_000,
+            model_version="effnet-lite0-v1",
+            crops=tuple(
+                CropIn(box=box, category="top", score=0.8, point_id=f"p{image_id}-{i}")
+                for i, box in enumerate(boxes)
+            ),
+        )
+
+    missing = catalog.record_images_done(
+        {
+            first.id: result(first.id, (0, 0, 10, 10), (5, 5, 50, 50)),
+            second.id: result(second.id, (1, 1, 9, 9)),
+            999_999: result(999_999, (0, 0, 1, 1)),
+        }
+    )
+    assert missing == [999_999]  # deleted meanwhile: reported, the rest recorded
+    assert catalog.get_image(first.id).state == ImageState.DONE
+    assert catalog.get_image(third.id).state == ImageState.PROCESSING
+    assert catalog.record_images_done({first.id: result(first.id, (2, 2, 8, 8))}) == []
+    assert catalog.image_state_counts()[ImageState.DONE] == 2
+    with catalog.reading() as session:
+        boxes = session.execute(
+            select(GarmentCrop.image_id, GarmentCrop.x0).order_by(GarmentCrop.image_id)
+        ).all()
+    assert [tuple(row) for row in boxes] == [(first.id, 2.0), (second.id, 1.0)]
 
 
 def test_retryable_failures_stop_after_max_attempts(catalog: Catalog, source_id: int) -> None:

@@ -104,7 +104,7 @@ def test_catalog_becomes_searchable(runtime: IngestRuntime, shop: DemoShop) -> N
             "currency": product.currency,
             "active": 1,
             "bbox": [0.0, 0.0, float(image.width), float(image.height)],
-            "score": None,
+            "score": 1.0,
             "image_url": image.url,
             "model_version": model.version,
             "source": "demo-shop",
