@@ -132,7 +132,9 @@ class VectorIndex(ABC):
         limit: int,
         where: PayloadFilter | None = None,
         with_vectors: bool = False,
-    ) -> list[Hit]: ...
+        hnsw_ef: int | None = None,
+    ) -> list[Hit]:
+        """The ``limit`` nearest points; ``hnsw_ef`` widens the HNSW beam (recall for speed)."""
 
     @abstractmethod
     def retrieve(
@@ -271,12 +273,14 @@ class ClientIndex(VectorIndex):
         limit: int,
         where: PayloadFilter | None = None,
         with_vectors: bool = False,
+        hnsw_ef: int | None = None,
     ) -> list[Hit]:
         response = self._client.query_points(
             collection,
             query=list(map(float, vector)),
             using=vector_name,
             query_filter=self._filter(where),
+            search_params=None if hnsw_ef is None else self._m.SearchParams(hnsw_ef=hnsw_ef),
             limit=limit,
             with_payload=True,
             with_vectors=with_vectors,
@@ -490,6 +494,7 @@ class EdgeIndex(VectorIndex):
         limit: int,
         where: PayloadFilter | None = None,
         with_vectors: bool = False,
+        hnsw_ef: int | None = None,
     ) -> list[Hit]:
         e = self._e
         request = e.QueryRequest(
@@ -498,6 +503,7 @@ class EdgeIndex(VectorIndex):
             filter=self._filter(where),
             with_payload=True,
             with_vector=with_vectors,
+            params=None if hnsw_ef is None else e.SearchParams(hnsw_ef=hnsw_ef),
         )
         return [_hit(p) for p in self._shard(collection).query(request)]
 

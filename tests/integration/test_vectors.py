@@ -103,6 +103,16 @@ def test_cosine_and_l1_search_best_first(index: VectorIndex) -> None:
     assert l1[0].score == pytest.approx(float(np.abs(vectors[7] - query).sum()), rel=1e-4)
 
 
+def test_search_accepts_a_wider_hnsw_beam(index: VectorIndex) -> None:
+    points, vectors = make_points()
+    index.upsert("catalog_v1", points)
+    query = vectors[3].tolist()
+    default = index.search("catalog_v1", "cnn", query, limit=5)
+    wide = index.search("catalog_v1", "cnn", query, limit=5, hnsw_ef=256)
+    assert [h.id for h in wide] == [h.id for h in default]
+    assert wide[0].payload["product_id"] == 3
+
+
 def test_filters(index: VectorIndex) -> None:
     points, vectors = make_points()
     index.upsert("catalog_v1", points)
