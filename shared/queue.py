@@ -4,7 +4,11 @@ Contract, shared by producers and the ingest workers (issue #5):
 
 - task name :data:`INGEST_TASK` (``lookalike.ingest.process_images``), one positional
   argument: a list of ``product_images.id`` values, at most ``chunk_size`` of them;
-- queue :data:`INGEST_QUEUE` (``ingest``), JSON serialised, no result stored.
+- queue :data:`INGEST_QUEUE` (``ingest``), JSON serialised, no result stored;
+- task name :data:`SYNC_TASK` (``lookalike.index.sync``), arguments ``(product_ids,
+  image_ids)``: bring those products' and images' points in line with the catalog (a product
+  became inactive or changed its price, an image left the product page); queue
+  :data:`INDEX_QUEUE` (``index``), so a backlog of images never delays a deactivation.
 
 Producers send the task *by name* with a small Celery app of their own, so they never import
 the embedder (or torch). The catalog DB stays the source of truth: images are ``pending``
@@ -28,6 +32,8 @@ log = logging.getLogger(__name__)
 
 INGEST_TASK = "lookalike.ingest.process_images"
 INGEST_QUEUE = "ingest"
+SYNC_TASK = "lookalike.index.sync"
+INDEX_QUEUE = "index"
 
 CONNECT_TIMEOUT_S = 2.0
 """How long a producer waits for the broker before it gives up on this attempt."""
@@ -117,3 +123,43 @@ def _transport(url: str) -> str:
     """The broker URL without credentials, for log lines."""
     scheme, _, rest = url.partition("://")
     return f"{scheme}://{rest.rpartition('@')[2]}"
+
+
+def request_index_sync(
+    settings: Settings,
+    *,
+    product_ids: Sequence[int] = (),
+    image_ids: Sequence[int] = (),
+) -> bool:
+    """Ask the index owner to sync these products and images (:data:`SYNC_TASK`).
+
+    For producers that do not own the index (the scraper after ``upsert_products`` /
+    ``mark_unseen``). Never raises for an unreachable broker: it logs and returns False; the
+    sweeper reconciles inactive products and removed images later.
+    """
+    products = sorted({int(i) for i in product_ids})
+    images = sorted({int(i) for i in image_ids})
+    if not products and not images:
+        return True
+    app = producer_app(settings.broker_url)
+    try:
+        app.send_task(
+            SYNC_TASK,
+            args=[products, images],
+            queue=INDEX_QUEUE,
+            retry=True,
+            retry_policy=PUBLISH_RETRY_POLICY,
+            ignore_result=True,
+        )
+    except (OSError, KombuError, SQLAlchemyError) as exc:
+        log.warning(
+            "broker %s unreachable (%s: %s): index sync of %d products and %d images is left "
+            "to the sweeper",
+            _transport(settings.broker_url),
+            exc.__class__.__name__,
+            exc,
+            len(products),
+            len(images),
+        )
+        return False
+    return True

@@ -21,9 +21,8 @@ from celery import Celery
 from celery.signals import setup_logging
 from kombu.transport import sqlalchemy as kombu_sqlalchemy
 
-from services.embedder.indexing import INDEX_QUEUE, SYNC_TASK
 from shared.logging import configure_logging
-from shared.queue import INGEST_QUEUE, INGEST_TASK
+from shared.queue import INDEX_QUEUE, INGEST_QUEUE, INGEST_TASK, SYNC_TASK
 from shared.settings import Settings, get_settings
 
 __all__ = ["QUEUES", "SQLBrokerTransport", "app", "celery", "celery_config", "configure"]

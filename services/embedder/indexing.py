@@ -10,8 +10,9 @@ overwrites points instead of duplicating them.
 Products that become inactive keep their points with ``active=0`` (they come back with
 ``active=1`` if the shop lists them again); points of removed or failed images and of deleted
 products are deleted. Producers that only know ids (the scraper, after ``mark_unseen`` or
-``upsert_products``) call :func:`request_index_sync`, which queues :data:`SYNC_TASK` for the
-process that owns the index; the sweeper reconciles whatever a lost message missed.
+``upsert_products``) call :func:`shared.queue.request_index_sync`, which queues
+:data:`~shared.queue.SYNC_TASK` for the process that owns the index; the sweeper reconciles
+whatever a lost message missed.
 
 Nothing here imports torch or Celery at import time.
 """
@@ -35,7 +36,6 @@ from shared.db import Catalog
 from shared.db.models import GarmentCrop, ImageState, Product, ProductImage, utcnow
 from shared.db.schemas import ProductOut
 from shared.errors import NotFoundError
-from shared.settings import Settings
 from shared.vectors import CollectionSpec, PayloadFilter, VectorIndex, VectorSpec
 
 if TYPE_CHECKING:
@@ -44,9 +44,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ALIAS",
     "COLLECTION_PREFIX",
-    "INDEX_QUEUE",
     "PAYLOAD_INDEXES",
-    "SYNC_TASK",
     "ReindexReport",
     "collection_name",
     "collection_spec",
@@ -57,7 +55,6 @@ __all__ = [
     "product_payload",
     "reindex",
     "remove_images",
-    "request_index_sync",
     "sync_images",
     "sync_products",
 ]
@@ -66,11 +63,6 @@ log = logging.getLogger(__name__)
 
 ALIAS = "catalog"
 COLLECTION_PREFIX = "catalog__"
-SYNC_TASK = "lookalike.index.sync"
-"""Task name: ``sync(product_ids, image_ids)`` brings those products' and images' points in
-line with the catalog. Sent by name (see :func:`request_index_sync`)."""
-INDEX_QUEUE = "index"
-"""Index upkeep has its own queue, so a backlog of images never delays a deactivation."""
 
 PAYLOAD_INDEXES: Mapping[str, Any] = {
     "product_id": "integer",
@@ -273,50 +265,6 @@ def changed_since(catalog: Catalog, since: datetime | None) -> tuple[list[int], 
         images = images.where(ProductImage.updated_at >= since)
     with catalog.reading() as session:
         return list(session.scalars(products)), list(session.scalars(images))
-
-
-def request_index_sync(
-    settings: Settings,
-    *,
-    product_ids: Sequence[int] = (),
-    image_ids: Sequence[int] = (),
-) -> bool:
-    """Ask the index owner to sync these products and images (see :data:`SYNC_TASK`).
-
-    For producers that do not own the index (the scraper after ``mark_unseen`` /
-    ``upsert_products``). Never raises for an unreachable broker: it logs and returns False;
-    the sweeper reconciles inactive products and images later.
-    """
-    from kombu.exceptions import KombuError
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from shared.queue import PUBLISH_RETRY_POLICY, producer_app
-
-    products = sorted({int(i) for i in product_ids})
-    images = sorted({int(i) for i in image_ids})
-    if not products and not images:
-        return True
-    app = producer_app(settings.broker_url)
-    try:
-        app.send_task(
-            SYNC_TASK,
-            args=[products, images],
-            queue=INDEX_QUEUE,
-            retry=True,
-            retry_policy=PUBLISH_RETRY_POLICY,
-            ignore_result=True,
-        )
-    except (OSError, KombuError, SQLAlchemyError) as exc:
-        log.warning(
-            "broker unreachable (%s: %s): index sync of %d products and %d images is left "
-            "to the sweeper",
-            exc.__class__.__name__,
-            exc,
-            len(products),
-            len(images),
-        )
-        return False
-    return True
 
 
 # ------------------------------------------------------------------------------------- reindex

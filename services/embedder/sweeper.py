@@ -28,11 +28,10 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from services.embedder import indexing
-from services.embedder.indexing import INDEX_QUEUE
 from shared.db import Catalog
 from shared.db.models import ImageState, ModelVersion, ProductImage, utcnow
 from shared.errors import LookalikeError
-from shared.queue import INGEST_QUEUE, enqueue_images
+from shared.queue import INDEX_QUEUE, INGEST_QUEUE, enqueue_images
 from shared.settings import Settings
 from shared.vectors import VectorIndex
 

@@ -28,7 +28,7 @@ from services.embedder.ingest import IngestRuntime
 from services.embedder.sweeper import SWEEP_EVERY_S, Sweeper, SweeperThread
 from shared.db import Catalog
 from shared.errors import ServiceUnavailableError
-from shared.queue import INGEST_TASK
+from shared.queue import INGEST_TASK, SYNC_TASK
 from shared.settings import Settings, get_settings
 from shared.vectors import VectorIndex
 
@@ -132,7 +132,7 @@ def process_images(self: Task, image_ids: list[int]) -> dict[str, int]:
 
 @app.task(
     bind=True,
-    name=indexing.SYNC_TASK,
+    name=SYNC_TASK,
     acks_late=True,
     reject_on_worker_lost=True,
     ignore_result=True,

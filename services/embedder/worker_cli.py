@@ -188,11 +188,11 @@ def ingest_status_command(as_json: bool) -> None:
     """Images per state, queue depths, common failure reasons and the live collection."""
     from sqlalchemy import func, select
 
-    from services.embedder.indexing import ALIAS, INDEX_QUEUE, live_collection
+    from services.embedder.indexing import ALIAS, live_collection
     from services.embedder.sweeper import queue_depth
     from shared.db import Catalog
     from shared.db.models import ImageState, ProductImage
-    from shared.queue import INGEST_QUEUE
+    from shared.queue import INDEX_QUEUE, INGEST_QUEUE
 
     settings = get_settings()
     catalog = Catalog.from_settings(settings)

@@ -225,6 +225,7 @@ class CatalogWriterPipeline(_Pipeline):
             source_id=int(getattr(spider, "source_id", 0)),
             name=getattr(spider, "name", "crawl"),
             enqueue=getattr(spider, "enqueue", None),
+            sync=getattr(spider, "sync", None),
             log_level=logging.getLevelName(logging.getLogger().getEffectiveLevel()),
         )
         self.writer = WriterProcess(spec)

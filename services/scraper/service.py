@@ -18,10 +18,11 @@ from typing import Any
 
 from services.scraper.schemas import SourceConfig, SourceDefinition
 from services.scraper.settings import ScraperSettings, scrapy_settings
+from services.scraper.writer import IndexSync
 from shared.db import Catalog, CrawlStatus, SourceOut
 from shared.db.schemas import CrawlRunOut
 from shared.errors import NotFoundError
-from shared.queue import enqueue_images
+from shared.queue import enqueue_images, request_index_sync
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -110,9 +111,11 @@ def finish_run(
     stats: Mapping[str, Any],
     seed_failures: Sequence[str],
     duration_s: float,
+    sync: IndexSync | None = None,
 ) -> CrawlRunOut:
     """Record the crawl's outcome; after a complete crawl, count a miss for every product of
-    the source it did not see (deactivating those that missed too many in a row)."""
+    the source it did not see (deactivating those that missed too many in a row, and asking
+    ``sync`` to take them out of search results)."""
     verdict = judge(stats, seed_failures)
     summary = summarize_stats(stats)
     summary.update(
@@ -128,6 +131,8 @@ def finish_run(
             max_missed_runs=config.deactivate_after_missed_runs,
         )
         summary["deactivated_products"] = len(deactivated)
+        if deactivated and sync is not None:
+            summary["index_sync_requested"] = sync(deactivated, [])
         if deactivated:
             log.info(
                 "%s: %d products missed %d crawls in a row and are now inactive",
@@ -210,6 +215,7 @@ def run_crawl(
             base_url=source.base_url,
             catalog=catalog,
             enqueue=partial(enqueue_images, settings=settings),
+            sync=partial(_request_sync, settings),
         )
         process.start()
         seed_failures = list(getattr(crawler.spider, "seed_failures", []))
@@ -221,6 +227,7 @@ def run_crawl(
             crawler.stats.get_stats(),
             seed_failures,
             time.perf_counter() - started,
+            sync=partial(_request_sync, settings),
         )
         return finished
     finally:
@@ -234,6 +241,10 @@ def run_crawl(
                 stats={"outcome": "the crawl raised an error (see its log)", "complete": False},
             )
         catalog.dispose()
+
+
+def _request_sync(settings: Settings, product_ids: Sequence[int], image_ids: Sequence[int]) -> bool:
+    return request_index_sync(settings, product_ids=product_ids, image_ids=image_ids)
 
 
 def _claim_run(catalog: Catalog, source: SourceOut, run_id: int | None) -> CrawlRunOut:

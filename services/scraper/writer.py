@@ -1,7 +1,8 @@
 """Writing scraped products to the catalog, in a process of its own.
 
 :class:`CatalogWriter` is the logic: upsert a batch in one transaction (falling back to one
-transaction per product), then enqueue the new images. :class:`WriterProcess` runs it in a
+transaction per product), then enqueue the new images and ask for an index sync of changed
+products and removed images. :class:`WriterProcess` runs it in a
 child process fed through a bounded queue. Why a process and not a thread: the catalog's
 upserts spend most of their time in Python (SQLAlchemy), so a thread fights the crawl for
 the GIL and the two run one after the other; in a process they use two cores. Measured on
@@ -28,6 +29,9 @@ from shared.db import Catalog, ProductIn, UpsertReport
 log = logging.getLogger(__name__)
 
 Enqueue = Callable[[Sequence[int]], bool]
+IndexSync = Callable[[Sequence[int], Sequence[int]], bool]
+"""``sync(product_ids, image_ids)``: ask the index owner to refresh those products' points
+(price, category ... changed) and drop those images' points (gone from the product page)."""
 """Hands image ids to the ingest queue; False when the broker is unreachable."""
 
 
@@ -72,6 +76,7 @@ class CatalogWriter:
         stats: Stats,
         *,
         enqueue: Enqueue | None = None,
+        sync: IndexSync | None = None,
         on_fatal: Callable[[], None] | None = None,
         name: str = "crawl",
     ) -> None:
@@ -79,6 +84,7 @@ class CatalogWriter:
         self.source_id = source_id
         self.stats = stats
         self.enqueue = enqueue
+        self.sync = sync
         self.on_fatal = on_fatal
         self.name = name
         self.failed = False
@@ -100,6 +106,7 @@ class CatalogWriter:
             report = self._one_by_one(batch)
         self._record(report, time.perf_counter() - started)
         self._enqueue(report.new_image_ids)
+        self._sync(report.updated, report.removed_image_ids)
 
     def _one_by_one(self, batch: Sequence[ProductIn]) -> UpsertReport:
         total = UpsertReport()
@@ -159,6 +166,16 @@ class CatalogWriter:
             self.broker_down = True
             self.stats.inc_value("lookalike/images/left_pending", len(image_ids))
 
+    def _sync(self, product_ids: list[int], image_ids: list[int]) -> None:
+        if self.sync is None or self.broker_down or not (product_ids or image_ids):
+            return
+        if self.sync(product_ids, image_ids):
+            self.stats.inc_value(
+                "lookalike/index/sync_requested", len(product_ids) + len(image_ids)
+            )
+        else:
+            self.broker_down = True  # the sweeper reconciles the index later
+
 
 @dataclass(frozen=True)
 class WriterSpec:
@@ -168,6 +185,7 @@ class WriterSpec:
     source_id: int
     name: str
     enqueue: Enqueue | None
+    sync: IndexSync | None = None
     log_level: str = "INFO"
 
 
@@ -187,6 +205,7 @@ def _writer_main(spec: WriterSpec, inbox: Any, outbox: Any) -> None:
         spec.source_id,
         stats,
         enqueue=spec.enqueue,
+        sync=spec.sync,
         on_fatal=lambda: outbox.put(("fatal", dict(stats.values))),
         name=spec.name,
     )

@@ -19,11 +19,10 @@ import redis
 from services.demo_shop.catalog import DemoCatalog
 from services.demo_shop.server import DemoShop
 from services.embedder import indexing
-from services.embedder.indexing import request_index_sync
 from services.embedder.sweeper import queue_depth
 from shared.db import Catalog, ImageIn, ProductIn
 from shared.db.models import GarmentCrop, ImageState, utcnow
-from shared.queue import enqueue_images
+from shared.queue import enqueue_images, request_index_sync
 from shared.settings import Settings
 from shared.vectors import EdgeIndex, PayloadFilter
 from tests.ingest_support import (

@@ -16,7 +16,7 @@ from services.demo_shop import CATEGORIES, DemoCatalog, DemoShop
 from services.scraper.scheduler import crawl_in_subprocess
 from shared.db import Catalog, CrawlStatus, ImageState, ProductOut, SourceIn
 from shared.db.schemas import CrawlRunOut
-from shared.queue import INGEST_QUEUE, INGEST_TASK
+from shared.queue import INDEX_QUEUE, INGEST_QUEUE, INGEST_TASK, SYNC_TASK
 from shared.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -91,6 +91,19 @@ def queued_image_ids(client: redis.Redis) -> list[int]:
         args, _kwargs, _embed = json.loads(base64.b64decode(message["body"]))
         ids.extend(args[0])
     return sorted(ids)
+
+
+def queued_syncs(client: redis.Redis) -> tuple[list[int], list[int]]:
+    """Product and image ids of every index sync waiting in the Redis queue."""
+    products: list[int] = []
+    images: list[int] = []
+    for raw in client.lrange(INDEX_QUEUE, 0, -1):
+        message = json.loads(raw)
+        assert message["headers"]["task"] == SYNC_TASK
+        args, _kwargs, _embed = json.loads(base64.b64decode(message["body"]))
+        products.extend(args[0])
+        images.extend(args[1])
+    return sorted(products), sorted(images)
 
 
 @pytest.fixture
@@ -169,6 +182,11 @@ def test_full_crawl_then_shop_changes_update_exactly_those_rows(
         assert essence(after[key]) == essence(before[key]), f"{key} changed"
     new_image_ids = sorted([i.id for i in after[url(added.sku)].images] + [i.id for i in fresh])
     assert queued_image_ids(queue) == new_image_ids
+    # The index owner is asked to refresh the changed products and drop the replaced pictures.
+    changed = sorted([after[url(repriced.sku)].id, after[url(repictured.sku)].id])
+    replaced = sorted(i.id for i in new_pictures if i.url in old_pictures)
+    assert queued_syncs(queue) == (changed, replaced)
+    queue.flushdb()
     # Unchanged pages were revalidated, not downloaded again.
     statuses = shop.stats.by_status()
     assert statuses.get(304, 0) >= n - 3
@@ -182,6 +200,8 @@ def test_full_crawl_then_shop_changes_update_exactly_those_rows(
     ) == (0, 0)
     final = products(pg_catalog, source_id)
     assert not final[removed_url].active
+    assert queued_syncs(queue) == ([final[removed_url].id], [])
+    assert third.stats["index_sync_requested"] is True
     assert_matches_shop(final, shop)
 
 

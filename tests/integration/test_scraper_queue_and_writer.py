@@ -12,7 +12,14 @@ import redis
 
 from services.scraper.writer import CatalogWriter, CountingStats
 from shared.db import Catalog, ImageIn, ProductIn, SourceIn
-from shared.queue import INGEST_QUEUE, INGEST_TASK, enqueue_images
+from shared.queue import (
+    INDEX_QUEUE,
+    INGEST_QUEUE,
+    INGEST_TASK,
+    SYNC_TASK,
+    enqueue_images,
+    request_index_sync,
+)
 from shared.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -90,3 +97,52 @@ def test_an_unreachable_catalog_stops_the_writer(tmp_path: Path) -> None:
     assert writer.failed and stopped == [True]
     assert stats.values["lookalike/errors/write_failed"] == 1
     assert "lookalike/catalog_unavailable" in stats.values
+
+
+def test_index_sync_goes_by_name_to_the_index_queue(redis_db_url: str) -> None:
+    client = redis.Redis.from_url(redis_db_url)
+    client.flushdb()
+    settings = Settings(celery_broker_url=redis_db_url)
+    assert request_index_sync(settings) is True  # nothing to sync: nothing sent
+    assert request_index_sync(settings, product_ids=[3, 1, 3], image_ids=[7]) is True
+    [raw] = client.lrange(INDEX_QUEUE, 0, -1)
+    message = json.loads(raw)
+    assert message["headers"]["task"] == SYNC_TASK
+    assert json.loads(base64.b64decode(message["body"]))[0] == [[1, 3], [7]]
+    client.flushdb()
+    client.close()
+    down = Settings(celery_broker_url="redis://127.0.0.1:1/0")
+    assert request_index_sync(down, product_ids=[1]) is False
+
+
+def test_the_writer_asks_for_an_index_sync_of_changed_products_and_removed_images(
+    catalog: Catalog,
+) -> None:
+    source = catalog.upsert_source(SourceIn(name="s", base_url="https://s.example/"))
+
+    def row(price: str, *images: str) -> ProductIn:
+        return ProductIn(
+            canonical_url="https://s.example/p/1",
+            title="Shirt",
+            price=price,
+            currency="EUR",
+            images=tuple(ImageIn(url=f"https://s.example/{name}.jpg") for name in images),
+        )
+
+    synced: list[tuple[list[int], list[int]]] = []
+
+    def sync(product_ids: object, image_ids: object) -> bool:
+        synced.append((list(product_ids), list(image_ids)))  # type: ignore[call-overload]
+        return True
+
+    stats = CountingStats()
+    writer = CatalogWriter(catalog, source.id, stats, sync=sync)
+    writer.write([row("10.00", "a", "b")])
+    assert synced == []  # a new product has no points yet
+    [product] = catalog.list_products(source_id=source.id)
+    gone = next(image.id for image in product.images if image.url.endswith("/b.jpg"))
+    writer.write([row("12.50", "a")])  # price changed, image b left the page
+    assert synced == [([product.id], [gone])]
+    writer.write([row("12.50", "a")])  # unchanged: nothing to sync
+    assert len(synced) == 1
+    assert stats.values["lookalike/index/sync_requested"] == 2

@@ -26,7 +26,7 @@ from services.scraper.items import ProductItem
 from services.scraper.middlewares import RefusedURLError
 from services.scraper.normalize import same_site
 from services.scraper.schemas import SourceConfig
-from services.scraper.writer import Enqueue
+from services.scraper.writer import Enqueue, IndexSync
 from shared.db import Catalog
 
 log = logging.getLogger(__name__)
@@ -50,6 +50,7 @@ class ProductSpider(Spider):
         base_url: str | None = None,
         catalog: Catalog | None = None,
         enqueue: Enqueue | None = None,
+        sync: IndexSync | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(name=source_name or self.name, **kwargs)
@@ -57,6 +58,7 @@ class ProductSpider(Spider):
         self.source_id = source_id
         self.catalog = catalog
         self.enqueue = enqueue
+        self.sync = sync
         self.domains: list[str] = self.config.domains(base_url)
         self.allowed_domains = list(self.domains)
         self.start_urls = list(self.config.start_urls)
