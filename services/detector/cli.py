@@ -1,0 +1,228 @@
+"""``lookalike train-detector`` and ``lookalike eval-detector``. Torch loads inside the commands."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+DATA_HELP = "A box dataset: DIR/boxes.csv (filename, coarse_category, x1, y1, x2, y2) + images."
+
+
+@click.command("train-detector")
+@click.option(
+    "--data", required=True, type=click.Path(exists=True, file_okay=False), help=DATA_HELP
+)
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Model directory.")
+@click.option("--name", default=None, help="Model name (default: the --out folder's name).")
+@click.option("--epochs", default=14, show_default=True)
+@click.option("--batch-size", default=32, show_default=True)
+@click.option("--lr", default=2e-3, show_default=True, help="Head learning rate.")
+@click.option("--val-fraction", default=0.3, show_default=True, help="Held-out share of images.")
+@click.option(
+    "--synthetic", default=80, show_default=True, help="Demo-shop outfit photos added to training."
+)
+@click.option(
+    "--tune-tail/--frozen",
+    default=False,
+    show_default=True,
+    help="Also fine-tune the backbone's stride-32 blocks (slower; they then ship too).",
+)
+@click.option("--head-channels", default=64, show_default=True)
+@click.option("--head-layers", default=1, show_default=True, help="3x3 layers of the shared tower.")
+@click.option("--long-side", default=416, show_default=True, help="Input pixels (longer side).")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--max-minutes", default=25.0, show_default=True, help="Time budget (0: none).")
+@click.option(
+    "--cache",
+    "cache_dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Keep the backbone features here for later runs (about 0.3 MB per view).",
+)
+@click.option("--progress/--quiet", default=True, show_default=True)
+def train_detector_command(
+    data: str,
+    out: str,
+    name: str | None,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    val_fraction: float,
+    synthetic: int,
+    tune_tail: bool,
+    head_channels: int,
+    head_layers: int,
+    long_side: int,
+    seed: int,
+    max_minutes: float,
+    cache_dir: str | None,
+    progress: bool,
+) -> None:
+    """Train the garment detector (frozen EfficientNet-Lite0 + anchor-free head), evaluate it
+    on the held-out split and write a model directory with a JSON model card."""
+    import torch
+
+    from services.detector.artifact import DetectorCard, save_net, write_card
+    from services.detector.data import CLASSES, data_fingerprint, read_boxes, split
+    from services.detector.evaluation import evaluate
+    from services.detector.inference import ModelRunner
+    from services.detector.network import STRIDE_MULTIPLE
+    from services.detector.training import TrainConfig, train_detector
+    from shared.settings import DetectorSettings
+
+    if long_side % STRIDE_MULTIPLE:
+        raise click.BadParameter(
+            f"must be a multiple of {STRIDE_MULTIPLE}", param_hint="--long-side"
+        )
+    items = read_boxes(data)
+    train_items, val_items = split(items, val_fraction, seed)
+    click.echo(f"{len(train_items)} training images, {len(val_items)} held out (seed {seed})")
+    canvas = (long_side, long_side * 2 // 3 // STRIDE_MULTIPLE * STRIDE_MULTIPLE)
+    config = TrainConfig(
+        canvas=canvas,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        tune_tail=tune_tail,
+        head_channels=head_channels,
+        head_layers=head_layers,
+        seed=seed,
+        max_minutes=max_minutes,
+    )
+    net, stats = train_detector(
+        train_items,
+        config,
+        synthetic=synthetic,
+        progress=progress,
+        cache_dir=Path(cache_dir) if cache_dir else None,
+    )
+    card = DetectorCard(
+        name=name or Path(out).name,
+        classes=list(CLASSES),
+        tuned_tail=tune_tail,
+        head_channels=config.head_channels,
+        head_layers=config.head_layers,
+        long_side=long_side,
+        data={
+            "source": "Clothing Co-Parsing (Yang et al., CVPR 2014), Apache-2.0",
+            "path": Path(data).name,
+            "fingerprint": data_fingerprint(data),
+            "images": len(items),
+            "split": {"val_fraction": val_fraction, "seed": seed, "val_images": len(val_items)},
+            "synthetic_outfits": synthetic,
+            "classes_note": "coarse categories eyewear, jewellery, legwear, hat and "
+            "swimwear/intimate are dropped (not garments the shop sells as such, or too rare)",
+        },
+        training={**stats, "seed": seed, "torch": torch.__version__},
+        paths={
+            "foreground": "product shots on a plain, nearly uniform background",
+            "model": "photos of people (and other images)",
+            "whole-image": "nothing found, or an image under 16 px",
+        },
+    )
+    card = save_net(net, card, out)
+    if val_items:
+        runner = ModelRunner(out, runtime="torch")
+        min_score = DetectorSettings().min_score
+        metrics = evaluate(
+            lambda imgs, s, n: runner.detect(imgs, min_score=s, max_detections=n),
+            val_items,
+            card.classes,
+            min_score=min_score,
+            progress=progress,
+        )
+        card = write_card(card.model_copy(update={"metrics": {"val": metrics}}), out)
+        click.echo(json.dumps(metrics, indent=2))
+    click.echo(f"saved {card.version} to {out} ({card.weights_bytes / 1e6:.1f} MB)")
+
+
+@click.command("eval-detector")
+@click.option(
+    "--data", required=True, type=click.Path(exists=True, file_okay=False), help=DATA_HELP
+)
+@click.option(
+    "--model", default=None, help="Detector directory or file (default: the shipped one)."
+)
+@click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None)
+@click.option(
+    "--split",
+    "which",
+    type=click.Choice(["auto", "val", "all"]),
+    default="auto",
+    show_default=True,
+    help="auto: the model card's held-out split when DIR is its training data, else all images.",
+)
+@click.option("--min-score", default=None, type=float, help="Operating threshold (settings).")
+@click.option("--latency/--no-latency", default=True, show_default=True)
+@click.option("--progress/--quiet", default=True, show_default=True)
+def eval_detector_command(
+    data: str,
+    model: str | None,
+    json_out: str | None,
+    which: str,
+    min_score: float | None,
+    latency: bool,
+    progress: bool,
+) -> None:
+    """Recall and precision at IoU 0.5 per coarse category, mAP@0.5 and latency."""
+    report = run_evaluation(
+        data, model, which=which, min_score=min_score, latency=latency, progress=progress
+    )
+    text = json.dumps(report, indent=2)
+    click.echo(text)
+    if json_out:
+        Path(json_out).write_text(text + "\n")
+
+
+def run_evaluation(
+    data: str | Path,
+    model: str | None,
+    *,
+    which: str = "auto",
+    min_score: float | None = None,
+    latency: bool = True,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """What ``eval-detector`` prints (also used by the benchmark)."""
+    from services.detector.artifact import find_model_dir, load_card
+    from services.detector.data import CLASSES, data_fingerprint, read_boxes, split
+    from services.detector.evaluation import evaluate, measure_latency
+    from services.detector.loader import resolve_backend
+    from services.detector.service import Detector
+    from shared.errors import ConfigurationError
+    from shared.settings import get_settings
+
+    settings = get_settings().detector
+    if min_score is not None:
+        settings = settings.model_copy(update={"min_score": min_score})
+    backend = resolve_backend(model)
+    if backend is None:
+        raise ConfigurationError("no detection model to evaluate (is torch installed?)")
+    items = read_boxes(data)
+    chosen = "all"
+    model_dir = find_model_dir(model)
+    if which != "all" and model_dir is not None:
+        card = load_card(model_dir)
+        split_info = card.data.get("split", {})
+        if card.data.get("fingerprint") == data_fingerprint(data) and split_info:
+            items = split(items, float(split_info["val_fraction"]), int(split_info["seed"]))[1]
+            chosen = "val"
+    if which == "val" and chosen != "val":
+        raise ConfigurationError(f"{data} is not the training data of the model: no val split")
+    report = evaluate(
+        lambda imgs, s, n: backend.detect(imgs, min_score=s, max_detections=n),  # type: ignore[attr-defined]
+        items,
+        list(CLASSES),
+        min_score=settings.min_score,
+        progress=progress,
+    )
+    report["split"] = chosen
+    report["model"] = str(getattr(backend, "version", model))
+    report["runtime"] = str(getattr(backend, "runtime", ""))
+    if latency:
+        detector = Detector(settings, backend)  # type: ignore[arg-type]
+        report.update(measure_latency(detector.detect, items[:40]))
+    return report

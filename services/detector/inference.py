@@ -1,0 +1,197 @@
+"""Running the trained detector: PyTorch or ONNX Runtime, the same boxes either way.
+
+``ModelRunner.load()`` is idempotent and locked; nothing is built until the first call. On a
+CPU with ``onnxruntime`` installed, ``runtime="auto"`` exports the network once to
+``<models_dir>/onnx/<version>-detector.onnx`` (dynamic height and width) and serves it with
+ONNX Runtime, which runs the depthwise convolutions of EfficientNet-Lite several times faster
+than eager PyTorch on 2 cores (tests/unit/test_detector_model.py checks the parity).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import threading
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from PIL import Image
+
+from services.detector.data import letterbox
+from services.detector.network import OUTPUT_STRIDE, STRIDE_MULTIPLE
+from services.detector.postprocess import decode
+from shared.detection import Detection
+from shared.errors import ConfigurationError, InvalidInputError
+
+__all__ = ["ModelRunner", "Runtime", "export_detector_onnx"]
+
+log = logging.getLogger(__name__)
+
+Runtime = Literal["auto", "torch", "onnx"]
+
+
+def export_detector_onnx(net: Any, path: Path, long_side: int) -> Path:
+    """Export a :class:`DetectorNet` with dynamic batch, height and width (atomic rename)."""
+    import torch
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    example = torch.zeros(1, 3, long_side, long_side * 2 // 3 // STRIDE_MULTIPLE * STRIDE_MULTIPLE)
+    fd, tmp = tempfile.mkstemp(suffix=".onnx", dir=path.parent)
+    os.close(fd)
+    try:
+        with warnings.catch_warnings():
+            # The TorchScript exporter is deprecated in favour of dynamo (which needs
+            # onnxscript); it still exports this CNN exactly.
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                net.eval(),
+                (example,),
+                tmp,
+                input_names=["images"],
+                output_names=["peaks", "distances"],
+                dynamic_axes={
+                    "images": {0: "batch", 2: "height", 3: "width"},
+                    "peaks": {0: "batch", 2: "h", 3: "w"},
+                    "distances": {0: "batch", 2: "h", 3: "w"},
+                },
+                opset_version=17,
+                dynamo=False,
+            )
+        Path(tmp).replace(path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return path
+
+
+class ModelRunner:
+    """The trained detector of one model directory, loaded on first use."""
+
+    def __init__(
+        self,
+        model_dir: str | os.PathLike[str],
+        *,
+        runtime: Runtime = "auto",
+        onnx_cache: str | os.PathLike[str] | None = None,
+        threads: int | None = None,
+    ) -> None:
+        if runtime not in ("auto", "torch", "onnx"):
+            raise InvalidInputError(f"runtime must be auto, torch or onnx, got {runtime!r}")
+        self.model_dir = Path(model_dir)
+        self.requested_runtime: Runtime = runtime
+        self.onnx_cache = Path(onnx_cache) if onnx_cache is not None else None
+        self.threads = threads
+        self._lock = threading.Lock()
+        self._loaded = False
+        self._net: Any = None
+        self._session: Any = None
+        self.runtime: str = "unloaded"
+        self.version: str = ""
+        self.classes: list[str] = []
+        self.long_side = 416
+
+    def load(self) -> ModelRunner:
+        """Build the network (and the ONNX session); safe to call from many threads."""
+        if self._loaded:
+            return self
+        with self._lock:
+            if self._loaded:
+                return self
+            from services.detector.artifact import load_net
+
+            net, card = load_net(self.model_dir)
+            self.version, self.classes, self.long_side = card.version, card.classes, card.long_side
+            runtime = self.requested_runtime
+            if runtime == "auto":
+                runtime = "onnx" if _onnxruntime_available() else "torch"
+            if runtime == "onnx":
+                self._session = self._onnx_session(net)
+            self._net = net
+            self.runtime = runtime
+            self._loaded = True
+            log.info("detector %s loaded (%s)", self.version, runtime)
+        return self
+
+    def _onnx_session(self, net: Any) -> Any:
+        if not _onnxruntime_available():
+            raise ConfigurationError("the onnx runtime needs the onnx and onnxruntime packages")
+        import onnxruntime as ort
+        import torch
+
+        from shared.settings import get_settings
+
+        cache = self.onnx_cache or get_settings().models_dir / "onnx"
+        path = cache / f"{self.version}-detector.onnx"
+        if not path.is_file():
+            export_detector_onnx(net, path, self.long_side)
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.intra_op_num_threads = self.threads or torch.get_num_threads()
+        options.inter_op_num_threads = 1
+        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+    def forward(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Peak heatmap ``(N, K, h, w)`` and distances ``(N, 4, h, w)`` of a normalised batch."""
+        self.load()
+        if self._session is not None:
+            peaks, distances = self._session.run(["peaks", "distances"], {"images": batch})
+            return np.asarray(peaks), np.asarray(distances)
+        import torch
+
+        with torch.inference_mode():
+            peaks_t, distances_t = self._net(torch.from_numpy(batch))
+        return peaks_t.numpy(), distances_t.numpy()
+
+    def detect(
+        self, images: Sequence[Image.Image], *, min_score: float, max_detections: int
+    ) -> list[list[Detection]]:
+        """Boxes (in each image's pixels), categories and scores, best first."""
+        self.load()
+        boxes_in = [letterbox(img, self.long_side) for img in images]
+        out: list[list[Detection]] = [[] for _ in images]
+        # One forward per input shape: images of one aspect ratio share a batch.
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for index, lb in enumerate(boxes_in):
+            groups.setdefault(lb.array.shape, []).append(index)
+        for ids in groups.values():
+            peaks, distances = self.forward(np.stack([boxes_in[i].array for i in ids]))
+            for row, index in enumerate(ids):
+                img, scale = images[index], boxes_in[index].scale
+                boxes, scores, labels = decode(
+                    peaks[row],
+                    distances[row],
+                    stride=OUTPUT_STRIDE,
+                    min_score=min_score,
+                    max_detections=max_detections,
+                )
+                boxes = boxes / scale
+                boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, img.width)
+                boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, img.height)
+                for box, score, label in zip(boxes, scores, labels, strict=True):
+                    if box[2] - box[0] < 1 or box[3] - box[1] < 1:
+                        continue
+                    out[index].append(
+                        Detection(
+                            box=(
+                                round(float(box[0]), 1),
+                                round(float(box[1]), 1),
+                                round(float(box[2]), 1),
+                                round(float(box[3]), 1),
+                            ),
+                            category=self.classes[int(label)],
+                            score=round(float(score), 4),
+                        )
+                    )
+        return out
+
+
+def _onnxruntime_available() -> bool:
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    return True

@@ -1,0 +1,279 @@
+"""The trained detector: a tiny training run, the artifact round trip, ONNX parity, the CLI and
+the shipped default on generated street photos (all images made here)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from services.demo_shop import DemoCatalog, compose_outfit, render_image
+from services.detector.postprocess import decode, iou_matrix, nms
+from shared.detection import COARSE_CATEGORIES
+from shared.settings import DetectorSettings, Settings
+
+pytestmark = pytest.mark.unit
+
+torch = pytest.importorskip("torch")
+
+COARSE = {"tops": "top", "outerwear": "outerwear", "dresses": "dress"}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Exported ONNX models go to a data dir of this module, not the user's."""
+    from shared.settings import get_settings
+
+    path = tmp_path_factory.mktemp("data")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("LOOKALIKE_DATA_DIR", str(path))
+        get_settings.cache_clear()
+        yield path
+    get_settings.cache_clear()
+
+
+def _outfit(index: int, size: tuple[int, int] = (360, 480)) -> tuple[Image.Image, list[tuple]]:
+    catalog = DemoCatalog.generate(30, seed=11)
+    uppers = [p for p in catalog if p.category in COARSE]
+    lowers = [p for p in catalog if p.category in ("pants", "skirts")]
+    photo = compose_outfit(
+        uppers[index % len(uppers)], lowers[index % len(lowers)], size, seed=index
+    )
+    rows = [(COARSE.get(box.category, "bottom"), *box.box) for box in photo.boxes if box.box[2] > 0]
+    return Image.open(io.BytesIO(photo.jpeg)).convert("RGB"), rows
+
+
+@pytest.fixture(scope="module")
+def box_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Six generated street photos in the ``boxes.csv`` format of the street-photo data."""
+    root = tmp_path_factory.mktemp("boxes")
+    (root / "images").mkdir()
+    with (root / "boxes.csv").open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["filename", "category", "coarse_category", "x1", "y1", "x2", "y2"])
+        for index in range(6):
+            img, rows = _outfit(index)
+            name = f"images/{index:04d}.jpg"
+            img.save(root / name, quality=90)
+            for category, *box in rows:
+                writer.writerow([name, category, category, *box])
+            writer.writerow([name, "sunglasses", "eyewear", 10, 10, 30, 20])  # dropped class
+    return root
+
+
+@pytest.fixture(scope="module")
+def tiny_model(box_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A detector trained for one epoch on small inputs (a smoke run, not a good model)."""
+    from services.cli import main
+
+    out = tmp_path_factory.mktemp("model") / "tiny"
+    result = CliRunner().invoke(
+        main,
+        [
+            "train-detector",
+            "--data",
+            str(box_dataset),
+            "--out",
+            str(out),
+            "--epochs",
+            "1",
+            "--batch-size",
+            "4",
+            "--synthetic",
+            "0",
+            "--long-side",
+            "160",
+            "--val-fraction",
+            "0.34",
+            "--quiet",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_read_boxes_and_split(box_dataset: Path) -> None:
+    from services.detector.data import read_boxes, split
+
+    items = read_boxes(box_dataset)
+    assert len(items) == 6
+    assert all(len(item.boxes) == 2 for item in items)  # eyewear is not a class
+    train, val = split(items, 0.34, seed=0)
+    assert len(val) == 2 and not {i.name for i in train} & {i.name for i in val}
+    assert split(items, 0.34, seed=0) == (train, val)
+
+
+def test_training_writes_a_small_artifact_with_a_card(tiny_model: Path) -> None:
+    from services.detector.artifact import load_card
+
+    card = load_card(tiny_model)
+    assert card.classes == list(COARSE_CATEGORIES)
+    assert card.version.startswith("tiny-")
+    assert card.data["source"].startswith("Clothing Co-Parsing")
+    assert card.data["fingerprint"] and card.training["seed"] == 0
+    assert card.training["train_time_s"] > 0
+    assert set(card.metrics["val"]) >= {"recall@0.5", "precision@0.5", "map@0.5", "per_category"}
+    assert (tiny_model / "weights.pt").stat().st_size < 2_000_000  # the head only
+
+
+def test_eval_detector_cli_json(tiny_model: Path, box_dataset: Path, tmp_path: Path) -> None:
+    from services.cli import main
+
+    out = tmp_path / "eval.json"
+    result = CliRunner().invoke(
+        main,
+        [
+            "eval-detector",
+            "--data",
+            str(box_dataset),
+            "--model",
+            str(tiny_model),
+            "--json",
+            str(out),
+            "--no-latency",
+            "--quiet",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    assert {"recall@0.5", "precision@0.5", "map@0.5", "per_category", "n_images"} <= set(report)
+    assert report["split"] == "val" and report["n_images"] == 2
+
+
+def test_onnx_matches_torch(tiny_model: Path, tmp_path: Path) -> None:
+    pytest.importorskip("onnxruntime")
+    from services.detector.inference import ModelRunner
+
+    img, _ = _outfit(3, (300, 420))
+    torch_runner = ModelRunner(tiny_model, runtime="torch").load()
+    onnx_runner = ModelRunner(tiny_model, runtime="onnx", onnx_cache=tmp_path).load()
+    from services.detector.data import letterbox
+
+    batch = letterbox(img, torch_runner.long_side).array[None]
+    peaks_t, dist_t = torch_runner.forward(batch)
+    peaks_o, dist_o = onnx_runner.forward(batch)
+    assert peaks_t.shape == peaks_o.shape
+    np.testing.assert_allclose(peaks_o, peaks_t, atol=2e-4)
+    np.testing.assert_allclose(dist_o, dist_t, rtol=1e-3, atol=1e-2)
+    # Another aspect ratio through the same (dynamic-shape) ONNX graph.
+    wide = letterbox(img.transpose(Image.Transpose.ROTATE_90), torch_runner.long_side).array[None]
+    np.testing.assert_allclose(
+        onnx_runner.forward(wide)[0], torch_runner.forward(wide)[0], atol=2e-4
+    )
+
+
+def test_decode_and_nms() -> None:
+    peaks = np.zeros((2, 4, 4), np.float32)
+    peaks[0, 1, 1] = 0.9
+    peaks[1, 2, 3] = 0.5
+    peaks[1, 0, 0] = 0.1  # under the threshold
+    distances = np.full((4, 4, 4), 4.0, np.float32)
+    boxes, scores, labels = decode(peaks, distances, stride=8, min_score=0.3, max_detections=5)
+    assert labels.tolist() == [0, 1]
+    assert scores.tolist() == pytest.approx([0.9, 0.5])
+    assert boxes[0].tolist() == pytest.approx([8, 8, 16, 16])
+    overlapping = np.array([[0, 0, 10, 10], [1, 1, 10, 10], [20, 20, 30, 30]], np.float32)
+    assert nms(overlapping, np.array([0.5, 0.9, 0.3]), 0.5).tolist() == [1, 2]
+    assert iou_matrix(overlapping[:1], overlapping[:1])[0, 0] == pytest.approx(1.0)
+
+
+def test_average_precision() -> None:
+    from services.detector.evaluation import average_precision
+
+    assert average_precision(np.array([True, True]), np.array([0.9, 0.8]), 2) == 1.0
+    assert average_precision(np.array([False, True]), np.array([0.9, 0.8]), 2) == 0.25
+    assert average_precision(np.array([], bool), np.array([], np.float32), 3) == 0.0
+
+
+def test_shipped_default_finds_top_and_bottom_of_an_outfit() -> None:
+    from services.detector.artifact import DEFAULT_MODEL, SHIPPED_DIR, load_card
+    from services.detector.loader import LazyDetector
+
+    model_dir = SHIPPED_DIR / DEFAULT_MODEL
+    card = load_card(model_dir)
+    assert sum(f.stat().st_size for f in model_dir.iterdir()) < 20_000_000
+    assert "Apache-2.0" in card.data["source"]
+    detector = LazyDetector(DetectorSettings())
+    hits = 0
+    for index in range(4):
+        img, rows = _outfit(index, (480, 640))
+        [result] = detector.detect([img])
+        assert result.path == "model" and not result.fallback
+        found = np.array([d.box for d in result.detections], np.float32).reshape(-1, 4)
+        for category, *box in rows:
+            ious = iou_matrix(found, np.array([box], np.float32))[:, 0]
+            same = [d.category == category for d in result.detections]
+            hits += int(any(iou >= 0.5 and ok for iou, ok in zip(ious, same, strict=True)))
+    assert hits >= 6  # of 8 garments
+
+
+def test_shipped_default_product_shot_and_many_people() -> None:
+    from services.detector.loader import LazyDetector
+
+    detector = LazyDetector(DetectorSettings(max_detections=5))
+    product = DemoCatalog.generate(4, seed=2).products[0]
+    shot = Image.open(io.BytesIO(render_image(product))).convert("RGB")
+    crowd = Image.new("RGB", (1200, 500))
+    for index in range(4):
+        crowd.paste(_outfit(index, (300, 500))[0], (index * 300, 0))
+    gray = crowd.convert("L")
+    shot_result, crowd_result, gray_result = detector.detect([shot, crowd, gray])
+    assert shot_result.path == "foreground" and len(shot_result.detections) == 1
+    # Many small people: garments (at most max_detections) or the whole-image fallback.
+    for result in (crowd_result, gray_result):
+        assert result.width == 1200 and 1 <= len(result.detections) <= 5
+        assert result.path in ("model", "whole-image")
+        assert result.fallback == (result.path == "whole-image")
+
+
+def test_load_detector_picks_client_or_in_process() -> None:
+    from services.detector import load_detector
+    from services.detector.client import HttpDetector
+    from services.detector.loader import LazyDetector
+
+    assert isinstance(load_detector(Settings(detector_url="http://127.0.0.1:9")), HttpDetector)
+    assert isinstance(load_detector(Settings()), LazyDetector)
+
+
+def test_importing_the_package_loads_no_model() -> None:
+    code = "import sys, services.detector; print('torch' in sys.modules)"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "False"
+
+
+def test_torchvision_checkpoint_plugs_in(tmp_path: Path) -> None:
+    torchvision = pytest.importorskip("torchvision")
+    from services.detector.loader import LazyDetector
+    from services.detector.plugins import coarse_category
+
+    model = torchvision.models.detection.fasterrcnn_mobilenet_v3_large_320_fpn(
+        weights=None, weights_backbone=None, num_classes=3
+    )
+    path = tmp_path / "frcnn.pt"
+    torch.save(
+        {
+            "arch": "fasterrcnn_mobilenet_v3_large_320_fpn",
+            "state_dict": model.state_dict(),
+            "classes": ["trousers", "short sleeve top"],
+        },
+        path,
+    )
+    detector = LazyDetector(DetectorSettings(model=str(path), min_score=0.0))
+    img, _ = _outfit(1)
+    [result] = detector.detect([img])
+    assert result.path in ("model", "whole-image")
+    for detection in result.detections:
+        assert detection.category in (None, "top", "bottom")
+    assert coarse_category("Long_Sleeve_Dress") == "dress"
+    assert coarse_category("spaceship") is None
