@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from services.detector.cli import eval_detector_command, train_detector_command
 from services.embedder.cli import eval_command, train_command
 from services.embedder.worker_cli import (
     ingest_status_command,
@@ -180,5 +181,7 @@ for _command in (
     sweep_command,
     reindex_command,
     ingest_status_command,
+    train_detector_command,
+    eval_detector_command,
 ):
     main.add_command(_command)

@@ -26,6 +26,10 @@ def _default_data_dir() -> Path:
 class GatewaySettings(BaseModel):
     max_upload_bytes: int = Field(default=15 * 1024 * 1024, gt=0)
     max_image_pixels: int = Field(default=40_000_000, gt=0)
+    allow_private_image_urls: bool = False
+    """Let ``image_url`` point at private/loopback addresses (a local demo; never in public)."""
+    download_timeout_s: float = Field(default=10.0, gt=0)
+    embedder_timeout_s: float = Field(default=5.0, gt=0)
 
 
 class DetectorSettings(BaseModel):
@@ -44,6 +48,12 @@ class RecommenderSettings(BaseModel):
     candidates: int = Field(default=100, gt=0)
     timeout_s: float = Field(default=5.0, gt=0)
     rate_limit_per_minute: int = Field(default=120, ge=0)
+    """Per client on ``POST /recommend``; 0 turns the limit off."""
+    category_threshold: float = Field(default=0.8, ge=0.0, le=1.0)
+    """Below this top probability the classifier is unsure: the top categories are searched."""
+    max_categories: int = Field(default=3, gt=0)
+    classifier: str | None = "street-lite0"
+    """Classifier for query crops when the embedding model has no head (unset: none)."""
 
 
 class IngestSettings(BaseModel):

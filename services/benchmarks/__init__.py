@@ -62,18 +62,22 @@ def machine() -> dict[str, Any]:
     }
 
 
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
 def run(only: list[str] | None = None) -> dict[str, Any]:
     benchmarks = registry()
     unknown = set(only or []) - set(benchmarks)
     if unknown:
         raise KeyError(f"unknown benchmark(s) {sorted(unknown)}; known: {sorted(benchmarks)}")
     results = {
-        name: {"description": bench.description, **bench.run()}
+        name: {"description": bench.description, "measured_at": _now(), **bench.run()}
         for name, bench in benchmarks.items()
         if not only or name in only
     }
     return {
-        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "generated_at": _now(),
         "machine": machine(),
         "results": results,
     }
@@ -86,8 +90,8 @@ def render_markdown(report: dict[str, Any]) -> str:
     m = report["machine"]
     lines = [
         START,
-        f"Generated {report['generated_at']} by `make bench` on {m['cores']} cores "
-        f"({m['cpu']}, Python {m['python']}).",
+        f"Generated {report['generated_at']} by `make bench` (or `lookalike bench --only NAME`, "
+        f"which refreshes one section) on {m['cores']} cores ({m['cpu']}, Python {m['python']}).",
         "",
     ]
     for name, figures in report["results"].items():
@@ -99,11 +103,16 @@ def render_markdown(report: dict[str, Any]) -> str:
 
 
 def write(report: dict[str, Any], json_path: Path | None, markdown_path: Path | None) -> None:
-    if json_path is not None:
-        previous = json.loads(json_path.read_text()) if json_path.is_file() else {}
+    """Merge the report's figures into the JSON store and re-render the Markdown section.
+
+    The store is ``json_path``, else the JSON file beside ``markdown_path`` (``BENCHMARKS.json``),
+    so ``lookalike bench --only NAME`` refreshes one benchmark and keeps the others' figures."""
+    store = json_path or (markdown_path.with_suffix(".json") if markdown_path else None)
+    if store is not None:
+        previous = json.loads(store.read_text()) if store.is_file() else {}
         merged = {**previous.get("results", {}), **report["results"]}
-        json_path.write_text(json.dumps({**report, "results": merged}, indent=2) + "\n")
         report = {**report, "results": merged}
+        store.write_text(json.dumps(report, indent=2) + "\n")
     if markdown_path is not None and markdown_path.is_file():
         text = markdown_path.read_text()
         block = render_markdown(report)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from services.gateway.page import render_status_page
 from shared.db import Catalog, CatalogStats, ProductOut
 from shared.health import check_broker, check_database
 from shared.settings import Settings
@@ -47,11 +46,13 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz", tags=["ops"], response_model=ReadyOut)
-async def readyz(catalog: CatalogDep, settings: SettingsDep) -> JSONResponse:
-    """Readiness: the catalog DB (at the current schema) and the broker answer; 503 if not."""
+async def readyz(request: Request, catalog: CatalogDep, settings: SettingsDep) -> JSONResponse:
+    """Readiness: the catalog DB (at the current schema), the broker and the vector index (or
+    the recommender service) answer; 503 if not."""
     checks = [
         await run_in_threadpool(check_database, catalog),
         await run_in_threadpool(check_broker, settings.broker_url),
+        await run_in_threadpool(request.app.state.recommender.check),
     ]
     body = ReadyOut(
         ready=all(check.ok for check in checks),
@@ -72,10 +73,3 @@ async def status(catalog: CatalogDep) -> CatalogStats:
 async def get_product(product_id: int, catalog: CatalogDep) -> ProductOut:
     """One catalog product with its images and their ingest state (404 if unknown)."""
     return await run_in_threadpool(catalog.get_product, product_id)
-
-
-@router.get("/", include_in_schema=False, response_class=HTMLResponse)
-async def index(catalog: CatalogDep) -> HTMLResponse:
-    stats: CatalogStats = await run_in_threadpool(catalog.stats)
-    sources: list[Any] = await run_in_threadpool(catalog.list_sources)
-    return HTMLResponse(render_status_page(stats, sources))

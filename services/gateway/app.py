@@ -1,36 +1,153 @@
-"""The gateway's FastAPI application: factory, lifespan and error handling."""
+"""The gateway's FastAPI application: factory, lifespan, middleware and error handling."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractContextManager, asynccontextmanager
+from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 
+from services.embedder.client import EmbedderClient, make_embedder
 from services.gateway.api import router
+from services.gateway.detection import make_detector
+from services.gateway.limits import make_rate_limiter
+from services.gateway.metrics import GatewayMetrics
+from services.gateway.page import install as install_pages
+from services.gateway.pipeline import RecommendPipeline
+from services.gateway.recommend_api import router as recommend_router
+from services.recommender.client import RecommenderClient, make_recommender
 from shared.db import Catalog
+from shared.detection import GarmentDetector
+from shared.download import make_client
 from shared.errors import LookalikeError
 from shared.settings import Settings, get_settings
+from shared.vectors import VectorIndex, open_index
+from shared.web import ASGIApp, Receive, RequestContextMiddleware, Scope, Send, add_error_handlers
 
 log = logging.getLogger(__name__)
 
+_BODY_SLACK = 256 * 1024
+"""Multipart framing and form fields on top of the largest allowed image."""
 
-def create_app(settings: Settings | None = None, *, catalog: Catalog | None = None) -> FastAPI:
-    """Build the gateway. ``catalog`` may be handed in (the embedded runner shares one)."""
+
+class BodyLimitMiddleware:
+    """413 before reading a body whose declared length is over the upload limit."""
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            for name, value in scope.get("headers", []):
+                if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
+                    body = {
+                        "error": "payload_too_large",
+                        "detail": f"the request is {int(value)} bytes; the upload limit is "
+                        f"{self.max_bytes - _BODY_SLACK} bytes",
+                    }
+                    data = json.dumps(body).encode()
+                    headers = [
+                        (b"content-type", b"application/json"),
+                        (b"content-length", str(len(data)).encode()),
+                        (b"connection", b"close"),
+                    ]
+                    await send({"type": "http.response.start", "status": 413, "headers": headers})
+                    await send({"type": "http.response.body", "body": data})
+                    return
+        await self.app(scope, receive, send)
+
+
+def _warm(*things: Any) -> None:
+    """Load models now rather than on the first request; a failure is logged and the first
+    request tries again."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    lock: AbstractContextManager[Any] = contextlib.nullcontext()
+    with contextlib.suppress(ImportError):  # no torch in this process: the models are remote
+        from services.embedder.onnx import EXPORT_LOCK
+
+        lock = EXPORT_LOCK  # the embedded stack's ingest consumer exports models too
+    with lock:
+        for thing in things:
+            load = getattr(thing, "warm", None) or getattr(thing, "load", None)
+            if callable(load):
+                try:
+                    load()
+                except (LookalikeError, SQLAlchemyError, OSError) as exc:
+                    log.warning("could not load %s at start: %s", type(thing).__name__, exc)
+
+
+def _close(thing: Any) -> None:
+    close = getattr(thing, "close", None)
+    if callable(close):
+        close()
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    catalog: Catalog | None = None,
+    index: VectorIndex | None = None,
+    detector: GarmentDetector | None = None,
+    embedder: EmbedderClient | None = None,
+    recommender: RecommenderClient | None = None,
+) -> FastAPI:
+    """Build the gateway. Anything handed in is shared, not owned: the embedded runner passes
+    its catalog and sets ``app.state.index`` (one index object per process); what is not
+    given is made from the settings (``*_url`` set: HTTP clients, else in process)."""
     settings = settings or get_settings()
+    metrics = GatewayMetrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        owned = catalog is None
+        owned: list[Any] = []
         app.state.settings = settings
         app.state.catalog = catalog or Catalog.from_settings(settings)
+        shared_index = index or getattr(app.state, "index", None)
+        if shared_index is None and not settings.recommender_url:
+            shared_index = open_index(
+                settings.qdrant_url, settings.qdrant_path, settings.qdrant_api_key
+            )
+            owned.append(shared_index)
+        app.state.index = shared_index
+        app.state.recommender = recommender or make_recommender(settings, index=shared_index)
+        app.state.embedder = embedder or make_embedder(settings, catalog=app.state.catalog)
+        owned += [
+            x
+            for x, given in ((app.state.recommender, recommender), (app.state.embedder, embedder))
+            if given is None
+        ]
+        http = make_client(timeout_s=settings.gateway.download_timeout_s)
+        owned.append(http)
+        app.state.rate_limiter = make_rate_limiter(settings)
+        owned.append(app.state.rate_limiter)
+        app.state.detector = detector or make_detector(settings)
+        app.state.pipeline = RecommendPipeline(
+            settings,
+            app.state.catalog,
+            app.state.detector,
+            app.state.embedder,
+            app.state.recommender,
+            http=http,
+            observe=metrics.observe_stages,
+        )
+        warming = asyncio.get_running_loop().run_in_executor(
+            None, _warm, app.state.embedder, app.state.detector
+        )
         log.info("gateway ready (catalog: %s)", app.state.catalog.dialect)
         try:
             yield
         finally:
-            if owned:
+            await asyncio.wait([warming], timeout=60)
+            for thing in reversed(owned):
+                _close(thing)
+            if catalog is None:
                 app.state.catalog.dispose()
 
     app = FastAPI(
@@ -39,10 +156,13 @@ def create_app(settings: Settings | None = None, *, catalog: Catalog | None = No
         version="0.1.0",
         lifespan=lifespan,
     )
-
-    @app.exception_handler(LookalikeError)
-    async def _lookalike_error(_request: Request, exc: LookalikeError) -> JSONResponse:
-        return JSONResponse(exc.to_dict(), status_code=exc.status_code)
-
+    app.state.metrics = metrics
+    add_error_handlers(app)
+    app.add_middleware(
+        BodyLimitMiddleware, max_bytes=settings.gateway.max_upload_bytes + _BODY_SLACK
+    )
+    app.add_middleware(RequestContextMiddleware, observe=metrics.observe_request)
+    install_pages(app)  # before the API router: `/` is the storefront
     app.include_router(router)
+    app.include_router(recommend_router)
     return app

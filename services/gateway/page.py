@@ -1,10 +1,147 @@
-"""The operator's status page: what is in the catalog and how far ingest has come."""
+"""The gateway's pages: the storefront demo at ``/`` and the operator's status page.
+
+The storefront is static HTML, CSS and JavaScript modules under ``static/`` (no build step);
+it calls the public API (``POST /recommend``) from the browser. ``/storefront/config.json``
+hands it the few facts it needs up front: the catalog's categories, brands, currency and price
+range (what searches filter on) and the upload limit. The status page (catalog counts and
+sources) lives at ``/status-page``.
+"""
 
 from __future__ import annotations
 
 from html import escape
+from pathlib import Path
+from typing import Annotated, Any
 
-from shared.db import CatalogStats, SourceOut
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, Field
+from sqlalchemy import func, select
+
+from shared.db import Catalog, CatalogStats, SourceOut
+from shared.db.models import Product
+from shared.settings import Settings
+
+STATIC_DIR = Path(__file__).with_name("static")
+
+# The page loads only its own files; product pictures come from the shops' own hosts and the
+# shopper's photo is shown from a blob: URL, so images are the one thing allowed from elsewhere.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; img-src 'self' data: blob: http: https:; script-src 'self'; "
+    "style-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
+
+router = APIRouter()
+
+
+def _catalog(request: Request) -> Catalog:
+    return request.app.state.catalog
+
+
+def _settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+CatalogDep = Annotated[Catalog, Depends(_catalog)]
+SettingsDep = Annotated[Settings, Depends(_settings)]
+
+
+class StorefrontConfig(BaseModel):
+    """What the page offers in its filters, from the active catalog (what searches filter on)."""
+
+    categories: list[str] = Field(description="Categories of active products, A to Z.")
+    brands: list[str] = Field(description="Brands of active products, A to Z (at most 500).")
+    currency: str | None = Field(description="The most common currency of active products.")
+    min_price: float | None = Field(description="The lowest price in ``currency``.")
+    max_price: float | None = Field(description="The highest price in ``currency``.")
+    max_upload_bytes: int
+    feedback: bool = Field(
+        description="Whether the page may record clicks with POST /feedback: only when no API "
+        "key guards it (a public page cannot hold the key)."
+    )
+
+
+MAX_BRANDS = 500
+
+
+def _facets(catalog: Catalog) -> dict[str, Any]:
+    """Distinct categories and brands of active products, their most common currency and the
+    price range in it."""
+    active = Product.active.is_(True)
+    with catalog.reading() as session:
+        categories = session.scalars(
+            select(Product.category)
+            .where(active, Product.category.is_not(None))
+            .group_by(Product.category)
+            .order_by(Product.category)
+        ).all()
+        brands = session.scalars(
+            select(Product.brand)
+            .where(active, Product.brand.is_not(None))
+            .group_by(Product.brand)
+            .order_by(Product.brand)
+            .limit(MAX_BRANDS)
+        ).all()
+        currency = session.scalar(
+            select(Product.currency)
+            .where(active, Product.currency.is_not(None))
+            .group_by(Product.currency)
+            .order_by(func.count().desc(), Product.currency)
+            .limit(1)
+        )
+        low, high = session.execute(
+            select(func.min(Product.price), func.max(Product.price)).where(
+                active, Product.currency == currency
+            )
+        ).one()
+    return {
+        "categories": list(categories),
+        "brands": list(brands),
+        "currency": currency,
+        "min_price": float(low) if low is not None else None,
+        "max_price": float(high) if high is not None else None,
+    }
+
+
+def install(app: FastAPI) -> None:
+    """Add the pages and their static files to ``app``. Call before the API router so that
+    ``/`` is the storefront."""
+    app.include_router(router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+
+@router.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
+async def storefront() -> FileResponse:
+    """The storefront demo page (static; it fetches everything else from the API)."""
+    return FileResponse(
+        STATIC_DIR / "index.html",
+        media_type="text/html; charset=utf-8",
+        headers={"Content-Security-Policy": CONTENT_SECURITY_POLICY, "Cache-Control": "no-cache"},
+    )
+
+
+@router.get("/storefront/config.json", tags=["storefront"], response_model=StorefrontConfig)
+async def storefront_config(catalog: CatalogDep, settings: SettingsDep) -> StorefrontConfig:
+    """What the storefront page needs before the first query: the categories, brands, currency
+    and price range it can filter on, and the upload size limit."""
+    facets = await run_in_threadpool(_facets, catalog)
+    return StorefrontConfig(
+        **facets,
+        max_upload_bytes=settings.gateway.max_upload_bytes,
+        feedback=not settings.api_key,
+    )
+
+
+@router.get("/status-page", include_in_schema=False, response_class=HTMLResponse)
+async def status_page(catalog: CatalogDep) -> HTMLResponse:
+    """The operator's view: catalog counts, ingest progress and sources."""
+    stats: CatalogStats = await run_in_threadpool(catalog.stats)
+    sources: list[SourceOut] = await run_in_threadpool(catalog.list_sources)
+    return HTMLResponse(render_status_page(stats, sources))
+
 
 _STYLE = """
 body{font:16px/1.5 system-ui,sans-serif;margin:0 auto;max-width:56rem;padding:2rem;color:#1d1d1f}
@@ -57,8 +194,8 @@ def render_status_page(stats: CatalogStats, sources: list[SourceOut]) -> str:
 <section aria-labelledby="sources"><h2 id="sources">Sources</h2>
 <table><thead><tr><th>Name</th><th>Start URL</th><th>State</th></tr></thead>
 <tbody>{rows}</tbody></table></section>
-<p>API: <a href="/docs">OpenAPI docs</a> · <a href="/status">/status</a> ·
-<a href="/readyz">/readyz</a> · <a href="/healthz">/healthz</a></p>
+<p><a href="/">Storefront</a> · API: <a href="/docs">OpenAPI docs</a> ·
+<a href="/status">/status</a> · <a href="/readyz">/readyz</a> · <a href="/healthz">/healthz</a></p>
 </main>
 </body>
 </html>

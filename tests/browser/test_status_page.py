@@ -1,4 +1,4 @@
-"""The gateway's page in a real browser."""
+"""The operator's status page in a real browser."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ pytestmark = pytest.mark.browser
 
 
 def test_status_page_shows_catalog_and_sources(page: Page, stack: Stack, tmp_path: Path) -> None:
-    page.goto(stack.url)
+    page.goto(f"{stack.url}/status-page")
     expect(page).to_have_title("Lookalike · status")
     expect(page.get_by_role("heading", name="Lookalike")).to_be_visible()
     expect(page.get_by_role("cell", name="demo-shop")).to_be_visible()
@@ -21,3 +21,4 @@ def test_status_page_shows_catalog_and_sources(page: Page, stack: Stack, tmp_pat
     page.screenshot(path=str(tmp_path / "status.png"), full_page=True)
 
     expect(page.get_by_role("link", name="OpenAPI docs")).to_have_attribute("href", "/docs")
+    expect(page.get_by_role("link", name="Storefront")).to_have_attribute("href", "/")

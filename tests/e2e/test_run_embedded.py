@@ -26,7 +26,7 @@ def test_stack_is_ready_with_embedded_stores(stack: Stack) -> None:
 def test_demo_shop_is_served_and_registered(stack: Stack) -> None:
     shop = httpx.get(stack.shop_url, timeout=10)
     assert shop.status_code == 200
-    page = httpx.get(stack.url, timeout=10)
+    page = httpx.get(f"{stack.url}/status-page", timeout=10)
     assert "demo-shop" in page.text
     assert stack.shop_url in page.text
     assert httpx.get(f"{stack.url}/status", timeout=10).json()["sources"] == 1

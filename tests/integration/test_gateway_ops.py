@@ -27,7 +27,7 @@ def test_health_and_readiness(client: TestClient) -> None:
     assert ready.status_code == 200, ready.text
     body = ready.json()
     assert body["ready"] is True
-    assert set(body["checks"]) == {"database", "broker"}
+    assert set(body["checks"]) == {"database", "broker", "index"}
 
 
 def test_readiness_fails_when_the_broker_is_down(catalog: Catalog, settings: Settings) -> None:
@@ -70,6 +70,6 @@ def test_product_lookup_and_status(client: TestClient, catalog: Catalog) -> None
     status = client.get("/status").json()
     assert status["products_active"] == 1 and status["images"]["pending"] == 1
 
-    page = client.get("/")
+    page = client.get("/status-page")
     assert page.status_code == 200
     assert "acme" in page.text and "<b>shirt" not in page.text

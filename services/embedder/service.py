@@ -1,0 +1,172 @@
+"""Query-time embedding: crops in, embedding + colour descriptor + category out.
+
+The gateway calls this for a shopper's garment crops, in process (``lookalike run``) or through
+the embedder service (``python -m services.embedder``). Crops are embedded with the catalog's
+active embedder model (the one whose collection the recommender searches; refreshed every
+``refresh_s`` seconds so a ``lookalike reindex`` is picked up) and classified with its own
+head, or, when it has none (the frozen ImageNet default), with a separate classifier (the
+shipped ``street-lite0`` by default). Nothing here imports FastAPI.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+from PIL import Image
+from pydantic import BaseModel, Field
+
+from services.embedder.colour import colour_descriptor
+from services.embedder.ingest import ModelProvider, ModelSpec
+from shared.errors import ConfigurationError, InvalidInputError, LookalikeError
+from shared.health import Check
+from shared.images import to_rgb
+
+if TYPE_CHECKING:
+    from services.embedder.inference import Embedder
+
+__all__ = ["CropFeatures", "EmbedderService", "Features"]
+
+log = logging.getLogger(__name__)
+
+MAX_CROPS = 16
+
+
+class CropFeatures(BaseModel):
+    """One crop: its embedding, colour descriptor and (with a classifier) categories."""
+
+    embedding: list[float]
+    colour: list[float]
+    category: str | None = None
+    probability: float | None = None
+    probabilities: dict[str, float] = Field(
+        default_factory=dict, description="The top categories, most probable first."
+    )
+
+
+class Features(BaseModel):
+    crops: list[CropFeatures]
+    model_version: str
+    classifier_version: str | None = None
+
+
+class EmbedderService:
+    """Embeds and classifies query crops with the catalog's active model."""
+
+    def __init__(
+        self,
+        models: ModelProvider,
+        *,
+        classifier: str | None = "street-lite0",
+        top: int = 5,
+        refresh_s: float = 10.0,
+    ) -> None:
+        self.models = models
+        self.classifier_name = classifier
+        self.top = top
+        self.refresh_s = refresh_s
+        self._lock = threading.Lock()
+        self._spec: ModelSpec | None = None
+        self._spec_at = 0.0
+        self._classifier: Embedder | None = None
+        self._classifier_failed = False
+
+    def model(self) -> Embedder:
+        """The active embedder model (the catalog is asked at most every ``refresh_s``)."""
+        now = time.monotonic()
+        if self._spec is None or now - self._spec_at > self.refresh_s:
+            model = self.models.current()
+            spec, _ = self.models.active_spec()
+            with self._lock:
+                self._spec, self._spec_at = spec, now
+            return model
+        return self.models.load(self._spec)
+
+    def classifier(self) -> Embedder | None:
+        """The separate classifier (loaded once), or ``None`` when none is configured or it
+        cannot be loaded (then categories come from the caller or are not filtered)."""
+        if self._classifier is not None or self._classifier_failed or not self.classifier_name:
+            return self._classifier
+        from services.embedder.inference import Embedder
+
+        with self._lock:
+            if self._classifier is None and not self._classifier_failed:
+                try:
+                    self._classifier = Embedder(
+                        self.classifier_name,
+                        batch_size=MAX_CROPS,
+                        workers=1,
+                        onnx_cache=self.models.settings.models_dir / "onnx",
+                    ).load()
+                except (InvalidInputError, ConfigurationError, OSError) as exc:
+                    self._classifier_failed = True
+                    log.warning("no query classifier (%s): categories are not predicted", exc)
+        return self._classifier
+
+    def warm(self) -> None:
+        """Load the models now (a service start), not on the first request; a failure is
+        logged (the first request tries again)."""
+        from sqlalchemy.exc import SQLAlchemyError
+
+        try:
+            model = self.model()
+            if not model.info.classes:
+                self.classifier()
+        except (LookalikeError, SQLAlchemyError, OSError) as exc:
+            log.warning("could not load the embedder model at start: %s", exc)
+
+    def features(self, crops: Sequence[Image.Image], *, classify: bool = True) -> Features:
+        """Embedding, colour descriptor and (``classify``) categories of each crop, in order.
+        A caller that chose the category itself skips the separate classifier."""
+        if not crops:
+            raise InvalidInputError("no crops to embed")
+        if len(crops) > MAX_CROPS:
+            raise InvalidInputError(f"at most {MAX_CROPS} crops per call, got {len(crops)}")
+        model = self.model()
+        pictures = [to_rgb(crop) for crop in crops]
+        colours = [colour_descriptor(picture) for picture in pictures]
+        classes: tuple[str, ...] = model.info.classes
+        classifier_version = None
+        probabilities: np.ndarray | None = None
+        if classes and classify:
+            embeddings, probabilities = model.classify(pictures)
+            classifier_version = model.info.version
+        else:
+            embeddings = model.embed(pictures)
+            classifier = self.classifier() if classify else None
+            if classifier is not None:
+                _, probabilities = classifier.classify(pictures)
+                classes = classifier.info.classes
+                classifier_version = classifier.info.version
+        out = []
+        for i, embedding in enumerate(embeddings):
+            item = CropFeatures(
+                embedding=embedding.astype(np.float32).tolist(),
+                colour=colours[i].astype(np.float32).tolist(),
+            )
+            if probabilities is not None:
+                order = np.argsort(-probabilities[i])[: self.top]
+                item.probabilities = {
+                    classes[j]: round(float(probabilities[i][j]), 6) for j in order
+                }
+                item.category = classes[order[0]]
+                item.probability = round(float(probabilities[i][order[0]]), 6)
+            out.append(item)
+        return Features(
+            crops=out, model_version=model.info.version, classifier_version=classifier_version
+        )
+
+    def check(self) -> Check:
+        """Ready once the active model is loaded."""
+        loaded = self._spec is not None
+        detail = f"model {self._spec.source}" if self._spec is not None else "model not loaded yet"
+        return Check("embedder", loaded, detail, 0.0)
+
+    def close(self) -> None:
+        if self._classifier is not None:
+            self._classifier.close()
+        self.models.close()

@@ -1,0 +1,319 @@
+"""``POST /recommend`` as a pipeline: photo -> garments -> crops -> features -> products.
+
+1. decode the upload (or the fetched ``image_url``) with byte and pixel limits;
+2. find the garments (the detector; the whole image when it finds none);
+3. embed and classify every crop (the embedder), and choose the categories to search: the
+   caller's, else the classifier's top one, else (when it is unsure) its top few;
+4. k-NN, filters and re-ranking (the recommender), one query per garment in one call;
+5. titles, URLs and prices from the catalog, the source of truth.
+
+Each stage is timed. The detector, embedder and recommender are clients (in process or HTTP);
+nothing here imports FastAPI.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import httpx
+from PIL import Image
+
+from services.embedder.client import EmbedderClient
+from services.embedder.service import CropFeatures
+from services.gateway.errors import PayloadTooLargeError
+from services.gateway.schemas import (
+    Group,
+    Recommendation,
+    RecommendParams,
+    RecommendResponse,
+)
+from services.recommender.client import RecommenderClient
+from services.recommender.schemas import Filters, RecommendQuery, RecommendResult
+from shared.db import Catalog
+from shared.detection import Detection, GarmentDetector
+from shared.download import fetch_image
+from shared.images import crop_box, load_image, probe_image
+from shared.netsafe import check_url
+from shared.settings import Settings
+
+__all__ = ["RecommendPipeline", "Timings"]
+
+WORK_SIDE = 768
+"""Large JPEGs decode in draft mode to at least this many pixels a side (boxes are reported
+in pixels of the original)."""
+VOTERS = 3
+"""When the classifier is unsure, the categories of this many nearest products (any category)
+are searched too: a shop's own photos are often unlike the street crops it learnt from."""
+
+
+@dataclass
+class Timings:
+    """Milliseconds per stage, in the order they ran."""
+
+    ms: dict[str, float] = field(default_factory=dict)
+    started: float = field(default_factory=time.perf_counter)
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        began = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.ms[name] = round(self.ms.get(name, 0.0) + (time.perf_counter() - began) * 1000, 2)
+
+    def done(self) -> dict[str, float]:
+        self.ms["total"] = round((time.perf_counter() - self.started) * 1000, 2)
+        return self.ms
+
+
+@dataclass
+class _Garment:
+    box: list[float] | None
+    features: CropFeatures
+    categories: list[str]
+    category: str | None
+    probability: float | None
+    predicted: bool
+    unsure: bool = False
+
+
+class RecommendPipeline:
+    """The logic behind ``POST /recommend``."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        catalog: Catalog,
+        detector: GarmentDetector,
+        embedder: EmbedderClient,
+        recommender: RecommenderClient,
+        *,
+        http: httpx.Client,
+        observe: Callable[[dict[str, float]], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.catalog = catalog
+        self.detector = detector
+        self.embedder = embedder
+        self.recommender = recommender
+        self.http = http
+        self.observe = observe
+
+    # ------------------------------------------------------------------------------ inputs
+
+    def from_url(self, url: str, params: RecommendParams) -> RecommendResponse:
+        """Fetch ``url`` with the safe downloader (private addresses refused unless
+        ``gateway.allow_private_image_urls``), then as :meth:`from_bytes`."""
+        timings = Timings()
+        allow_private = self.settings.gateway.allow_private_image_urls
+        with timings.stage("download"):
+            check_url(url, allow_private=allow_private)
+            downloaded = fetch_image(
+                url,
+                client=self.http,
+                allow_private=allow_private,
+                max_bytes=self.settings.gateway.max_upload_bytes,
+            )
+        return self.from_bytes(downloaded.content, params, timings=timings)
+
+    def from_bytes(
+        self, data: bytes, params: RecommendParams, *, timings: Timings | None = None
+    ) -> RecommendResponse:
+        """Recommendations for every garment of a photo."""
+        timings = timings or Timings()
+        limit = self.settings.gateway.max_upload_bytes
+        if len(data) > limit:
+            raise PayloadTooLargeError(f"the image is {len(data)} bytes; the limit is {limit}")
+        with timings.stage("decode"):
+            image, size = self._decode(data)
+        with timings.stage("detect"):
+            [result] = self.detector.detect([image])
+            detections = result.detections or [
+                Detection(
+                    box=(0.0, 0.0, float(image.width), float(image.height)),
+                    category=None,
+                    score=1.0,
+                )
+            ]
+            crops = [crop_box(image, d.region) for d in detections]
+        with timings.stage("embed"):
+            classify = not (params.category or params.cross_category)
+            features = self.embedder.features(crops, classify=classify)
+        sx, sy = size[0] / image.width, size[1] / image.height
+        garments = []
+        for detection, crop in zip(detections, features.crops, strict=True):
+            x0, y0, x1, y1 = detection.box
+            box = [round(x0 * sx, 1), round(y0 * sy, 1), round(x1 * sx, 1), round(y1 * sy, 1)]
+            garments.append(self._garment(box, crop, params, detection.category))
+        return self._answer(garments, params, features.model_version, timings, exclude=[])
+
+    def from_product(self, product_id: int, params: RecommendParams) -> RecommendResponse:
+        """Products like a catalog product ("more like this"): its stored vectors are the
+        query, the product itself is left out."""
+        timings = Timings()
+        with timings.stage("lookup"):
+            stored = self.recommender.product_points(product_id)
+        point = stored.points[0]
+        category = point.payload.get("category")
+        features = CropFeatures(embedding=point.embedding, colour=point.colour or [])
+        garment = _Garment(
+            box=None,
+            features=features,
+            categories=_categories(params, [category] if category else []),
+            category=params.category[0] if params.category else category,
+            probability=None,
+            predicted=False,
+        )
+        version = point.payload.get("model_version")
+        return self._answer([garment], params, version, timings, exclude=[product_id])
+
+    # ------------------------------------------------------------------------------ stages
+
+    def _decode(self, data: bytes) -> tuple[Image.Image, tuple[int, int]]:
+        gateway = self.settings.gateway
+        header = probe_image(
+            data, max_bytes=gateway.max_upload_bytes, max_pixels=gateway.max_image_pixels
+        )
+        image = load_image(
+            data,
+            max_bytes=gateway.max_upload_bytes,
+            max_pixels=gateway.max_image_pixels,
+            draft=(WORK_SIDE, WORK_SIDE),
+        )
+        width, height = header.width, header.height
+        if (image.width >= image.height) != (width >= height):
+            width, height = height, width  # EXIF rotated it by 90 degrees
+        return image, (width, height)
+
+    def _garment(
+        self,
+        box: list[float],
+        crop: CropFeatures,
+        params: RecommendParams,
+        detected: str | None,
+    ) -> _Garment:
+        if params.category:
+            return _Garment(
+                box,
+                crop,
+                list(params.category),
+                params.category[0],
+                crop.probabilities.get(params.category[0]),
+                predicted=False,
+            )
+        if params.cross_category or crop.category is None:
+            category = crop.category or detected
+            return _Garment(box, crop, [], category, crop.probability, predicted=False)
+        threshold = self.settings.recommender.category_threshold
+        if (crop.probability or 0.0) >= threshold:
+            return _Garment(box, crop, [crop.category], crop.category, crop.probability, True)
+        categories = list(crop.probabilities)[: self.settings.recommender.max_categories]
+        return _Garment(
+            box, crop, categories, crop.category, crop.probability, predicted=True, unsure=True
+        )
+
+    def _query(
+        self,
+        garment: _Garment,
+        params: RecommendParams,
+        model_version: str | None,
+        exclude: Sequence[int],
+        *,
+        every_category: bool = False,
+    ) -> RecommendQuery:
+        return RecommendQuery(
+            embedding=garment.features.embedding,
+            colour=garment.features.colour or None,
+            model_version=model_version,
+            categories=[] if every_category else garment.categories,
+            category_votes=VOTERS if garment.unsure and not every_category else 0,
+            k=params.k or self.settings.recommender.default_k,
+            metric=params.metric,
+            color_weight=params.color_weight,
+            diversity=params.diversity,
+            filters=Filters(
+                brand=params.brand or [],
+                min_price=params.min_price,
+                max_price=params.max_price,
+                currency=params.currency,
+            ),
+            exclude_product_ids=list(exclude),
+        )
+
+    def _answer(
+        self,
+        garments: list[_Garment],
+        params: RecommendParams,
+        model_version: str | None,
+        timings: Timings,
+        *,
+        exclude: Sequence[int],
+    ) -> RecommendResponse:
+        with timings.stage("search"):
+            queries = [self._query(g, params, model_version, exclude) for g in garments]
+            results = self.recommender.recommend(queries)
+            # A predicted category with nothing in the catalog (a class the shop does not
+            # sell): search every category rather than answer nothing.
+            retry = [
+                i
+                for i, (g, r) in enumerate(zip(garments, results, strict=True))
+                if g.predicted and g.categories and not r.hits
+            ]
+            if retry:
+                again = self.recommender.recommend(
+                    [
+                        self._query(
+                            garments[i], params, model_version, exclude, every_category=True
+                        )
+                        for i in retry
+                    ]
+                )
+                for i, result in zip(retry, again, strict=True):
+                    results[i] = result
+        with timings.stage("hydrate"):
+            groups = self._groups(garments, results)
+        timings_ms = timings.done()
+        if self.observe is not None:
+            self.observe(timings_ms)
+        return RecommendResponse(groups=groups, timings_ms=timings_ms, model_version=model_version)
+
+    def _groups(self, garments: list[_Garment], results: list[RecommendResult]) -> list[Group]:
+        ids = sorted({hit.product_id for result in results for hit in result.hits})
+        products = self.catalog.get_products(ids) if ids else {}
+        groups = []
+        for garment, result in zip(garments, results, strict=True):
+            recommendations = []
+            for hit in result.hits:
+                product = products.get(hit.product_id)
+                if product is None or not product.active:
+                    continue  # deleted or deactivated since it was indexed
+                recommendations.append(
+                    Recommendation(
+                        id=product.id,
+                        title=product.title,
+                        url=product.canonical_url,
+                        image_url=hit.image_url,
+                        price=float(product.price) if product.price is not None else None,
+                        currency=product.currency,
+                        brand=product.brand,
+                        score=round(hit.score, 4),
+                    )
+                )
+            groups.append(
+                Group(
+                    box=garment.box,
+                    category=garment.category,
+                    probability=garment.probability,
+                    recommendations=recommendations,
+                )
+            )
+        return groups
+
+
+def _categories(params: RecommendParams, own: list[str]) -> list[str]:
+    if params.category:
+        return list(params.category)
+    return [] if params.cross_category else own

@@ -1,0 +1,134 @@
+"""The public contract of ``POST /recommend`` and ``POST /feedback`` (documented in OpenAPI)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from shared.db.models import FeedbackKind
+
+
+def _listed(value: Any) -> Any:
+    """``"a,b"`` or ``["a", "b"]`` -> ``["a", "b"]``; empty parts dropped."""
+    if value is None:
+        return None
+    items = value.split(",") if isinstance(value, str) else value
+    if isinstance(items, list):
+        cleaned = [str(item).strip() for item in items if str(item).strip()]
+        return cleaned or None
+    return value
+
+
+class RecommendParams(BaseModel):
+    """How to search; the same fields as form fields, JSON fields or query parameters."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    k: int | None = Field(
+        default=None, ge=1, le=100, description="Products per garment (default 12)."
+    )
+    category: list[str] | None = Field(
+        default=None,
+        description="Search these categories (comma-separated or a list) instead of the "
+        "classifier's prediction.",
+    )
+    cross_category: bool = Field(
+        default=False, description="Search every category instead of the predicted one."
+    )
+    metric: Literal["cosine", "l1"] = "cosine"
+    color_weight: float = Field(
+        default=0.0, ge=0.0, le=1.0, description="0: shape only ... 1: colour only."
+    )
+    diversity: float = Field(
+        default=0.0, ge=0.0, le=1.0, description="Maximal marginal relevance: 0 = off."
+    )
+    brand: list[str] | None = Field(default=None, description="Any of these brands.")
+    min_price: float | None = Field(default=None, ge=0)
+    max_price: float | None = Field(default=None, ge=0)
+    currency: str | None = Field(default=None, min_length=3, max_length=3, examples=["EUR"])
+
+    _split = field_validator("category", "brand", mode="before")(_listed)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RecommendParams:
+        if self.category and self.cross_category:
+            raise ValueError("give either category or cross_category, not both")
+        if (
+            self.min_price is not None
+            and self.max_price is not None
+            and self.min_price > self.max_price
+        ):
+            raise ValueError(f"min_price {self.min_price} is above max_price {self.max_price}")
+        return self
+
+
+class RecommendJSON(RecommendParams):
+    """JSON body: an ``image_url`` to fetch, or a ``product_id`` for "more like this"."""
+
+    image_url: str | None = Field(default=None, max_length=2048)
+    product_id: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> RecommendJSON:
+        if (self.image_url is None) == (self.product_id is None):
+            raise ValueError("give exactly one of image_url and product_id")
+        return self
+
+
+class RecommendForm(RecommendParams):
+    """Multipart form: the photo in ``image`` plus any parameter as a form field."""
+
+    image: bytes = Field(json_schema_extra={"format": "binary"})
+
+
+class Recommendation(BaseModel):
+    id: int = Field(description="Product id (for GET /products/{id} and POST /feedback).")
+    title: str
+    url: str
+    image_url: str | None
+    price: float | None
+    currency: str | None
+    brand: str | None
+    score: float = Field(description="Similarity, higher is better (0-1).")
+
+
+class Group(BaseModel):
+    box: list[float] | None = Field(
+        description="The garment's box [x0, y0, x1, y1] in pixels of the uploaded image; "
+        "null for a product_id query."
+    )
+    category: str | None
+    probability: float | None = Field(
+        description="The classifier's probability of ``category``; null when it did not decide."
+    )
+    recommendations: list[Recommendation]
+
+
+class RecommendResponse(BaseModel):
+    groups: list[Group]
+    timings_ms: dict[str, float] = Field(
+        description="Milliseconds per stage: download, decode, detect, embed, search, "
+        "hydrate, total."
+    )
+    model_version: str | None
+
+
+class FeedbackBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: FeedbackKind
+    product_id: int = Field(ge=1)
+    request_id: str | None = Field(
+        default=None, max_length=64, description="X-Request-ID of the /recommend answer."
+    )
+    session_id: str | None = Field(default=None, max_length=128)
+    variant: str | None = Field(default=None, max_length=50, description="A/B variant.")
+    position: int | None = Field(default=None, ge=0)
+    score: float | None = None
+    model_version: str | None = Field(default=None, max_length=200)
+
+
+class FeedbackOut(BaseModel):
+    id: int
+    status: Literal["recorded"] = "recorded"

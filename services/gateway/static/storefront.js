@@ -1,0 +1,505 @@
+// The storefront page: pick, drop, paste or link a photo; see its garments boxed; pick one to
+// see similar products; refine with filters; "more like this" on any product.
+
+import { RequestError, formatBytes, loadConfig, recommend, sendFeedback } from "./api.js";
+import {
+  formatPrice,
+  garmentLabel,
+  h,
+  productId,
+  renderBoxes,
+  renderChips,
+  renderGrid,
+  renderTimings,
+  safeUrl,
+  titleCase,
+} from "./render.js";
+
+const $ = (id) => document.getElementById(id);
+
+const ui = {
+  query: $("query"),
+  fileInput: $("file-input"),
+  urlForm: $("url-form"),
+  urlInput: $("url-input"),
+  photo: $("photo"),
+  photoImg: $("photo-img"),
+  photoCaption: $("photo-caption"),
+  boxes: $("boxes"),
+  garments: $("garments"),
+  chips: $("chips"),
+  clear: $("clear"),
+  results: $("results"),
+  resultsTitle: $("results-title"),
+  status: $("status"),
+  error: $("error"),
+  errorTitle: $("error-title"),
+  errorDetail: $("error-detail"),
+  filters: $("filters"),
+  category: $("f-category"),
+  brands: $("brands"),
+  minPrice: $("f-min-price"),
+  maxPrice: $("f-max-price"),
+  priceCurrency: $("price-currency"),
+  colorWeight: $("f-color-weight"),
+  colorWeightValue: $("color-weight-value"),
+  diversity: $("f-diversity"),
+  diversityValue: $("diversity-value"),
+  empty: $("empty"),
+  grid: $("grid"),
+  timings: $("timings"),
+};
+
+const state = {
+  source: null, // {kind: "file", file} | {kind: "url", url} | {kind: "product", productId, title}
+  objectUrl: null, // the shown photo's blob: URL, revoked when replaced
+  size: null, // natural size of the shown photo: the API's boxes are in its pixels
+  answer: null,
+  requestId: null, // X-Request-ID of the answer on screen, for feedback
+  selected: 0,
+  controller: null,
+  maxUploadBytes: null,
+  currency: null,
+  brands: new Set(),
+  categories: new Set(),
+  feedback: false, // may clicks be recorded (POST /feedback is open)?
+  sessionId: newSessionId(),
+};
+
+function newSessionId() {
+  try {
+    const stored = sessionStorage.getItem("lookalike-session");
+    if (stored) return stored;
+    const id = crypto.randomUUID();
+    sessionStorage.setItem("lookalike-session", id);
+    return id;
+  } catch {
+    return null; // storage or randomUUID unavailable (a non-secure origin): no session id
+  }
+}
+
+const reducedMotion = window.matchMedia("(prefers-reduced-motion: reduce)");
+
+// ------------------------------------------------------------------------------ messages
+
+function announce(text) {
+  ui.status.textContent = text;
+}
+
+function showError(error) {
+  ui.errorTitle.textContent = error.title ?? "Something went wrong.";
+  ui.errorDetail.textContent = error.detail ?? "";
+  ui.error.hidden = false;
+  announce("");
+}
+
+function clearError() {
+  ui.error.hidden = true;
+  ui.errorTitle.textContent = "";
+  ui.errorDetail.textContent = "";
+}
+
+function setBusy(busy) {
+  document.body.classList.toggle("is-loading", busy);
+  ui.results.setAttribute("aria-busy", busy ? "true" : "false");
+}
+
+// ------------------------------------------------------------------------------ the photo
+
+function showPhoto(src, caption) {
+  if (state.objectUrl && state.objectUrl !== src) URL.revokeObjectURL(state.objectUrl);
+  state.objectUrl = src && src.startsWith("blob:") ? src : null;
+  state.size = null;
+  ui.boxes.replaceChildren();
+  ui.photoImg.removeAttribute("src");
+  ui.photo.classList.remove("broken");
+  if (src) ui.photoImg.src = src;
+  else ui.photo.classList.add("broken");
+  ui.photoImg.alt = caption;
+  ui.photoCaption.textContent = caption;
+  ui.photo.hidden = false;
+  ui.clear.hidden = false;
+  ui.query.classList.add("has-photo");
+}
+
+function hidePhoto() {
+  if (state.objectUrl) URL.revokeObjectURL(state.objectUrl);
+  state.objectUrl = null;
+  state.size = null;
+  ui.photoImg.removeAttribute("src");
+  ui.photo.hidden = true;
+  ui.boxes.replaceChildren();
+  ui.garments.hidden = true;
+  ui.chips.replaceChildren();
+  ui.query.classList.remove("has-photo");
+}
+
+ui.photoImg.addEventListener("load", () => {
+  state.size = { width: ui.photoImg.naturalWidth, height: ui.photoImg.naturalHeight };
+  drawBoxes();
+});
+
+ui.photoImg.addEventListener("error", () => {
+  if (ui.photoImg.getAttribute("src")) ui.photo.classList.add("broken");
+});
+
+function drawBoxes() {
+  const groups = state.answer?.groups ?? [];
+  // A product's "more like this" answer is about the catalog picture, not a photo the
+  // shopper gave us; its garments are listed as chips only.
+  const boxed = state.source && state.source.kind !== "product" ? groups : [];
+  renderBoxes(ui.boxes, boxed, state.size, state.selected, select);
+}
+
+// ------------------------------------------------------------------------------ filters
+
+function numberOrEmpty(input) {
+  const value = input.value.trim();
+  return value === "" || !Number.isFinite(Number(value)) ? "" : value;
+}
+
+function searchParams() {
+  const form = ui.filters.elements;
+  const minPrice = numberOrEmpty(ui.minPrice);
+  const maxPrice = numberOrEmpty(ui.maxPrice);
+  // The API takes a category override or a search across all of them, not both.
+  const category = ui.category.value;
+  return {
+    category,
+    brand: form.brand.value.trim(),
+    min_price: minPrice,
+    max_price: maxPrice,
+    // A price range means the shop's currency, as shown beside "Price".
+    currency: minPrice !== "" || maxPrice !== "" ? state.currency ?? "" : "",
+    metric: form.metric.value,
+    color_weight: ui.colorWeight.value,
+    diversity: ui.diversity.value,
+    cross_category: !category && form.cross_category.checked ? "true" : "",
+  };
+}
+
+function describeSliders() {
+  const colour = Number(ui.colorWeight.value);
+  ui.colorWeightValue.textContent =
+    colour === 0 ? "shape only" : colour === 1 ? "colour only" : `${Math.round(colour * 100)}% colour`;
+  const variety = Number(ui.diversity.value);
+  ui.diversityValue.textContent = variety === 0 ? "off" : `${Math.round(variety * 100)}%`;
+}
+
+function priceRangeIsValid() {
+  const min = numberOrEmpty(ui.minPrice);
+  const max = numberOrEmpty(ui.maxPrice);
+  const valid = min === "" || max === "" || Number(min) <= Number(max);
+  ui.maxPrice.setCustomValidity(valid ? "" : "The highest price must be at least the lowest.");
+  if (!valid) ui.maxPrice.reportValidity();
+  return valid;
+}
+
+let requeryTimer = 0;
+
+function requery(delay = 250) {
+  window.clearTimeout(requeryTimer);
+  if (!state.source) return;
+  requeryTimer = window.setTimeout(() => {
+    if (priceRangeIsValid()) search(state.source, { requery: true });
+  }, delay);
+}
+
+function addCategories(names) {
+  for (const name of names) {
+    if (typeof name !== "string" || !name || state.categories.has(name)) continue;
+    state.categories.add(name);
+    ui.category.append(h("option", { value: name }, titleCase(name)));
+  }
+}
+
+function addBrands(names) {
+  for (const name of names) {
+    const brand = typeof name === "string" ? name.trim() : "";
+    if (!brand || state.brands.has(brand) || state.brands.size >= 1000) continue;
+    state.brands.add(brand);
+    ui.brands.append(h("option", { value: brand }));
+  }
+}
+
+function setCurrency(currency) {
+  if (state.currency || typeof currency !== "string" || !currency) return;
+  state.currency = currency;
+  ui.priceCurrency.textContent = `(${currency})`;
+}
+
+/** Brands and the currency of products on screen, when the config did not have them. */
+function rememberFromAnswer(groups) {
+  const products = groups.flatMap((group) => group.recommendations ?? []);
+  addBrands(products.map((product) => product.brand));
+  for (const product of products) setCurrency(product.currency);
+}
+
+// ------------------------------------------------------------------------------ searching
+
+function loadingMessage(source) {
+  if (source.kind === "product") return `Finding more like ${source.title}…`;
+  return "Looking for the pieces in your photo…";
+}
+
+async function search(source, { requery = false } = {}) {
+  state.controller?.abort();
+  const controller = new AbortController();
+  state.controller = controller;
+  clearError();
+  setBusy(true);
+  announce(requery ? "Updating matches…" : loadingMessage(source));
+  try {
+    const { answer, requestId } = await recommend(source, searchParams(), controller.signal);
+    if (state.controller !== controller) return;
+    state.requestId = requestId;
+    showAnswer(answer, requery);
+  } catch (error) {
+    if (error.name === "AbortError" || state.controller !== controller) return;
+    if (!requery && (error.status === 413 || error.status === 415)) {
+      // The photo itself was refused: nothing on screen belongs to it.
+      state.source = null;
+      state.answer = null;
+      hidePhoto();
+      ui.clear.hidden = true;
+      ui.timings.textContent = "";
+      showGrid([]);
+    }
+    showError(error instanceof RequestError ? error : new RequestError("Something went wrong.", String(error.message ?? error)));
+  } finally {
+    if (state.controller === controller) {
+      state.controller = null;
+      setBusy(false);
+    }
+  }
+}
+
+function startSearch(source, src, caption) {
+  window.clearTimeout(requeryTimer);
+  state.source = source;
+  state.answer = null;
+  state.selected = 0;
+  showPhoto(src, caption);
+  ui.garments.hidden = true;
+  ui.chips.replaceChildren();
+  search(source);
+}
+
+function searchFile(file) {
+  if (!file) return;
+  clearError();
+  if (state.maxUploadBytes && file.size > state.maxUploadBytes) {
+    showError(
+      new RequestError(
+        "That photo is too large.",
+        `It is ${formatBytes(file.size)}; photos up to ${formatBytes(state.maxUploadBytes)} work. Please choose a smaller one.`,
+        413,
+      ),
+    );
+    return;
+  }
+  const caption = file.name ? `Your photo: ${file.name}` : "Your photo";
+  startSearch({ kind: "file", file }, URL.createObjectURL(file), caption);
+}
+
+function searchUrl(value) {
+  const url = safeUrl(value.trim());
+  if (!url) {
+    clearError();
+    showError(new RequestError("That link doesn't look right.", "Please paste a full web address starting with http:// or https://."));
+    return;
+  }
+  startSearch({ kind: "url", url }, url, "Your picture from the web");
+}
+
+function moreLike(product) {
+  const id = productId(product);
+  if (id === undefined || id === null) return;
+  const title = String(product.title ?? "").trim() || "this product";
+  startSearch({ kind: "product", productId: id, title }, safeUrl(product.image_url), `More like: ${title}`);
+  ui.results.scrollIntoView({ block: "start", behavior: reducedMotion.matches ? "auto" : "smooth" });
+  ui.results.focus({ preventScroll: true });
+}
+
+// ------------------------------------------------------------------------------ answers
+
+function showAnswer(answer, requery) {
+  const groups = Array.isArray(answer?.groups) ? answer.groups : [];
+  state.answer = { ...answer, groups };
+  state.selected = requery ? Math.min(state.selected, Math.max(groups.length - 1, 0)) : 0;
+  addCategories(groups.map((group) => group.category));
+  rememberFromAnswer(groups);
+  renderTimings(ui.timings, answer?.timings_ms, answer?.model_version);
+  ui.garments.hidden = groups.length === 0;
+  if (groups.length === 0) {
+    ui.chips.replaceChildren();
+    drawBoxes();
+    showGrid([]);
+    ui.empty.textContent = "We couldn't find any clothing in this picture. Try a photo where the outfit is clearly visible.";
+    announce("No pieces found in the picture.");
+    return;
+  }
+  const found = `Found ${groups.length} ${groups.length === 1 ? "piece" : "pieces"}. `;
+  showGroup(requery ? "Matches updated. " : state.source.kind === "product" ? "" : found);
+}
+
+function select(index) {
+  if (!state.answer || index === state.selected) return;
+  state.selected = index;
+  showGroup("");
+}
+
+function showGroup(prefix) {
+  const groups = state.answer.groups;
+  const group = groups[state.selected];
+  renderChips(ui.chips, groups, state.selected, select);
+  drawBoxes();
+  const products = Array.isArray(group.recommendations) ? group.recommendations : [];
+  ui.resultsTitle.textContent = group.category ? `Similar ${String(group.category).replace(/[_-]+/g, " ")}` : "Similar products";
+  showGrid(products);
+  if (products.length === 0) {
+    ui.empty.textContent = "No products match these filters. Try a wider price range, another brand, or all categories.";
+  }
+  announce(`${prefix}Showing ${products.length} ${products.length === 1 ? "match" : "matches"} for ${garmentLabel(group)}.`);
+}
+
+function recordClick(product, position) {
+  const id = Number(productId(product));
+  if (!state.feedback || !Number.isInteger(id)) return;
+  const score = Number(product.score);
+  sendFeedback({
+    kind: "click",
+    product_id: id,
+    request_id: state.requestId ?? undefined,
+    session_id: state.sessionId ?? undefined,
+    position,
+    score: Number.isFinite(score) ? score : undefined,
+    model_version: state.answer?.model_version ?? undefined,
+  });
+}
+
+function showGrid(products) {
+  renderGrid(ui.grid, products, moreLike, recordClick);
+  ui.empty.hidden = products.length > 0;
+  if (products.length === 0 && !state.source) {
+    ui.resultsTitle.textContent = "Similar products";
+    ui.empty.textContent = "Your matches will appear here.";
+  }
+}
+
+function startOver() {
+  state.controller?.abort();
+  state.controller = null;
+  window.clearTimeout(requeryTimer);
+  state.source = null;
+  state.answer = null;
+  setBusy(false);
+  clearError();
+  hidePhoto();
+  ui.clear.hidden = true;
+  ui.fileInput.value = "";
+  ui.urlInput.value = "";
+  ui.timings.textContent = "";
+  showGrid([]);
+  announce("");
+  ui.fileInput.focus();
+}
+
+// ------------------------------------------------------------------------------ wiring
+
+ui.fileInput.addEventListener("change", () => {
+  const [file] = ui.fileInput.files ?? [];
+  searchFile(file);
+  ui.fileInput.value = ""; // choosing the same file again searches again
+});
+
+ui.urlForm.addEventListener("submit", (event) => {
+  event.preventDefault();
+  searchUrl(ui.urlInput.value);
+});
+
+ui.clear.addEventListener("click", startOver);
+
+// Drop a photo anywhere on the page; the query panel shows where it lands.
+let dragDepth = 0;
+function hasFiles(event) {
+  return Array.from(event.dataTransfer?.types ?? []).some((type) => type === "Files" || type === "text/uri-list");
+}
+window.addEventListener("dragenter", (event) => {
+  if (!hasFiles(event)) return;
+  dragDepth += 1;
+  ui.query.classList.add("dragging");
+});
+window.addEventListener("dragleave", () => {
+  dragDepth = Math.max(0, dragDepth - 1);
+  if (dragDepth === 0) ui.query.classList.remove("dragging");
+});
+window.addEventListener("dragover", (event) => {
+  if (hasFiles(event)) event.preventDefault();
+});
+window.addEventListener("drop", (event) => {
+  if (!hasFiles(event)) return;
+  event.preventDefault();
+  dragDepth = 0;
+  ui.query.classList.remove("dragging");
+  const [file] = event.dataTransfer.files;
+  if (file) {
+    searchFile(file);
+    return;
+  }
+  const link = event.dataTransfer.getData("text/uri-list").split(/\r?\n/).find((line) => line && !line.startsWith("#"));
+  if (link) searchUrl(link);
+});
+
+document.addEventListener("paste", (event) => {
+  const file = Array.from(event.clipboardData?.files ?? []).find((item) => item.type.startsWith("image/"));
+  if (!file) return; // ordinary text pastes keep working in the inputs
+  event.preventDefault();
+  searchFile(file);
+});
+
+function syncCrossCategory() {
+  const cross = ui.filters.elements.cross_category;
+  cross.disabled = ui.category.value !== "";
+  if (cross.disabled) cross.checked = false;
+}
+
+ui.category.addEventListener("change", syncCrossCategory);
+
+ui.filters.addEventListener("input", (event) => {
+  if (event.target.type === "range") describeSliders();
+});
+ui.filters.addEventListener("change", (event) => {
+  // Text and number fields re-query when they are committed (Enter or leaving the field).
+  requery(event.target.type === "range" ? 350 : 150);
+});
+ui.filters.addEventListener("submit", (event) => {
+  event.preventDefault();
+  requery(0);
+});
+ui.filters.addEventListener("reset", () => {
+  window.setTimeout(() => {
+    ui.maxPrice.setCustomValidity("");
+    syncCrossCategory();
+    describeSliders();
+    requery(0);
+  });
+});
+
+describeSliders();
+// On a phone the filters start folded so that the photo and the products come first.
+if (window.matchMedia("(max-width: 52rem)").matches) $("refine").open = false;
+loadConfig().then((config) => {
+  if (!config) return;
+  if (Number.isFinite(config.max_upload_bytes)) state.maxUploadBytes = config.max_upload_bytes;
+  if (Array.isArray(config.categories)) addCategories(config.categories);
+  if (Array.isArray(config.brands)) addBrands(config.brands);
+  setCurrency(config.currency);
+  if (Number.isFinite(config.min_price) && Number.isFinite(config.max_price)) {
+    const low = formatPrice(Math.floor(config.min_price), config.currency, { whole: true });
+    const high = formatPrice(Math.ceil(config.max_price), config.currency, { whole: true });
+    $("price-range").textContent = `${low} – ${high} in this shop`;
+  }
+  state.feedback = config.feedback === true;
+});
+document.body.classList.add("ready");

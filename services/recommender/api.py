@@ -1,0 +1,79 @@
+"""The recommender service (``python -m services.recommender``): the library over HTTP."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+
+from services.recommender.schemas import ProductPoints, SearchRequest, SearchResponse
+from services.recommender.service import Recommender
+from shared.settings import Settings, get_settings
+from shared.vectors import VectorIndex, open_index
+from shared.web import RequestContextMiddleware, add_error_handlers
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+
+
+def _recommender(request: Request) -> Recommender:
+    return request.app.state.recommender
+
+
+RecommenderDep = Annotated[Recommender, Depends(_recommender)]
+
+
+@router.get("/healthz", tags=["ops"])
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz", tags=["ops"])
+async def readyz(recommender: RecommenderDep) -> JSONResponse:
+    """The index answers (503 if not)."""
+    check = await run_in_threadpool(recommender.check)
+    body = {"ready": check.ok, "checks": {check.name: {"ok": check.ok, "detail": check.detail}}}
+    return JSONResponse(body, status_code=200 if check.ok else 503)
+
+
+@router.post("/search", response_model=SearchResponse, tags=["recommend"])
+async def search(body: SearchRequest, recommender: RecommenderDep) -> SearchResponse:
+    """k-NN, filters and re-ranking for each query (one result per query, in order)."""
+    results = await run_in_threadpool(recommender.recommend, body.queries)
+    return SearchResponse(results=results)
+
+
+@router.get("/products/{product_id}/points", response_model=ProductPoints, tags=["recommend"])
+async def product_points(product_id: int, recommender: RecommenderDep) -> ProductPoints:
+    """A product's indexed crops with their vectors (for "more like this")."""
+    return await run_in_threadpool(recommender.product_points, product_id)
+
+
+def create_app(settings: Settings | None = None, *, index: VectorIndex | None = None) -> FastAPI:
+    """The recommender service; ``index`` may be handed in (tests), else it opens its own."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owned = index is None
+        opened = index or open_index(
+            settings.qdrant_url, settings.qdrant_path, settings.qdrant_api_key
+        )
+        app.state.recommender = Recommender(opened, candidates=settings.recommender.candidates)
+        log.info("recommender ready")
+        try:
+            yield
+        finally:
+            if owned:
+                opened.close()
+
+    app = FastAPI(title="Lookalike recommender", version="0.1.0", lifespan=lifespan)
+    add_error_handlers(app)
+    app.add_middleware(RequestContextMiddleware)
+    app.include_router(router)
+    return app

@@ -1,0 +1,107 @@
+"""The recommender's contract: queries in, products with scores out (the same pydantic models
+in process and over HTTP)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Metric = Literal["cosine", "l1"]
+
+
+class Filters(BaseModel):
+    """Business filters; products are always active ones."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    brand: list[str] = Field(default_factory=list, description="Any of these brands.")
+    min_price: float | None = Field(default=None, ge=0)
+    max_price: float | None = Field(default=None, ge=0)
+    currency: str | None = Field(default=None, min_length=3, max_length=3)
+
+    @model_validator(mode="after")
+    def _price_range(self) -> Filters:
+        if (
+            self.min_price is not None
+            and self.max_price is not None
+            and self.min_price > self.max_price
+        ):
+            raise ValueError(f"min_price {self.min_price} is above max_price {self.max_price}")
+        return self
+
+
+class RecommendQuery(BaseModel):
+    """One garment's search: its embedding (and colour descriptor) and how to rank."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    embedding: list[float] = Field(min_length=1)
+    colour: list[float] | None = None
+    model_version: str | None = Field(
+        default=None,
+        description="The model that made ``embedding``: its collection is searched (else the "
+        "live one behind the alias).",
+    )
+    categories: list[str] = Field(
+        default_factory=list, description="Any of these categories; empty: every category."
+    )
+    category_votes: int = Field(
+        default=0,
+        ge=0,
+        le=10,
+        description="Also accept the categories of this many nearest products of any category "
+        "(when the classifier is unsure, the catalog votes too).",
+    )
+    k: int = Field(default=12, ge=1, le=100)
+    metric: Metric = "cosine"
+    color_weight: float = Field(default=0.0, ge=0.0, le=1.0)
+    diversity: float = Field(default=0.0, ge=0.0, le=1.0)
+    filters: Filters = Field(default_factory=Filters)
+    exclude_product_ids: list[int] = Field(default_factory=list)
+    candidates: int | None = Field(default=None, ge=1, le=2000)
+
+
+class ProductHit(BaseModel):
+    """One recommended product: its best-matching crop and scores (higher is better, 0-1)."""
+
+    product_id: int
+    score: float
+    shape_score: float | None = None
+    colour_score: float | None = None
+    point_id: str
+    category: str | None = None
+    brand: str | None = None
+    price: float | None = None
+    currency: str | None = None
+    image_url: str | None = None
+    bbox: list[float] | None = None
+    model_version: str | None = None
+
+
+class RecommendResult(BaseModel):
+    hits: list[ProductHit]
+    collection: str | None = None
+    candidates: int = Field(default=0, description="Candidate points scored.")
+
+
+class SearchRequest(BaseModel):
+    queries: list[RecommendQuery] = Field(min_length=1, max_length=32)
+
+
+class SearchResponse(BaseModel):
+    results: list[RecommendResult]
+
+
+class StoredPoint(BaseModel):
+    """A product's indexed crop: its vectors and payload ("more like this")."""
+
+    point_id: str
+    embedding: list[float]
+    colour: list[float] | None = None
+    payload: dict[str, Any]
+
+
+class ProductPoints(BaseModel):
+    product_id: int
+    points: list[StoredPoint]

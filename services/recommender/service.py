@@ -1,0 +1,330 @@
+"""k-NN over the catalog index: candidate generation -> scoring -> re-ranking.
+
+1. **Candidates**: the ``k``-NN points of the query's shape vector (``cnn`` for cosine,
+   ``cnn_l1`` for L1) and, when colour counts, of its colour descriptor, filtered in the index
+   (active products only, always; categories, brands, price range, currency).
+2. **Scoring**: every crop of every candidate product gets a shape similarity and (when colour
+   counts) a colour similarity; ``score = (1 - color_weight) * shape + color_weight * colour``.
+   Shape similarity is the cosine for ``cosine`` and ``1 - d / (2 sqrt(dim))`` for an L1
+   distance ``d`` between unit vectors (about the cosine's scale, so the colour weight means
+   the same for both metrics); colour similarity is the descriptors' Bhattacharyya coefficient.
+3. **Re-ranking**: one hit per product (its best crop wins); with ``category_votes`` the
+   search ran over every category and keeps the query's categories plus those of the nearest
+   few products; then optionally maximal marginal relevance (``diversity`` 0-1) over the
+   products' embeddings.
+
+The index interface has no "scores of these points" call, so the scores a candidate misses
+(its colour score when it came from the shape search, say) come from a second search
+restricted by a payload filter to the candidate products. Nothing here imports FastAPI.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from services.embedder.colour import COLOUR_DIM
+from services.embedder.indexing import ALIAS, collection_name, live_collection
+from services.recommender.schemas import (
+    Metric,
+    ProductHit,
+    ProductPoints,
+    RecommendQuery,
+    RecommendResult,
+    StoredPoint,
+)
+from shared.errors import NotFoundError, ServiceUnavailableError
+from shared.health import Check
+from shared.vectors import Hit, PayloadFilter, VectorIndex
+
+__all__ = ["COLOUR_VECTOR", "SHAPE_VECTORS", "Recommender", "query_filter", "shape_similarity"]
+
+log = logging.getLogger(__name__)
+
+SHAPE_VECTORS: dict[str, str] = {"cosine": "cnn", "l1": "cnn_l1"}
+COLOUR_VECTOR = "colour"
+POINTS_PER_PRODUCT = 16
+"""Upper bound of crops per product assumed when a search is restricted to given products."""
+MAX_WIDENING = 2
+"""Times the candidate pool is widened (x4) when deduplication leaves fewer than ``k``."""
+_PROBE = [1.0 / math.sqrt(COLOUR_DIM)] * COLOUR_DIM
+
+
+def shape_similarity(score: float, metric: Metric, dim: int) -> float:
+    """The index's score as a similarity in [0, 1] (cosine similarity, or L1 distance)."""
+    if metric == "cosine":
+        return min(1.0, max(0.0, score))
+    return min(1.0, max(0.0, 1.0 - score / (2.0 * math.sqrt(dim))))
+
+
+def query_filter(query: RecommendQuery) -> PayloadFilter:
+    """Active products only, always; then the query's categories and business filters."""
+    equals: dict[str, int | str | list[str]] = {"active": 1}
+    if query.categories:
+        cats = sorted(set(query.categories))
+        equals["category"] = cats[0] if len(cats) == 1 else cats
+    brands = query.filters.brand
+    if brands:
+        equals["brand"] = brands[0] if len(brands) == 1 else list(brands)
+    if query.filters.currency:
+        equals["currency"] = query.filters.currency.upper()
+    ranges: dict[str, tuple[float | None, float | None]] = {}
+    if query.filters.min_price is not None or query.filters.max_price is not None:
+        ranges["price"] = (query.filters.min_price, query.filters.max_price)
+    excludes = {"product_id": list(query.exclude_product_ids)} if query.exclude_product_ids else {}
+    return PayloadFilter(equals=equals, ranges=ranges, excludes=excludes)
+
+
+def _restricted(where: PayloadFilter, product_ids: Sequence[int]) -> PayloadFilter:
+    return PayloadFilter(
+        equals={**where.equals, "product_id": list(product_ids)},
+        ranges=where.ranges,
+        excludes=where.excludes,
+    )
+
+
+@dataclass
+class _Scored:
+    hit: Hit
+    shape: float | None = None
+    colour: float | None = None
+    score: float = 0.0
+
+    @property
+    def product_id(self) -> int:
+        return int(self.hit.payload["product_id"])
+
+
+class Recommender:
+    """The recommender library: k-NN, filters and re-ranking over a :class:`VectorIndex`."""
+
+    def __init__(self, index: VectorIndex, *, candidates: int = 100) -> None:
+        self.index = index
+        self.candidates = candidates
+
+    # ---------------------------------------------------------------------------- queries
+
+    def recommend(self, queries: Sequence[RecommendQuery]) -> list[RecommendResult]:
+        """One result per query, in order."""
+        return [self._recommend(query) for query in queries]
+
+    def _collection(self, model_version: str | None) -> str | None:
+        """The collection to search: the query model's own one (it exists during and after a
+        reindex), else the live one; ``None`` before anything was indexed."""
+        live = live_collection(self.index)
+        if model_version is None:
+            return live
+        try:
+            return self.index.resolve(collection_name(model_version))
+        except NotFoundError:
+            if live is None:
+                return None
+            raise ServiceUnavailableError(
+                f"the index has no collection for model {model_version} (live: {live}); the "
+                "embedder and the index disagree on the model: reindex or restart the embedder"
+            ) from None
+
+    def _recommend(self, query: RecommendQuery) -> RecommendResult:
+        collection = self._collection(query.model_version)
+        if collection is None:
+            return RecommendResult(hits=[], collection=None, candidates=0)
+        voting = query.category_votes > 0 and bool(query.categories)
+        where = query_filter(query.model_copy(update={"categories": []}) if voting else query)
+        limit = max(query.candidates or self.candidates, 4 * query.k)
+        for _ in range(MAX_WIDENING + 1):
+            scored, exhausted = self._score(collection, query, where, limit)
+            ranked = self._best_per_product(scored)
+            if voting:
+                ranked = _vote(ranked, query.categories, query.category_votes)
+            if len(ranked) >= query.k or exhausted:
+                break
+            limit *= 4
+        if query.diversity > 0 and len(ranked) > query.k:
+            ranked = self._mmr(collection, ranked, query.k, query.diversity)
+        hits = [_product_hit(item) for item in ranked[: query.k]]
+        return RecommendResult(hits=hits, collection=collection, candidates=len(scored))
+
+    def _score(
+        self, collection: str, query: RecommendQuery, where: PayloadFilter, limit: int
+    ) -> tuple[list[_Scored], bool]:
+        """Candidate points with their scores, and whether the index has no more of them."""
+        weight = query.color_weight if query.colour is not None else 0.0
+        shape_name = SHAPE_VECTORS[query.metric]
+        dim = len(query.embedding)
+        points: dict[str, _Scored] = {}
+
+        def shape(hits: list[Hit]) -> None:
+            for hit in hits:
+                item = points.setdefault(hit.id, _Scored(hit))
+                item.shape = shape_similarity(hit.score, query.metric, dim)
+
+        def colour(hits: list[Hit]) -> None:
+            for hit in hits:
+                points.setdefault(hit.id, _Scored(hit)).colour = max(0.0, min(1.0, hit.score))
+
+        exhausted = True
+        if weight < 1.0:
+            found = self.index.search(
+                collection, shape_name, query.embedding, limit=limit, where=where
+            )
+            exhausted = len(found) < limit
+            shape(found)
+        if weight > 0.0:
+            assert query.colour is not None
+            found = self.index.search(
+                collection, COLOUR_VECTOR, query.colour, limit=limit, where=where
+            )
+            exhausted = exhausted and len(found) < limit
+            colour(found)
+            if weight < 1.0 and points:
+                # Both scores for every crop of every candidate product.
+                products = sorted({item.product_id for item in points.values()})
+                inside = _restricted(where, products)
+                n = len(products) * POINTS_PER_PRODUCT
+                shape(
+                    self.index.search(
+                        collection, shape_name, query.embedding, limit=n, where=inside
+                    )
+                )
+                colour(
+                    self.index.search(
+                        collection, COLOUR_VECTOR, query.colour, limit=n, where=inside
+                    )
+                )
+        for item in points.values():
+            if weight <= 0.0:
+                item.score = item.shape or 0.0
+            elif weight >= 1.0:
+                item.score = item.colour or 0.0
+            else:
+                item.score = (1.0 - weight) * (item.shape or 0.0) + weight * (item.colour or 0.0)
+        return list(points.values()), exhausted
+
+    @staticmethod
+    def _best_per_product(scored: Sequence[_Scored]) -> list[_Scored]:
+        best: dict[int, _Scored] = {}
+        for item in scored:
+            current = best.get(item.product_id)
+            if current is None or item.score > current.score:
+                best[item.product_id] = item
+        return sorted(best.values(), key=lambda item: (-item.score, item.product_id))
+
+    def _mmr(
+        self, collection: str, ranked: list[_Scored], k: int, diversity: float
+    ) -> list[_Scored]:
+        """Maximal marginal relevance: each next product maximises
+        ``(1 - diversity) * score - diversity * (max similarity to those already chosen)``."""
+        pool = ranked[: max(3 * k, k + 20)]
+        records = {
+            hit.id: hit
+            for hit in self.index.retrieve(
+                collection, [item.hit.id for item in pool], with_vectors=True
+            )
+        }
+        vectors = []
+        for item in pool:
+            record = records.get(item.hit.id)
+            vector = (record.vectors or {}).get("cnn") if record is not None else None
+            vectors.append(vector if vector is not None else [0.0])
+        dim = max(len(v) for v in vectors)
+        matrix = np.array([v if len(v) == dim else [0.0] * dim for v in vectors], dtype=np.float32)
+        matrix /= np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
+        similarity = matrix @ matrix.T
+        relevance = np.array([item.score for item in pool], dtype=np.float32)
+        chosen = [0]
+        closest = similarity[0].copy()
+        remaining = set(range(1, len(pool)))
+        while remaining and len(chosen) < k:
+            candidates = np.array(sorted(remaining))
+            objective = (1.0 - diversity) * relevance[candidates] - diversity * closest[candidates]
+            pick = int(candidates[int(np.argmax(objective))])
+            chosen.append(pick)
+            remaining.discard(pick)
+            closest = np.maximum(closest, similarity[pick])
+        return [pool[i] for i in chosen]
+
+    # -------------------------------------------------------------------- "more like this"
+
+    def product_points(self, product_id: int) -> ProductPoints:
+        """The indexed crops of a product, front view first (a search on the payload index
+        of ``product_id``: the index interface has no scroll)."""
+        collection = live_collection(self.index)
+        if collection is None:
+            raise NotFoundError(f"product {product_id} is not indexed (the index is empty)")
+        hits = self.index.search(
+            collection,
+            COLOUR_VECTOR,
+            _PROBE,
+            limit=POINTS_PER_PRODUCT,
+            where=PayloadFilter(equals={"product_id": product_id}),
+            with_vectors=True,
+        )
+        if not hits:
+            raise NotFoundError(f"product {product_id} has no indexed images yet")
+        hits.sort(key=lambda hit: (hit.payload.get("image_id") or 0, hit.id))
+        points = [
+            StoredPoint(
+                point_id=hit.id,
+                embedding=(hit.vectors or {})["cnn"],
+                colour=(hit.vectors or {}).get(COLOUR_VECTOR),
+                payload=hit.payload,
+            )
+            for hit in hits
+        ]
+        return ProductPoints(product_id=product_id, points=points)
+
+    # ------------------------------------------------------------------------------ health
+
+    def check(self) -> Check:
+        """Readiness of the index: it answers (an empty index is ready, with a note)."""
+        started = time.perf_counter()
+        try:
+            live = live_collection(self.index)
+        except index_errors() as exc:
+            detail = f"{exc.__class__.__name__}: {exc}"
+            return Check("index", False, detail, _ms(started))
+        detail = f"{ALIAS} -> {live}" if live else f"reachable; nothing indexed yet (no {ALIAS})"
+        return Check("index", True, detail, _ms(started))
+
+
+def index_errors() -> tuple[type[BaseException], ...]:
+    """What an unreachable index raises: OS errors, and qdrant-client's API errors."""
+    from qdrant_client.http.exceptions import ApiException
+
+    return (OSError, ApiException)
+
+
+def _ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 1)
+
+
+def _vote(ranked: list[_Scored], categories: Sequence[str], votes: int) -> list[_Scored]:
+    """Keep the products of ``categories`` and of the categories of the ``votes`` best
+    products (one search over every category instead of a second, filtered one)."""
+    allowed = set(categories)
+    allowed.update(str(item.hit.payload.get("category")) for item in ranked[:votes])
+    return [item for item in ranked if str(item.hit.payload.get("category")) in allowed]
+
+
+def _product_hit(item: _Scored) -> ProductHit:
+    payload = item.hit.payload
+    price = payload.get("price")
+    return ProductHit(
+        product_id=item.product_id,
+        score=round(item.score, 6),
+        shape_score=None if item.shape is None else round(item.shape, 6),
+        colour_score=None if item.colour is None else round(item.colour, 6),
+        point_id=item.hit.id,
+        category=payload.get("category"),
+        brand=payload.get("brand"),
+        price=float(price) if price is not None else None,
+        currency=payload.get("currency"),
+        image_url=payload.get("image_url"),
+        bbox=payload.get("bbox"),
+        model_version=payload.get("model_version"),
+    )

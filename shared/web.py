@@ -1,0 +1,140 @@
+"""What every Lookalike HTTP service shares: request ids, access logs and one error format.
+
+* :class:`RequestContextMiddleware` (pure ASGI) takes ``X-Request-ID`` from the request or makes
+  one, keeps it in :data:`REQUEST_ID` for the request's code (the service clients forward it
+  downstream), returns it in the response header and logs one access line with it.
+* :func:`add_error_handlers` renders :class:`LookalikeError` and request validation errors as
+  ``{"error": <code>, "detail": <message>}`` with their status code.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable, MutableMapping
+from contextvars import ContextVar
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+
+from shared.errors import LookalikeError
+
+__all__ = [
+    "REQUEST_ID",
+    "REQUEST_ID_HEADER",
+    "RequestContextMiddleware",
+    "add_error_handlers",
+    "validation_message",
+]
+
+log = logging.getLogger("lookalike.access")
+
+REQUEST_ID_HEADER = "X-Request-ID"
+REQUEST_ID: ContextVar[str | None] = ContextVar("lookalike_request_id", default=None)
+_VALID_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+_QUIET_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+"""Probes and scrapes log at DEBUG: at INFO they would drown the requests that matter."""
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+Observer = Callable[[Scope, int, float], None]
+
+
+def _request_id(scope: Scope) -> str:
+    for name, value in scope.get("headers", []):
+        if name == b"x-request-id":
+            text = value.decode("latin-1")
+            if _VALID_ID.match(text):
+                return text
+    return uuid.uuid4().hex
+
+
+class RequestContextMiddleware:
+    """Request id in and out, an access log line with it, and an optional ``observe`` hook
+    (``(scope, status, seconds)``, e.g. Prometheus metrics) called once per request."""
+
+    def __init__(self, app: ASGIApp, *, observe: Observer | None = None) -> None:
+        self.app = app
+        self.observe = observe
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = _request_id(scope)
+        token = REQUEST_ID.set(request_id)
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+                headers = list(message.get("headers", []))
+                headers.append((b"x-request-id", request_id.encode("latin-1")))
+                message["headers"] = headers
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            seconds = time.perf_counter() - started
+            if self.observe is not None:
+                self.observe(scope, status, seconds)
+            path = str(scope.get("path", ""))
+            log.log(
+                logging.DEBUG if path in _QUIET_PATHS else logging.INFO,
+                "%s %s %d %.1f ms request_id=%s",
+                scope.get("method"),
+                path,
+                status,
+                seconds * 1000,
+                request_id,
+            )
+            REQUEST_ID.reset(token)
+
+
+def validation_message(errors: list[Any]) -> str:
+    """Pydantic errors as one readable line: ``k: Input should be ...; metric: ...``."""
+    parts = []
+    for error in errors:
+        location = ".".join(
+            str(p) for p in error.get("loc", ()) if p not in ("body", "query", "path")
+        )
+        message = str(error.get("msg", "invalid"))
+        parts.append(f"{location}: {message}" if location else message)
+    return "; ".join(parts) or "invalid request"
+
+
+def add_error_handlers(app: FastAPI) -> None:
+    """One error format for the project's errors and for bad parameters (422)."""
+
+    @app.exception_handler(LookalikeError)
+    async def _lookalike_error(request: Request, exc: LookalikeError) -> JSONResponse:
+        if exc.status_code >= 500:
+            log.warning(
+                "%s %s -> %d %s: %s (request_id=%s)",
+                request.method,
+                request.url.path,
+                exc.status_code,
+                exc.code,
+                exc.message,
+                REQUEST_ID.get(),
+            )
+        headers = getattr(exc, "headers", None)
+        return JSONResponse(exc.to_dict(), status_code=exc.status_code, headers=headers)
+
+    async def _invalid(_request: Request, exc: Exception) -> JSONResponse:
+        errors = exc.errors() if isinstance(exc, (RequestValidationError, ValidationError)) else []
+        body = {"error": "invalid_input", "detail": validation_message(list(errors))}
+        return JSONResponse(body, status_code=422)
+
+    app.add_exception_handler(RequestValidationError, _invalid)

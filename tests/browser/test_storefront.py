@@ -1,0 +1,225 @@
+"""The storefront page as a shopper uses it, against a real ``lookalike run`` stack.
+
+The demo shop is crawled and indexed first; then, in headless Debian Chromium: upload a street
+photo, see its garments boxed, pick one, see similar products, refine, "more like this", and a
+friendly message for a file that is not a photo. Screenshots go to ``LOOKALIKE_ARTIFACTS_DIR``
+(default: the test's tmp dir); the path is printed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from playwright.sync_api import FloatRect, Page, expect
+
+from services.demo_shop.catalog import DemoCatalog
+from services.demo_shop.images import compose_outfit
+from services.demo_shop.vocabulary import CATEGORIES
+from tests.stack import Stack
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(900)]
+
+INGEST_TIMEOUT_S = 420
+QUERY_TIMEOUT_MS = 90_000
+"""The first query loads the models; later ones take well under a second."""
+RECOMMEND = re.compile(r"/recommend(\?|$)")
+
+
+@pytest.fixture(scope="module")
+def indexed(stack: Stack) -> Stack:
+    """The stack once the demo shop is crawled and every image is ingested."""
+    deadline = time.monotonic() + INGEST_TIMEOUT_S
+    previous: dict[str, Any] | None = None
+    body: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        body = httpx.get(f"{stack.url}/status", timeout=10).json()
+        images = body["images"]
+        settled = (
+            body["products_active"] > 0
+            and images.get("done", 0) > 0
+            and images.get("pending", 0) == 0
+            and images.get("processing", 0) == 0
+        )
+        if settled and body == previous:  # the same counts twice in a row: the crawl is over
+            return stack
+        previous = body
+        time.sleep(2)
+    lines = stack.log.read_text(errors="replace").splitlines()
+    log_tail = "\n".join([line for line in lines if ".access:" not in line][-40:])
+    pytest.fail(
+        f"the demo shop was not ingested in {INGEST_TIMEOUT_S} s: {body}\n"
+        f"last lines of {stack.log}:\n{log_tail}"
+    )
+
+
+@pytest.fixture
+def artifacts(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Path]:
+    root = os.environ.get("LOOKALIKE_ARTIFACTS_DIR")
+    directory = Path(root) / request.node.name if root else tmp_path / "artifacts"
+    directory.mkdir(parents=True, exist_ok=True)
+    yield directory
+    print(f"\nscreenshots of {request.node.name}: {directory}")
+
+
+@pytest.fixture
+def outfit_photo(tmp_path: Path) -> Path:
+    """A street photo of a top over trousers from the shop's own catalog.
+
+    Demo products are a pure function of (seed, index), so the stack's shop (seed 0) has the
+    same first products as this catalog.
+    """
+    demo = DemoCatalog.generate(16, seed=0)
+    top, bottom = demo.in_category("tops")[0], demo.in_category("pants")[0]
+    path = tmp_path / "street-photo.jpg"
+    path.write_bytes(compose_outfit(top, bottom, (480, 640), seed=3).jpeg)
+    return path
+
+
+def _inside(inner: FloatRect | None, outer: FloatRect | None) -> bool:
+    if inner is None or outer is None:
+        return False
+    return (
+        outer["x"] - 1
+        <= inner["x"]
+        <= inner["x"] + inner["width"]
+        <= outer["x"] + outer["width"] + 1
+        and outer["y"] - 1
+        <= inner["y"]
+        <= inner["y"] + inner["height"]
+        <= outer["y"] + outer["height"] + 1
+    )
+
+
+def _wait_for_answer(page: Page) -> None:
+    """Wait until the query in flight is answered and shown (call once it was sent)."""
+    busy = re.compile(r"\bis-loading\b")
+    expect(page.locator("body")).not_to_have_class(busy, timeout=QUERY_TIMEOUT_MS)
+    expect(page.locator("#status")).to_contain_text("Showing")
+
+
+def test_shopper_finds_similar_products_for_a_garment_in_a_photo(
+    page: Page, indexed: Stack, outfit_photo: Path, artifacts: Path
+) -> None:
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(indexed.url)
+    expect(page).to_have_title("Lookalike · shop the look")
+    expect(page.get_by_role("heading", name="Shop the look")).to_be_visible()
+    # The filters offer the catalog's own categories (and "as detected").
+    expect(page.get_by_label("Category").locator("option")).to_have_count(1 + len(CATEGORIES))
+    expect(page.get_by_text("Price (EUR)")).to_be_visible()
+
+    with page.expect_response(RECOMMEND, timeout=QUERY_TIMEOUT_MS) as answer:
+        page.get_by_label("Choose a photo").set_input_files(outfit_photo)
+    assert answer.value.status == 200, answer.value.text()
+    groups = answer.value.json()["groups"]
+    assert groups
+
+    # Every garment is boxed on the photo and listed as a chip.
+    boxes = page.locator("#boxes .box")
+    expect(boxes).to_have_count(len(groups), timeout=QUERY_TIMEOUT_MS)
+    expect(page.locator("#chips .chip")).to_have_count(len(groups))
+    _wait_for_answer(page)
+    photo = page.locator("#photo-img").bounding_box()
+    for index in range(len(groups)):
+        assert _inside(boxes.nth(index).bounding_box(), photo), f"box {index} is off the photo"
+    page.screenshot(path=str(artifacts / "01-garments-boxed.png"), full_page=True)
+
+    # Pick the last garment with the keyboard: its box is a button.
+    last = boxes.nth(len(groups) - 1)
+    last.focus()
+    page.keyboard.press("Enter")
+    expect(last).to_have_attribute("aria-pressed", "true")
+    expect(page.locator("#chips .chip").nth(len(groups) - 1)).to_have_attribute(
+        "aria-pressed", "true"
+    )
+    shown = groups[-1]["recommendations"]
+    assert shown, groups[-1]
+    cards = page.locator("#grid .card")
+    expect(cards).to_have_count(len(shown))
+
+    # A product card: picture with alt text, title linking to the shop, price, score.
+    first = cards.first
+    title = first.get_by_role("heading").inner_text()
+    expect(first.get_by_role("img", name=title)).to_be_visible()
+    expect(first.get_by_role("link", name=title)).to_have_attribute(
+        "href", re.compile(re.escape(indexed.shop_url) + "/product/")
+    )
+    expect(first.locator(".card-price")).to_have_text(re.compile(r"\d"))
+    expect(first.locator(".card-score")).to_have_text(re.compile(r"\d+% match"))
+    expect(page.locator("#timings")).to_contain_text("total")
+    page.screenshot(path=str(artifacts / "02-similar-products.png"), full_page=True)
+
+    # Filters re-query: L1 distance and a colour weight go to the API.
+    with page.expect_request(re.compile(r"/recommend\?.*metric=l1")):
+        page.get_by_text("L1", exact=True).click()
+    _wait_for_answer(page)
+    slider = page.get_by_label("Colour vs. shape")
+    slider.focus()
+    with page.expect_request(re.compile(r"/recommend\?.*color_weight=0\.5")):
+        slider.fill("0.5")
+    _wait_for_answer(page)
+    expect(page.locator("#color-weight-value")).to_have_text("50% colour")
+    with page.expect_request(re.compile(r"/recommend\?.*cross_category=true")):
+        page.get_by_label("Search all categories").check()
+    _wait_for_answer(page)
+    expect(page.locator("#grid .card").first).to_be_visible()
+
+    # "More like this" searches with the product itself.
+    product = page.locator("#grid .card").first
+    name = product.get_by_role("heading").inner_text()
+    with page.expect_response(RECOMMEND, timeout=QUERY_TIMEOUT_MS) as more:
+        product.get_by_role("button", name=f"More like this: {name}").click()
+    assert more.value.status == 200, more.value.text()
+    assert "product_id" in (more.value.request.post_data or "")
+    _wait_for_answer(page)
+    expect(page.locator("#photo-caption")).to_have_text(f"More like: {name}")
+    expect(page.locator("#grid .card").first).to_be_visible()
+    page.screenshot(path=str(artifacts / "03-more-like-this.png"), full_page=True)
+    assert not errors
+
+
+def test_a_file_that_is_not_a_photo_gets_a_friendly_message(
+    page: Page, indexed: Stack, tmp_path: Path, artifacts: Path
+) -> None:
+    notes = tmp_path / "shopping-list.txt"
+    notes.write_text("socks, a scarf, the red coat\n")
+    page.goto(indexed.url)
+    with page.expect_response(RECOMMEND) as answer:
+        page.get_by_label("Choose a photo").set_input_files(notes)
+    assert answer.value.status == 415
+    alert = page.get_by_role("alert")
+    expect(alert).to_be_visible()
+    expect(alert).to_contain_text("That file doesn't look like a photo.")
+    expect(alert).to_contain_text("JPEG, PNG or WebP")
+    expect(page.locator("#photo")).to_be_hidden()
+    expect(page.locator("#grid .card")).to_have_count(0)
+    page.screenshot(path=str(artifacts / "04-not-a-photo.png"), full_page=True)
+
+
+def test_pages_are_local_and_the_status_page_moved(indexed: Stack) -> None:
+    page = httpx.get(indexed.url, timeout=10)
+    assert page.status_code == 200
+    policy = page.headers["content-security-policy"]
+    assert "script-src 'self'" in policy and "connect-src 'self'" in policy
+    for asset in re.findall(r'(?:src|href)="(/static/[^"]+)"', page.text):
+        assert httpx.get(indexed.url + asset, timeout=10).status_code == 200, asset
+    # Nothing from another origin: the machine may be offline, and the policy forbids it.
+    assert not re.search(r'(?:src|href)="(?:https?:)?//', page.text)
+    for module in ("storefront.js", "api.js", "render.js"):
+        code = httpx.get(f"{indexed.url}/static/{module}", timeout=10).text
+        assert not re.search(r'^import[^;]*from "(?!\./)', code, re.MULTILINE), module
+    status = httpx.get(f"{indexed.url}/status-page", timeout=10)
+    assert status.status_code == 200 and "demo-shop" in status.text
+    config = httpx.get(f"{indexed.url}/storefront/config.json", timeout=10).json()
+    assert sorted(config["categories"]) == sorted(CATEGORIES)
+    assert config["brands"] == sorted(config["brands"]) and config["currency"] == "EUR"
+    assert 0 < config["min_price"] < config["max_price"]
+    assert config["max_upload_bytes"] > 0 and config["feedback"] is True

@@ -1,0 +1,200 @@
+"""The recommender library on a real embedded index (Qdrant Edge) with hand-made vectors."""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from services.embedder import indexing
+from services.embedder.colour import COLOUR_DIM
+from services.recommender.schemas import Filters, RecommendQuery
+from services.recommender.service import Recommender, query_filter, shape_similarity
+from shared.errors import NotFoundError, ServiceUnavailableError
+from shared.vectors import EdgeIndex, Point
+
+pytestmark = pytest.mark.unit
+
+DIM = 8
+VERSION = "test-model"
+
+
+def _unit(values: list[float]) -> list[float]:
+    array = np.asarray(values, dtype=np.float32)
+    return (array / np.linalg.norm(array)).tolist()
+
+
+def _colour(bin_: int) -> list[float]:
+    values = [0.01] * COLOUR_DIM
+    values[bin_] = 1.0
+    return _unit(values)
+
+
+def _point(product: int, image: int, shape: list[float], colour: int, **payload: object) -> Point:
+    base = {
+        "product_id": product,
+        "image_id": image,
+        "category": "tops",
+        "brand": "Acme",
+        "price": 20.0,
+        "currency": "EUR",
+        "active": 1,
+        "image_url": f"https://shop.example/{product}/{image}.jpg",
+        "bbox": [0.0, 0.0, 10.0, 10.0],
+        "model_version": VERSION,
+    }
+    base.update(payload)
+    vector = _unit(shape)
+    return Point(
+        str(uuid.uuid5(uuid.NAMESPACE_URL, f"{product}/{image}")),
+        {"cnn": vector, "cnn_l1": vector, "colour": _colour(colour)},
+        base,
+    )
+
+
+def _axis(i: int, noise: float = 0.0, other: int = 7) -> list[float]:
+    values = [0.0] * DIM
+    values[i] = 1.0
+    values[other] += noise
+    return values
+
+
+@pytest.fixture
+def index(tmp_path: Path) -> Iterator[EdgeIndex]:
+    engine = EdgeIndex(tmp_path / "index")
+    indexing.ensure_collection(engine, VERSION, DIM)
+    collection = indexing.collection_name(VERSION)
+    engine.upsert(
+        collection,
+        [
+            # product 1: two crops; the second is the near-exact match
+            _point(1, 10, _axis(0, 0.9), colour=3),
+            _point(1, 11, _axis(0, 0.05), colour=3),
+            _point(2, 20, _axis(0, 0.2), colour=20),
+            _point(3, 30, _axis(0, 0.4), colour=3, brand="Other", price=80.0),
+            _point(4, 40, _axis(0, 0.3), colour=3, category="pants"),
+            _point(5, 50, _axis(0, 0.1), colour=3, active=0),
+            _point(6, 60, _axis(0, 0.6), colour=3, currency="USD"),
+            _point(7, 70, _axis(1), colour=20),
+        ],
+    )
+    yield engine
+    engine.close()
+
+
+def _query(**values: object) -> RecommendQuery:
+    fields: dict[str, object] = {
+        "embedding": _unit(_axis(0)),
+        "colour": _colour(3),
+        "model_version": VERSION,
+        "k": 10,
+    }
+    fields.update(values)
+    return RecommendQuery.model_validate(fields)
+
+
+def _ids(recommender: Recommender, **values: object) -> list[int]:
+    [result] = recommender.recommend([_query(**values)])
+    return [hit.product_id for hit in result.hits]
+
+
+def test_one_hit_per_product_best_crop_wins_inactive_never(index: EdgeIndex) -> None:
+    recommender = Recommender(index)
+    [result] = recommender.recommend([_query()])
+    ids = [hit.product_id for hit in result.hits]
+    assert ids == [1, 2, 4, 3, 6, 7]  # 5 is inactive
+    first = result.hits[0]
+    assert first.image_url == "https://shop.example/1/11.jpg"  # the closer crop
+    assert first.score == pytest.approx(first.shape_score) and first.score > 0.99
+    assert result.collection == indexing.collection_name(VERSION)
+
+
+def test_filters(index: EdgeIndex) -> None:
+    recommender = Recommender(index)
+    assert _ids(recommender, categories=["pants"]) == [4]
+    assert set(_ids(recommender, categories=["pants", "tops"])) == {1, 2, 3, 4, 6, 7}
+    assert _ids(recommender, filters=Filters(brand=["Other"])) == [3]
+    assert 3 not in _ids(recommender, filters=Filters(max_price=50))
+    assert _ids(recommender, filters=Filters(min_price=50)) == [3]
+    assert _ids(recommender, filters=Filters(currency="usd")) == [6]
+    assert _ids(recommender, exclude_product_ids=[1, 2])[:1] == [4]
+
+
+def test_l1_and_cosine(index: EdgeIndex) -> None:
+    recommender = Recommender(index)
+    [cosine] = recommender.recommend([_query(metric="cosine")])
+    [l1] = recommender.recommend([_query(metric="l1")])
+    assert [h.product_id for h in cosine.hits][:3] == [h.product_id for h in l1.hits][:3]
+    assert all(0 <= h.score <= 1 for h in l1.hits)
+    assert shape_similarity(0.0, "l1", 100) == 1.0
+    assert shape_similarity(2 * math.sqrt(100), "l1", 100) == 0.0
+    assert shape_similarity(-0.3, "cosine", 100) == 0.0
+
+
+def test_colour_weight(index: EdgeIndex) -> None:
+    recommender = Recommender(index)
+    shape_only = _ids(recommender, color_weight=0.0)
+    colour_only = _ids(recommender, color_weight=1.0, colour=_colour(20))
+    blended = _ids(recommender, color_weight=0.6, colour=_colour(20))
+    assert shape_only[:2] == [1, 2]
+    assert set(colour_only[:2]) == {2, 7}  # the red ones, whatever their shape
+    assert blended[0] == 2  # close shape and the right colour
+    [result] = recommender.recommend([_query(color_weight=0.5)])
+    assert all(h.colour_score is not None and h.shape_score is not None for h in result.hits)
+
+
+def test_diversity(index: EdgeIndex) -> None:
+    recommender = Recommender(index)
+    plain = _ids(recommender, k=3)
+    diverse = _ids(recommender, k=3, diversity=0.9)
+    assert plain[0] == diverse[0] == 1
+    assert 7 in diverse and 7 not in plain  # the dissimilar one is pulled up
+
+
+def test_pool_widens_when_crops_crowd_out_products(tmp_path: Path) -> None:
+    engine = EdgeIndex(tmp_path / "index")
+    indexing.ensure_collection(engine, VERSION, DIM)
+    points = [_point(1, i, _axis(0, 0.01 * i), colour=3) for i in range(1, 13)]
+    points.append(_point(2, 100, _axis(0, 0.9), colour=3))
+    engine.upsert(indexing.collection_name(VERSION), points)
+    recommender = Recommender(engine, candidates=4)
+    assert _ids(recommender, k=2) == [1, 2]
+    engine.close()
+
+
+def test_product_points_and_collections(index: EdgeIndex, tmp_path: Path) -> None:
+    recommender = Recommender(index)
+    stored = recommender.product_points(1)
+    assert [p.payload["image_id"] for p in stored.points] == [10, 11]
+    assert len(stored.points[0].embedding) == DIM
+    assert stored.points[0].colour is not None
+    with pytest.raises(NotFoundError):
+        recommender.product_points(99)
+    with pytest.raises(ServiceUnavailableError, match="no collection for model other"):
+        recommender.recommend([_query(model_version="other")])
+    assert recommender.check().ok
+    empty = EdgeIndex(tmp_path / "empty")
+    [nothing] = Recommender(empty).recommend([_query()])
+    assert nothing.hits == [] and nothing.collection is None
+    assert "nothing indexed yet" in Recommender(empty).check().detail
+    empty.close()
+
+
+def test_query_filter_always_active() -> None:
+    where = query_filter(_query(categories=["a"], filters=Filters(brand=["x", "y"])))
+    assert where.equals == {"active": 1, "category": "a", "brand": ["x", "y"]}
+    with pytest.raises(ValueError, match="above max_price"):
+        Filters(min_price=5, max_price=1)
+
+
+def test_category_votes_add_the_nearest_products_categories(index: EdgeIndex) -> None:
+    recommender = Recommender(index)
+    assert _ids(recommender, categories=["shoes"]) == []
+    # The nearest products are tops: with votes, tops are searched too (one search).
+    voted = _ids(recommender, categories=["shoes"], category_votes=1)
+    assert voted[:2] == [1, 2] and 4 not in voted  # pants (4th nearest) did not get a vote
+    assert 4 in _ids(recommender, categories=["pants"], category_votes=1)
