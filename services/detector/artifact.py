@@ -20,10 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 
 from services.detector.network import DetectionHead, DetectorNet, build_lite_trunk
-from shared.errors import ConfigurationError, NotFoundError
+from services.embedder.artifact import read_card
+from shared.errors import ConfigurationError
 
 __all__ = [
     "CARD_FILE",
@@ -87,19 +88,7 @@ def find_model_dir(model: str | os.PathLike[str] | None) -> Path | None:
 
 
 def load_card(path: str | Path) -> DetectorCard:
-    card_path = Path(path) / CARD_FILE
-    if not card_path.is_file():
-        raise NotFoundError(f"no detector at {path}: {CARD_FILE} is missing")
-    try:
-        card = DetectorCard.model_validate_json(card_path.read_text())
-    except ValidationError as exc:
-        raise ConfigurationError(f"{card_path} is not a valid detector card: {exc}") from exc
-    if card.format_version > FORMAT_VERSION:
-        raise ConfigurationError(
-            f"{card_path} has format {card.format_version}; this Lookalike reads up to "
-            f"{FORMAT_VERSION}"
-        )
-    return card
+    return read_card(path, DetectorCard, kind="detector", max_version=FORMAT_VERSION)
 
 
 def build_net(card: DetectorCard, weights: str = "imagenet") -> DetectorNet:

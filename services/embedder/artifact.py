@@ -19,7 +19,7 @@ import os
 import pickle
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import torch
 from pydantic import BaseModel, Field, ValidationError
@@ -41,6 +41,7 @@ __all__ = [
 ]
 
 CARD_FILE = "model.json"
+CardT = TypeVar("CardT", bound=BaseModel)
 WEIGHTS_FILE = "weights.pt"
 FORMAT_VERSION = 1
 
@@ -100,21 +101,26 @@ def find_model_dir(model: str | os.PathLike[str]) -> Path | None:
     return None
 
 
-def load_card(path: str | Path) -> ModelCard:
-    """Read and validate ``PATH/model.json``."""
+def read_card(path: str | Path, card_type: type[CardT], *, kind: str, max_version: int) -> CardT:
+    """Read and validate ``PATH/model.json`` as ``card_type`` (a model or detector card)."""
     card_path = Path(path) / CARD_FILE
     if not card_path.is_file():
-        raise NotFoundError(f"no model at {path}: {CARD_FILE} is missing")
+        raise NotFoundError(f"no {kind} at {path}: {CARD_FILE} is missing")
     try:
-        card = ModelCard.model_validate_json(card_path.read_text())
+        card = card_type.model_validate_json(card_path.read_text())
     except ValidationError as exc:
-        raise ConfigurationError(f"{card_path} is not a valid model card: {exc}") from exc
-    if card.format_version > FORMAT_VERSION:
+        raise ConfigurationError(f"{card_path} is not a valid {kind} card: {exc}") from exc
+    version = int(getattr(card, "format_version", 1))
+    if version > max_version:
         raise ConfigurationError(
-            f"{card_path} has format {card.format_version}; this Lookalike reads up to "
-            f"{FORMAT_VERSION}"
+            f"{card_path} has format {version}; this Lookalike reads up to {max_version}"
         )
     return card
+
+
+def load_card(path: str | Path) -> ModelCard:
+    """Read and validate ``PATH/model.json``."""
+    return read_card(path, ModelCard, kind="model", max_version=FORMAT_VERSION)
 
 
 def save_model(net: EmbeddingNet, card: ModelCard, out: str | Path) -> ModelCard:
