@@ -102,20 +102,25 @@ def render_markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _merged(report: dict[str, Any], store: Path | None) -> dict[str, Any]:
+    """``report`` with the figures of benchmarks it did not run taken from ``store``."""
+    previous = json.loads(store.read_text()) if store is not None and store.is_file() else {}
+    return {**report, "results": {**previous.get("results", {}), **report["results"]}}
+
+
 def write(report: dict[str, Any], json_path: Path | None, markdown_path: Path | None) -> None:
     """Merge the report's figures into the JSON store and re-render the Markdown section.
 
     The store is ``json_path``, else the JSON file beside ``markdown_path`` (``BENCHMARKS.json``),
-    so ``lookalike bench --only NAME`` refreshes one benchmark and keeps the others' figures."""
-    store = json_path or (markdown_path.with_suffix(".json") if markdown_path else None)
+    so ``lookalike bench --only NAME`` refreshes one benchmark and keeps the others' figures.
+    The Markdown keeps the figures of its own store for benchmarks that did not run."""
+    beside = markdown_path.with_suffix(".json") if markdown_path else None
+    store = json_path or beside
     if store is not None:
-        previous = json.loads(store.read_text()) if store.is_file() else {}
-        merged = {**previous.get("results", {}), **report["results"]}
-        report = {**report, "results": merged}
-        store.write_text(json.dumps(report, indent=2) + "\n")
+        store.write_text(json.dumps(_merged(report, store), indent=2) + "\n")
     if markdown_path is not None and markdown_path.is_file():
         text = markdown_path.read_text()
-        block = render_markdown(report)
+        block = render_markdown(_merged(report, beside))
         if START in text and END in text:
             head, rest = text.split(START, 1)
             text = head + block + rest.split(END, 1)[1]

@@ -16,6 +16,8 @@ coefficient of the two histograms (1 = identical colour distributions), so cosin
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from PIL import Image
 
@@ -36,39 +38,55 @@ _BACKGROUND_DELTA_E = 12.0
 _CENTRE_SIGMA = 0.35  # of the image side
 
 
+_SRGB_TO_LINEAR = np.where(
+    (levels := np.arange(256, dtype=np.float64) / 255.0) <= 0.04045,
+    levels / 12.92,
+    ((levels + 0.055) / 1.055) ** 2.4,
+).astype(np.float32)
+"""sRGB decoding of every uint8 level: a lookup instead of a power per pixel."""
+_SRGB_TO_XYZ = np.array(
+    [[0.4124564, 0.3575761, 0.1804375],
+     [0.2126729, 0.7151522, 0.0721750],
+     [0.0193339, 0.1191920, 0.9503041]],
+    dtype=np.float32,
+)  # fmt: skip
+_WHITE = np.array([[0.95047], [1.0], [1.08883]], dtype=np.float32)
+_RGB_TO_XYZ = np.ascontiguousarray((_SRGB_TO_XYZ / _WHITE).T)
+"""Linear sRGB -> XYZ (D65), already divided by the white point."""
+
+
 def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
     """sRGB uint8 ``(..., 3)`` -> CIE Lab (D65) float32 ``(..., 3)``."""
-    c = rgb.astype(np.float32) / 255.0
-    linear = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
-    matrix = np.array(
-        [[0.4124564, 0.3575761, 0.1804375],
-         [0.2126729, 0.7151522, 0.0721750],
-         [0.0193339, 0.1191920, 0.9503041]],
-        dtype=np.float32,
-    )  # fmt: skip
-    xyz = linear @ matrix.T / np.array([0.95047, 1.0, 1.08883], dtype=np.float32)
+    xyz = _SRGB_TO_LINEAR[np.asarray(rgb, dtype=np.uint8)] @ _RGB_TO_XYZ
     f = np.where(xyz > 216 / 24389, np.cbrt(xyz), (24389 / 27 * xyz + 16) / 116)
-    lab = np.stack(
-        [116 * f[..., 1] - 16, 500 * (f[..., 0] - f[..., 1]), 200 * (f[..., 1] - f[..., 2])],
-        axis=-1,
-    )
-    return lab.astype(np.float32)
+    lab = np.empty_like(f)
+    lab[..., 0] = 116 * f[..., 1] - 16
+    lab[..., 1] = 500 * (f[..., 0] - f[..., 1])
+    lab[..., 2] = 200 * (f[..., 1] - f[..., 2])
+    return lab
+
+
+@functools.lru_cache(maxsize=8)
+def _centre_weights(height: int, width: int) -> np.ndarray:
+    """A Gaussian bump over the image (read-only; the same for every crop of this size)."""
+    ys = (np.arange(height, dtype=np.float32) + 0.5) / height - 0.5
+    xs = (np.arange(width, dtype=np.float32) + 0.5) / width - 0.5
+    centre = np.exp(-(ys[:, None] ** 2 + xs[None, :] ** 2) / (2 * _CENTRE_SIGMA**2))
+    centre.setflags(write=False)
+    return centre
 
 
 def _weights(lab: np.ndarray) -> np.ndarray:
     """Centre-weighted, background-suppressed pixel weights (``(H, W)``, sum > 0)."""
-    height, width = lab.shape[:2]
-    ys = (np.arange(height, dtype=np.float32) + 0.5) / height - 0.5
-    xs = (np.arange(width, dtype=np.float32) + 0.5) / width - 0.5
-    centre = np.exp(-(ys[:, None] ** 2 + xs[None, :] ** 2) / (2 * _CENTRE_SIGMA**2))
+    centre = _centre_weights(*lab.shape[:2])
     border = np.concatenate([lab[0], lab[-1], lab[:, 0], lab[:, -1]])
     background = np.median(border, axis=0)
     spread = np.median(np.linalg.norm(border - background, axis=1))
     if spread > _BACKGROUND_DELTA_E:
         # A busy border (street crop): no single background colour to suppress.
         return centre
-    distance = np.linalg.norm(lab - background, axis=2)
-    foreground = 1.0 - np.exp(-((distance / _BACKGROUND_DELTA_E) ** 2))
+    squared = np.square(lab - background).sum(axis=2)
+    foreground = 1.0 - np.exp(squared * (-1.0 / _BACKGROUND_DELTA_E**2))
     weights = centre * foreground
     # An item the colour of its background would vanish: fall back on the centre weights.
     return weights if weights.sum() > 0.05 * centre.sum() else centre
@@ -76,8 +94,9 @@ def _weights(lab: np.ndarray) -> np.ndarray:
 
 def colour_descriptor(img: Image.Image) -> np.ndarray:
     """The 40-d colour descriptor (float32, L2 norm 1) of a garment image or crop."""
-    # BOX averaging is all a 64x64 histogram needs, and several times cheaper than BILINEAR.
-    small = to_rgb(img).resize((_SIZE, _SIZE), Image.Resampling.BOX)
+    # BOX averaging (after an integer reduce) is all a 64x64 histogram needs, and several
+    # times cheaper than BILINEAR.
+    small = to_rgb(img).resize((_SIZE, _SIZE), Image.Resampling.BOX, reducing_gap=1.0)
     lab = rgb_to_lab(np.asarray(small))
     weights = _weights(lab).reshape(-1)
     lab = lab.reshape(-1, 3)

@@ -384,6 +384,7 @@ def reindex(
         # Catch-up passes pick up images that workers finished meanwhile.
         while run_pass() and report.passes < 3:
             pass
+        index.optimize(target)  # the new collection answers at full speed from the switch on
         index.set_alias(ALIAS, target)
         pipeline.models.register(model, spec, activate=True)
         log.info("alias %s -> %s; %s is the active model", ALIAS, target, info.version)

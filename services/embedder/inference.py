@@ -16,7 +16,7 @@ import hashlib
 import logging
 import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -229,16 +229,37 @@ class Embedder:
         self, images: Sequence[ImageInput]
     ) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
         """Model outputs per batch; the next batch decodes while the model runs."""
-        chunks = [images[i : i + self.batch_size] for i in range(0, len(images), self.batch_size)]
-        if not chunks:
-            return
+        chunks = (images[i : i + self.batch_size] for i in range(0, len(images), self.batch_size))
+        return self._stream(chunks)
+
+    def _stream(
+        self, groups: Iterable[Sequence[ImageInput]]
+    ) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+        """Model outputs per group, in order. A prefetch thread takes the next group from
+        ``groups`` (which may wait, e.g. on downloads) and decodes it while the model runs."""
+        source = iter(groups)
+
+        def produce() -> np.ndarray | None:
+            group = next(source, None)
+            return None if group is None else self._decode(group)
+
         with ThreadPoolExecutor(1, thread_name_prefix="prefetch") as prefetch:
-            pending: Future[np.ndarray] = prefetch.submit(self._decode, chunks[0])
-            for i in range(len(chunks)):
-                batch = pending.result()
-                if i + 1 < len(chunks):
-                    pending = prefetch.submit(self._decode, chunks[i + 1])
-                yield self._run(batch)
+            pending: Future[np.ndarray | None] = prefetch.submit(produce)
+            while (batch := pending.result()) is not None:
+                pending = prefetch.submit(produce)
+                if len(batch) == 0:
+                    yield np.zeros((0, self.info.dim), np.float32), None
+                else:
+                    yield self._run(batch)
+
+    def embed_stream(self, groups: Iterable[Sequence[ImageInput]]) -> Iterator[np.ndarray]:
+        """Embeddings for each group of images as it comes (an empty group gives ``(0, dim)``).
+
+        For producers that are themselves slow (ingest downloads and crops images): the next
+        group is produced and decoded while the model runs the current one."""
+        self.load()
+        for embedding, _ in self._stream(groups):
+            yield embedding
 
     def embed(self, images: Sequence[ImageInput]) -> np.ndarray:
         """L2-normalised float32 embeddings, one row per image, in order."""

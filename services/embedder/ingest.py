@@ -24,7 +24,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,6 +85,8 @@ WORK_SIDE = 768
 """JPEGs decode in draft mode to at least this many pixels a side: enough for the detector and
 for crops, and several times cheaper than a full decode of a large product photo."""
 DOWNLOAD_THREADS = 8
+WAVE = 8
+"""Images per model call within a chunk: the first wave embeds while the rest download."""
 SOURCES_TTL_S = 60.0
 
 
@@ -525,7 +527,6 @@ class IngestPipeline:
         if not images:
             return report
         products = self.catalog.get_products(sorted({i.product_id for i in images}))
-        decoded: list[_Decoded] = []
         jobs = []
         for image in images:
             product = products.get(image.product_id)
@@ -533,18 +534,32 @@ class IngestPipeline:
                 report.failed[image.id] = "the product no longer exists"
                 continue
             jobs.append((image, product, SourcePolicy.of(self._source(product.source_id))))
-        for job, fetched in zip(jobs, self._pool.map(self._fetch, jobs), strict=True):
-            if isinstance(fetched, _Decoded):
-                decoded.append(fetched)
-            else:
-                reason, retryable = fetched
-                (report.retry if retryable else report.failed)[job[0].id] = reason
-        crops = self._crops(decoded)
+        # Every download starts now and the model embeds wave after wave as the images arrive:
+        # downloads, detection, crops and colour run in the embedder's prefetch thread while
+        # the model runs the previous wave (its throughput is flat from batches of 8 on).
+        fetches = [self._pool.submit(self._fetch, job) for job in jobs]
+        decoded: list[_Decoded] = []
+        crops: list[_Crop] = []
+
+        def waves() -> Iterator[list[Image.Image]]:
+            for start in range(0, len(jobs), WAVE):
+                arrived: list[_Decoded] = []
+                wave = list(zip(jobs, fetches, strict=True))[start : start + WAVE]
+                for job, fetch in wave:
+                    fetched = fetch.result()
+                    if isinstance(fetched, _Decoded):
+                        arrived.append(fetched)
+                    else:
+                        reason, retryable = fetched
+                        (report.retry if retryable else report.failed)[job[0].id] = reason
+                found = self._crops(arrived)
+                decoded.extend(arrived)
+                crops.extend(found)
+                yield [crop.picture for crop in found]
+
         info = model.info
-        embeddings = (
-            model.embed([crop.picture for crop in crops])
-            if crops
-            else np.zeros((0, info.dim), np.float32)
+        embeddings = np.concatenate(
+            [np.zeros((0, info.dim), np.float32), *model.embed_stream(waves())]
         )
         by_image: dict[int, list[tuple[_Crop, str]]] = {d.claim.id: [] for d in decoded}
         points: list[Point] = []
@@ -689,7 +704,8 @@ class IngestPipeline:
         )
 
     def _crops(self, decoded: Sequence[_Decoded]) -> list[_Crop]:
-        """Garments from the detector (boxes in original pixels), crops and colour descriptors."""
+        """Garments from the detector (boxes in original pixels), crops and colour descriptors
+        (on the calling thread: ingest calls this while the model runs)."""
         if not decoded:
             return []
         found = self.detector.detect([item.image for item in decoded])
@@ -698,7 +714,7 @@ class IngestPipeline:
             for item, result in zip(decoded, found, strict=True)
             for detection in result.detections
         ]
-        return [crop for crop in self._pool.map(self._crop, jobs) if crop is not None]
+        return [crop for crop in map(self._crop, jobs) if crop is not None]
 
     @staticmethod
     def _crop(job: tuple[_Decoded, Detection]) -> _Crop | None:

@@ -229,6 +229,7 @@ class SweeperThread:
             log.debug("sweep: %s", report.summary())
             if self.sweeper.index is not None:
                 self.sweeper.index.flush()
+                self.sweeper.index.maintain()
 
     def stop(self, timeout_s: float = 10.0) -> None:
         self._stop.set()

@@ -221,3 +221,50 @@ def test_embedded_index_is_owned_by_one_process(tmp_path: Path) -> None:
         EdgeIndex(tmp_path / "edge")
     first.close()
     EdgeIndex(tmp_path / "edge").close()
+
+
+def test_optimised_embedded_collection_answers_the_same(tmp_path: Path) -> None:
+    """Quantizing (int8, rescored) keeps the exact answers, for cosine, L1 and filters, and
+    points written afterwards are found before the next optimisation."""
+    dim = 128  # enough bytes per point for Edge to optimise 3,000 of them
+    spec = CollectionSpec(
+        "big", {"cnn": VectorSpec(dim, "cosine"), "cnn_l1": VectorSpec(dim, "l1")}, {"n": "integer"}
+    )
+    rng = np.random.default_rng(7)
+    vectors = rng.standard_normal((3000, dim)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    points = [
+        Point(point_id(i), {"cnn": vectors[i], "cnn_l1": vectors[i]}, {"n": i % 2})
+        for i in range(3000)
+    ]
+    index = EdgeIndex(tmp_path / "edge")
+    index.ensure_collection(spec)
+    index.upsert("big", points[:2900])
+    queries = vectors[:20] + rng.normal(0, 0.05, (20, dim)).astype(np.float32)
+
+    def answers() -> list[list[str]]:
+        where = PayloadFilter(equals={"n": 1})
+        return [
+            [h.id for h in index.search("big", name, q.tolist(), limit=10, where=f)]
+            for q in queries
+            for name in ("cnn", "cnn_l1")
+            for f in (None, where)
+        ]
+
+    before = answers()
+    assert index.unindexed("big") == 2900
+    assert index.maintain(min_points=5000) == []
+    assert index.maintain(min_points=1000) == ["big"]
+    assert index.unindexed("big") == 0
+    assert answers() == before
+
+    index.upsert("big", points[2900:])
+    assert index.unindexed("big") == 100
+    hits = index.search("big", "cnn", vectors[2950].tolist(), limit=1)
+    assert hits[0].id == point_id(2950)
+    index.close()
+
+    reopened = EdgeIndex(tmp_path / "edge")
+    assert reopened.search("big", "cnn_l1", vectors[5].tolist(), limit=1)[0].id == point_id(5)
+    assert reopened.count("big") == 3000
+    reopened.close()
