@@ -21,6 +21,13 @@ DATA_HELP = "A folder of class folders (DIR/<category>/*.jpg) or a CSV with file
 @click.option(
     "--input-size", default=192, show_default=True, type=int, help="Pixels (0: the backbone's own)."
 )
+@click.option(
+    "--crop-fraction",
+    default=1.0,
+    show_default=True,
+    type=click.FloatRange(0.5, 1.0),
+    help="Share of the resized image the centre crop keeps (0.875: the ImageNet recipe).",
+)
 @click.option("--epochs", default=6, show_default=True, help="Stage 2 (all layers) epochs.")
 @click.option("--head-epochs", default=40, show_default=True, help="Stage 1 (heads) epochs.")
 @click.option("--lr", default=3e-4, show_default=True, help="Stage 2 backbone learning rate.")
@@ -46,6 +53,7 @@ def train_command(
     out: str,
     name: str | None,
     input_size: int,
+    crop_fraction: float,
     epochs: int,
     head_epochs: int,
     lr: float,
@@ -69,6 +77,7 @@ def train_command(
     config = TrainConfig(
         backbone=backbone,
         input_size=input_size or None,
+        crop_fraction=crop_fraction,
         val_fraction=val_fraction,
         seed=seed,
         batch_size=batch_size,
