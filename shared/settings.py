@@ -62,6 +62,11 @@ class IngestSettings(BaseModel):
     max_image_bytes: int = Field(default=20 * 1024 * 1024, gt=0)
     stale_claim_after_s: int = Field(default=600, gt=0)
     max_attempts: int = Field(default=5, gt=0)
+    detect: bool = False
+    """Crop catalog images to their garments with the detector (in process, or the detector
+    service when ``detector_url`` is set). Off (the default), each image is one whole-image
+    crop: on 2 cores detection costs ~23 ms a product shot and ~60 ms a photo of a person,
+    against ~10 ms to embed an image."""
 
 
 class Settings(BaseSettings):

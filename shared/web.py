@@ -13,16 +13,20 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from contextvars import ContextVar
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from shared.errors import LookalikeError
+
+if TYPE_CHECKING:
+    from shared.health import Check
 
 __all__ = [
     "REQUEST_ID",
@@ -138,3 +142,36 @@ def add_error_handlers(app: FastAPI) -> None:
         return JSONResponse(body, status_code=422)
 
     app.add_exception_handler(RequestValidationError, _invalid)
+
+
+async def healthz() -> dict[str, str]:
+    """Liveness: the process answers."""
+    return {"status": "ok"}
+
+
+def readiness(checks: Sequence[Check]) -> JSONResponse:
+    """``/readyz``'s answer: 200 when every check passes, else 503, with each check's detail."""
+    ready = all(check.ok for check in checks)
+    body = {
+        "ready": ready,
+        "checks": {
+            check.name: {"ok": check.ok, "detail": check.detail, "latency_ms": check.latency_ms}
+            for check in checks
+        },
+    }
+    return JSONResponse(body, status_code=200 if ready else 503)
+
+
+def service_app(
+    title: str,
+    router: APIRouter,
+    lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]],
+) -> FastAPI:
+    """A Lookalike service: ``router``'s routes plus ``/healthz``, request ids and the JSON
+    error format."""
+    app = FastAPI(title=title, version="0.1.0", lifespan=lifespan)
+    add_error_handlers(app)
+    app.add_middleware(RequestContextMiddleware)
+    app.add_api_route("/healthz", healthz, methods=["GET"], tags=["ops"])
+    app.include_router(router)
+    return app

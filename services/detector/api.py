@@ -24,9 +24,10 @@ from services.detector.client import MAX_IMAGES
 from services.detector.loader import LazyDetector
 from services.detector.schemas import DetectResponse, ResultOut
 from shared.errors import InvalidInputError, LookalikeError
+from shared.health import Check
 from shared.images import load_image
 from shared.settings import Settings, get_settings
-from shared.web import RequestContextMiddleware, add_error_handlers
+from shared.web import readiness, service_app
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -39,19 +40,13 @@ def _detector(request: Request) -> LazyDetector:
 DetectorDep = Annotated[LazyDetector, Depends(_detector)]
 
 
-@router.get("/healthz", tags=["ops"])
-async def healthz() -> dict[str, str]:
-    return {"status": "ok"}
-
-
 @router.get("/readyz", tags=["ops"])
 async def readyz(request: Request) -> JSONResponse:
     """Ready once the model is loaded (503 while it loads or when it failed)."""
     error: str | None = request.app.state.load_error
     ready: bool = request.app.state.ready
     detail = error or ("loaded" if ready else "loading")
-    body = {"ready": ready, "checks": {"detector": {"ok": ready, "detail": detail}}}
-    return JSONResponse(body, status_code=200 if ready else 503)
+    return readiness([Check("detector", ready, detail, 0.0)])
 
 
 def _decode(parts: list[bytes], settings: Settings) -> list[Image.Image]:
@@ -113,8 +108,4 @@ def create_app(
         finally:
             await asyncio.wait([warming], timeout=60)
 
-    app = FastAPI(title="Lookalike detector", version="0.1.0", lifespan=lifespan)
-    add_error_handlers(app)
-    app.add_middleware(RequestContextMiddleware)
-    app.include_router(router)
-    return app
+    return service_app("Lookalike detector", router, lifespan)

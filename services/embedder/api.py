@@ -27,7 +27,7 @@ from shared.db import Catalog
 from shared.errors import InvalidInputError
 from shared.images import load_image
 from shared.settings import Settings, get_settings
-from shared.web import RequestContextMiddleware, add_error_handlers
+from shared.web import readiness, service_app
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -40,17 +40,10 @@ def _service(request: Request) -> EmbedderService:
 ServiceDep = Annotated[EmbedderService, Depends(_service)]
 
 
-@router.get("/healthz", tags=["ops"])
-async def healthz() -> dict[str, str]:
-    return {"status": "ok"}
-
-
 @router.get("/readyz", tags=["ops"])
 async def readyz(service: ServiceDep) -> JSONResponse:
     """Ready once the active model is loaded (503 while it loads)."""
-    check = service.check()
-    body = {"ready": check.ok, "checks": {check.name: {"ok": check.ok, "detail": check.detail}}}
-    return JSONResponse(body, status_code=200 if check.ok else 503)
+    return readiness([service.check()])
 
 
 def _shapes(text: str | None, count: int) -> list[tuple[int, int]] | None:
@@ -131,8 +124,4 @@ def create_app(
             if owned:
                 opened.dispose()
 
-    app = FastAPI(title="Lookalike embedder", version="0.1.0", lifespan=lifespan)
-    add_error_handlers(app)
-    app.add_middleware(RequestContextMiddleware)
-    app.include_router(router)
-    return app
+    return service_app("Lookalike embedder", router, lifespan)

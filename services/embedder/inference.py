@@ -90,6 +90,7 @@ class Embedder:
         workers: int | None = None,
         runtime: Runtime = "auto",
         onnx_cache: str | os.PathLike[str] | None = None,
+        threads: int | None = None,
     ) -> None:
         if batch_size <= 0:
             raise InvalidInputError(f"batch_size must be positive, got {batch_size}")
@@ -102,6 +103,7 @@ class Embedder:
         self.workers = default_workers() if workers is None else max(1, workers)
         self.runtime = runtime
         self.onnx_cache = Path(onnx_cache) if onnx_cache is not None else None
+        self.threads = threads
         self._lock = threading.Lock()
         self._info: ModelInfo | None = None
         self._net: object = None
@@ -199,7 +201,7 @@ class Embedder:
         if not path.is_file():
             log.info("exporting %s to ONNX at %s", version, path)
             export_onnx(net, path, input_size)  # type: ignore[arg-type]
-        return OnnxSession(path)
+        return OnnxSession(path, threads=self.threads)
 
     def close(self) -> None:
         """Stop the decode threads (the model stays loaded)."""

@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from shared.db import Catalog, CatalogStats, ProductOut
 from shared.health import check_broker, check_database
 from shared.settings import Settings
+from shared.web import readiness
 
 router = APIRouter()
 
@@ -54,13 +55,7 @@ async def readyz(request: Request, catalog: CatalogDep, settings: SettingsDep) -
         await run_in_threadpool(check_broker, settings.broker_url),
         await run_in_threadpool(request.app.state.recommender.check),
     ]
-    body = ReadyOut(
-        ready=all(check.ok for check in checks),
-        checks={
-            c.name: CheckOut(ok=c.ok, detail=c.detail, latency_ms=c.latency_ms) for c in checks
-        },
-    )
-    return JSONResponse(body.model_dump(mode="json"), status_code=200 if body.ready else 503)
+    return readiness(checks)
 
 
 @router.get("/status", tags=["ops"], response_model=CatalogStats)

@@ -15,7 +15,7 @@ from services.recommender.schemas import ProductPoints, SearchRequest, SearchRes
 from services.recommender.service import Recommender
 from shared.settings import Settings, get_settings
 from shared.vectors import VectorIndex, open_index
-from shared.web import RequestContextMiddleware, add_error_handlers
+from shared.web import readiness, service_app
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -28,17 +28,10 @@ def _recommender(request: Request) -> Recommender:
 RecommenderDep = Annotated[Recommender, Depends(_recommender)]
 
 
-@router.get("/healthz", tags=["ops"])
-async def healthz() -> dict[str, str]:
-    return {"status": "ok"}
-
-
 @router.get("/readyz", tags=["ops"])
 async def readyz(recommender: RecommenderDep) -> JSONResponse:
     """The index answers (503 if not)."""
-    check = await run_in_threadpool(recommender.check)
-    body = {"ready": check.ok, "checks": {check.name: {"ok": check.ok, "detail": check.detail}}}
-    return JSONResponse(body, status_code=200 if check.ok else 503)
+    return readiness([await run_in_threadpool(recommender.check)])
 
 
 @router.post("/search", response_model=SearchResponse, tags=["recommend"])
@@ -72,8 +65,4 @@ def create_app(settings: Settings | None = None, *, index: VectorIndex | None = 
             if owned:
                 opened.close()
 
-    app = FastAPI(title="Lookalike recommender", version="0.1.0", lifespan=lifespan)
-    add_error_handlers(app)
-    app.add_middleware(RequestContextMiddleware)
-    app.include_router(router)
-    return app
+    return service_app("Lookalike recommender", router, lifespan)

@@ -26,6 +26,7 @@ from services.embedder.ingest import (
 from services.embedder.sweeper import Sweeper
 from shared.db import Catalog, ImageIn, ProductIn, SourceOut
 from shared.db.models import GarmentCrop, ImageState, ProductImage, utcnow
+from shared.detection import COARSE_CATEGORIES
 from shared.settings import Settings
 from shared.vectors import EdgeIndex, PayloadFilter
 from tests.ingest_support import (
@@ -309,3 +310,41 @@ def test_rate_limits_are_shared_through_redis(redis_db_url: str) -> None:
         a.close()
         b.close()
         redis.Redis.from_url(redis_db_url).delete("lookalike:ratelimit:cdn.example")
+
+
+def test_detection_crops_catalog_images_when_enabled(
+    catalog: Catalog, settings: Settings, models_dir: Path, tmp_path: Path, shop: DemoShop
+) -> None:
+    """With ``ingest.detect`` each point is a garment the detector found: a tight box inside
+    the product shot, with the detector's score (and category, when its model path answered)
+    in the payload."""
+    link_models(settings.data_dir, models_dir)
+    settings = settings.model_copy(
+        update={"ingest": settings.ingest.model_copy(update={"detect": True})}
+    )
+    ingest = IngestRuntime.build(settings, catalog=catalog, index=EdgeIndex(tmp_path / "index"))
+    ingest.owns_index = True
+    try:
+        source = demo_source(catalog, shop.url)
+        ids = catalog.upsert_products(source.id, demo_items(shop)).new_image_ids
+        report = ingest.pipeline.process(ids)
+        assert sorted(report.done) == sorted(ids), report
+        crops = _crops(catalog)
+        assert len(crops) >= len(ids) and report.points == len(crops)
+        tight = 0
+        for crop in crops:
+            image = catalog.get_image(crop.image_id)
+            assert 0 <= crop.x0 < crop.x1 <= image.width and 0 <= crop.y0 < crop.y1 <= image.height
+            [point] = ingest.index.retrieve(indexing.ALIAS, [crop.point_id])
+            assert point.payload["bbox"] == pytest.approx(
+                [crop.x0, crop.y0, crop.x1, crop.y1], abs=0.01
+            )
+            whole = (crop.x0, crop.y0, crop.x1, crop.y1) == (0, 0, image.width, image.height)
+            if not whole:
+                tight += 1
+                # The foreground path (product shots) boxes objects without naming them.
+                assert point.payload["crop_category"] in {None, *COARSE_CATEGORIES}
+                assert 0 < point.payload["score"] <= 1
+        assert tight >= len(ids) // 2, "product shots should get tight foreground boxes"
+    finally:
+        ingest.close()
