@@ -17,7 +17,7 @@ in ``optimize()``, which holds the GIL for its whole run (97 s at 100k: the one 
 would freeze). So collections are created without a graph (``m=0``) and with int8 scalar
 quantization: ``optimize()`` then only quantizes and merges (~1.2 s at 100k, run by the index
 owner when enough points wait, see :meth:`VectorIndex.maintain`), and every query is an exact
-scan of the int8 vectors rescored on the float ones (2x oversampling): p95 6.4 ms at recall@10
+scan of the int8 vectors rescored on the float ones (2x oversampling): p95 6.5 ms at recall@10
 1.0, against 15.6 ms for a float scan and 2.2 ms at recall 0.44 for the default HNSW. Points
 written since the last optimisation are scanned as floats. The Qdrant server builds its HNSW
 graph in the background and needs none of this.
