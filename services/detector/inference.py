@@ -119,18 +119,15 @@ class ModelRunner:
         if not _onnxruntime_available():
             raise ConfigurationError("the onnx runtime needs the onnx and onnxruntime packages")
         import onnxruntime as ort
-        import torch
 
+        from services.embedder.onnx import session_options
         from shared.settings import get_settings
 
         cache = self.onnx_cache or get_settings().models_dir / "onnx"
         path = cache / f"{self.version}-detector.onnx"
         if not path.is_file():
             export_detector_onnx(net, path, self.long_side)
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.intra_op_num_threads = self.threads or torch.get_num_threads()
-        options.inter_op_num_threads = 1
+        options = session_options(self.threads)
         return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
     def forward(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
