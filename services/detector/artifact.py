@@ -12,8 +12,6 @@ The version is content-addressed (``<name>-<sha256 of weights.pt>[:10]``).
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,7 +21,13 @@ import torch
 from pydantic import BaseModel, Field
 
 from services.detector.network import DetectionHead, DetectorNet, build_lite_trunk
-from services.embedder.artifact import read_card
+from services.embedder.artifact import (
+    CARD_FILE,
+    WEIGHTS_FILE,
+    read_card,
+    write_artifact,
+    write_card,
+)
 from shared.errors import ConfigurationError
 
 __all__ = [
@@ -40,8 +44,6 @@ __all__ = [
     "write_card",
 ]
 
-CARD_FILE = "model.json"
-WEIGHTS_FILE = "weights.pt"
 FORMAT_VERSION = 1
 SHIPPED_DIR = Path(__file__).parent / "artifacts"
 DEFAULT_MODEL = "garments-lite0"
@@ -99,25 +101,9 @@ def build_net(card: DetectorCard, weights: str = "imagenet") -> DetectorNet:
 
 def save_net(net: DetectorNet, card: DetectorCard, out: str | Path) -> DetectorCard:
     """Write the head (and tuned tail) in float16 plus the card; return the completed card."""
-    out_dir = Path(out)
-    out_dir.mkdir(parents=True, exist_ok=True)
     prefixes = ("head.", "trunk.tail.") if card.tuned_tail else ("head.",)
-    state = {
-        key: (value.half() if value.is_floating_point() else value).detach().cpu().contiguous()
-        for key, value in net.state_dict().items()
-        if key.startswith(prefixes)
-    }
-    weights_path = out_dir / WEIGHTS_FILE
-    torch.save(state, weights_path)
-    digest = hashlib.sha256(weights_path.read_bytes()).hexdigest()
-    card = card.model_copy(
-        update={
-            "version": f"{card.name}-{digest[:10]}",
-            "weights_bytes": weights_path.stat().st_size,
-        }
-    )
-    (out_dir / CARD_FILE).write_text(json.dumps(card.model_dump(mode="json"), indent=2) + "\n")
-    return card
+    state = {k: v for k, v in net.state_dict().items() if k.startswith(prefixes)}
+    return write_artifact(state, card, out)
 
 
 def load_net(path: str | Path) -> tuple[DetectorNet, DetectorCard]:
@@ -138,9 +124,3 @@ def load_net(path: str | Path) -> tuple[DetectorNet, DetectorCard]:
             f"(missing {head_missing[:3]}, unexpected {unexpected[:3]})"
         )
     return net.eval(), card
-
-
-def write_card(card: DetectorCard, out: str | Path) -> DetectorCard:
-    """Rewrite ``out/model.json`` (e.g. to add metrics; the weights and version stay)."""
-    (Path(out) / CARD_FILE).write_text(json.dumps(card.model_dump(mode="json"), indent=2) + "\n")
-    return card

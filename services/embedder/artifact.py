@@ -38,6 +38,8 @@ __all__ = [
     "load_model",
     "save_model",
     "shipped_models",
+    "write_artifact",
+    "write_card",
 ]
 
 CARD_FILE = "model.json"
@@ -118,6 +120,39 @@ def read_card(path: str | Path, card_type: type[CardT], *, kind: str, max_versio
     return card
 
 
+def write_card(card: CardT, out: str | Path) -> CardT:
+    """Write ``out/model.json`` (the weights and version stay as they are)."""
+    (Path(out) / CARD_FILE).write_text(json.dumps(card.model_dump(mode="json"), indent=2) + "\n")
+    return card
+
+
+def write_artifact(
+    state: dict[str, torch.Tensor], card: CardT, out: str | Path, **updates: Any
+) -> CardT:
+    """Save ``state`` (floats as float16) and the card in ``out``; the card comes back with
+    ``version`` (name + weights digest), ``weights_bytes`` and ``updates`` filled in."""
+    out_dir = Path(out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    weights_path = out_dir / WEIGHTS_FILE
+    torch.save(
+        {
+            key: (value.half() if value.is_floating_point() else value).detach().cpu().contiguous()
+            for key, value in state.items()
+        },
+        weights_path,
+    )
+    digest = hashlib.sha256(weights_path.read_bytes()).hexdigest()
+    name = card.name  # type: ignore[attr-defined]
+    card = card.model_copy(
+        update={
+            "version": f"{name}-{digest[:10]}",
+            "weights_bytes": weights_path.stat().st_size,
+            **updates,
+        }
+    )
+    return write_card(card, out_dir)
+
+
 def load_card(path: str | Path) -> ModelCard:
     """Read and validate ``PATH/model.json``."""
     return read_card(path, ModelCard, kind="model", max_version=FORMAT_VERSION)
@@ -125,26 +160,9 @@ def load_card(path: str | Path) -> ModelCard:
 
 def save_model(net: EmbeddingNet, card: ModelCard, out: str | Path) -> ModelCard:
     """Write weights (float16) and the card; return the card with version and size filled in."""
-    out_dir = Path(out)
-    out_dir.mkdir(parents=True, exist_ok=True)
     skip = "backbone." if card.backbone_weights == "imagenet" else "backbone.imagenet_head."
-    state = {
-        key: (value.half() if value.is_floating_point() else value).detach().cpu().contiguous()
-        for key, value in net.state_dict().items()
-        if not key.startswith(skip)
-    }
-    weights_path = out_dir / WEIGHTS_FILE
-    torch.save(state, weights_path)
-    digest = hashlib.sha256(weights_path.read_bytes()).hexdigest()
-    card = card.model_copy(
-        update={
-            "version": f"{card.name}-{digest[:10]}",
-            "weights_bytes": weights_path.stat().st_size,
-            "temperature": float(net.temperature.item()),
-        }
-    )
-    (out_dir / CARD_FILE).write_text(json.dumps(card.model_dump(mode="json"), indent=2) + "\n")
-    return card
+    state = {k: v for k, v in net.state_dict().items() if not k.startswith(skip)}
+    return write_artifact(state, card, out, temperature=float(net.temperature.item()))
 
 
 def build_net(card: ModelCard) -> EmbeddingNet:

@@ -541,15 +541,14 @@ class IngestPipeline:
         # Every download starts now and the model embeds wave after wave as the images arrive:
         # downloads, detection, crops and colour run in the embedder's prefetch thread while
         # the model runs the previous wave (its throughput is flat from batches of 8 on).
-        fetches = [self._pool.submit(self._fetch, job) for job in jobs]
+        fetches = [(job, self._pool.submit(self._fetch, job)) for job in jobs]
         decoded: list[_Decoded] = []
         crops: list[_Crop] = []
 
         def waves() -> Iterator[list[Image.Image]]:
             for start in range(0, len(jobs), WAVE):
                 arrived: list[_Decoded] = []
-                wave = list(zip(jobs, fetches, strict=True))[start : start + WAVE]
-                for job, fetch in wave:
+                for job, fetch in fetches[start : start + WAVE]:
                     fetched = fetch.result()
                     if isinstance(fetched, _Decoded):
                         arrived.append(fetched)
@@ -748,10 +747,11 @@ class IngestPipeline:
 
 
 def model_threads(settings: Settings) -> int:
-    """ONNX Runtime threads per model call in an ingest process: the cores shared among the
-    tasks that run at once. With 2 tasks on 2 cores, two single-threaded calls side by side
-    beat two 2-thread calls fighting over the cores (and over the decode threads): measured
-    63-67 vs 53-55 images/s end to end, bare model 68-80."""
+    """Model threads per call for ingest workers: the cores shared among the tasks that run at
+    once (prefork children set torch's count to it; the threads pool passes it to the models).
+    With 2 tasks on 2 cores, two single-threaded calls side by side beat two 2-thread calls
+    fighting over the cores (and over the decode threads): measured 63-67 vs 53-55 images/s
+    end to end, bare model 68-80."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return max(1, (cores or 1) // settings.worker_concurrency)
 
@@ -775,8 +775,10 @@ class IngestRuntime:
         catalog: Catalog | None = None,
         index: VectorIndex | None = None,
         detector: GarmentDetector | None = None,
+        threads: int | None = None,
     ) -> IngestRuntime:
-        """Open what is not given (the embedded stack passes its own catalog and index)."""
+        """Open what is not given (the embedded stack passes its own catalog and index).
+        ``threads``: model threads per call (default: torch's), see :func:`model_threads`."""
         own_catalog = catalog is None
         own_index = index is None
         if detector is None and settings.ingest.detect:
@@ -789,7 +791,7 @@ class IngestRuntime:
         pipeline = IngestPipeline(
             catalog,
             index,
-            ModelProvider(catalog, settings, threads=model_threads(settings)),
+            ModelProvider(catalog, settings, threads=threads),
             settings=settings,
             detector=detector,
             limiter=make_rate_limiter(settings),

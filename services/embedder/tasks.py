@@ -10,7 +10,6 @@ solo pools (``lookalike worker``), or installed by the embedded stack, whose con
 from __future__ import annotations
 
 import logging
-import os
 import secrets
 import socket
 import threading
@@ -24,7 +23,7 @@ from sqlalchemy.exc import OperationalError
 
 from services.embedder import indexing
 from services.embedder.celery_app import QUEUES, app, configure
-from services.embedder.ingest import IngestRuntime
+from services.embedder.ingest import IngestRuntime, model_threads
 from services.embedder.sweeper import SWEEP_EVERY_S, Sweeper, SweeperThread
 from shared.db import Catalog
 from shared.errors import ServiceUnavailableError
@@ -93,9 +92,7 @@ def _init_process(**_: Any) -> None:
     """A prefork child: share the cores with its siblings, open the runtime, load the model."""
     import torch
 
-    settings = get_settings()
-    threads = max(1, (os.cpu_count() or 1) // max(1, settings.worker_concurrency))
-    torch.set_num_threads(threads)
+    torch.set_num_threads(model_threads(get_settings()))
     state.get().warm()
 
 
@@ -167,7 +164,9 @@ class InProcessWorker:
         sweep_every_s: float = SWEEP_EVERY_S,
     ) -> None:
         self.settings = settings
-        self.runtime = IngestRuntime.build(settings, catalog=catalog, index=index)
+        self.runtime = IngestRuntime.build(
+            settings, catalog=catalog, index=index, threads=model_threads(settings)
+        )
         self.sweeper = SweeperThread(Sweeper(catalog, settings, index=index), sweep_every_s)
         self._worker: WorkController | None = None
         self._stopping = threading.Event()
