@@ -117,10 +117,11 @@ def load_net(path: str | Path) -> tuple[DetectorNet, DetectorCard]:
         raise ConfigurationError(f"cannot read detector weights {weights_path}: {exc}") from exc
     state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
     missing, unexpected = net.load_state_dict(state, strict=False)
-    head_missing = [k for k in missing if k.startswith("head.")]
-    if head_missing or unexpected:
+    shipped = ("head.", "trunk.tail.") if card.tuned_tail else ("head.",)
+    absent = [k for k in missing if k.startswith(shipped)]
+    if absent or unexpected:
         raise ConfigurationError(
             f"{weights_path} does not fit a {card.kind} detector "
-            f"(missing {head_missing[:3]}, unexpected {unexpected[:3]})"
+            f"(missing {absent[:3]}, unexpected {unexpected[:3]})"
         )
     return net.eval(), card

