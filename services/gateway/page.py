@@ -58,6 +58,7 @@ class StorefrontConfig(BaseModel):
     min_price: float | None = Field(description="The lowest price in ``currency``.")
     max_price: float | None = Field(description="The highest price in ``currency``.")
     max_upload_bytes: int
+    color_weight: float = Field(description="The colour weight a search uses unless it sets one.")
     feedback: bool = Field(
         description="Whether the page may record clicks with POST /feedback: only when no API "
         "key guards it (a public page cannot hold the key)."
@@ -131,6 +132,7 @@ async def storefront_config(catalog: CatalogDep, settings: SettingsDep) -> Store
     return StorefrontConfig(
         **facets,
         max_upload_bytes=settings.gateway.max_upload_bytes,
+        color_weight=settings.recommender.color_weight,
         feedback=not settings.api_key,
     )
 

@@ -232,7 +232,11 @@ class RecommendPipeline:
             category_votes=VOTERS if garment.unsure and not every_category else 0,
             k=params.k or self.settings.recommender.default_k,
             metric=params.metric,
-            color_weight=params.color_weight,
+            color_weight=(
+                self.settings.recommender.color_weight
+                if params.color_weight is None
+                else params.color_weight
+            ),
             diversity=params.diversity,
             filters=Filters(
                 brand=params.brand or [],
@@ -274,17 +278,21 @@ class RecommendPipeline:
                 for i, result in zip(retry, again, strict=True):
                     results[i] = result
         with timings.stage("hydrate"):
-            groups = self._groups(garments, results)
+            groups = self._groups(garments, results, everywhere=set(retry))
         timings_ms = timings.done()
         if self.observe is not None:
             self.observe(timings_ms)
         return RecommendResponse(groups=groups, timings_ms=timings_ms, model_version=model_version)
 
-    def _groups(self, garments: list[_Garment], results: list[RecommendResult]) -> list[Group]:
+    def _groups(
+        self, garments: list[_Garment], results: list[RecommendResult], *, everywhere: set[int]
+    ) -> list[Group]:
+        """One group per garment, products from the catalog; ``everywhere``: the garments
+        whose search was widened to every category."""
         ids = sorted({hit.product_id for result in results for hit in result.hits})
         products = self.catalog.get_products(ids) if ids else {}
         groups = []
-        for garment, result in zip(garments, results, strict=True):
+        for index, (garment, result) in enumerate(zip(garments, results, strict=True)):
             recommendations = []
             for hit in result.hits:
                 product = products.get(hit.product_id)
@@ -299,14 +307,21 @@ class RecommendPipeline:
                         price=float(product.price) if product.price is not None else None,
                         currency=product.currency,
                         brand=product.brand,
+                        category=product.category,
                         score=round(hit.score, 4),
                     )
                 )
+            searched: list[str] = []
+            if garment.categories and index not in everywhere:
+                # Category votes may add the categories of the nearest products.
+                shown = (hit.category for hit in result.hits if hit.category)
+                searched = list(dict.fromkeys([*garment.categories, *shown]))
             groups.append(
                 Group(
                     box=garment.box,
                     category=garment.category,
                     probability=garment.probability,
+                    searched=searched,
                     recommendations=recommendations,
                 )
             )

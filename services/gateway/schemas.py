@@ -37,8 +37,12 @@ class RecommendParams(BaseModel):
         default=False, description="Search every category instead of the predicted one."
     )
     metric: Literal["cosine", "l1"] = "cosine"
-    color_weight: float = Field(
-        default=0.0, ge=0.0, le=1.0, description="0: shape only ... 1: colour only."
+    color_weight: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=1.0,
+        description="0: shape only ... 1: colour only; unset: the shop's default "
+        "(recommender.color_weight, 0.2).",
     )
     diversity: float = Field(
         default=0.0, ge=0.0, le=1.0, description="Maximal marginal relevance: 0 = off."
@@ -90,6 +94,7 @@ class Recommendation(BaseModel):
     price: float | None
     currency: str | None
     brand: str | None
+    category: str | None = Field(default=None, description="The product's catalog category.")
     score: float = Field(description="Similarity, higher is better (0-1).")
 
 
@@ -101,6 +106,12 @@ class Group(BaseModel):
     category: str | None
     probability: float | None = Field(
         description="The classifier's probability of ``category``; null when it did not decide."
+    )
+    searched: list[str] = Field(
+        default_factory=list,
+        description="The categories searched: the caller's, the classifier's top one, or "
+        "(when it is unsure) its top few plus those of the nearest products; empty when "
+        "every category was searched.",
     )
     recommendations: list[Recommendation]
 

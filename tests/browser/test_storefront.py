@@ -144,6 +144,14 @@ def test_shopper_finds_similar_products_for_a_garment_in_a_photo(
     assert shown, groups[-1]
     cards = page.locator("#grid .card")
     expect(cards).to_have_count(len(shown))
+    searched = groups[-1]["searched"]
+    assert {p["category"] for p in shown} <= set(searched) or not searched
+    heading = page.locator("#results-title")
+    if searched:  # the heading names what was searched, not only the top guess
+        for name in searched[:3]:
+            expect(heading).to_contain_text(name)
+    else:
+        expect(heading).to_have_text("Similar products")
 
     # A product card: picture with alt text, title linking to the shop, price, score.
     first = cards.first
@@ -223,3 +231,4 @@ def test_pages_are_local_and_the_status_page_moved(indexed: Stack) -> None:
     assert config["brands"] == sorted(config["brands"]) and config["currency"] == "EUR"
     assert 0 < config["min_price"] < config["max_price"]
     assert config["max_upload_bytes"] > 0 and config["feedback"] is True
+    assert config["color_weight"] == pytest.approx(0.2)

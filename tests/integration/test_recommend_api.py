@@ -135,6 +135,8 @@ def test_category_override_and_cross_category(world: World, client: TestClient) 
     body = _post(client, _photo(world, demo.sku), category=other.category)
     [group] = body["groups"]
     assert group["category"] == other.category
+    assert group["searched"] == [other.category]
+    assert {r["category"] for r in group["recommendations"]} == {other.category}
     ids = _ids(body)
     assert ids and world.ids[demo.sku] not in ids
     in_category = {
@@ -147,7 +149,10 @@ def test_category_override_and_cross_category(world: World, client: TestClient) 
         world.ids[p.sku] for p in world.shop.catalog.products if p.category == demo.category
     }
 
+    assert both["groups"][0]["searched"] == [demo.category, other.category]
+
     everything = _post(client, _photo(world, demo.sku), cross_category="true", k=PRODUCTS)
+    assert everything["groups"][0]["searched"] == [], "every category"
     assert len(_ids(everything)) == PRODUCTS
     assert _ids(everything)[0] == world.ids[demo.sku]
 
@@ -211,6 +216,12 @@ def test_colour_weight_changes_the_ranking(world: World, client: TestClient) -> 
     blend = _ids(_post(client, data, cross_category="true", k=PRODUCTS, color_weight=0.5))
     assert shape != colour
     assert len({tuple(shape), tuple(colour), tuple(blend)}) >= 2
+    default = world.settings.recommender.color_weight
+    assert 0 < default < 1
+    unset = _ids(_post(client, data, cross_category="true", k=PRODUCTS))
+    assert unset == _ids(
+        _post(client, data, cross_category="true", k=PRODUCTS, color_weight=default)
+    ), "a request without color_weight gets the shop's default"
 
 
 def test_diversity_reorders(world: World, client: TestClient) -> None:
@@ -230,6 +241,7 @@ def test_more_like_this(world: World, client: TestClient) -> None:
     assert response.status_code == 200, response.text
     [group] = response.json()["groups"]
     assert group["box"] is None and group["category"] == demo.category
+    assert group["searched"] == [demo.category]
     ids = [r["id"] for r in group["recommendations"]]
     assert product_id not in ids
     same = {world.ids[p.sku] for p in world.shop.catalog.products if p.category == demo.category}

@@ -64,6 +64,20 @@ export function productId(product) {
   return product.id ?? product.product_id;
 }
 
+/**
+ * The results heading: what was searched, "Similar dresses, skirts or tops" when the
+ * classifier was unsure, "Similar products" when every category was.
+ */
+export function resultsTitle(group) {
+  const searched = Array.isArray(group.searched) ? group.searched : [];
+  const names = searched.map((name) => String(name).replace(/[_-]+/g, " "));
+  if (names.length === 0) return "Similar products";
+  if (names.length === 1) return `Similar ${names[0]}`;
+  const shown = names.slice(0, 3);
+  const tail = names.length > 3 ? `${shown.join(", ")} and more` : `${shown.slice(0, -1).join(", ")} or ${shown.at(-1)}`;
+  return `Similar ${tail}`;
+}
+
 /** A garment's label, as on its box and chip: "Tops 92%". */
 export function garmentLabel(group) {
   return [titleCase(group.category) || "Garment", percent(group.probability)].filter(Boolean).join(" ");

@@ -11,6 +11,7 @@ import {
   renderChips,
   renderGrid,
   renderTimings,
+  resultsTitle,
   safeUrl,
   titleCase,
 } from "./render.js";
@@ -355,7 +356,7 @@ function showGroup(prefix) {
   renderChips(ui.chips, groups, state.selected, select);
   drawBoxes();
   const products = Array.isArray(group.recommendations) ? group.recommendations : [];
-  ui.resultsTitle.textContent = group.category ? `Similar ${String(group.category).replace(/[_-]+/g, " ")}` : "Similar products";
+  ui.resultsTitle.textContent = resultsTitle(group);
   showGrid(products);
   if (products.length === 0) {
     ui.empty.textContent = "No products match these filters. Try a wider price range, another brand, or all categories.";
@@ -492,6 +493,12 @@ if (window.matchMedia("(max-width: 52rem)").matches) $("refine").open = false;
 loadConfig().then((config) => {
   if (!config) return;
   if (Number.isFinite(config.max_upload_bytes)) state.maxUploadBytes = config.max_upload_bytes;
+  if (Number.isFinite(config.color_weight)) {
+    // The shop's default, also what "Reset" returns to.
+    ui.colorWeight.defaultValue = String(config.color_weight);
+    ui.colorWeight.value = String(config.color_weight);
+    describeSliders();
+  }
   if (Array.isArray(config.categories)) addCategories(config.categories);
   if (Array.isArray(config.brands)) addBrands(config.brands);
   setCurrency(config.currency);
