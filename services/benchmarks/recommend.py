@@ -6,8 +6,9 @@ the active model's size (``cnn`` and ``cnn_l1``), a random colour descriptor and
 payload (8 categories, brands, prices, 5% inactive). The gateway (the embedded composition:
 in-process detector, embedder and recommender) serves from a child process; ``--clients``
 threads of this process upload real 640x480 JPEG outfit photos for ``--duration`` seconds.
-Reported: p50/p95/p99 latency, requests/s and the median time per stage (from each answer's
-``timings_ms``). The clients share the machine's cores with the server.
+Reported: p50/p95/p99 latency, requests/s, the median time per stage (from each answer's
+``timings_ms``) and the mean number of garments found per photo (each is embedded and
+searched). The clients share the machine's cores with the server.
 
     python -m services.benchmarks.recommend --duration 60          # the benchmark
     python -m services.benchmarks.recommend --duration 5 --products 5000   # a quick check
@@ -187,6 +188,7 @@ def drive(url: str, images: list[bytes], clients: int, duration_s: float) -> dic
     latencies: list[float] = []
     stages: dict[str, list[float]] = defaultdict(list)
     errors: dict[str, int] = defaultdict(int)
+    garments: list[int] = []
     lock = threading.Lock()
     deadline = time.monotonic() + duration_s
 
@@ -206,7 +208,9 @@ def drive(url: str, images: list[bytes], clients: int, duration_s: float) -> dic
                         errors[str(response.status_code)] += 1
                         continue
                     latencies.append(elapsed)
-                    for stage, ms in response.json()["timings_ms"].items():
+                    body = response.json()
+                    garments.append(len(body["groups"]))
+                    for stage, ms in body["timings_ms"].items():
                         stages[stage].append(ms)
 
     started = time.monotonic()
@@ -223,6 +227,7 @@ def drive(url: str, images: list[bytes], clients: int, duration_s: float) -> dic
         "p50_ms": _percentile(latencies, 50),
         "p95_ms": _percentile(latencies, 95),
         "p99_ms": _percentile(latencies, 99),
+        "garments_per_photo": round(float(np.mean(garments)), 2) if garments else 0.0,
         "stages_p50_ms": {k: _percentile(v, 50) for k, v in stages.items()},
     }
 
