@@ -53,9 +53,10 @@ class RecommenderSettings(BaseModel):
     """Below this top probability the classifier is unsure: the top categories are searched."""
     max_categories: int = Field(default=3, gt=0)
     color_weight: float = Field(default=0.2, ge=0.0, le=1.0)
-    """Colour's share of the score when a request does not set ``color_weight``: within a
-    category it lifts same-colour products (demo catalog, leave-one-out: same type and colour
-    in the top 10 0.225 -> 0.306 at 0.2)."""
+    """Colour's share of the score when a request does not set ``color_weight``. It lifts
+    same-colour products: on ``catalog-products-dev`` (leave-one-out, all 4,647 images),
+    top-10 neighbours of the same article type and base colour 0.225 -> 0.306 at 0.2, same type
+    alone 0.767 -> 0.734 (a category-filtered search loses none of that)."""
     classifier: str | None = "street-lite0"
     """Classifier for query crops when the embedding model has no head (unset: none)."""
 
