@@ -148,10 +148,11 @@ class VectorIndex(ABC):
         *,
         limit: int,
         where: PayloadFilter | None = None,
-        with_vectors: bool = False,
+        with_vectors: bool | Sequence[str] = False,
         hnsw_ef: int | None = None,
     ) -> list[Hit]:
-        """The ``limit`` nearest points; ``hnsw_ef`` widens the HNSW beam (recall for speed)."""
+        """The ``limit`` nearest points; ``with_vectors``: all of their vectors, or the named
+        ones; ``hnsw_ef`` widens the HNSW beam (recall for speed)."""
 
     @abstractmethod
     def retrieve(
@@ -307,7 +308,7 @@ class ClientIndex(VectorIndex):
         *,
         limit: int,
         where: PayloadFilter | None = None,
-        with_vectors: bool = False,
+        with_vectors: bool | Sequence[str] = False,
         hnsw_ef: int | None = None,
     ) -> list[Hit]:
         response = self._client.query_points(
@@ -318,7 +319,7 @@ class ClientIndex(VectorIndex):
             search_params=None if hnsw_ef is None else self._m.SearchParams(hnsw_ef=hnsw_ef),
             limit=limit,
             with_payload=True,
-            with_vectors=with_vectors,
+            with_vectors=_vector_names(with_vectors),
         )
         return [_hit(p) for p in response.points]
 
@@ -337,6 +338,10 @@ class ClientIndex(VectorIndex):
 
     def close(self) -> None:
         self._client.close()
+
+
+def _vector_names(with_vectors: bool | Sequence[str]) -> bool | list[str]:
+    return with_vectors if isinstance(with_vectors, bool) else list(with_vectors)
 
 
 def _hit(point: Any) -> Hit:
@@ -541,7 +546,7 @@ class EdgeIndex(VectorIndex):
         *,
         limit: int,
         where: PayloadFilter | None = None,
-        with_vectors: bool = False,
+        with_vectors: bool | Sequence[str] = False,
         hnsw_ef: int | None = None,
     ) -> list[Hit]:
         e = self._e
@@ -550,7 +555,7 @@ class EdgeIndex(VectorIndex):
             query=e.Query.Nearest(_float_list(vector), using=vector_name),
             filter=self._filter(where),
             with_payload=True,
-            with_vector=with_vectors,
+            with_vector=_vector_names(with_vectors),
             params=e.SearchParams(hnsw_ef=hnsw_ef, quantization=self._rescore),
         )
         return [_hit(p) for p in self._shard(collection).query(request)]

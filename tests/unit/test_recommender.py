@@ -15,7 +15,7 @@ from services.embedder.colour import COLOUR_DIM
 from services.recommender.schemas import Filters, RecommendQuery
 from services.recommender.service import Recommender, query_filter, shape_similarity
 from shared.errors import NotFoundError, ServiceUnavailableError
-from shared.vectors import EdgeIndex, Point
+from shared.vectors import EdgeIndex, PayloadFilter, Point
 
 pytestmark = pytest.mark.unit
 
@@ -145,6 +145,30 @@ def test_colour_weight(index: EdgeIndex) -> None:
     assert blended[0] == 2  # close shape and the right colour
     [result] = recommender.recommend([_query(color_weight=0.5)])
     assert all(h.colour_score is not None and h.shape_score is not None for h in result.hits)
+
+
+@pytest.mark.parametrize("weight", [0.3, 0.7])
+def test_blended_scores_are_the_index_similarities(index: EdgeIndex, weight: float) -> None:
+    """Shape-led queries score colour themselves, colour-led ones ask the index: same numbers."""
+    recommender = Recommender(index)
+    query = _query(color_weight=weight, colour=_colour(20))
+    [result] = recommender.recommend([query])
+    assert result.hits
+    for hit in result.hits:
+        [shape] = index.search(
+            result.collection, "cnn", query.embedding, limit=1,
+            where=PayloadFilter(equals={"product_id": hit.product_id}),
+        )  # fmt: skip
+        colours = index.search(
+            result.collection, "colour", query.colour, limit=16,
+            where=PayloadFilter(equals={"product_id": hit.product_id}),
+        )  # fmt: skip
+        by_point = {c.id: c.score for c in colours}
+        assert hit.colour_score == pytest.approx(by_point[hit.point_id], abs=1e-5)
+        assert hit.score == pytest.approx(
+            (1 - weight) * hit.shape_score + weight * hit.colour_score, abs=1e-5
+        )
+        assert hit.shape_score <= shape.score + 1e-5
 
 
 def test_diversity(index: EdgeIndex) -> None:
