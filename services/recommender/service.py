@@ -186,7 +186,9 @@ class Recommender:
                 # The colour vectors came with the hits: their cosine, as the index computes it.
                 assert query.colour is not None
                 stored = np.array([_colour_of(hit) for hit in found], dtype=np.float32)
-                for hit, similarity in zip(found, stored @ np.asarray(query.colour), strict=True):
+                probe = np.asarray(query.colour, dtype=np.float32)
+                probe /= max(float(np.linalg.norm(probe)), 1e-12)  # the index normalises too
+                for hit, similarity in zip(found, stored @ probe, strict=True):
                     points[hit.id].colour = max(0.0, min(1.0, float(similarity)))
         else:
             assert query.colour is not None

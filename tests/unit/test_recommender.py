@@ -151,7 +151,7 @@ def test_colour_weight(index: EdgeIndex) -> None:
 def test_blended_scores_are_the_index_similarities(index: EdgeIndex, weight: float) -> None:
     """Shape-led queries score colour themselves, colour-led ones ask the index: same numbers."""
     recommender = Recommender(index)
-    query = _query(color_weight=weight, colour=_colour(20))
+    query = _query(color_weight=weight, colour=[2 * c for c in _colour(20)])  # not unit length
     [result] = recommender.recommend([query])
     assert result.hits
     for hit in result.hits:
