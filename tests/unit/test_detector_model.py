@@ -94,6 +94,11 @@ def tiny_model(box_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> P
             "160",
             "--val-fraction",
             "0.34",
+            "--frozen",
+            "--head-channels",
+            "64",
+            "--head-layers",
+            "1",
             "--quiet",
         ],
     )
@@ -122,7 +127,8 @@ def test_training_writes_a_small_artifact_with_a_card(tiny_model: Path) -> None:
     assert card.data["fingerprint"] and card.training["seed"] == 0
     assert card.training["train_time_s"] > 0
     assert set(card.metrics["val"]) >= {"recall@0.5", "precision@0.5", "map@0.5", "per_category"}
-    assert (tiny_model / "weights.pt").stat().st_size < 2_000_000  # the head only
+    assert (tiny_model / "weights.pt").stat().st_size < 2_000_000  # --frozen: the head only
+    assert not card.tuned_tail
 
 
 def test_a_tuned_tail_ships_with_the_head_and_loads(box_dataset: Path, tmp_path: Path) -> None:
@@ -137,7 +143,7 @@ def test_a_tuned_tail_ships_with_the_head_and_loads(box_dataset: Path, tmp_path:
     result = CliRunner().invoke(
         main,
         ["train-detector", "--data", str(box_dataset), "--out", str(out), "--epochs", "1",
-         "--batch-size", "4", "--synthetic", "0", "--long-side", "160", "--tune-tail",
+         "--batch-size", "4", "--synthetic", "0", "--long-side", "160",
          "--quiet"],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
