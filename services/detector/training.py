@@ -50,19 +50,20 @@ _DEMO_TO_COARSE = {
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Hyper-parameters of :func:`train_detector` (recorded in the model card)."""
+    """Hyper-parameters of :func:`train_detector` (recorded in the model card). The defaults
+    are the shipped model's, as are ``lookalike train-detector``'s."""
 
-    canvas: tuple[int, int] = (416, 288)
+    canvas: tuple[int, int] = (416, 256)
     """Training canvas (height, width): street photos are portrait."""
     scales: tuple[float, ...] = (1.0, 0.75)
     flips: bool = True
-    epochs: int = 20
+    epochs: int = 12
     batch_size: int = 32
-    lr: float = 2e-3
+    lr: float = 3e-3
     tail_lr: float = 3e-4
-    tune_tail: bool = False
-    head_channels: int = 64
-    head_layers: int = 1
+    tune_tail: bool = True
+    head_channels: int = 96
+    head_layers: int = 2
     weight_decay: float = 1e-4
     box_loss_weight: float = 5.0
     seed: int = 0
