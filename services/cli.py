@@ -45,16 +45,27 @@ def main() -> None:
 @click.option("--host", default=None, help="Interface to serve on (LOOKALIKE_HOST).")
 @click.option("--port", default=None, type=int, help="Gateway port (LOOKALIKE_PORT, 8000).")
 @click.option("--demo-products", default=120, show_default=True, help="Size of the demo shop.")
-@click.option("--demo-port", default=8001, show_default=True, help="Port of the demo shop.")
+@click.option(
+    "--demo-port", default=None, type=int, help="Demo shop port (LOOKALIKE_DEMO_PORT, 8001)."
+)
 @click.option("--seed", default=0, show_default=True, help="Seed of the generated demo shop.")
-def run(host: str | None, port: int | None, demo_products: int, demo_port: int, seed: int) -> None:
+@click.option("--verbose", is_flag=True, help="Let Scrapy and Celery log their own details.")
+def run(
+    host: str | None,
+    port: int | None,
+    demo_products: int,
+    demo_port: int | None,
+    seed: int,
+    verbose: bool,
+) -> None:
     """Run the embedded stack: catalog, demo shop (when no shop is configured), gateway."""
-    from services import embedded
-
     settings = get_settings()
-    updates = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
-    settings = settings.model_copy(update=updates)
-    embedded.run(settings, demo_products=demo_products, demo_port=demo_port, seed=seed)
+    updates = {"host": host, "port": port, "demo_port": demo_port}
+    settings = settings.model_copy(update={k: v for k, v in updates.items() if v is not None})
+    click.echo(f"Lookalike: starting the embedded stack (data in {settings.data_dir})", err=True)
+    from services import embedded  # torch, Scrapy and Celery load here: seconds
+
+    embedded.run(settings, demo_products=demo_products, seed=seed, verbose=verbose)
 
 
 @main.command("demo-shop")

@@ -14,7 +14,8 @@ def configure_logging(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    # Alembic announces every plugin it loads at INFO; keep migrations to what they change.
-    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    # Alembic announces its plugins and its context on every schema check (each /readyz) at
+    # INFO; shared.db.migrate logs what a migration changes instead.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     # One line per HTTP request (every image download) drowns what matters.
     logging.getLogger("httpx").setLevel(logging.WARNING)

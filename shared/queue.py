@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from functools import lru_cache
 
 from celery import Celery
+from kombu import Connection
 from kombu.exceptions import KombuError
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -163,3 +164,29 @@ def request_index_sync(
         )
         return False
     return True
+
+
+def queue_depth(
+    broker_url: str, queue: str = INGEST_QUEUE, *, timeout_s: float = 2.0
+) -> int | None:
+    """Messages waiting in ``queue`` (for Redis: ``LLEN``), 0 for a queue that does not exist,
+    ``None`` when the broker does not answer. Reserved, unacknowledged messages are not
+    counted."""
+    try:
+        with Connection(broker_url, connect_timeout=timeout_s) as conn:
+            conn.ensure_connection(max_retries=1, timeout=timeout_s)
+            channel = conn.channel()
+            try:
+                return int(channel.queue_declare(queue=queue, passive=True).message_count)
+            except conn.channel_errors:
+                return 0
+            finally:
+                channel.close()
+    except (OSError, KombuError, SQLAlchemyError) as exc:
+        log.debug("queue depth of %s unavailable: %s", queue, exc)
+        return None
+
+
+def queue_depths(broker_url: str) -> dict[str, int | None]:
+    """:func:`queue_depth` of the ingest and the index queue, by name."""
+    return {name: queue_depth(broker_url, name) for name in (INGEST_QUEUE, INDEX_QUEUE)}

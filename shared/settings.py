@@ -89,6 +89,8 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
+    demo_port: int = Field(default=8001, ge=0, le=65535)
+    """Where ``lookalike run`` serves the generated demo shop (when no real shop is set up)."""
     api_key: str | None = None
 
     database_url: str | None = Field(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
+import socket
 import time
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
@@ -23,7 +24,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
-from shared.errors import LookalikeError
+from shared.errors import ConfigurationError, LookalikeError
 
 if TYPE_CHECKING:
     from shared.health import Check
@@ -33,6 +34,8 @@ __all__ = [
     "REQUEST_ID_HEADER",
     "RequestContextMiddleware",
     "add_error_handlers",
+    "ensure_port_free",
+    "serve",
     "validation_message",
 ]
 
@@ -175,3 +178,35 @@ def service_app(
     app.add_api_route("/healthz", healthz, methods=["GET"], tags=["ops"])
     app.include_router(router)
     return app
+
+
+def ensure_port_free(host: str, port: int, setting: str) -> None:
+    """Fail with one line that names ``setting`` when ``host:port`` cannot be bound (checked
+    before a process does any work, rather than a traceback after it did)."""
+    if port == 0:
+        return
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        # Servers bind with SO_REUSEADDR too: a port in TIME_WAIT is free for them.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            raise ConfigurationError(
+                f"cannot listen on {host}:{port} ({reason}): stop what uses it, "
+                f"or pick another port with {setting}"
+            ) from exc
+
+
+def serve(app: ASGIApp, host: str, port: int, *, setting: str = "LOOKALIKE_PORT") -> None:
+    """Serve ``app`` with uvicorn until interrupted: the port checked first, one access line
+    per request (ours, with the request id; uvicorn's own is off) and our logging set-up."""
+    import uvicorn
+
+    try:
+        ensure_port_free(host, port, setting)
+    except ConfigurationError as exc:
+        logging.getLogger(__name__).error("%s", exc.message)
+        raise SystemExit(2) from exc
+    uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)

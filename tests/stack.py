@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,18 +44,25 @@ def _wait_until_healthy(url: str, process: subprocess.Popen[bytes], log: Path) -
     raise RuntimeError(f"lookalike run did not become healthy:\n{log.read_text()}")
 
 
-@pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """``lookalike run`` on embedded defaults, in its own data dir and on free ports."""
-    workdir = tmp_path_factory.mktemp("stack")
-    port, shop_port = free_port(), free_port()
+def stack_env(data_dir: Path) -> dict[str, str]:
+    """This environment without any Lookalike setting or server URL: embedded defaults."""
     env = {
         key: value
         for key, value in os.environ.items()
         if not key.startswith("LOOKALIKE_")
         and key not in {"DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "QDRANT_URL"}
     }
-    env["LOOKALIKE_DATA_DIR"] = str(workdir / "data")
+    env["LOOKALIKE_DATA_DIR"] = str(data_dir)
+    return env
+
+
+@contextmanager
+def running_stack(
+    workdir: Path, *, products: int = 48, port: int | None = None, shop_port: int | None = None
+) -> Iterator[tuple[Stack, subprocess.Popen[bytes]]]:
+    """``lookalike run`` in ``workdir`` (data in ``workdir/data``), stopped at the end; yields
+    at once, before the stack is healthy."""
+    port, shop_port = port or free_port(), shop_port or free_port()
     log = workdir / "run.log"
     command = [
         str(Path(sys.executable).with_name("lookalike")),
@@ -64,17 +72,26 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         "--demo-port",
         str(shop_port),
         "--demo-products",
-        "48",
+        str(products),
     ]
-    with log.open("wb") as out:
-        process = subprocess.Popen(command, cwd=workdir, env=env, stdout=out, stderr=out)
-    url = f"http://127.0.0.1:{port}"
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            command, cwd=workdir, env=stack_env(workdir / "data"), stdout=out, stderr=out
+        )
     try:
-        _wait_until_healthy(url, process, log)
-        yield Stack(url, f"http://127.0.0.1:{shop_port}", workdir / "data", log)
+        url = f"http://127.0.0.1:{port}"
+        yield Stack(url, f"http://127.0.0.1:{shop_port}", workdir / "data", log), process
     finally:
         process.terminate()
         try:
             process.wait(timeout=20)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """``lookalike run`` on embedded defaults, in its own data dir and on free ports."""
+    with running_stack(tmp_path_factory.mktemp("stack")) as (running, process):
+        _wait_until_healthy(running.url, process, running.log)
+        yield running

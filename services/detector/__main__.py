@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import uvicorn
-
 from services.detector.api import create_app
 from shared.logging import configure_logging
 from shared.settings import get_settings
+from shared.web import serve
 
 
 def main() -> None:
     settings = get_settings()
     configure_logging(settings.log_level)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None)
+    serve(create_app(settings), settings.host, settings.port)
 
 
 if __name__ == "__main__":

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 import threading
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -35,36 +33,18 @@ Runtime = Literal["auto", "torch", "onnx"]
 
 
 def export_detector_onnx(net: Any, path: Path, long_side: int) -> Path:
-    """Export a :class:`DetectorNet` with dynamic batch, height and width (atomic rename)."""
+    """Export a :class:`DetectorNet` with dynamic batch, height and width (once per path)."""
     import torch
 
-    path.parent.mkdir(parents=True, exist_ok=True)
+    from services.embedder.onnx import export_once
+
     example = torch.zeros(1, 3, long_side, long_side * 2 // 3 // STRIDE_MULTIPLE * STRIDE_MULTIPLE)
-    fd, tmp = tempfile.mkstemp(suffix=".onnx", dir=path.parent)
-    os.close(fd)
-    try:
-        with warnings.catch_warnings():
-            # The TorchScript exporter is deprecated in favour of dynamo (which needs
-            # onnxscript); it still exports this CNN exactly.
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                net.eval(),
-                (example,),
-                tmp,
-                input_names=["images"],
-                output_names=["peaks", "distances"],
-                dynamic_axes={
-                    "images": {0: "batch", 2: "height", 3: "width"},
-                    "peaks": {0: "batch", 2: "h", 3: "w"},
-                    "distances": {0: "batch", 2: "h", 3: "w"},
-                },
-                opset_version=17,
-                dynamo=False,
-            )
-        Path(tmp).replace(path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-    return path
+    axes = {
+        "images": {0: "batch", 2: "height", 3: "width"},
+        "peaks": {0: "batch", 2: "h", 3: "w"},
+        "distances": {0: "batch", 2: "h", 3: "w"},
+    }
+    return export_once(net, example, path, output_names=["peaks", "distances"], dynamic_axes=axes)
 
 
 class ModelRunner:

@@ -199,7 +199,6 @@ class Embedder:
         cache = self.onnx_cache or get_settings().models_dir / "onnx"
         path = cache / f"{version}-{input_size}.onnx"
         if not path.is_file():
-            log.info("exporting %s to ONNX at %s", version, path)
             export_onnx(net, path, input_size)  # type: ignore[arg-type]
         return OnnxSession(path, threads=self.threads)
 

@@ -7,6 +7,7 @@ On 2 CPU cores ONNX Runtime runs EfficientNet-Lite0 several times faster than ea
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 import threading
@@ -19,7 +20,9 @@ from torch import nn
 
 from shared.errors import ConfigurationError
 
-__all__ = ["OnnxSession", "export_onnx", "onnxruntime_available"]
+__all__ = ["EXPORT_LOCK", "OnnxSession", "export_once", "export_onnx", "onnxruntime_available"]
+
+log = logging.getLogger(__name__)
 
 OPSET = 17
 
@@ -48,47 +51,66 @@ class _Outputs(nn.Module):
 
 EXPORT_LOCK = threading.RLock()
 """Held around every ``torch.onnx.export`` of this process: the TorchScript exporter keeps
-process-global state, so two threads exporting at once (the embedded stack's ingest consumer and
-gateway loading their models together) fail with ``GLOBALS.in_onnx_export must be True``."""
+process-global state, so two threads exporting at once (the embedded stack's ingest consumer,
+the gateway's warm-up and a first request, each loading a model) fail with
+``GLOBALS.in_onnx_export must be False``."""
 
 
-def export_onnx(net: nn.Module, path: str | Path, input_size: int) -> Path:
-    """Export ``net`` (``x -> (embedding, logits | None)``) to ``path`` with a dynamic batch.
+def export_once(
+    module: nn.Module,
+    example: torch.Tensor,
+    path: str | Path,
+    *,
+    output_names: list[str],
+    dynamic_axes: dict[str, dict[int, str]],
+) -> Path:
+    """Export ``module`` to ``path`` unless another caller already did: the one way this
+    process writes an ONNX file (the embedder's and the detector's networks alike).
 
-    Written to a temporary file first and renamed, so concurrent processes never read a half
+    Serialised by :data:`EXPORT_LOCK` (the exporter is not thread-safe) and written to a
+    temporary file that is renamed into place, so concurrent processes never read a half
     written model.
     """
     if not onnxruntime_available():
         raise ConfigurationError("ONNX export needs the onnx and onnxruntime packages")
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
+    with EXPORT_LOCK:
+        if target.is_file():
+            return target
+        log.info("exporting %s to ONNX (once per model and version)", target)
+        fd, tmp = tempfile.mkstemp(suffix=".onnx", dir=target.parent)
+        os.close(fd)
+        try:
+            with warnings.catch_warnings():
+                # The TorchScript-based exporter is deprecated in favour of the dynamo one,
+                # which needs onnxscript; this one still exports these CNNs exactly and quickly.
+                warnings.simplefilter("ignore")
+                torch.onnx.export(
+                    module.eval(),
+                    (example,),
+                    tmp,
+                    input_names=["images"],
+                    output_names=output_names,
+                    dynamic_axes=dynamic_axes,
+                    opset_version=OPSET,
+                    dynamo=False,
+                )
+            Path(tmp).replace(target)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+    return target
+
+
+def export_onnx(net: nn.Module, path: str | Path, input_size: int) -> Path:
+    """Export ``net`` (``x -> (embedding, logits | None)``) to ``path`` with a dynamic batch."""
     wrapper = _Outputs(net).eval().cpu()
     example = torch.zeros(1, 3, input_size, input_size)
     with torch.inference_mode():
         has_logits = len(wrapper(example)) == 2
     outputs = ["embedding", "logits"] if has_logits else ["embedding"]
-    fd, tmp = tempfile.mkstemp(suffix=".onnx", dir=target.parent)
-    os.close(fd)
-    try:
-        with warnings.catch_warnings():
-            # The TorchScript-based exporter is deprecated in favour of the dynamo one, which
-            # needs onnxscript; this one still exports these CNNs exactly and quickly.
-            warnings.simplefilter("ignore")
-            with EXPORT_LOCK:
-                torch.onnx.export(
-                    wrapper,
-                    (example,),
-                    tmp,
-                    input_names=["images"],
-                    output_names=outputs,
-                    dynamic_axes={name: {0: "batch"} for name in ["images", *outputs]},
-                    opset_version=OPSET,
-                    dynamo=False,
-                )
-        Path(tmp).replace(target)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-    return target
+    axes = {name: {0: "batch"} for name in ["images", *outputs]}
+    return export_once(wrapper, example, path, output_names=outputs, dynamic_axes=axes)
 
 
 def session_options(threads: int | None = None) -> object:

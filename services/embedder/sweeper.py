@@ -22,7 +22,6 @@ import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from kombu import Connection
 from kombu.exceptions import KombuError
 from sqlalchemy import select, update
 from sqlalchemy.exc import SQLAlchemyError
@@ -31,7 +30,7 @@ from services.embedder import indexing
 from shared.db import Catalog
 from shared.db.models import ImageState, ModelVersion, ProductImage, utcnow
 from shared.errors import LookalikeError
-from shared.queue import INDEX_QUEUE, INGEST_QUEUE, enqueue_images
+from shared.queue import enqueue_images, queue_depth
 from shared.settings import Settings
 from shared.vectors import VectorIndex
 
@@ -41,7 +40,6 @@ __all__ = [
     "SweepReport",
     "Sweeper",
     "SweeperThread",
-    "queue_depth",
 ]
 
 log = logging.getLogger(__name__)
@@ -51,27 +49,6 @@ PENDING_AFTER_S = 120.0
 """Longer than the longest retry backoff (60 s), so images waiting for a retry are left alone."""
 MAX_ENQUEUE_PER_SWEEP = 20_000
 RECONCILE_MARGIN = timedelta(seconds=5)
-
-
-def queue_depth(
-    broker_url: str, queue: str = INGEST_QUEUE, *, timeout_s: float = 2.0
-) -> int | None:
-    """Messages waiting in ``queue`` (for Redis: ``LLEN``), 0 for a queue that does not exist,
-    ``None`` when the broker does not answer. Reserved, unacknowledged messages are not
-    counted."""
-    try:
-        with Connection(broker_url, connect_timeout=timeout_s) as conn:
-            conn.ensure_connection(max_retries=1, timeout=timeout_s)
-            channel = conn.channel()
-            try:
-                return int(channel.queue_declare(queue=queue, passive=True).message_count)
-            except conn.channel_errors:
-                return 0
-            finally:
-                channel.close()
-    except (OSError, KombuError, SQLAlchemyError) as exc:
-        log.debug("queue depth of %s unavailable: %s", queue, exc)
-        return None
 
 
 @dataclass
@@ -234,8 +211,3 @@ class SweeperThread:
     def stop(self, timeout_s: float = 10.0) -> None:
         self._stop.set()
         self._thread.join(timeout_s)
-
-
-def index_queue_depth(broker_url: str) -> int | None:
-    """Messages waiting in the index upkeep queue."""
-    return queue_depth(broker_url, INDEX_QUEUE)

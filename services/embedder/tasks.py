@@ -27,6 +27,7 @@ from services.embedder.ingest import IngestRuntime, model_threads
 from services.embedder.sweeper import SWEEP_EVERY_S, Sweeper, SweeperThread
 from shared.db import Catalog
 from shared.errors import ServiceUnavailableError
+from shared.health import Check
 from shared.queue import INGEST_TASK, SYNC_TASK
 from shared.settings import Settings, get_settings
 from shared.vectors import VectorIndex
@@ -51,6 +52,9 @@ TRANSIENT_ERRORS: tuple[type[Exception], ...] = (
 
 BACKOFF_BASE_S = 2.0
 BACKOFF_MAX_S = 60.0
+RESTART_AFTER_S = 1.0
+MAX_RESTART_AFTER_S = 60.0
+"""The in-process consumer is restarted after 1, 2, 4 ... 60 s when it dies."""
 
 
 class WorkerState:
@@ -172,6 +176,8 @@ class InProcessWorker:
         self._stopping = threading.Event()
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, name="ingest-worker", daemon=True)
+        self.restarts = 0
+        self.last_error: str | None = None
 
     def start(self) -> InProcessWorker:
         configure(self.settings)
@@ -181,6 +187,28 @@ class InProcessWorker:
         return self
 
     def _run(self) -> None:
+        """Serve until stopped; a consumer that dies (a model that fails to load, a crash in
+        Celery) is restarted with backoff, and :meth:`check` says so meanwhile."""
+        delay = RESTART_AFTER_S
+        while not self._stopping.is_set():
+            try:
+                self._serve()
+            except Exception as exc:
+                self.restarts += 1
+                self.last_error = f"{exc.__class__.__name__}: {exc}"
+                log.exception("ingest consumer stopped (%s); restarting in %.0f s", exc, delay)
+            else:
+                if self._stopping.is_set():
+                    return
+                self.restarts += 1
+                self.last_error = "the consumer stopped by itself"
+                log.warning("ingest consumer stopped by itself; restarting in %.0f s", delay)
+            self._ready.clear()
+            if self._stopping.wait(delay):
+                return
+            delay = min(delay * 2, MAX_RESTART_AFTER_S)
+
+    def _serve(self) -> None:
         self.runtime.warm()  # the model loads here, not in the gateway's start-up path
         if self._stopping.is_set():
             return
@@ -199,6 +227,25 @@ class InProcessWorker:
             log.info("ingest consumer running in process (queues %s)", ", ".join(QUEUES))
             self._ready.set()
             worker.start()
+
+    @property
+    def alive(self) -> bool:
+        """The consumer thread runs and takes tasks."""
+        return self._thread.is_alive() and self._ready.is_set()
+
+    def check(self) -> Check:
+        """``/readyz``'s view of ingest: ok while the consumer takes tasks."""
+        if self.alive:
+            detail = f"consuming with {self.settings.worker_concurrency} tasks at once"
+            if self.restarts:
+                detail += f" (restarted {self.restarts}x; last: {self.last_error})"
+            return Check("ingest", True, detail, 0.0)
+        if not self._thread.is_alive() and not self._stopping.is_set():
+            return Check("ingest", False, "the consumer thread is not running", 0.0)
+        detail = "starting: loading the model"
+        if self.last_error:
+            detail = f"restarting after {self.last_error}"
+        return Check("ingest", False, detail, 0.0)
 
     def wait_ready(self, timeout_s: float | None = None) -> bool:
         """Wait until the model is loaded and the consumer starts; False on timeout."""

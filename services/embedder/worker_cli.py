@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import time
-from collections import Counter
+from datetime import UTC, datetime
 from typing import Any
 
 import click
@@ -17,7 +16,13 @@ from shared.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
-_URL = re.compile(r"https?://\S+")
+
+def _ago(moment: datetime | None) -> str:
+    """``12 s ago`` / ``3 min ago`` / ``never``."""
+    if moment is None:
+        return "never"
+    seconds = max(0.0, (datetime.now(UTC) - moment).total_seconds())
+    return f"{seconds:.0f} s ago" if seconds < 120 else f"{seconds / 60:.0f} min ago"
 
 
 @click.command("worker")
@@ -186,26 +191,13 @@ def reindex_command(
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 def ingest_status_command(as_json: bool) -> None:
     """Images per state, queue depths, common failure reasons and the live collection."""
-    from sqlalchemy import func, select
-
     from services.embedder.indexing import ALIAS, live_collection
-    from services.embedder.sweeper import queue_depth
     from shared.db import Catalog
-    from shared.db.models import ImageState, ProductImage
-    from shared.queue import INDEX_QUEUE, INGEST_QUEUE
+    from shared.queue import queue_depths
 
     settings = get_settings()
     catalog = Catalog.from_settings(settings)
-    counts = catalog.image_state_counts()
-    query = (
-        select(ProductImage.error, func.count())
-        .where(ProductImage.state == ImageState.FAILED, ProductImage.active.is_(True))
-        .group_by(ProductImage.error)
-    )
-    with catalog.reading() as session:
-        reasons: Counter[str] = Counter()
-        for error, count in session.execute(query):
-            reasons[_URL.sub("<url>", error or "unknown")] += count
+    progress = catalog.ingest_progress()
     active = catalog.active_model_version("embedder")
     catalog.dispose()
     index_info: dict[str, Any] = {"alias": ALIAS, "collection": None, "points": None}
@@ -219,17 +211,17 @@ def ingest_status_command(as_json: bool) -> None:
             index_info["points"] = index.count(collection) if collection else 0
         finally:
             index.close()
-    images = {state.value: count for state, count in counts.items()}
-    queues = {
-        INGEST_QUEUE: queue_depth(settings.broker_url, INGEST_QUEUE),
-        INDEX_QUEUE: queue_depth(settings.broker_url, INDEX_QUEUE),
-    }
-    failures = dict(reasons.most_common(10))
+    images = {state.value: count for state, count in progress.images.items()}
+    queues = queue_depths(settings.broker_url)
+    failures = progress.failure_reasons
     model = active.name if active else None
+    last = progress.last_processed_at
     body = {
         "images": images,
         "queues": queues,
         "failure_reasons": failures,
+        "last_processed_at": last.isoformat() if last else None,
+        "processed_last_minute": progress.processed_last_minute,
         "model": model,
         "index": index_info,
     }
@@ -241,6 +233,8 @@ def ingest_status_command(as_json: bool) -> None:
         f"{name} {'unreachable' if depth is None else depth}" for name, depth in queues.items()
     )
     click.echo(f"queues    {depths}")
+    pace = f"{progress.processed_last_minute} in the last minute"
+    click.echo(f"progress  last image finished {_ago(last)}, {pace}")
     click.echo(f"model     {model or '(none active yet)'}")
     detail = (
         index_info.get("detail") or f"{index_info['collection']}, {index_info['points']} points"

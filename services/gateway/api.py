@@ -49,12 +49,18 @@ async def healthz() -> dict[str, str]:
 @router.get("/readyz", tags=["ops"], response_model=ReadyOut)
 async def readyz(request: Request, catalog: CatalogDep, settings: SettingsDep) -> JSONResponse:
     """Readiness: the catalog DB (at the current schema), the broker and the vector index (or
-    the recommender service) answer; 503 if not."""
+    the recommender service) answer, the query models are loaded and, in the embedded stack,
+    the in-process ingest consumer runs; 503 with each check's detail if not."""
+    state = request.app.state
     checks = [
         await run_in_threadpool(check_database, catalog),
         await run_in_threadpool(check_broker, settings.broker_url),
-        await run_in_threadpool(request.app.state.recommender.check),
+        await run_in_threadpool(state.recommender.check),
+        state.warmup.check(),
     ]
+    ingest = getattr(state, "ingest", None)
+    if ingest is not None:
+        checks.append(ingest.check())
     return readiness(checks)
 
 

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator
-from contextlib import AbstractContextManager, asynccontextmanager
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
@@ -20,11 +19,11 @@ from services.gateway.metrics import GatewayMetrics
 from services.gateway.page import install as install_pages
 from services.gateway.pipeline import RecommendPipeline
 from services.gateway.recommend_api import router as recommend_router
+from services.gateway.warmup import ModelWarmup
 from services.recommender.client import RecommenderClient, make_recommender
 from shared.db import Catalog
 from shared.detection import GarmentDetector
 from shared.download import make_client
-from shared.errors import LookalikeError
 from shared.settings import Settings, get_settings
 from shared.vectors import VectorIndex, open_index
 from shared.web import ASGIApp, Receive, RequestContextMiddleware, Scope, Send, add_error_handlers
@@ -61,26 +60,6 @@ class BodyLimitMiddleware:
                     await send({"type": "http.response.body", "body": data})
                     return
         await self.app(scope, receive, send)
-
-
-def _warm(*things: Any) -> None:
-    """Load models now rather than on the first request; a failure is logged and the first
-    request tries again."""
-    from sqlalchemy.exc import SQLAlchemyError
-
-    lock: AbstractContextManager[Any] = contextlib.nullcontext()
-    with contextlib.suppress(ImportError):  # no torch in this process: the models are remote
-        from services.embedder.onnx import EXPORT_LOCK
-
-        lock = EXPORT_LOCK  # the embedded stack's ingest consumer exports models too
-    with lock:
-        for thing in things:
-            load = getattr(thing, "warm", None) or getattr(thing, "load", None)
-            if callable(load):
-                try:
-                    load()
-                except (LookalikeError, SQLAlchemyError, OSError) as exc:
-                    log.warning("could not load %s at start: %s", type(thing).__name__, exc)
 
 
 def _close(thing: Any) -> None:
@@ -137,13 +116,13 @@ def create_app(
             http=http,
             observe=metrics.observe_stages,
         )
-        warming = asyncio.get_running_loop().run_in_executor(
-            None, _warm, app.state.embedder, app.state.detector
-        )
-        log.info("gateway ready (catalog: %s)", app.state.catalog.dialect)
+        app.state.warmup = ModelWarmup(app.state.detector, app.state.embedder)
+        warming = asyncio.get_running_loop().run_in_executor(None, app.state.warmup.run)
+        log.info("gateway serving (catalog: %s); loading the models", app.state.catalog.dialect)
         try:
             yield
         finally:
+            app.state.warmup.stop()
             await asyncio.wait([warming], timeout=60)
             for thing in reversed(owned):
                 _close(thing)

@@ -200,12 +200,11 @@ def run_crawl(
     started = time.perf_counter()
     finished: CrawlRunOut | None = None
     try:
+        quiet_scrapy(scraper.scrapy_log_level)
         process = CrawlerProcess(
             {**scrapy_settings(config, settings, scraper), "LOG_INSTALL_ROOT_HANDLER": False}
         )
-        # Scrapy sets its loggers to DEBUG (a line per page): follow our level instead, and
-        # report progress through LogStats.
-        logging.getLogger("scrapy").setLevel(logging.getLogger().getEffectiveLevel())
+        logging.getLogger("scrapy").setLevel(scraper.scrapy_log_level)
         crawler = process.create_crawler(SourceSpider)
         process.crawl(
             crawler,
@@ -241,6 +240,26 @@ def run_crawl(
                 stats={"outcome": "the crawl raised an error (see its log)", "complete": False},
             )
         catalog.dispose()
+
+
+class _ScrapyBelow(logging.Filter):
+    """Drops Scrapy's records under a level (its loggers are reset to DEBUG on start)."""
+
+    def __init__(self, level: int) -> None:
+        super().__init__()
+        self.level = level
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= self.level or not record.name.startswith("scrapy")
+
+
+def quiet_scrapy(level: str) -> None:
+    """Keep Scrapy's own lines (versions, settings and stats at INFO, a line per page at
+    DEBUG) under ``level`` on this process's handlers; Scrapy's start resets its loggers to
+    DEBUG, so a logger level alone does not hold."""
+    for handler in logging.getLogger().handlers:
+        handler.filters = [f for f in handler.filters if not isinstance(f, _ScrapyBelow)]
+        handler.addFilter(_ScrapyBelow(logging.getLevelName(level)))
 
 
 def _request_sync(settings: Settings, product_ids: Sequence[int], image_ids: Sequence[int]) -> bool:

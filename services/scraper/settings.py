@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -50,6 +50,9 @@ class ScraperSettings(BaseSettings):
     http_cache: bool = True
     """Keep pages and revalidate them (ETag / Last-Modified) on the next crawl."""
     log_stats_interval_s: float = Field(default=30.0, gt=0)
+    scrapy_log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "WARNING"
+    """Scrapy's own loggers (settings, stats, a line per page at DEBUG); the crawl's own
+    start and finish lines follow ``LOOKALIKE_LOG_LEVEL``."""
 
 
 @lru_cache(maxsize=1)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, Select, delete, func, select, update
@@ -43,6 +43,7 @@ from shared.db.schemas import (
     ImageIn,
     ImageOut,
     ImageResult,
+    IngestProgress,
     ModelVersionIn,
     ModelVersionOut,
     ProductIn,
@@ -56,6 +57,15 @@ from shared.settings import Settings, get_settings
 
 _READ_KEYWORDS = frozenset({"select", "with", "explain", "values", "table", "show"})
 _PG_READ_ONLY_VIOLATION = "25006"
+_URL = re.compile(r"https?://\S+")
+"""URLs in failure reasons: ``ingest_progress`` groups reasons without them."""
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes; the catalog stores UTC."""
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
 
 
 class Catalog:
@@ -491,6 +501,8 @@ class Catalog:
             retry = retryable and image.attempts < max_attempts
             image.state = ImageState.PENDING if retry else ImageState.FAILED
             image.error = reason[:2000]
+            if not retry:
+                image.processed_at = utcnow()
             image.claimed_by = image.claimed_at = None
             return image.state
 
@@ -568,6 +580,36 @@ class Catalog:
             for state, count in session.execute(query):
                 counts[ImageState(state)] = count
         return counts
+
+    def ingest_progress(self, *, max_reasons: int = 10) -> IngestProgress:
+        """Active images per state, the most common failure reasons (URLs folded), and the
+        pace: when an image last finished and how many finished in the last minute."""
+        active = ProductImage.active.is_(True)
+        finished = ProductImage.state.in_([ImageState.DONE, ImageState.FAILED])
+        since = utcnow() - timedelta(seconds=60)
+        reasons: dict[str, int] = {}
+        with self.reading() as session:
+            failed = session.execute(
+                select(ProductImage.error, func.count())
+                .where(active, ProductImage.state == ImageState.FAILED)
+                .group_by(ProductImage.error)
+            )
+            for error, count in failed:
+                reason = _URL.sub("<url>", error or "unknown")
+                reasons[reason] = reasons.get(reason, 0) + count
+            last = session.scalar(select(func.max(ProductImage.processed_at)).where(finished))
+            recent = session.scalar(
+                select(func.count())
+                .select_from(ProductImage)
+                .where(finished, ProductImage.processed_at >= since)
+            )
+        top = sorted(reasons.items(), key=lambda item: (-item[1], item[0]))[:max_reasons]
+        return IngestProgress(
+            images=self.image_state_counts(),
+            failure_reasons=dict(top),
+            last_processed_at=_aware(last),
+            processed_last_minute=recent or 0,
+        )
 
     def stats(self) -> CatalogStats:
         with self.reading() as session:

@@ -232,3 +232,30 @@ class CatalogStats(BaseModel):
     products_active: int
     products_inactive: int
     images: dict[ImageState, int]
+
+
+class IngestProgress(BaseModel):
+    """Where ingest stands, from the catalog (the source of truth): active images per state,
+    the most common failure reasons, and when an image last finished."""
+
+    images: dict[ImageState, int]
+    failure_reasons: dict[str, int] = Field(
+        description="Failed images per reason (URLs replaced by <url>), most common first."
+    )
+    last_processed_at: datetime | None = Field(
+        description="When an image last became done or failed (RFC 3339)."
+    )
+    processed_last_minute: int = Field(description="Images done or failed in the last 60 s.")
+
+    @property
+    def total(self) -> int:
+        return sum(self.images.values())
+
+    @property
+    def done(self) -> int:
+        return self.images.get(ImageState.DONE, 0)
+
+    @property
+    def waiting(self) -> int:
+        """Images not finished yet (pending or being processed)."""
+        return self.images.get(ImageState.PENDING, 0) + self.images.get(ImageState.PROCESSING, 0)

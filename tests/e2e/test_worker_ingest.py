@@ -19,10 +19,9 @@ import redis
 from services.demo_shop.catalog import DemoCatalog
 from services.demo_shop.server import DemoShop
 from services.embedder import indexing
-from services.embedder.sweeper import queue_depth
 from shared.db import Catalog, ImageIn, ProductIn
 from shared.db.models import GarmentCrop, ImageState, utcnow
-from shared.queue import enqueue_images, request_index_sync
+from shared.queue import enqueue_images, queue_depth, request_index_sync
 from shared.settings import Settings
 from shared.vectors import EdgeIndex, PayloadFilter
 from tests.ingest_support import (

@@ -22,12 +22,20 @@ def client(catalog: Catalog, settings: Settings) -> Iterator[TestClient]:
 
 
 def test_health_and_readiness(client: TestClient) -> None:
+    """Live at once; ready only once the query models are loaded (a first run exports them)."""
     assert client.get("/healthz").json() == {"status": "ok"}
+    warmup = client.app.state.warmup  # type: ignore[attr-defined]
+    if not warmup.ready:
+        loading = client.get("/readyz")
+        assert loading.status_code == 503, loading.text
+        assert loading.json()["checks"]["models"]["detail"].startswith("loading")
+    assert warmup.wait(240)
     ready = client.get("/readyz")
     assert ready.status_code == 200, ready.text
     body = ready.json()
     assert body["ready"] is True
-    assert set(body["checks"]) == {"database", "broker", "index"}
+    assert set(body["checks"]) == {"database", "broker", "index", "models"}
+    assert body["checks"]["models"]["detail"].startswith("loaded in")
 
 
 def test_readiness_fails_when_the_broker_is_down(catalog: Catalog, settings: Settings) -> None:
