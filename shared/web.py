@@ -35,6 +35,7 @@ __all__ = [
     "RequestContextMiddleware",
     "add_error_handlers",
     "ensure_port_free",
+    "new_app",
     "serve",
     "validation_message",
 ]
@@ -165,6 +166,15 @@ def readiness(checks: Sequence[Check]) -> JSONResponse:
     return JSONResponse(body, status_code=200 if ready else 503)
 
 
+def new_app(**kwargs: Any) -> FastAPI:
+    """A FastAPI app whose ``/docs`` (Swagger UI) and ``/redoc`` load their scripts from the
+    app itself (the ``fastapi-offline`` package ships them), not from a CDN: the API docs work
+    on a machine with no internet."""
+    from fastapi_offline import FastAPIOffline
+
+    return FastAPIOffline(static_url="/static-docs", **kwargs)
+
+
 def service_app(
     title: str,
     router: APIRouter,
@@ -172,7 +182,7 @@ def service_app(
 ) -> FastAPI:
     """A Lookalike service: ``router``'s routes plus ``/healthz``, request ids and the JSON
     error format."""
-    app = FastAPI(title=title, version="0.1.0", lifespan=lifespan)
+    app = new_app(title=title, version="0.1.0", lifespan=lifespan)
     add_error_handlers(app)
     app.add_middleware(RequestContextMiddleware)
     app.add_api_route("/healthz", healthz, methods=["GET"], tags=["ops"])

@@ -26,7 +26,15 @@ from shared.detection import GarmentDetector
 from shared.download import make_client
 from shared.settings import Settings, get_settings
 from shared.vectors import VectorIndex, open_index
-from shared.web import ASGIApp, Receive, RequestContextMiddleware, Scope, Send, add_error_handlers
+from shared.web import (
+    ASGIApp,
+    Receive,
+    RequestContextMiddleware,
+    Scope,
+    Send,
+    add_error_handlers,
+    new_app,
+)
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +137,7 @@ def create_app(
             if catalog is None:
                 app.state.catalog.dispose()
 
-    app = FastAPI(
+    app = new_app(
         title="Lookalike gateway",
         summary="Visual recommendations for fashion shops: photo in, similar products out.",
         version="0.1.0",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.stack import Stack
+from tests.stack import Stack, free_port, stack_env
 
 pytestmark = pytest.mark.e2e
 
@@ -54,3 +55,48 @@ def test_status_command_reads_the_same_catalog(stack: Stack) -> None:
     )
     assert bad.returncode == 1
     assert "only read queries are allowed" in bad.stderr
+
+
+@pytest.mark.parametrize(
+    ("flag", "setting"),
+    [("--port", "LOOKALIKE_PORT"), ("--demo-port", "LOOKALIKE_DEMO_PORT")],
+)
+def test_a_busy_port_is_one_line_naming_its_setting(
+    tmp_path: Path, flag: str, setting: str
+) -> None:
+    lookalike = str(Path(sys.executable).with_name("lookalike"))
+    ports = {"--port": free_port(), "--demo-port": free_port()}
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", ports[flag]))
+        taken.listen()
+        result = subprocess.run(
+            [
+                lookalike,
+                "run",
+                "--port",
+                str(ports["--port"]),
+                "--demo-port",
+                str(ports["--demo-port"]),
+            ],
+            env=stack_env(tmp_path / "data"),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert result.returncode == 1
+    lines = [line for line in result.stderr.splitlines() if not line.startswith("Lookalike:")]
+    errors = [line for line in lines if line.startswith("Error:")]
+    assert len(errors) == 1, result.stderr
+    assert f"127.0.0.1:{ports[flag]}" in errors[0] and setting in errors[0], errors
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "data" / "qdrant").exists(), "work started before the port check"
+
+
+def test_the_demo_port_is_a_setting(tmp_path: Path) -> None:
+    """``LOOKALIKE_DEMO_PORT`` moves the demo shop (the flag overrides it)."""
+    from shared.settings import Settings
+
+    assert Settings(_env_file=None).demo_port == 8001
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("LOOKALIKE_DEMO_PORT", "18123")
+        assert Settings(_env_file=None).demo_port == 18123
