@@ -221,7 +221,7 @@ def ingest_status_command(as_json: bool) -> None:
         "queues": queues,
         "failure_reasons": failures,
         "last_processed_at": last.isoformat() if last else None,
-        "processed_last_minute": progress.processed_last_minute,
+        "indexed_last_minute": progress.indexed_last_minute,
         "model": model,
         "index": index_info,
     }
@@ -233,7 +233,7 @@ def ingest_status_command(as_json: bool) -> None:
         f"{name} {'unreachable' if depth is None else depth}" for name, depth in queues.items()
     )
     click.echo(f"queues    {depths}")
-    pace = f"{progress.processed_last_minute} in the last minute"
+    pace = f"{progress.indexed_last_minute} indexed in the last minute"
     click.echo(f"progress  last image finished {_ago(last)}, {pace}")
     click.echo(f"model     {model or '(none active yet)'}")
     detail = (

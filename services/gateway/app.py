@@ -7,6 +7,7 @@ import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 from fastapi import FastAPI
@@ -24,6 +25,7 @@ from services.recommender.client import RecommenderClient, make_recommender
 from shared.db import Catalog
 from shared.detection import GarmentDetector
 from shared.download import make_client
+from shared.queue import queue_depths
 from shared.settings import Settings, get_settings
 from shared.vectors import VectorIndex, open_index
 from shared.web import (
@@ -123,6 +125,9 @@ def create_app(
             app.state.recommender,
             http=http,
             observe=metrics.observe_stages,
+        )
+        metrics.watch_ingest(
+            app.state.catalog.ingest_progress, partial(queue_depths, settings.broker_url)
         )
         app.state.warmup = ModelWarmup(app.state.detector, app.state.embedder)
         warming = asyncio.get_running_loop().run_in_executor(None, app.state.warmup.run)

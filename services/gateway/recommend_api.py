@@ -153,6 +153,7 @@ async def feedback(body: FeedbackBody, catalog: CatalogDep) -> FeedbackOut:
 
 @router.get("/metrics", tags=["ops"], response_class=Response)
 async def metrics(request: Request) -> Response:
-    """Prometheus metrics: requests, latency per route, time per /recommend stage."""
+    """Prometheus metrics: requests, latency per route, time per /recommend stage, and ingest
+    (images per state, queue depths, images indexed per second, failures by reason)."""
     registry: GatewayMetrics = request.app.state.metrics
-    return Response(registry.render(), media_type=CONTENT_TYPE_LATEST)
+    return Response(await run_in_threadpool(registry.render), media_type=CONTENT_TYPE_LATEST)

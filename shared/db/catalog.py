@@ -405,9 +405,21 @@ class Catalog:
         if image_ids is not None:
             pick = pick.where(ProductImage.id.in_(list(image_ids)))
         pick = pick.order_by(ProductImage.id).limit(limit).with_for_update(skip_locked=True)
-        stmt = (
+        with self.writing() as session:
+            # Picked first, then updated, in one transaction: as a subquery of the UPDATE,
+            # Postgres may run the pick more than once and claim more than ``limit`` rows.
+            ids = list(session.scalars(pick))
+            if not ids:
+                return []
+            rows = session.execute(self._claim_statement(ids, worker, pending)).all()
+        claimed = [ClaimedImage.model_validate(row._mapping) for row in rows]
+        return sorted(claimed, key=lambda image: image.id)
+
+    @staticmethod
+    def _claim_statement(ids: list[int], worker: str, pending: Any) -> Any:
+        return (
             update(ProductImage)
-            .where(ProductImage.id.in_(pick.scalar_subquery()), pending)
+            .where(ProductImage.id.in_(ids), pending)
             .values(
                 state=ImageState.PROCESSING,
                 claimed_by=worker,
@@ -423,10 +435,6 @@ class Catalog:
             )
             .execution_options(synchronize_session=False)
         )
-        with self.writing() as session:
-            rows = session.execute(stmt).all()
-        claimed = [ClaimedImage.model_validate(row._mapping) for row in rows]
-        return sorted(claimed, key=lambda image: image.id)
 
     def claim_image(self, image_id: int, worker: str) -> ClaimedImage | None:
         claimed = self.claim_images(worker, limit=1, image_ids=[image_id])
@@ -583,7 +591,7 @@ class Catalog:
 
     def ingest_progress(self, *, max_reasons: int = 10) -> IngestProgress:
         """Active images per state, the most common failure reasons (URLs folded), and the
-        pace: when an image last finished and how many finished in the last minute."""
+        pace: when an image last finished and how many were indexed in the last minute."""
         active = ProductImage.active.is_(True)
         finished = ProductImage.state.in_([ImageState.DONE, ImageState.FAILED])
         since = utcnow() - timedelta(seconds=60)
@@ -601,14 +609,14 @@ class Catalog:
             recent = session.scalar(
                 select(func.count())
                 .select_from(ProductImage)
-                .where(finished, ProductImage.processed_at >= since)
+                .where(ProductImage.state == ImageState.DONE, ProductImage.processed_at >= since)
             )
         top = sorted(reasons.items(), key=lambda item: (-item[1], item[0]))[:max_reasons]
         return IngestProgress(
             images=self.image_state_counts(),
             failure_reasons=dict(top),
             last_processed_at=_aware(last),
-            processed_last_minute=recent or 0,
+            indexed_last_minute=recent or 0,
         )
 
     def stats(self) -> CatalogStats:

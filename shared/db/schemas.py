@@ -245,7 +245,7 @@ class IngestProgress(BaseModel):
     last_processed_at: datetime | None = Field(
         description="When an image last became done or failed (RFC 3339)."
     )
-    processed_last_minute: int = Field(description="Images done or failed in the last 60 s.")
+    indexed_last_minute: int = Field(description="Images that became done in the last 60 s.")
 
     @property
     def total(self) -> int:

@@ -236,6 +236,15 @@ def test_stale_claims_are_requeued(catalog: Catalog, source_id: int) -> None:
     assert catalog.pending_image_ids() == sorted(i.id for i in claimed)
 
 
+def test_a_claim_takes_at_most_its_limit(catalog: Catalog, source_id: int) -> None:
+    """On Postgres the pick once ran as a subquery of the UPDATE and took every pending row."""
+    catalog.upsert_products(source_id, [product(1, images=5)])
+    first = catalog.claim_images("w", limit=2)
+    assert len(first) == 2
+    assert catalog.image_state_counts()[ImageState.PENDING] == 3
+    assert len(catalog.claim_images("w", limit=10)) == 3
+
+
 def test_inactive_images_are_not_claimed(catalog: Catalog, source_id: int) -> None:
     catalog.upsert_products(source_id, [product(1, images=2)])
     catalog.upsert_products(source_id, [product(1, images=1)])

@@ -81,3 +81,22 @@ def test_product_lookup_and_status(client: TestClient, catalog: Catalog) -> None
     page = client.get("/status-page")
     assert page.status_code == 200
     assert "acme" in page.text and "<b>shirt" not in page.text
+
+
+def test_metrics_report_ingest_from_the_catalog(client: TestClient, catalog: Catalog) -> None:
+    """Images per state, failures by reason (URLs folded), pace and queue depths."""
+    source = catalog.upsert_source(SourceIn(name="acme", base_url="https://shop.example"))
+    images = tuple(ImageIn(url=f"https://shop.example/i/{n}.jpg") for n in range(3))
+    item = ProductIn(canonical_url="https://shop.example/p/1", title="Shirt", images=images)
+    catalog.upsert_products(source.id, [item])
+    claimed = catalog.claim_images(worker="test", limit=2)
+    for image in claimed:
+        catalog.record_image_failed(image.id, f"HTTP 404 from {image.url}")
+
+    text = client.get("/metrics").text
+    assert 'lookalike_ingest_images{state="pending"} 1.0' in text
+    assert 'lookalike_ingest_images{state="failed"} 2.0' in text
+    assert 'lookalike_ingest_failed_images{reason="HTTP 404 from <url>"} 2.0' in text
+    assert "lookalike_ingest_indexed_per_second 0.0" in text
+    assert "lookalike_ingest_last_processed_timestamp_seconds " in text
+    assert 'lookalike_queue_depth{queue="ingest"}' in text
