@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -39,9 +40,9 @@ def unavailable(what: str, error: Exception) -> None:
     pytest.skip(message)
 
 
-@pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    """A fresh, migrated Postgres database for this test run, dropped at the end."""
+@contextmanager
+def fresh_postgres_database() -> Iterator[str]:
+    """The URL of a new, empty Postgres database, dropped afterwards."""
     admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
     name = f"lookalike_test_{uuid.uuid4().hex[:12]}"
     try:
@@ -50,16 +51,22 @@ def postgres_url() -> Iterator[str]:
     except OperationalError as exc:
         admin.dispose()
         unavailable("Postgres", exc)
-    url = make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-    catalog = Catalog(url)
-    catalog.migrate()
-    catalog.dispose()
     try:
-        yield url
+        yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
     finally:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh, migrated Postgres database for this test run, dropped at the end."""
+    with fresh_postgres_database() as url:
+        catalog = Catalog(url)
+        catalog.migrate()
+        catalog.dispose()
+        yield url
 
 
 def _empty(catalog: Catalog) -> None:

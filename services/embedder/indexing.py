@@ -224,7 +224,8 @@ def remove_products(index: VectorIndex, product_ids: Sequence[int]) -> None:
 
 def sync_products(index: VectorIndex, catalog: Catalog, product_ids: Sequence[int]) -> None:
     """Bring the points of these products in line with the catalog: product fields (price,
-    brand, currency, active) refreshed, deleted products' points removed."""
+    brand, currency, active) and image URLs (a shop that moved) refreshed, deleted products'
+    points removed."""
     ids = sorted({int(i) for i in product_ids})
     for chunk in _chunks(ids):
         products = catalog.get_products(chunk)
@@ -235,6 +236,10 @@ def sync_products(index: VectorIndex, catalog: Catalog, product_ids: Sequence[in
             for product in products.values():
                 where = PayloadFilter(equals={"product_id": product.id})
                 index.set_payload(collection, where, product_payload(product))
+                for image in product.images:
+                    if image.active and image.state is ImageState.DONE:
+                        where = PayloadFilter(equals={"image_id": image.id})
+                        index.set_payload(collection, where, {"image_url": image.url})
 
 
 def sync_images(index: VectorIndex, catalog: Catalog, image_ids: Sequence[int]) -> None:

@@ -51,6 +51,7 @@ from shared.db.schemas import (
     SourceIn,
     SourceOut,
     UpsertReport,
+    site_relative,
 )
 from shared.errors import InvalidInputError, NotFoundError, ReadOnlyQueryError
 from shared.settings import Settings, get_settings
@@ -178,36 +179,38 @@ class Catalog:
     def upsert_products(
         self, source_id: int, items: Sequence[ProductIn], *, seen_at: datetime | None = None
     ) -> UpsertReport:
-        """Insert or update products by canonical URL, in one transaction.
+        """Insert or update the source's products by identity, in one transaction.
 
+        An item is the product of this source with the same :attr:`ProductIn.identity_key`
+        (else the one at the same canonical URL, re-keyed); a product the shop now serves
+        from another address keeps its id, its URL and image URLs are updated in place (an
+        image whose URL differs only by scheme, host or port keeps its ingest state).
         Unchanged products only get ``last_seen`` touched. New image URLs are added as
         ``pending``; image URLs a product no longer lists are marked inactive (the index drops
         their points). Running the same batch twice changes nothing the second time.
         """
         now = seen_at or utcnow()
         report = UpsertReport()
-        by_url: dict[str, ProductIn] = {item.canonical_url: item for item in items}
+        by_key: dict[str, ProductIn] = {item.identity_key: item for item in items}
         with self.writing() as session:
-            existing = {
-                row.canonical_url: row
-                for row in session.scalars(
-                    select(Product)
-                    .where(Product.canonical_url.in_(list(by_url)))
-                    .options(selectinload(Product.images))
-                )
-            }
-            for url, item in by_url.items():
+            rows = self._matching_products(session, source_id, by_key)
+            # Known products first: one moving off a URL frees it for a new one.
+            for key in sorted(by_key, key=lambda key: key not in rows):
+                item = by_key[key]
                 fingerprint = item.fingerprint()
-                row = existing.get(url)
+                row = rows.get(key)
                 if row is None:
                     product_id = self._insert_product(session, source_id, item, fingerprint, now)
-                    if product_id is None:  # another writer inserted it since our SELECT
-                        row = session.scalar(select(Product).where(Product.canonical_url == url))
-                    else:
+                    if product_id is not None:
                         report.created.append(product_id)
                         report.new_image_ids += self._add_images(session, product_id, item.images)
                         continue
-                assert row is not None
+                    row = session.scalar(  # another writer inserted it since our SELECT
+                        select(Product)
+                        .where(Product.source_id == source_id, Product.identity_key == key)
+                        .options(selectinload(Product.images))
+                    )
+                    assert row is not None
                 changed = row.fingerprint != fingerprint or not row.active
                 row.last_seen, row.missed_runs, row.active = now, 0, True
                 if not changed:
@@ -221,8 +224,33 @@ class Catalog:
         return report
 
     @staticmethod
+    def _matching_products(
+        session: Session, source_id: int, by_key: Mapping[str, ProductIn]
+    ) -> dict[str, Product]:
+        """The source's product for each key: the one with that key, else the one at the
+        item's canonical URL unless its own key is among ``by_key`` (it is that item's)."""
+        urls = {item.canonical_url: key for key, item in by_key.items()}
+        query = (
+            select(Product)
+            .where(
+                Product.source_id == source_id,
+                Product.identity_key.in_(list(by_key)) | Product.canonical_url.in_(list(urls)),
+            )
+            .options(selectinload(Product.images))
+        )
+        found = list(session.scalars(query))
+        matched = {row.identity_key: row for row in found if row.identity_key in by_key}
+        for row in found:
+            key = urls.get(row.canonical_url)
+            if key is not None and key not in matched and row.identity_key not in by_key:
+                matched[key] = row
+        return matched
+
+    @staticmethod
     def _product_fields(item: ProductIn) -> dict[str, Any]:
         return {
+            "canonical_url": item.canonical_url,
+            "identity_key": item.identity_key,
             "title": item.title,
             "external_id": item.external_id,
             "brand": item.brand,
@@ -238,7 +266,6 @@ class Catalog:
     ) -> int | None:
         values = {
             "source_id": source_id,
-            "canonical_url": item.canonical_url,
             "fingerprint": fingerprint,
             "active": True,
             "missed_runs": 0,
@@ -250,7 +277,7 @@ class Catalog:
         stmt = (
             self._insert(Product)
             .values(**values)
-            .on_conflict_do_nothing(index_elements=["canonical_url"])
+            .on_conflict_do_nothing(index_elements=["source_id", "identity_key"])
             .returning(Product.id)
         )
         return session.scalar(stmt)
@@ -265,6 +292,7 @@ class Catalog:
         self, session: Session, row: Product, images: Sequence[ImageIn]
     ) -> tuple[list[int], list[int]]:
         wanted = {image.url: position for position, image in enumerate(images)}
+        self._move_images(row, wanted)
         removed = []
         for image in row.images:
             should_be_active = image.url in wanted
@@ -280,6 +308,16 @@ class Catalog:
         known = {image.url for image in row.images}
         added = self._add_images(session, row.id, [i for i in images if i.url not in known])
         return added, removed
+
+    @staticmethod
+    def _move_images(row: Product, wanted: Mapping[str, int]) -> None:
+        """Give the product's images the new URLs of the same pictures (same path and query,
+        another scheme, host or port), keeping their ingest state."""
+        known = {image.url for image in row.images}
+        new = {site_relative(url): url for url in wanted if url not in known}
+        for image in sorted(row.images, key=lambda image: not image.active):
+            if image.url not in wanted and (url := new.pop(site_relative(image.url), None)):
+                image.url = url
 
     def _add_images(
         self, session: Session, product_id: int, images: Sequence[ImageIn], start: int = 0

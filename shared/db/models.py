@@ -120,11 +120,15 @@ class Product(Base):
     __table_args__ = (
         CheckConstraint("price IS NULL OR price >= 0", name="price_not_negative"),
         Index("ix_products_source_active", "source_id", "active"),
+        Index("uq_products_source_identity", "source_id", "identity_key", unique=True),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     source_id: Mapped[int] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"))
     canonical_url: Mapped[str] = mapped_column(String(2048), unique=True)
+    identity_key: Mapped[str] = mapped_column(String(2048))
+    """Same source and same key: the same product, wherever the shop serves it from (see
+    :func:`shared.db.schemas.identity_key`)."""
     external_id: Mapped[str | None] = mapped_column(String(200))
     title: Mapped[str] = mapped_column(Text)
     brand: Mapped[str | None] = mapped_column(String(200), index=True)

@@ -10,6 +10,7 @@ import json
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator
 
@@ -53,8 +54,24 @@ class ImageIn(_In):
     _check_url = field_validator("url")(_absolute_http_url)
 
 
+def site_relative(url: str) -> str:
+    """The URL's path and query: what stays the same when a shop moves to another scheme,
+    host or port."""
+    parts = urlsplit(url)
+    return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+
+
+def identity_key(external_id: str | None, canonical_url: str) -> str:
+    """A product's identity within its source: ``id:<external id>`` (the page's schema.org
+    ``sku``, ``mpn``, ``gtin*`` or ``productID``), else ``url:<path?query>`` of its canonical
+    URL (the scraper's canonical URL keeps only the query parameters the shop routes on)."""
+    if external_id:
+        return f"id:{external_id}"
+    return f"url:{site_relative(canonical_url)}"
+
+
 class ProductIn(_In):
-    """A product as a crawler saw it; ``canonical_url`` identifies it across crawls."""
+    """A product as a crawler saw it; :attr:`identity_key` identifies it across crawls."""
 
     canonical_url: str = Field(max_length=2048)
     title: str = Field(min_length=1)
@@ -85,6 +102,10 @@ class ProductIn(_In):
                 unique.append(image)
         return tuple(unique)
 
+    @property
+    def identity_key(self) -> str:
+        return identity_key(self.external_id, self.canonical_url)
+
     def fingerprint(self) -> str:
         """A stable hash of everything a crawl can change; equal hashes mean nothing changed."""
         payload = self.model_dump(mode="json")
@@ -112,6 +133,7 @@ class ProductOut(_Out):
     id: int
     source_id: int
     canonical_url: str
+    identity_key: str
     external_id: str | None
     title: str
     brand: str | None

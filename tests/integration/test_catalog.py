@@ -108,6 +108,117 @@ def test_products_unseen_for_n_runs_become_inactive(catalog: Catalog, source_id:
     assert catalog.get_product(ids[1]).active is True
 
 
+def test_identity_key_is_the_id_else_the_url_path_and_query() -> None:
+    assert product(1, external_id="SKU-1").identity_key == "id:SKU-1"
+    assert product(1).identity_key == "url:/p/1"
+    moved = product(1, canonical_url="http://127.0.0.1:9000/p/1")
+    assert moved.identity_key == product(1).identity_key
+    with_query = product(1, canonical_url=f"{SHOP}/item?id=7")
+    assert with_query.identity_key == "url:/item?id=7"
+    assert product(1, canonical_url=f"{SHOP}/item?id=8").identity_key != with_query.identity_key
+
+
+def moved(item: ProductIn, origin: str) -> ProductIn:
+    """The same product as a shop now serving from ``origin`` shows it."""
+    return item.model_copy(
+        update={
+            "canonical_url": item.canonical_url.replace(SHOP, origin),
+            "images": tuple(
+                image.model_copy(update={"url": image.url.replace(SHOP, origin)})
+                for image in item.images
+            ),
+        }
+    )
+
+
+def test_a_product_seen_at_a_new_address_is_updated_in_place(
+    catalog: Catalog, source_id: int
+) -> None:
+    items = [product(1, external_id="SKU-1"), product(2)]
+    ids = catalog.upsert_products(source_id, items).created
+    done = catalog.claim_images("w", limit=1)[0]
+    catalog.record_image_done(done.id, ImageResult(content_hash="ab", width=2, height=3, n_bytes=4))
+    before = catalog.get_products(ids)
+    origin = "http://127.0.0.1:8765"
+
+    report = catalog.upsert_products(source_id, [moved(item, origin) for item in items])
+
+    assert (report.created, sorted(report.updated)) == ([], sorted(ids))
+    assert report.new_image_ids == [] and report.removed_image_ids == []
+    after = catalog.get_products(ids)
+    for product_id in ids:
+        old, new = before[product_id], after[product_id]
+        assert new.canonical_url == old.canonical_url.replace(SHOP, origin)
+        assert new.identity_key == old.identity_key
+        assert [(i.id, i.state, i.active) for i in new.images] == [
+            (i.id, i.state, i.active) for i in old.images
+        ]
+        assert [i.url for i in new.images] == [i.url.replace(SHOP, origin) for i in old.images]
+    assert catalog.get_image(done.id).state is ImageState.DONE
+    assert catalog.stats().products_active == 2
+    again = catalog.upsert_products(source_id, [moved(item, origin) for item in items])
+    assert sorted(again.unchanged) == sorted(ids)
+
+
+def test_the_id_wins_over_the_url(catalog: Catalog, source_id: int) -> None:
+    (first,) = catalog.upsert_products(source_id, [product(1, external_id="SKU-1")]).created
+    renamed = product(2, external_id="SKU-1", images=0)
+
+    assert catalog.upsert_products(source_id, [renamed]).updated == [first]
+    assert catalog.get_product(first).canonical_url == f"{SHOP}/p/2"
+    other = catalog.upsert_products(source_id, [product(3, external_id="SKU-3")])
+    assert other.created and other.created != [first]
+
+
+def test_a_product_that_gains_an_id_keeps_its_row(catalog: Catalog, source_id: int) -> None:
+    (first,) = catalog.upsert_products(source_id, [product(1)]).created
+
+    report = catalog.upsert_products(source_id, [product(1, external_id="SKU-1")])
+
+    assert report.updated == [first] and not report.created
+    assert catalog.get_product(first).identity_key == "id:SKU-1"
+
+
+def test_two_sources_with_the_same_sku_keep_two_products(catalog: Catalog, source_id: int) -> None:
+    other = catalog.upsert_source(SourceIn(name="other", base_url="https://other.example")).id
+    mine = catalog.upsert_products(source_id, [product(1, external_id="SKU-1")]).created
+    theirs = catalog.upsert_products(
+        other, [moved(product(1, external_id="SKU-1"), "https://other.example")]
+    ).created
+
+    assert mine and theirs and mine != theirs
+    assert catalog.get_product(theirs[0]).source_id == other
+
+
+def _upsert_all(url: str, source_id: int, start: Any, queue: multiprocessing.Queue) -> None:
+    catalog = Catalog(url)
+    catalog.stats()  # connect before the race starts
+    start.wait(timeout=60)
+    items = [product(n, external_id=f"SKU-{n}") for n in range(40)]
+    reports = [catalog.upsert_products(source_id, items[i : i + 10]) for i in range(0, 40, 10)]
+    catalog.dispose()
+    queue.put(sorted(i for r in reports for i in r.created + r.updated + r.unchanged))
+
+
+def test_concurrent_writers_of_the_same_products_create_each_once(
+    catalog: Catalog, source_id: int
+) -> None:
+    url = catalog.engine.url.render_as_string(hide_password=False)
+    context = multiprocessing.get_context("spawn")
+    queue, start = context.Queue(), context.Barrier(2)
+    writers = [
+        context.Process(target=_upsert_all, args=(url, source_id, start, queue)) for _ in range(2)
+    ]
+    for writer in writers:
+        writer.start()
+    results = [queue.get(timeout=120) for _ in writers]
+    for writer in writers:
+        writer.join(timeout=30)
+
+    assert results[0] == results[1] and len(results[0]) == 40
+    assert catalog.stats().products_active == 40
+
+
 def test_add_images_skips_known_urls(catalog: Catalog, source_id: int) -> None:
     product_id = catalog.upsert_products(source_id, [product(1, images=1)]).created[0]
     new = catalog.add_images(

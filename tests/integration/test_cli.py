@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 from services.cli import main
 from shared.db import Catalog, ProductIn, SourceIn
+from shared.db.migrate import head_revision
 from shared.settings import Settings, get_settings
 
 pytestmark = pytest.mark.integration
@@ -26,7 +27,7 @@ def runner(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[CliR
 def test_migrate_then_query_with_bound_parameters(runner: CliRunner, settings: Settings) -> None:
     migrated = runner.invoke(main, ["migrate"])
     assert migrated.exit_code == 0, migrated.output
-    assert "catalog at revision 0001 (sqlite)" in migrated.output
+    assert f"catalog at revision {head_revision()} (sqlite)" in migrated.output
 
     catalog = Catalog.from_settings(settings)
     source = catalog.upsert_source(SourceIn(name="acme", base_url="https://shop.example"))

@@ -13,6 +13,7 @@ import pytest
 import redis
 
 from services.demo_shop import CATEGORIES, DemoCatalog, DemoShop
+from services.embedded import DEMO_SOURCE, register_demo_source
 from services.scraper.scheduler import crawl_in_subprocess
 from shared.db import Catalog, CrawlStatus, ImageState, ProductOut, SourceIn
 from shared.db.schemas import CrawlRunOut
@@ -203,6 +204,47 @@ def test_full_crawl_then_shop_changes_update_exactly_those_rows(
     assert queued_syncs(queue) == ([final[removed_url].id], [])
     assert third.stats["index_sync_requested"] is True
     assert_matches_shop(final, shop)
+
+
+def test_a_shop_that_moves_to_another_port_keeps_its_products(
+    pg_catalog: Catalog, pg_settings: Settings, queue: redis.Redis
+) -> None:
+    """Issue #14: ``lookalike run`` restarted with another ``--demo-port`` on the same data
+    dir re-registers the demo shop at its new address; the re-crawl must not duplicate it."""
+    demo = DemoCatalog.generate(30, seed=7)
+    with DemoShop(demo) as before_shop:
+        register_demo_source(pg_catalog, before_shop.url)
+        assert crawl(pg_catalog, pg_settings, DEMO_SOURCE).status is CrawlStatus.SUCCEEDED
+        source_id = pg_catalog.get_source(DEMO_SOURCE).id
+        before = products(pg_catalog, source_id)
+        assert_matches_shop(before, before_shop)
+        old_port = before_shop.port
+    queue.flushdb()
+
+    with DemoShop(demo) as shop:
+        new_port = shop.port
+        assert new_port != old_port
+        register_demo_source(pg_catalog, shop.url)
+        source = pg_catalog.get_source(DEMO_SOURCE)
+        assert (source.id, source.base_url) == (source_id, shop.url + "/")
+        assert source.config["start_urls"] == [shop.url]
+        run = crawl(pg_catalog, pg_settings, DEMO_SOURCE)
+        after = products(pg_catalog, source_id)
+        assert_matches_shop(after, shop)  # every URL on the new port
+
+    assert run.status is CrawlStatus.SUCCEEDED
+    assert run.stats["lookalike/products/created"] == 0
+    assert run.stats["lookalike/products/updated"] == len(demo)
+    assert len(after) == len(before) == len(demo), "duplicate products"
+    assert {row.id for row in after.values()} == {row.id for row in before.values()}
+    assert pg_catalog.stats().products_active == len(demo)
+    old_images = {i.id: i for row in before.values() for i in row.images}
+    new_images = {i.id: i for row in after.values() for i in row.images}
+    assert new_images.keys() == old_images.keys(), "images were duplicated, not moved"
+    assert all(f":{new_port}/" in image.url for image in new_images.values())
+    assert queued_image_ids(queue) == []
+    # The index owner is asked to refresh the moved products (their points' image URLs).
+    assert queued_syncs(queue) == (sorted(row.id for row in after.values()), [])
 
 
 def test_sitemap_only_source(pg_catalog: Catalog, pg_settings: Settings, shop: DemoShop) -> None:

@@ -252,6 +252,37 @@ def test_inactive_and_removed_leave_the_index(runtime: IngestRuntime, shop: Demo
     assert active_points(lost.id) == 0
 
 
+def test_a_moved_product_serves_its_new_image_urls(runtime: IngestRuntime, shop: DemoShop) -> None:
+    catalog, index = runtime.catalog, runtime.index
+    source = demo_source(catalog, shop.url)
+    [item] = demo_items(shop, 1)
+    (product_id,) = catalog.upsert_products(source.id, [item]).created
+    runtime.pipeline.process(catalog.pending_image_ids())
+    moved_to = shop.url.replace("127.0.0.1", "localhost")
+    moved = item.model_copy(
+        update={
+            "canonical_url": item.canonical_url.replace(shop.url, moved_to),
+            "images": tuple(
+                i.model_copy(update={"url": i.url.replace(shop.url, moved_to)}) for i in item.images
+            ),
+        }
+    )
+
+    assert catalog.upsert_products(source.id, [moved]).updated == [product_id]
+    assert catalog.pending_image_ids() == []  # the moved images keep their embeddings
+    indexing.sync_products(index, catalog, [product_id])
+
+    hits = index.search(
+        indexing.ALIAS,
+        "cnn",
+        [1.0] * runtime.pipeline.models.current().info.dim,
+        limit=100,
+        where=PayloadFilter(equals={"product_id": product_id}),
+    )
+    assert hits
+    assert {hit.payload["image_url"] for hit in hits} <= {i.url for i in moved.images}
+
+
 def test_point_ids_and_collection_names() -> None:
     box = (0.0, 0.0, 400.0, 500.0)
     assert indexing.point_id(1, 2, box, "m-v1") == indexing.point_id(1, 2, box, "m-v1")

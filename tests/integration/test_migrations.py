@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from typing import Any
+
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import Engine, MetaData, Table, inspect
 
-from shared.db import Catalog
+from shared.db import Catalog, ProductIn
 from shared.db.migrate import current_revision, downgrade, head_revision, upgrade
-from shared.db.models import Base
+from shared.db.models import Base, utcnow
+from tests.conftest import fresh_postgres_database
 
 pytestmark = pytest.mark.integration
 
@@ -28,3 +33,103 @@ def test_downgrade_to_base_and_back(sqlite_catalog: Catalog) -> None:
     upgrade(engine)
     upgrade(engine)  # idempotent
     assert {"products", "product_images", "garment_crops"} <= set(inspect(engine).get_table_names())
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def blank_url(request: pytest.FixtureRequest, sqlite_url: str) -> Iterator[str]:
+    """An empty database of each kind, for migrating step by step."""
+    if request.param == "sqlite":
+        yield sqlite_url
+    else:
+        with fresh_postgres_database() as url:
+            yield url
+
+
+def _rows(engine: Engine, table: str, **values: Any) -> None:
+    with engine.begin() as conn:
+        conn.execute(Table(table, MetaData(), autoload_with=conn).insert(), [values])
+
+
+def _product(
+    engine: Engine, product_id: int, source_id: int, url: str, sku: str | None, seen: datetime
+) -> None:
+    _rows(
+        engine,
+        "products",
+        id=product_id,
+        source_id=source_id,
+        canonical_url=url,
+        external_id=sku,
+        title=f"product {product_id}",
+        category_labels=[],
+        attributes={},
+        fingerprint="f",
+        active=True,
+        missed_runs=0,
+        first_seen=seen,
+        last_seen=seen,
+        updated_at=seen,
+    )
+
+
+def test_0002_keys_existing_products_and_merges_the_duplicates_of_a_move(blank_url: str) -> None:
+    catalog = Catalog(blank_url)
+    engine = catalog.engine
+    upgrade(engine, "0001")
+    now = utcnow()
+    for source_id, name in ((1, "demo-shop"), (2, "other")):
+        _rows(
+            engine,
+            "sources",
+            id=source_id,
+            name=name,
+            base_url="http://127.0.0.1:1000",
+            config={},
+            enabled=True,
+            created_at=now,
+            updated_at=now,
+        )
+    old, new = "http://127.0.0.1:1000", "http://127.0.0.1:2000"
+    hour = timedelta(hours=1)
+    _product(engine, 1, 1, f"{old}/p/1", "SKU-1", now - hour)  # crawled at the old port
+    _product(engine, 2, 1, f"{new}/p/1", "SKU-1", now)  # its duplicate at the new one
+    _product(engine, 3, 1, f"{old}/p/3?id=3", None, now - hour)
+    _product(engine, 4, 1, f"{new}/p/3?id=3", None, now)
+    _product(engine, 5, 2, "https://other.example/p/1", "SKU-1", now)
+    _rows(
+        engine,
+        "product_images",
+        id=1,
+        product_id=1,
+        url=f"{old}/img/1.jpg",
+        position=0,
+        active=True,
+        state="done",
+        attempts=1,
+        created_at=now,
+        updated_at=now,
+    )
+    _rows(engine, "feedback_events", id=1, kind="click", product_id=1, extra={}, created_at=now)
+
+    upgrade(engine)
+
+    products = {p.id: p for p in catalog.list_products(active=None)}
+    assert {i: (p.identity_key, p.active) for i, p in products.items()} == {
+        1: ("duplicate:1", False),
+        2: ("id:SKU-1", True),
+        3: ("duplicate:3", False),
+        4: ("url:/p/3?id=3", True),
+        5: ("id:SKU-1", True),
+    }
+    assert products[1].canonical_url == f"{old}/p/1#duplicate-of-2"
+    assert products[2].canonical_url == f"{new}/p/1"
+    assert catalog.run_query("SELECT product_id FROM feedback_events") == [{"product_id": 2}]
+    # The shop moves back: the survivor takes its old URL again.
+    item = ProductIn(canonical_url=f"{old}/p/1", title="product 2", external_id="SKU-1")
+    assert catalog.upsert_products(1, [item]).updated == [2]
+    assert catalog.get_product(2).canonical_url == f"{old}/p/1"
+
+    downgrade(engine, "0001")  # keeps every row (SQLite must not rebuild the table)
+    assert catalog.run_query("SELECT count(*) AS n FROM product_images") == [{"n": 1}]
+    upgrade(engine)
+    catalog.dispose()
