@@ -104,11 +104,20 @@ def status(as_json: bool) -> None:
     catalog = Catalog.from_settings(settings)
     checks = [check_database(catalog), check_broker(settings.broker_url)]
     stats = catalog.stats() if checks[0].ok else None
+    progress = catalog.ingest_progress() if checks[0].ok else None
     if as_json:
+        ingest = None
+        if progress is not None:
+            ingest = {
+                **progress.model_dump(mode="json"),
+                "seconds_since_progress": progress.seconds_since_progress(),
+                "stalled": progress.stalled(),
+            }
         body = {
             "mode": settings.mode,
             "checks": {c.name: {"ok": c.ok, "detail": c.detail} for c in checks},
             "catalog": stats.model_dump(mode="json") if stats else None,
+            "ingest": ingest,
         }
         click.echo(json.dumps(body, indent=2))
     else:
@@ -122,6 +131,8 @@ def status(as_json: bool) -> None:
             )
             images = ", ".join(f"{count} {state.value}" for state, count in stats.images.items())
             click.echo(f"images    {images}")
+        if progress:
+            click.echo(f"ingest    {progress.summary()}")
     if not all(check.ok for check in checks):
         sys.exit(1)
 

@@ -17,6 +17,7 @@ their own chatter to warnings unless ``--verbose``.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import threading
@@ -65,6 +66,25 @@ def register_demo_source(catalog: Catalog, shop_url: str) -> None:
             },
         )
     )
+
+
+def demo_gateway_settings(settings: Settings) -> Settings:
+    """With the demo shop on this machine and the gateway listening on loopback only, let
+    ``image_url`` reach local addresses (the demo shop's own pictures), unless the setting was
+    given explicitly."""
+    gateway = settings.gateway
+    if "allow_private_image_urls" in gateway.model_fields_set or not _loopback(settings.host):
+        return settings
+    log.info("image_url may point at this machine (gateway on %s only)", settings.host)
+    allowed = gateway.model_copy(update={"allow_private_image_urls": True})
+    return settings.model_copy(update={"gateway": allowed})
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 def quiet_logs(verbose: bool) -> None:
@@ -169,6 +189,7 @@ def run(settings: Settings, *, demo_products: int, seed: int, verbose: bool = Fa
             shop = stack.enter_context(DemoShop(demo, host="127.0.0.1", port=settings.demo_port))
             register_demo_source(catalog, shop.url)
             log.info("demo shop: %d products at %s/", demo_products, shop.url)
+            settings = demo_gateway_settings(settings)
         index = open_index(settings.qdrant_url, settings.qdrant_path, settings.qdrant_api_key)
         stack.callback(index.close)
         worker = stack.enter_context(InProcessWorker(settings, catalog, index))

@@ -25,6 +25,19 @@ class UnsafeURLError(InvalidInputError):
     code = "unsafe_url"
 
 
+class PrivateAddressError(UnsafeURLError):
+    """The host is (or resolves to) a private, loopback or reserved address. Callers that
+    can allow such addresses add the setting that does to the message."""
+
+    def __init__(self, host: str, address: str) -> None:
+        super().__init__(
+            f"{host} resolves to {address}, a private, loopback or reserved address; "
+            "fetching it is refused"
+        )
+        self.host = host
+        self.address = address
+
+
 class UnresolvableURLError(InvalidInputError):
     """The URL's host name does not resolve."""
 
@@ -83,8 +96,5 @@ def check_url(url: str, *, allow_private: bool = False, resolve_host: bool = Tru
     if not allow_private:
         for address in addresses:
             if not is_public_address(ipaddress.ip_address(address.split("%", 1)[0])):
-                raise UnsafeURLError(
-                    f"{host} resolves to {address}, a private, loopback or reserved address; "
-                    "fetching it is refused (a source can allow private addresses explicitly)"
-                )
+                raise PrivateAddressError(host, address)
     return CheckedURL(url=url, scheme=scheme, host=host, port=port, addresses=addresses)

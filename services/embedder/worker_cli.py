@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 import click
@@ -15,14 +14,6 @@ import click
 from shared.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
-
-
-def _ago(moment: datetime | None) -> str:
-    """``12 s ago`` / ``3 min ago`` / ``never``."""
-    if moment is None:
-        return "never"
-    seconds = max(0.0, (datetime.now(UTC) - moment).total_seconds())
-    return f"{seconds:.0f} s ago" if seconds < 120 else f"{seconds / 60:.0f} min ago"
 
 
 @click.command("worker")
@@ -233,8 +224,7 @@ def ingest_status_command(as_json: bool) -> None:
         f"{name} {'unreachable' if depth is None else depth}" for name, depth in queues.items()
     )
     click.echo(f"queues    {depths}")
-    pace = f"{progress.indexed_last_minute} indexed in the last minute"
-    click.echo(f"progress  last image finished {_ago(last)}, {pace}")
+    click.echo(f"progress  {progress.summary()}")
     click.echo(f"model     {model or '(none active yet)'}")
     detail = (
         index_info.get("detail") or f"{index_info['collection']}, {index_info['points']} points"

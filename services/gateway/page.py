@@ -15,13 +15,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 
-from shared.db import Catalog, CatalogStats, SourceOut
+from shared.db import Catalog, CatalogStats, IngestProgress, SourceOut
 from shared.db.models import Product
+from shared.health import Check
 from shared.settings import Settings
 
 STATIC_DIR = Path(__file__).with_name("static")
@@ -49,6 +50,13 @@ CatalogDep = Annotated[Catalog, Depends(_catalog)]
 SettingsDep = Annotated[Settings, Depends(_settings)]
 
 
+class CatalogProgress(BaseModel):
+    products: int = Field(description="Active products.")
+    images_indexed: int = Field(description="Their images that are searchable.")
+    images_total: int = Field(description="Their images, searchable or not yet.")
+    indexing: bool = Field(description="Images are still waiting to be indexed.")
+
+
 class StorefrontConfig(BaseModel):
     """What the page offers in its filters, from the active catalog (what searches filter on)."""
 
@@ -63,6 +71,9 @@ class StorefrontConfig(BaseModel):
         description="Whether the page may record clicks with POST /feedback: only when no API "
         "key guards it (a public page cannot hold the key)."
     )
+    catalog: CatalogProgress = Field(
+        description="How much of the catalog is searchable yet (the page says so while it grows)."
+    )
 
 
 MAX_BRANDS = 500
@@ -72,13 +83,8 @@ def _facets(catalog: Catalog) -> dict[str, Any]:
     """Distinct categories and brands of active products, their most common currency and the
     price range in it."""
     active = Product.active.is_(True)
+    categories = catalog.categories()
     with catalog.reading() as session:
-        categories = session.scalars(
-            select(Product.category)
-            .where(active, Product.category.is_not(None))
-            .group_by(Product.category)
-            .order_by(Product.category)
-        ).all()
         brands = session.scalars(
             select(Product.brand)
             .where(active, Product.brand.is_not(None))
@@ -99,7 +105,7 @@ def _facets(catalog: Catalog) -> dict[str, Any]:
             )
         ).one()
     return {
-        "categories": list(categories),
+        "categories": categories,
         "brands": list(brands),
         "currency": currency,
         "min_price": float(low) if low is not None else None,
@@ -124,13 +130,28 @@ async def storefront() -> FileResponse:
     )
 
 
+@router.get("/favicon.ico", include_in_schema=False)
+async def favicon() -> RedirectResponse:
+    """Browsers ask for it on every page; the icon is the storefront's SVG."""
+    return RedirectResponse("/static/favicon.svg", status_code=301)
+
+
 @router.get("/storefront/config.json", tags=["storefront"], response_model=StorefrontConfig)
 async def storefront_config(catalog: CatalogDep, settings: SettingsDep) -> StorefrontConfig:
     """What the storefront page needs before the first query: the categories, brands, currency
-    and price range it can filter on, and the upload size limit."""
+    and price range it can filter on, the upload size limit, and how much of the catalog is
+    searchable yet."""
     facets = await run_in_threadpool(_facets, catalog)
+    stats: CatalogStats = await run_in_threadpool(catalog.stats)
+    progress: IngestProgress = await run_in_threadpool(catalog.ingest_progress)
     return StorefrontConfig(
         **facets,
+        catalog=CatalogProgress(
+            products=stats.products_active,
+            images_indexed=progress.done,
+            images_total=progress.total,
+            indexing=progress.waiting > 0,
+        ),
         max_upload_bytes=settings.gateway.max_upload_bytes,
         color_weight=settings.recommender.color_weight,
         feedback=not settings.api_key,
@@ -138,11 +159,17 @@ async def storefront_config(catalog: CatalogDep, settings: SettingsDep) -> Store
 
 
 @router.get("/status-page", include_in_schema=False, response_class=HTMLResponse)
-async def status_page(catalog: CatalogDep) -> HTMLResponse:
-    """The operator's view: catalog counts, ingest progress and sources."""
+async def status_page(request: Request, catalog: CatalogDep) -> HTMLResponse:
+    """The operator's view: catalog counts, ingest progress and liveness, sources. It
+    refreshes itself every few seconds."""
     stats: CatalogStats = await run_in_threadpool(catalog.stats)
+    progress: IngestProgress = await run_in_threadpool(catalog.ingest_progress)
     sources: list[SourceOut] = await run_in_threadpool(catalog.list_sources)
-    return HTMLResponse(render_status_page(stats, sources))
+    state = request.app.state
+    checks = [state.warmup.check()]
+    if getattr(state, "ingest", None) is not None:
+        checks.append(state.ingest.check())
+    return HTMLResponse(render_status_page(stats, sources, progress, checks))
 
 
 _STYLE = """
@@ -154,10 +181,42 @@ th{font-weight:600;background:#f5f5f7}.num{text-align:right;font-variant-numeric
 dl{display:grid;grid-template-columns:repeat(auto-fit,minmax(9rem,1fr));gap:1rem;margin:0 0 2rem}
 dl div{background:#f5f5f7;border-radius:.5rem;padding:.75rem}dt{color:#555;font-size:.85rem}
 dd{margin:0;font-size:1.6rem;font-weight:600}a{color:#0050b3}
+ul.ingest{padding-left:1.2rem;margin:0 0 1.5rem}li.ok::marker{color:#1a7f37}
+li.bad{color:#b42318}
 """
 
 
-def render_status_page(stats: CatalogStats, sources: list[SourceOut]) -> str:
+REFRESH_S = 5
+
+
+def _ingest_html(progress: IngestProgress, checks: list[Check]) -> str:
+    items = [f"<li>{escape(progress.summary())}</li>"]
+    items += [
+        f'<li class="{"ok" if check.ok else "bad"}">{escape(check.name)}: '
+        f"{escape(check.detail)}</li>"
+        for check in checks
+    ]
+    if not any(check.name == "ingest" for check in checks):
+        items.append("<li>workers: separate processes (<code>lookalike ingest-status</code>)</li>")
+    reasons = "".join(
+        f'<tr><td>{escape(reason)}</td><td class="num">{count:,}</td></tr>'
+        for reason, count in progress.failure_reasons.items()
+    )
+    table = (
+        "<table><thead><tr><th>Failure reason</th><th>Images</th></tr></thead>"
+        f"<tbody>{reasons}</tbody></table>"
+        if reasons
+        else ""
+    )
+    return f'<ul class="ingest">{"".join(items)}</ul>{table}'
+
+
+def render_status_page(
+    stats: CatalogStats,
+    sources: list[SourceOut],
+    progress: IngestProgress,
+    checks: list[Check],
+) -> str:
     tiles = [
         ("Sources", stats.sources),
         ("Active products", stats.products_active),
@@ -185,14 +244,18 @@ def render_status_page(stats: CatalogStats, sources: list[SourceOut]) -> str:
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
+<meta http-equiv="refresh" content="{REFRESH_S}">
 <title>Lookalike · status</title>
 <style>{_STYLE}</style>
 </head>
 <body>
 <main>
 <h1>Lookalike</h1>
-<p class="lead">Visual recommendations for fashion shops. Catalog status of this instance.</p>
+<p class="lead">Visual recommendations for fashion shops. Catalog status of this instance,
+refreshed every {REFRESH_S} s.</p>
 <section aria-labelledby="counts"><h2 id="counts">Catalog</h2><dl>{tile_html}</dl></section>
+<section aria-labelledby="ingest"><h2 id="ingest">Ingest</h2>
+{_ingest_html(progress, checks)}</section>
 <section aria-labelledby="sources"><h2 id="sources">Sources</h2>
 <table><thead><tr><th>Name</th><th>Start URL</th><th>State</th></tr></thead>
 <tbody>{rows}</tbody></table></section>

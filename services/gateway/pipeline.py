@@ -35,12 +35,14 @@ from services.recommender.schemas import Filters, RecommendQuery, RecommendResul
 from shared.db import Catalog
 from shared.detection import Detection, GarmentDetector
 from shared.download import fetch_image
+from shared.errors import InvalidInputError
 from shared.images import crop_box, load_image, probe_image
-from shared.netsafe import check_url
+from shared.netsafe import PrivateAddressError, UnsafeURLError, check_url
 from shared.settings import Settings
 
 __all__ = ["RecommendPipeline", "Timings"]
 
+PRIVATE_URLS_SETTING = "LOOKALIKE_GATEWAY__ALLOW_PRIVATE_IMAGE_URLS"
 WORK_SIDE = 768
 """Large JPEGs decode in draft mode to at least this many pixels a side (boxes are reported
 in pixels of the original)."""
@@ -107,23 +109,31 @@ class RecommendPipeline:
     def from_url(self, url: str, params: RecommendParams) -> RecommendResponse:
         """Fetch ``url`` with the safe downloader (private addresses refused unless
         ``gateway.allow_private_image_urls``), then as :meth:`from_bytes`."""
+        self._check_categories(params)
         timings = Timings()
         allow_private = self.settings.gateway.allow_private_image_urls
         with timings.stage("download"):
-            check_url(url, allow_private=allow_private)
-            downloaded = fetch_image(
-                url,
-                client=self.http,
-                allow_private=allow_private,
-                max_bytes=self.settings.gateway.max_upload_bytes,
-            )
-        return self.from_bytes(downloaded.content, params, timings=timings)
+            try:
+                check_url(url, allow_private=allow_private)
+                downloaded = fetch_image(
+                    url,
+                    client=self.http,
+                    allow_private=allow_private,
+                    max_bytes=self.settings.gateway.max_upload_bytes,
+                )
+            except PrivateAddressError as exc:
+                raise UnsafeURLError(
+                    f"{exc.message}: {PRIVATE_URLS_SETTING}=true lets image_url reach private "
+                    "addresses (for a local demo, never on a public gateway)"
+                ) from exc
+        return self._photo(downloaded.content, params, timings)
 
-    def from_bytes(
-        self, data: bytes, params: RecommendParams, *, timings: Timings | None = None
-    ) -> RecommendResponse:
+    def from_bytes(self, data: bytes, params: RecommendParams) -> RecommendResponse:
         """Recommendations for every garment of a photo."""
-        timings = timings or Timings()
+        self._check_categories(params)
+        return self._photo(data, params, Timings())
+
+    def _photo(self, data: bytes, params: RecommendParams, timings: Timings) -> RecommendResponse:
         limit = self.settings.gateway.max_upload_bytes
         if len(data) > limit:
             raise PayloadTooLargeError(f"the image is {len(data)} bytes; the limit is {limit}")
@@ -153,8 +163,10 @@ class RecommendPipeline:
     def from_product(self, product_id: int, params: RecommendParams) -> RecommendResponse:
         """Products like a catalog product ("more like this"): its stored vectors are the
         query, the product itself is left out."""
+        self._check_categories(params)
         timings = Timings()
         with timings.stage("lookup"):
+            self.catalog.get_product(product_id)  # 404 "no product N" for an unknown id
             stored = self.recommender.product_points(product_id)
         point = stored.points[0]
         category = point.payload.get("category")
@@ -171,6 +183,17 @@ class RecommendPipeline:
         return self._answer([garment], params, version, timings, exclude=[product_id])
 
     # ------------------------------------------------------------------------------ stages
+
+    def _check_categories(self, params: RecommendParams) -> None:
+        """A category the caller asked for must be one this shop has (422 listing them)."""
+        if not params.category:
+            return
+        known = self.catalog.categories()
+        unknown = [name for name in params.category if name not in known]
+        if unknown:
+            names = ", ".join(repr(name) for name in unknown)
+            offered = ", ".join(known) if known else "none yet (the catalog is empty)"
+            raise InvalidInputError(f"this shop has no category {names}; it has: {offered}")
 
     def _decode(self, data: bytes) -> tuple[Image.Image, tuple[int, int]]:
         gateway = self.settings.gateway

@@ -16,7 +16,7 @@ from scrapy import Request, Spider
 from scrapy.crawler import Crawler
 from scrapy.exceptions import IgnoreRequest
 
-from shared.netsafe import UnresolvableURLError, UnsafeURLError, check_url
+from shared.netsafe import PrivateAddressError, UnresolvableURLError, UnsafeURLError, check_url
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +63,8 @@ class PrivateAddressMiddleware:
             check_url(url, allow_private=allow_private, resolve_host=not allow_private)
         except UnresolvableURLError:
             return None  # the download itself reports the DNS failure, with its own stats
+        except PrivateAddressError as exc:
+            return f"{exc.message} (a source allows it with allow_private_addresses: true)"
         except UnsafeURLError as exc:
             return exc.message
         return None

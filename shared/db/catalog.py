@@ -627,6 +627,17 @@ class Catalog:
                 counts[ImageState(state)] = count
         return counts
 
+    def categories(self) -> list[str]:
+        """The shop categories of active products, A to Z (what a search can filter on)."""
+        query = (
+            select(Product.category)
+            .where(Product.active.is_(True), Product.category.is_not(None))
+            .group_by(Product.category)
+            .order_by(Product.category)
+        )
+        with self.reading() as session:
+            return [str(category) for category in session.scalars(query)]
+
     def ingest_progress(self, *, max_reasons: int = 10) -> IngestProgress:
         """Active images per state, the most common failure reasons (URLs folded), and the
         pace: when an image last finished and how many were indexed in the last minute."""

@@ -256,6 +256,10 @@ class CatalogStats(BaseModel):
     images: dict[ImageState, int]
 
 
+STALLED_AFTER_S = 300.0
+"""Images waiting and none finished for this long: ingest is stalled."""
+
+
 class IngestProgress(BaseModel):
     """Where ingest stands, from the catalog (the source of truth): active images per state,
     the most common failure reasons, and when an image last finished."""
@@ -281,3 +285,32 @@ class IngestProgress(BaseModel):
     def waiting(self) -> int:
         """Images not finished yet (pending or being processed)."""
         return self.images.get(ImageState.PENDING, 0) + self.images.get(ImageState.PROCESSING, 0)
+
+    @property
+    def failed(self) -> int:
+        return self.images.get(ImageState.FAILED, 0)
+
+    def seconds_since_progress(self, now: datetime | None = None) -> float | None:
+        if self.last_processed_at is None:
+            return None
+        now = now or datetime.now(self.last_processed_at.tzinfo)
+        return max(0.0, (now - self.last_processed_at).total_seconds())
+
+    def stalled(self, after_s: float = STALLED_AFTER_S) -> bool:
+        """Images wait, and none has finished for ``after_s``: no worker is making progress."""
+        since = self.seconds_since_progress()
+        return self.waiting > 0 and since is not None and since > after_s
+
+    def summary(self) -> str:
+        """One line for people: ``250 of 272 images indexed, 22 waiting, 0 failed; ...``."""
+        line = f"{self.done} of {self.total} images indexed, {self.waiting} waiting"
+        line += f", {self.failed} failed"
+        since = self.seconds_since_progress()
+        if since is None:
+            line += "; none finished yet"
+        else:
+            ago = f"{since:.0f} s" if since < 120 else f"{since / 60:.0f} min"
+            line += f"; last one {ago} ago, {self.indexed_last_minute} in the last minute"
+        if self.stalled():
+            line += " (stalled: is a worker running?)"
+        return line

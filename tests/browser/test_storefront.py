@@ -232,3 +232,44 @@ def test_pages_are_local_and_the_status_page_moved(indexed: Stack) -> None:
     assert 0 < config["min_price"] < config["max_price"]
     assert config["max_upload_bytes"] > 0 and config["feedback"] is True
     assert config["color_weight"] == pytest.approx(0.2)
+
+
+def test_a_refused_link_clears_the_previous_results(
+    page: Page, indexed: Stack, outfit_photo: Path, artifacts: Path
+) -> None:
+    page.goto(indexed.url)
+    with page.expect_response(RECOMMEND, timeout=QUERY_TIMEOUT_MS):
+        page.get_by_label("Choose a photo").set_input_files(outfit_photo)
+    _wait_for_answer(page)
+    expect(page.locator("#grid .card").first).to_be_visible()
+
+    dead = "http://127.0.0.1:9/outfit.jpg"  # nothing listens on the discard port
+    page.get_by_label("Or use a picture from the web").fill(dead)
+    with page.expect_response(RECOMMEND, timeout=QUERY_TIMEOUT_MS) as answer:
+        page.get_by_role("button", name="Search", exact=True).click()
+    assert answer.value.status == 422, answer.value.text()
+    expect(page.get_by_role("alert")).to_be_visible()
+    expect(page.locator("#grid .card")).to_have_count(0)
+    expect(page.locator("#boxes .box")).to_have_count(0)
+    expect(page.locator("#garments")).to_be_hidden()
+    expect(page.locator("#photo")).to_be_hidden()
+    page.screenshot(path=str(artifacts / "05-refused-link.png"), full_page=True)
+
+
+def test_while_the_catalog_is_indexed_the_page_says_so(
+    page: Page, indexed: Stack, artifacts: Path
+) -> None:
+    """The shop's real config, as it reads while ingest is still running."""
+    real = httpx.get(f"{indexed.url}/storefront/config.json", timeout=10).json()
+    total = real["catalog"]["images_total"]
+    assert real["catalog"]["indexing"] is False and real["catalog"]["images_indexed"] == total
+    midway = {**real, "catalog": {**real["catalog"], "images_indexed": 40, "indexing": True}}
+    page.route("**/storefront/config.json", lambda route: route.fulfill(json=midway))
+    page.goto(indexed.url)
+    notice = page.locator("#indexing")
+    expect(notice).to_have_text(
+        f"Indexing the catalog: 40 of {total} pictures ready. Searches cover what is ready."
+    )
+    page.screenshot(path=str(artifacts / "06-indexing.png"), full_page=False)
+    page.unroute("**/storefront/config.json")
+    expect(notice).to_be_hidden(timeout=15_000)  # the page follows the real progress

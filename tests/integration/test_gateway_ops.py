@@ -81,6 +81,17 @@ def test_product_lookup_and_status(client: TestClient, catalog: Catalog) -> None
     page = client.get("/status-page")
     assert page.status_code == 200
     assert "acme" in page.text and "<b>shirt" not in page.text
+    assert '<meta http-equiv="refresh" content="5">' in page.text
+    assert "0 of 1 images indexed, 1 waiting, 0 failed; none finished yet" in page.text
+    assert "models: loading" in page.text or "models: loaded" in page.text
+
+    config = client.get("/storefront/config.json").json()
+    assert config["catalog"] == {
+        "products": 1,
+        "images_indexed": 0,
+        "images_total": 1,
+        "indexing": True,
+    }
 
 
 def test_metrics_report_ingest_from_the_catalog(client: TestClient, catalog: Catalog) -> None:

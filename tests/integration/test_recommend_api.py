@@ -247,7 +247,8 @@ def test_more_like_this(world: World, client: TestClient) -> None:
     same = {world.ids[p.sku] for p in world.shop.catalog.products if p.category == demo.category}
     assert set(ids) <= same
     missing = client.post("/recommend", json={"product_id": 999_999})
-    assert missing.status_code == 404 and missing.json()["error"] == "not_found"
+    assert missing.status_code == 404
+    assert missing.json() == {"error": "not_found", "detail": "no product 999999"}
 
 
 def test_image_url_from_an_allowed_private_host(world: World) -> None:
@@ -280,8 +281,42 @@ def test_private_image_urls_are_refused(client: TestClient, world: World) -> Non
         assert response.status_code == 422, response.text
         assert response.json()["error"] == "unsafe_url"
         assert "private" in response.json()["detail"]
+        assert "LOOKALIKE_GATEWAY__ALLOW_PRIVATE_IMAGE_URLS=true" in response.json()["detail"]
     bad = client.post("/recommend", json={"image_url": "file:///etc/passwd"})
     assert bad.status_code == 422 and "http" in bad.json()["detail"]
+
+
+def test_a_category_the_shop_lacks_is_a_422_listing_its_categories(
+    client: TestClient, world: World
+) -> None:
+    photo = _photo(world, world.shop.catalog.products[0].sku)
+    categories = sorted({p.category for p in world.shop.catalog.products})
+    for body in (
+        {"files": {"image": ("a.jpg", photo, "image/jpeg")}, "data": {"category": "leggings"}},
+        {
+            "json": {
+                "product_id": world.ids[world.shop.catalog.products[0].sku],
+                "category": "leggings",
+            }
+        },
+        {
+            "json": {
+                "image_url": "https://example.com/a.jpg",
+                "category": f"{categories[0]},leggings",
+            }
+        },
+    ):
+        response = client.post("/recommend", **body)
+        assert response.status_code == 422, response.text
+        detail = response.json()["detail"]
+        assert "no category 'leggings'" in detail and ", ".join(categories) in detail
+
+
+def test_favicon_is_the_storefront_icon(client: TestClient) -> None:
+    icon = client.get("/favicon.ico")
+    assert icon.status_code == 200
+    assert icon.headers["content-type"].startswith("image/svg+xml")
+    assert icon.url.path == "/static/favicon.svg"
 
 
 def test_unsupported_content_and_media(client: TestClient) -> None:

@@ -49,6 +49,7 @@ const ui = {
   empty: $("empty"),
   grid: $("grid"),
   timings: $("timings"),
+  indexing: $("indexing"),
 };
 
 const state = {
@@ -64,6 +65,7 @@ const state = {
   brands: new Set(),
   categories: new Set(),
   feedback: false, // may clicks be recorded (POST /feedback is open)?
+  catalog: null, // {products, images_indexed, images_total, indexing} from the config
   sessionId: newSessionId(),
 };
 
@@ -257,13 +259,19 @@ async function search(source, { requery = false } = {}) {
     showAnswer(answer, requery);
   } catch (error) {
     if (error.name === "AbortError" || state.controller !== controller) return;
-    if (!requery && (error.status === 413 || error.status === 415)) {
-      // The photo itself was refused: nothing on screen belongs to it.
-      state.source = null;
+    if (!requery) {
+      // The new search failed: the results on screen belong to the previous one.
       state.answer = null;
-      hidePhoto();
-      ui.clear.hidden = true;
+      ui.garments.hidden = true;
+      ui.chips.replaceChildren();
       ui.timings.textContent = "";
+      drawBoxes();
+      if (error.status === 413 || error.status === 415 || source.kind === "url") {
+        // The photo itself was refused (or the link gave none): nothing on screen is its.
+        state.source = null;
+        hidePhoto();
+        ui.clear.hidden = true;
+      }
       showGrid([]);
     }
     showError(error instanceof RequestError ? error : new RequestError("Something went wrong.", String(error.message ?? error)));
@@ -358,10 +366,31 @@ function showGroup(prefix) {
   const products = Array.isArray(group.recommendations) ? group.recommendations : [];
   ui.resultsTitle.textContent = resultsTitle(group);
   showGrid(products);
-  if (products.length === 0) {
-    ui.empty.textContent = "No products match these filters. Try a wider price range, another brand, or all categories.";
-  }
+  if (products.length === 0) ui.empty.textContent = noMatchesMessage();
   announce(`${prefix}Showing ${products.length} ${products.length === 1 ? "match" : "matches"} for ${garmentLabel(group)}.`);
+}
+
+/** Why a search found nothing: a catalog still being indexed is not the shopper's filters. */
+function noMatchesMessage() {
+  const catalog = state.catalog;
+  if (catalog && catalog.images_total === 0) {
+    return "The shop's catalog is still being loaded. Please try again in a minute.";
+  }
+  if (catalog?.indexing) {
+    return `We're still indexing the catalog (${catalog.images_indexed} of ${catalog.images_total} pictures ready). Matches will appear as it finishes.`;
+  }
+  return "No products match these filters. Try a wider price range, another brand, or all categories.";
+}
+
+function showCatalogProgress(catalog) {
+  state.catalog = catalog;
+  const indexing = Boolean(catalog?.indexing || catalog?.images_total === 0);
+  ui.indexing.hidden = !indexing;
+  if (!indexing) return;
+  ui.indexing.textContent =
+    catalog.images_total === 0
+      ? "Indexing the catalog: the shop's products are on their way."
+      : `Indexing the catalog: ${catalog.images_indexed} of ${catalog.images_total} pictures ready. Searches cover what is ready.`;
 }
 
 function recordClick(product, position) {
@@ -508,5 +537,19 @@ loadConfig().then((config) => {
     $("price-range").textContent = `${low} – ${high} in this shop`;
   }
   state.feedback = config.feedback === true;
+  showCatalogProgress(config.catalog);
+  if (config.catalog?.indexing || config.catalog?.images_total === 0) followIndexing();
 });
+
+/** While the catalog is being indexed, refresh its progress (and new categories) now and then. */
+function followIndexing() {
+  window.setTimeout(async () => {
+    const config = await loadConfig();
+    if (!config) return followIndexing();
+    if (Array.isArray(config.categories)) addCategories(config.categories);
+    if (Array.isArray(config.brands)) addBrands(config.brands);
+    showCatalogProgress(config.catalog);
+    if (config.catalog?.indexing || config.catalog?.images_total === 0) followIndexing();
+  }, 5000);
+}
 document.body.classList.add("ready");
