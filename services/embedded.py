@@ -73,5 +73,7 @@ def run(settings: Settings, *, demo_products: int, demo_port: int, seed: int) ->
         app = create_app(settings, catalog=catalog)
         app.state.index = index  # one index object for ingest and search in this process
         log.info("Lookalike at http://%s:%d/", settings.host, settings.port)
-        uvicorn.run(app, host=settings.host, port=settings.port, log_config=None)
+        uvicorn.run(
+            app, host=settings.host, port=settings.port, log_config=None, proxy_headers=False
+        )
     catalog.dispose()

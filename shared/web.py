@@ -3,7 +3,8 @@
 * :class:`RequestContextMiddleware` (pure ASGI) takes ``X-Request-ID`` from the request or makes
   one, keeps it in :data:`REQUEST_ID` for the request's code (the service clients forward it
   downstream), returns it in the response header and logs one access line with it.
-* :func:`add_error_handlers` renders :class:`LookalikeError` and request validation errors as
+* :func:`add_error_handlers` renders :class:`LookalikeError`, request validation errors and
+  the framework's own HTTP errors (404 route, 405, a multipart body that does not parse) as
   ``{"error": <code>, "detail": <message>}`` with their status code.
 """
 
@@ -16,12 +17,14 @@ import uuid
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from contextvars import ContextVar
+from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
+from starlette.exceptions import HTTPException
 
 from shared.errors import LookalikeError
 
@@ -119,7 +122,7 @@ def validation_message(errors: list[Any]) -> str:
 
 
 def add_error_handlers(app: FastAPI) -> None:
-    """One error format for the project's errors and for bad parameters (422)."""
+    """One error format for the project's errors, bad parameters (422) and HTTP errors."""
 
     @app.exception_handler(LookalikeError)
     async def _lookalike_error(request: Request, exc: LookalikeError) -> JSONResponse:
@@ -141,7 +144,17 @@ def add_error_handlers(app: FastAPI) -> None:
         body = {"error": "invalid_input", "detail": validation_message(list(errors))}
         return JSONResponse(body, status_code=422)
 
+    async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, HTTPException)
+        try:
+            code = HTTPStatus(exc.status_code).phrase.lower().replace(" ", "_").replace("-", "_")
+        except ValueError:
+            code = "error"
+        body = {"error": code, "detail": str(exc.detail)}
+        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
     app.add_exception_handler(RequestValidationError, _invalid)
+    app.add_exception_handler(HTTPException, _http_error)
 
 
 async def healthz() -> dict[str, str]:

@@ -12,7 +12,8 @@ from shared.settings import get_settings
 def main() -> None:
     settings = get_settings()
     configure_logging(settings.log_level)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None)
+    app = create_app(settings)  # applies gateway.trusted_proxies itself
+    uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, proxy_headers=False)
 
 
 if __name__ == "__main__":
