@@ -53,10 +53,70 @@ class CheckedURL:
     addresses: tuple[str, ...]
 
 
+_SPECIAL = tuple(
+    ipaddress.ip_network(network)
+    for network in (
+        # IANA IPv4 Special-Purpose Address Registry: the blocks not globally reachable (all of
+        # 192.0.0.0/24, whose two anycast /32s serve no images), the deprecated 6to4 relay
+        # anycast and multicast. Python 3.11's ``is_global`` misses some (192.0.0.8).
+        "0.0.0.0/8",
+        "10.0.0.0/8",
+        "100.64.0.0/10",
+        "127.0.0.0/8",
+        "169.254.0.0/16",
+        "172.16.0.0/12",
+        "192.0.0.0/24",
+        "192.0.2.0/24",
+        "192.88.99.0/24",
+        "192.168.0.0/16",
+        "198.18.0.0/15",
+        "198.51.100.0/24",
+        "203.0.113.0/24",
+        "224.0.0.0/4",
+        "240.0.0.0/4",
+        # IANA IPv6 Special-Purpose Address Registry (the translation prefixes that embed an
+        # IPv4 address are judged by that address, see embedded_ipv4).
+        "::/128",
+        "::1/128",
+        "64:ff9b:1::/48",
+        "100::/64",
+        "100:0:0:1::/64",
+        "2001::/23",
+        "2001:db8::/32",
+        "3fff::/20",
+        "5f00::/16",
+        "fc00::/7",
+        "fe80::/10",
+        "fec0::/10",
+        "ff00::/8",
+    )
+)
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+_IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")
+
+
+def embedded_ipv4(address: IPAddress) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address stands for: IPv4-mapped (``::ffff:a.b.c.d``),
+    IPv4-compatible (``::a.b.c.d``), NAT64 (``64:ff9b::/96``) or 6to4 (``2002::/16``)."""
+    if not isinstance(address, ipaddress.IPv6Address):
+        return None
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if address in _NAT64 or address in _IPV4_COMPATIBLE:
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return None
+
+
 def is_public_address(address: IPAddress) -> bool:
-    """True for globally routable unicast addresses only."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return is_public_address(address.ipv4_mapped)
+    """True for globally routable unicast addresses only: outside every special-purpose block,
+    and for an IPv6 address that embeds an IPv4 one, that IPv4 address is public too."""
+    embedded = embedded_ipv4(address)
+    if embedded is not None:
+        return is_public_address(embedded)
+    if any(address in network for network in _SPECIAL):
+        return False
     return address.is_global and not address.is_multicast
 
 

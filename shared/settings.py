@@ -30,6 +30,14 @@ class GatewaySettings(BaseModel):
     """Let ``image_url`` point at private/loopback addresses (a local demo; never in public)."""
     download_timeout_s: float = Field(default=10.0, gt=0)
     embedder_timeout_s: float = Field(default=5.0, gt=0)
+    trusted_proxies: list[str] = Field(default_factory=list)
+    """Addresses or networks (``10.0.0.0/8``) of reverse proxies whose ``X-Forwarded-For`` and
+    ``X-Forwarded-Proto`` are believed; from any other peer they are ignored (JSON list in the
+    environment: ``LOOKALIKE_GATEWAY__TRUSTED_PROXIES='["10.0.0.5"]'``)."""
+    feedback_rate_limit_per_minute: int = Field(default=60, ge=0)
+    """Per client on ``POST /feedback`` without an API key; 0 turns the limit off."""
+    feedback_window_s: int = Field(default=3600, gt=0)
+    """How long after a ``/recommend`` answer feedback without an API key may refer to it."""
 
 
 class DetectorSettings(BaseModel):
@@ -66,6 +74,10 @@ class IngestSettings(BaseModel):
     download_timeout_s: float = Field(default=15.0, gt=0)
     max_image_bytes: int = Field(default=20 * 1024 * 1024, gt=0)
     stale_claim_after_s: int = Field(default=600, gt=0)
+    """The longest one ingest task may run (Celery's time limit)."""
+    claim_lease_s: float = Field(default=30.0, gt=0)
+    """A worker renews its claims every third of this; claims not renewed for this long (the
+    worker died) go back to ``pending`` at the sweeper's next lease check (every third too)."""
     max_attempts: int = Field(default=5, gt=0)
     detect: bool = False
     """Crop catalog images to their garments with the detector (in process, or the detector

@@ -3,7 +3,8 @@
 * :class:`RequestContextMiddleware` (pure ASGI) takes ``X-Request-ID`` from the request or makes
   one, keeps it in :data:`REQUEST_ID` for the request's code (the service clients forward it
   downstream), returns it in the response header and logs one access line with it.
-* :func:`add_error_handlers` renders :class:`LookalikeError` and request validation errors as
+* :func:`add_error_handlers` renders :class:`LookalikeError`, request validation errors and
+  the framework's own HTTP errors (404 route, 405, a multipart body that does not parse) as
   ``{"error": <code>, "detail": <message>}`` with their status code.
 """
 
@@ -17,12 +18,14 @@ import uuid
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from contextvars import ContextVar
+from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
+from starlette.exceptions import HTTPException
 
 from shared.errors import ConfigurationError, LookalikeError
 
@@ -123,7 +126,7 @@ def validation_message(errors: list[Any]) -> str:
 
 
 def add_error_handlers(app: FastAPI) -> None:
-    """One error format for the project's errors and for bad parameters (422)."""
+    """One error format for the project's errors, bad parameters (422) and HTTP errors."""
 
     @app.exception_handler(LookalikeError)
     async def _lookalike_error(request: Request, exc: LookalikeError) -> JSONResponse:
@@ -145,7 +148,17 @@ def add_error_handlers(app: FastAPI) -> None:
         body = {"error": "invalid_input", "detail": validation_message(list(errors))}
         return JSONResponse(body, status_code=422)
 
+    async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, HTTPException)
+        try:
+            code = HTTPStatus(exc.status_code).phrase.lower().replace(" ", "_").replace("-", "_")
+        except ValueError:
+            code = "error"
+        body = {"error": code, "detail": str(exc.detail)}
+        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
     app.add_exception_handler(RequestValidationError, _invalid)
+    app.add_exception_handler(HTTPException, _http_error)
 
 
 async def healthz() -> dict[str, str]:
@@ -211,7 +224,8 @@ def ensure_port_free(host: str, port: int, setting: str) -> None:
 
 def serve(app: ASGIApp, host: str, port: int, *, setting: str = "LOOKALIKE_PORT") -> None:
     """Serve ``app`` with uvicorn until interrupted: the port checked first, one access line
-    per request (ours, with the request id; uvicorn's own is off) and our logging set-up."""
+    per request (ours, with the request id; uvicorn's own is off), our logging set-up, and no
+    forwarded headers trusted by uvicorn itself."""
     import uvicorn
 
     try:
@@ -219,4 +233,6 @@ def serve(app: ASGIApp, host: str, port: int, *, setting: str = "LOOKALIKE_PORT"
     except ConfigurationError as exc:
         logging.getLogger(__name__).error("%s", exc.message)
         raise SystemExit(2) from exc
-    uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
+    # proxy_headers off: uvicorn would trust X-Forwarded-For from any local peer; the gateway
+    # applies gateway.trusted_proxies itself.
+    uvicorn.run(app, host=host, port=port, log_config=None, access_log=False, proxy_headers=False)

@@ -389,6 +389,39 @@ def _pid_alive(pid: int) -> bool:
     return stat.rpartition(")")[2].split()[:1] != ["Z"]
 
 
+class ClaimHeartbeat:
+    """While a chunk runs, renew its claims every third of ``ingest.claim_lease_s`` in a
+    background thread: a worker that dies stops renewing, and the sweeper hands its images
+    to others one lease later (not ``stale_claim_after_s``); a live one is never robbed."""
+
+    def __init__(
+        self, catalog: Catalog, worker: str, image_ids: Sequence[int], settings: Settings
+    ) -> None:
+        self.catalog = catalog
+        self.worker = worker
+        self.image_ids = list(image_ids)
+        self.every_s = settings.ingest.claim_lease_s / 3
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="claim-heartbeat", daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every_s):
+            try:
+                self.catalog.renew_claims(self.worker, self.image_ids)
+            except SQLAlchemyError as exc:
+                log.warning("could not renew %d claims (%s)", len(self.image_ids), exc)
+
+    def __enter__(self) -> ClaimHeartbeat:
+        if self.image_ids:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+
 class IngestPipeline:
     """Claim, download, crop, embed and index images (one chunk per call)."""
 
@@ -455,7 +488,8 @@ class IngestPipeline:
             indexing.remove_images(self.index, sorted(report.failed))
         finished = False
         try:
-            outcome = self._ingest(work, model, collection, claimed=True)
+            with ClaimHeartbeat(self.catalog, self.worker_id, [c.id for c in work], self.settings):
+                outcome = self._ingest(work, model, collection, claimed=True)
             finished = True
         finally:
             if not finished:

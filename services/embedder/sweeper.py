@@ -2,8 +2,10 @@
 
 Each sweep
 
-1. returns claims older than ``settings.ingest.stale_claim_after_s`` (a worker died holding
-   them) to ``pending`` and enqueues them at once;
+1. returns claims not renewed for ``settings.ingest.claim_lease_s`` (a worker died holding
+   them: live workers renew theirs every third of that) to ``pending`` and enqueues them at
+   once. Between sweeps :meth:`Sweeper.run` repeats this step alone every third of the lease,
+   so a dead worker's images are back in the queue about a lease and a third after it died;
 2. when the ingest queue is empty, enqueues ``pending`` images nobody touched for
    ``pending_after_s`` (their message was lost: Redis restarted, a producer could not reach
    the broker). While the queue still holds messages it waits, so a long backlog is never
@@ -19,6 +21,8 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -90,20 +94,42 @@ class Sweeper:
         self.pending_after_s = pending_after_s
         self._reconciled_at: datetime | None = None
 
+    def requeue_dead(self) -> int:
+        """Step 1 alone: claims whose lease ran out go back to ``pending`` and the queue."""
+        lease = timedelta(seconds=self.settings.ingest.claim_lease_s)
+        stale = self.catalog.requeue_stale(older_than=lease)
+        if stale:
+            log.info("sweep: %d claims of dead workers returned to pending", len(stale))
+            enqueue_images(stale, self.settings)
+        return len(stale)
+
+    def run(
+        self, stop: threading.Event, every_s: float, report: Callable[[SweepReport], None]
+    ) -> None:
+        """Sweep now and every ``every_s`` seconds, checking leases in between, until ``stop``
+        is set; each sweep's report goes to ``report``."""
+        check_every_s = min(every_s, self.settings.ingest.claim_lease_s / 3)
+        next_sweep = 0.0
+        while True:
+            try:
+                if time.monotonic() >= next_sweep:
+                    next_sweep = time.monotonic() + every_s
+                    report(self.sweep())
+                else:
+                    self.requeue_dead()
+            except (KombuError, OSError, LookalikeError, SQLAlchemyError) as exc:
+                log.warning("sweep failed (%s: %s); trying again later", type(exc).__name__, exc)
+            if stop.wait(check_every_s):
+                return
+
     def sweep(self) -> SweepReport:
         report = SweepReport()
         try:
-            stale = self.catalog.requeue_stale(
-                older_than=timedelta(seconds=self.settings.ingest.stale_claim_after_s)
-            )
+            report.requeued_stale = self.requeue_dead()
         except SQLAlchemyError as exc:
             report.errors.append(f"catalog: {exc.__class__.__name__}")
             log.warning("sweep: catalog unavailable (%s)", exc)
             return report
-        if stale:
-            log.info("sweep: %d stale claims returned to pending", len(stale))
-            enqueue_images(stale, self.settings)
-        report.requeued_stale = len(stale)
         report.queue_depth = queue_depth(self.settings.broker_url)
         try:
             if report.queue_depth == 0:
@@ -197,16 +223,15 @@ class SweeperThread:
         return self
 
     def _run(self) -> None:
-        while not self._stop.wait(self.every_s):
-            try:
-                report = self.sweeper.sweep()
-            except (KombuError, OSError, LookalikeError) as exc:
-                log.warning("sweep failed (%s: %s); trying again later", type(exc).__name__, exc)
-                continue
-            log.debug("sweep: %s", report.summary())
-            if self.sweeper.index is not None:
-                self.sweeper.index.flush()
-                self.sweeper.index.maintain()
+        if self._stop.wait(self.every_s):  # the first sweep one interval after start
+            return
+        self.sweeper.run(self._stop, self.every_s, self._swept)
+
+    def _swept(self, report: SweepReport) -> None:
+        log.debug("sweep: %s", report.summary())
+        if self.sweeper.index is not None:
+            self.sweeper.index.flush()
+            self.sweeper.index.maintain()
 
     def stop(self, timeout_s: float = 10.0) -> None:
         self._stop.set()

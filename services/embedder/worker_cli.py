@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
-import time
+import threading
 from typing import Any
 
 import click
@@ -91,7 +91,8 @@ def _open_index_for_cli(settings: Settings, *, required: bool) -> Any:
     help="Enqueue pending images untouched this long when the queue is empty.",
 )
 def sweep_command(once: bool, every: float, pending_after: float) -> None:
-    """Return stale claims to pending and re-enqueue pending images whose message was lost."""
+    """Return dead workers' claims to pending (checked every third of the claim lease) and
+    re-enqueue pending images whose message was lost."""
     from services.embedder.sweeper import Sweeper
     from shared.db import Catalog
 
@@ -102,12 +103,12 @@ def sweep_command(once: bool, every: float, pending_after: float) -> None:
     index = _open_index_for_cli(settings, required=False) if once or settings.qdrant_url else None
     sweeper = Sweeper(catalog, settings, index=index, pending_after_s=pending_after)
     try:
-        while True:
-            report = sweeper.sweep()
-            click.echo(json.dumps(report.summary()))
-            if once:
-                break
-            time.sleep(every)
+        if once:
+            click.echo(json.dumps(sweeper.sweep().summary()))
+        else:
+            sweeper.run(
+                threading.Event(), every, lambda report: click.echo(json.dumps(report.summary()))
+            )
     finally:
         if index is not None:
             index.close()

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Path, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from services.gateway.errors import error_responses
+from services.gateway.schemas import MAX_ID
 from shared.db import Catalog, CatalogStats, ProductOut
 from shared.health import check_broker, check_database
 from shared.settings import Settings
@@ -70,7 +72,14 @@ async def status(catalog: CatalogDep) -> CatalogStats:
     return await run_in_threadpool(catalog.stats)
 
 
-@router.get("/products/{product_id}", tags=["catalog"], response_model=ProductOut)
-async def get_product(product_id: int, catalog: CatalogDep) -> ProductOut:
+@router.get(
+    "/products/{product_id}",
+    tags=["catalog"],
+    response_model=ProductOut,
+    responses=error_responses(404, 422),
+)
+async def get_product(
+    product_id: Annotated[int, Path(ge=1, le=MAX_ID)], catalog: CatalogDep
+) -> ProductOut:
     """One catalog product with its images and their ingest state (404 if unknown)."""
     return await run_in_threadpool(catalog.get_product, product_id)

@@ -11,11 +11,13 @@ from functools import partial
 from typing import Any
 
 from fastapi import FastAPI
+from starlette.requests import ClientDisconnect
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from services.embedder.client import EmbedderClient, make_embedder
 from services.gateway.api import router
 from services.gateway.detection import make_detector
-from services.gateway.limits import make_rate_limiter
+from services.gateway.limits import make_answers, make_rate_limiter
 from services.gateway.metrics import GatewayMetrics
 from services.gateway.page import install as install_pages
 from services.gateway.pipeline import RecommendPipeline
@@ -30,6 +32,7 @@ from shared.settings import Settings, get_settings
 from shared.vectors import VectorIndex, open_index
 from shared.web import (
     ASGIApp,
+    Message,
     Receive,
     RequestContextMiddleware,
     Scope,
@@ -45,31 +48,70 @@ _BODY_SLACK = 256 * 1024
 
 
 class BodyLimitMiddleware:
-    """413 before reading a body whose declared length is over the upload limit."""
+    """413 for any request body over the upload limit, whatever its shape: a declared
+    ``Content-Length`` is refused before reading, and a body without one (chunked) is counted
+    as it streams in, so no more than the limit is ever read or buffered."""
 
     def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
         self.app = app
         self.max_bytes = max_bytes
 
+    def _answer(self, size: str) -> list[Message]:
+        body = {
+            "error": "payload_too_large",
+            "detail": f"the request is {size} bytes; the upload limit is "
+            f"{self.max_bytes - _BODY_SLACK} bytes",
+        }
+        data = json.dumps(body).encode()
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(data)).encode()),
+            (b"connection", b"close"),
+        ]
+        return [
+            {"type": "http.response.start", "status": 413, "headers": headers},
+            {"type": "http.response.body", "body": data},
+        ]
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            for name, value in scope.get("headers", []):
-                if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
-                    body = {
-                        "error": "payload_too_large",
-                        "detail": f"the request is {int(value)} bytes; the upload limit is "
-                        f"{self.max_bytes - _BODY_SLACK} bytes",
-                    }
-                    data = json.dumps(body).encode()
-                    headers = [
-                        (b"content-type", b"application/json"),
-                        (b"content-length", str(len(data)).encode()),
-                        (b"connection", b"close"),
-                    ]
-                    await send({"type": "http.response.start", "status": 413, "headers": headers})
-                    await send({"type": "http.response.body", "body": data})
-                    return
-        await self.app(scope, receive, send)
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", []):
+            if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
+                for message in self._answer(value.decode()):
+                    await send(message)
+                return
+        received = 0
+        refused = started = False
+
+        async def counted_receive() -> Message:
+            nonlocal received, refused
+            if refused:
+                return {"type": "http.disconnect"}
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    refused = True
+                    if not started:
+                        for answer in self._answer(f"over {self.max_bytes}"):
+                            await send(answer)
+                    return {"type": "http.disconnect"}  # the app stops reading here
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            if refused:
+                return  # the 413 went out: whatever the app makes of the cut body is dropped
+            started = True
+            await send(message)
+
+        try:
+            await self.app(scope, counted_receive, guarded_send)
+        except ClientDisconnect:
+            if not refused:
+                raise
 
 
 def _close(thing: Any) -> None:
@@ -114,8 +156,14 @@ def create_app(
         ]
         http = make_client(timeout_s=settings.gateway.download_timeout_s)
         owned.append(http)
-        app.state.rate_limiter = make_rate_limiter(settings)
-        owned.append(app.state.rate_limiter)
+        app.state.rate_limiter = make_rate_limiter(
+            settings, settings.recommender.rate_limit_per_minute
+        )
+        app.state.feedback_limiter = make_rate_limiter(
+            settings, settings.gateway.feedback_rate_limit_per_minute, prefix="lookalike:feedback:"
+        )
+        app.state.answers = make_answers(settings)
+        owned += [app.state.rate_limiter, app.state.feedback_limiter, app.state.answers]
         app.state.detector = detector or make_detector(settings)
         app.state.pipeline = RecommendPipeline(
             settings,
@@ -154,6 +202,9 @@ def create_app(
         BodyLimitMiddleware, max_bytes=settings.gateway.max_upload_bytes + _BODY_SLACK
     )
     app.add_middleware(RequestContextMiddleware, observe=metrics.observe_request)
+    # Outermost: the client address is settled before logs and limits see it. Serve with
+    # uvicorn's own proxy_headers off, which would trust any local peer.
+    app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.gateway.trusted_proxies)
     install_pages(app)  # before the API router: `/` is the storefront
     app.include_router(router)
     app.include_router(recommend_router)

@@ -1,11 +1,17 @@
-"""Per-client rate limits on ``POST /recommend`` and API keys for write/admin endpoints.
+"""Per-client rate limits, API keys, and what binds storefront feedback to real answers.
 
 The rate limit is GCRA (a token bucket without a refill timer): at most
-``recommender.rate_limit_per_minute`` requests a minute per client, in bursts up to the same
-number. With ``REDIS_URL`` set the budget lives in Redis (shared by every gateway replica;
-while Redis does not answer each process limits on its own), else in this process.
-Clients are told apart by their address as the server sees it (put the gateway behind a proxy
-that sets the client address, e.g. uvicorn's ``--proxy-headers``).
+``recommender.rate_limit_per_minute`` requests to ``POST /recommend`` a minute per client (and
+``gateway.feedback_rate_limit_per_minute`` to ``POST /feedback`` without an API key), in bursts
+up to the same number. With ``REDIS_URL`` set the budgets live in Redis (shared by every
+gateway replica; while Redis does not answer each process limits on its own), else in this
+process. Clients are told apart by their address; ``X-Forwarded-For`` counts only from the
+proxies in ``gateway.trusted_proxies`` (the app applies it, see
+:func:`services.gateway.app.create_app`).
+
+Feedback without an API key (the storefront) must name the ``X-Request-ID`` of a
+``/recommend`` answer of the last ``gateway.feedback_window_s`` that showed the product, and
+each kind of event counts once per answer and product (:class:`RecentAnswers`).
 """
 
 from __future__ import annotations
@@ -14,7 +20,9 @@ import hmac
 import logging
 import threading
 import time
-from typing import Protocol
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from typing import Protocol, TypeVar
 
 from fastapi import Request
 
@@ -22,15 +30,49 @@ from services.gateway.errors import ForbiddenError, RateLimitedError, Unauthoriz
 from shared.settings import Settings
 
 __all__ = [
+    "MemoryAnswers",
     "MemoryRateLimiter",
     "RateLimiter",
+    "RecentAnswers",
+    "RedisAnswers",
     "RedisRateLimiter",
     "check_api_key",
+    "enforce_feedback_limit",
     "enforce_rate_limit",
+    "make_answers",
     "make_rate_limiter",
 ]
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class _RedisBacked:
+    """A Redis client with short timeouts; while Redis does not answer, a local fallback."""
+
+    def __init__(self, url: str) -> None:
+        import redis
+
+        self._errors: tuple[type[Exception], ...] = (redis.RedisError, OSError)
+        self._client = redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
+        self._warned_at = 0.0
+
+    def _try(self, call: Callable[[], T], fallback: Callable[[], T]) -> T:
+        try:
+            return call()
+        except self._errors as exc:
+            if time.monotonic() - self._warned_at > 60:
+                self._warned_at = time.monotonic()
+                log.warning(
+                    "%s: Redis unavailable (%s); this process decides alone",
+                    type(self).__name__,
+                    exc,
+                )
+            return fallback()
+
+    def close(self) -> None:
+        self._client.close()
 
 
 class RateLimiter(Protocol):
@@ -75,74 +117,162 @@ return 0
 """
 
 
-class RedisRateLimiter:
+class RedisRateLimiter(_RedisBacked):
     """The same GCRA in Redis, one budget for every gateway process."""
 
     def __init__(self, url: str, per_minute: int, *, prefix: str = "lookalike:recommend:") -> None:
-        import redis
-
-        self._errors: tuple[type[Exception], ...] = (redis.RedisError, OSError)
-        self._client = redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
+        super().__init__(url)
         self._script = self._client.register_script(_GCRA)
         self._interval_ms = max(1, round(60_000 / per_minute))
         self._tolerance_ms = (per_minute - 1) * self._interval_ms
         self._prefix = prefix
         self._local = MemoryRateLimiter(per_minute)
-        self._warned_at = 0.0
 
     def hit(self, key: str) -> float:
-        try:
-            wait_ms = int(
-                self._script(
-                    keys=[self._prefix + key], args=[self._interval_ms, self._tolerance_ms]
-                )
-            )
-        except self._errors as exc:
-            if time.monotonic() - self._warned_at > 60:
-                self._warned_at = time.monotonic()
-                log.warning("rate limit: Redis unavailable (%s); limiting per process", exc)
-            return self._local.hit(key)
-        return wait_ms / 1000
+        def remote() -> float:
+            args = [self._interval_ms, self._tolerance_ms]
+            return int(self._script(keys=[self._prefix + key], args=args)) / 1000
 
-    def close(self) -> None:
-        self._client.close()
+        return self._try(remote, lambda: self._local.hit(key))
 
 
-def make_rate_limiter(settings: Settings) -> RateLimiter | None:
-    """Redis-backed when ``REDIS_URL`` is set, else in memory; ``None`` when turned off."""
-    per_minute = settings.recommender.rate_limit_per_minute
+def make_rate_limiter(
+    settings: Settings, per_minute: int, *, prefix: str = "lookalike:recommend:"
+) -> RateLimiter | None:
+    """Redis-backed when ``REDIS_URL`` is set, else in memory; ``None`` when ``per_minute`` is
+    0 (turned off)."""
     if per_minute <= 0:
         return None
     if settings.redis_url:
-        return RedisRateLimiter(settings.redis_url, per_minute)
+        return RedisRateLimiter(settings.redis_url, per_minute, prefix=prefix)
     return MemoryRateLimiter(per_minute)
+
+
+class RecentAnswers(Protocol):
+    def remember(self, request_id: str, product_ids: Iterable[int]) -> None:
+        """Note that the answer ``request_id`` showed these products."""
+        ...
+
+    def take(self, request_id: str, product_id: int, kind: str) -> bool | None:
+        """Count one ``kind`` event for the product of that answer: True the first time,
+        False when it was counted already, None when no recent answer showed the product."""
+        ...
+
+
+class MemoryAnswers:
+    """Recent answers in this process (at most ``max_answers``, the oldest go first)."""
+
+    def __init__(self, window_s: float, *, max_answers: int = 100_000) -> None:
+        self.window_s = window_s
+        self.max_answers = max_answers
+        self._answers: OrderedDict[str, tuple[float, frozenset[int], set[str]]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def remember(self, request_id: str, product_ids: Iterable[int]) -> None:
+        with self._lock:
+            now = time.monotonic()
+            self._answers[request_id] = (now + self.window_s, frozenset(product_ids), set())
+            self._answers.move_to_end(request_id)
+            while self._answers and (
+                len(self._answers) > self.max_answers or next(iter(self._answers.values()))[0] < now
+            ):
+                self._answers.popitem(last=False)
+
+    def take(self, request_id: str, product_id: int, kind: str) -> bool | None:
+        with self._lock:
+            answer = self._answers.get(request_id)
+            if answer is None or answer[0] < time.monotonic() or product_id not in answer[1]:
+                return None
+            event = f"{product_id}:{kind}"
+            if event in answer[2]:
+                return False
+            answer[2].add(event)
+            return True
+
+
+_TAKE = """
+if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 then return -1 end
+if redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[2]) then return 1 end
+return 0
+"""
+
+
+class RedisAnswers(_RedisBacked):
+    """Recent answers in Redis (a set of product ids per answer, expiring with the window),
+    shared by every gateway process."""
+
+    def __init__(self, url: str, window_s: int, *, prefix: str = "lookalike:answer:") -> None:
+        super().__init__(url)
+        self._script = self._client.register_script(_TAKE)
+        self.window_s = window_s
+        self._prefix = prefix
+        self._local = MemoryAnswers(window_s)
+
+    def remember(self, request_id: str, product_ids: Iterable[int]) -> None:
+        ids = sorted(set(product_ids))
+        self._local.remember(request_id, ids)
+        if not ids:
+            return
+
+        def remote() -> None:
+            key = self._prefix + request_id
+            pipe = self._client.pipeline()
+            pipe.sadd(key, *ids)
+            pipe.expire(key, self.window_s)
+            pipe.execute()
+
+        self._try(remote, lambda: None)
+
+    def take(self, request_id: str, product_id: int, kind: str) -> bool | None:
+        def remote() -> bool | None:
+            keys = [self._prefix + request_id, f"{self._prefix}{request_id}:{product_id}:{kind}"]
+            taken = int(self._script(keys=keys, args=[product_id, self.window_s]))
+            return None if taken < 0 else taken == 1
+
+        return self._try(remote, lambda: self._local.take(request_id, product_id, kind))
+
+
+def make_answers(settings: Settings) -> RecentAnswers:
+    """Redis-backed when ``REDIS_URL`` is set, else in memory."""
+    window = settings.gateway.feedback_window_s
+    return RedisAnswers(settings.redis_url, window) if settings.redis_url else MemoryAnswers(window)
 
 
 def client_key(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def enforce_rate_limit(request: Request) -> None:
-    """Dependency: 429 with ``Retry-After`` when the client is over its budget."""
-    limiter: RateLimiter | None = getattr(request.app.state, "rate_limiter", None)
+def _limit(request: Request, limiter: RateLimiter | None, per_minute: int) -> None:
     if limiter is None:
         return
     wait = limiter.hit(client_key(request))
     if wait > 0:
-        per_minute = request.app.state.settings.recommender.rate_limit_per_minute
         raise RateLimitedError(
             f"too many requests: at most {per_minute} a minute per client; retry in {wait:.1f} s",
             retry_after_s=wait,
         )
 
 
-def check_api_key(request: Request) -> None:
-    """Dependency of write/admin endpoints: with ``LOOKALIKE_API_KEY`` set, the request must
-    carry it in ``X-API-Key`` (or ``Authorization: Bearer``): 401 without a key, 403 with a
-    wrong one."""
+def enforce_rate_limit(request: Request) -> None:
+    """Dependency of ``/recommend``: 429 with ``Retry-After`` when the client is over its
+    budget."""
+    per_minute = request.app.state.settings.recommender.rate_limit_per_minute
+    _limit(request, getattr(request.app.state, "rate_limiter", None), per_minute)
+
+
+def enforce_feedback_limit(request: Request) -> None:
+    """:func:`enforce_rate_limit` for storefront feedback (its own, smaller budget)."""
+    per_minute = request.app.state.settings.gateway.feedback_rate_limit_per_minute
+    _limit(request, getattr(request.app.state, "feedback_limiter", None), per_minute)
+
+
+def check_api_key(request: Request) -> bool:
+    """With ``LOOKALIKE_API_KEY`` set, the request must carry it in ``X-API-Key`` (or
+    ``Authorization: Bearer``): 401 without a key, 403 with a wrong one, True with the right
+    one. Without a key configured: False (an anonymous caller, e.g. the storefront)."""
     settings: Settings = request.app.state.settings
     if not settings.api_key:
-        return
+        return False
     given = request.headers.get("x-api-key")
     if given is None:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
@@ -151,3 +281,4 @@ def check_api_key(request: Request) -> None:
         raise UnauthorizedError("this endpoint needs an API key (X-API-Key header)")
     if not hmac.compare_digest(given.encode(), settings.api_key.encode()):
         raise ForbiddenError("the API key is not valid")
+    return True

@@ -12,8 +12,18 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, ValidationError
 from starlette.datastructures import UploadFile
 
-from services.gateway.errors import PayloadTooLargeError, UnsupportedMediaTypeError
-from services.gateway.limits import check_api_key, enforce_rate_limit
+from services.gateway.errors import (
+    ConflictError,
+    PayloadTooLargeError,
+    UnsupportedMediaTypeError,
+    error_responses,
+)
+from services.gateway.limits import (
+    RecentAnswers,
+    check_api_key,
+    enforce_feedback_limit,
+    enforce_rate_limit,
+)
 from services.gateway.metrics import GatewayMetrics
 from services.gateway.pipeline import RecommendPipeline
 from services.gateway.schemas import (
@@ -26,7 +36,7 @@ from services.gateway.schemas import (
 )
 from shared.db import Catalog, FeedbackIn
 from shared.errors import InvalidInputError
-from shared.web import validation_message
+from shared.web import REQUEST_ID, validation_message
 
 router = APIRouter()
 
@@ -44,23 +54,39 @@ def _catalog(request: Request) -> Catalog:
 PipelineDep = Annotated[RecommendPipeline, Depends(_pipeline)]
 CatalogDep = Annotated[Catalog, Depends(_catalog)]
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"description": "API key missing"},
-    403: {"description": "API key wrong"},
-    404: {"description": "Unknown product, or not indexed yet"},
-    413: {"description": "Upload larger than gateway.max_upload_bytes"},
-    415: {"description": "Not an image (content is sniffed), or neither multipart nor JSON"},
-    422: {"description": "Bad parameter, bad or unfetchable image_url, private address"},
-    429: {"description": "Over the per-client rate limit (see Retry-After)"},
-    503: {"description": "A downstream service did not answer in time"},
-}
+
+def _inline_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """The model's JSON schema with its ``$defs`` (enums) written in place, so that it can sit
+    in an OpenAPI operation of its own."""
+    schema = model.model_json_schema()
+    defs = schema.pop("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref", "")
+            if ref.startswith("#/$defs/"):
+                return resolve(defs[ref.removeprefix("#/$defs/")])
+            return {key: resolve(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [resolve(item) for item in node]
+        return node
+
+    return resolve(schema)
+
+
 _RECOMMEND_BODY = {
     "requestBody": {
         "required": True,
         "content": {
-            "multipart/form-data": {"schema": RecommendForm.model_json_schema()},
-            "application/json": {"schema": RecommendJSON.model_json_schema()},
+            "multipart/form-data": {"schema": _inline_schema(RecommendForm)},
+            "application/json": {"schema": _inline_schema(RecommendJSON)},
         },
+    }
+}
+_FEEDBACK_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": _inline_schema(FeedbackBody)}},
     }
 }
 
@@ -70,6 +96,19 @@ def _parse(model: type[Model], values: dict[str, Any]) -> Model:
         return model.model_validate(values)
     except ValidationError as exc:
         raise InvalidInputError(validation_message(list(exc.errors()))) from exc
+
+
+async def _json_object(request: Request) -> dict[str, Any]:
+    """The body as a JSON object, or a 422 that says what is wrong with it."""
+    try:
+        body = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InvalidInputError(f"the body is not valid JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise InvalidInputError("the body is not valid JSON: nested too deeply") from exc
+    if not isinstance(body, dict):
+        raise InvalidInputError("the JSON body must be an object")
+    return body
 
 
 def _fields(items: Iterable[tuple[str, Any]]) -> dict[str, Any]:
@@ -90,7 +129,7 @@ def _fields(items: Iterable[tuple[str, Any]]) -> dict[str, Any]:
     tags=["recommend"],
     summary="Products that look like each garment of a photo",
     dependencies=[Depends(enforce_rate_limit)],
-    responses={k: v for k, v in _ERRORS.items() if k not in (401, 403)},
+    responses=error_responses(400, 404, 413, 415, 422, 429, 503),
     openapi_extra=_RECOMMEND_BODY,
 )
 async def recommend(request: Request, pipeline: PipelineDep) -> RecommendResponse:
@@ -99,6 +138,15 @@ async def recommend(request: Request, pipeline: PipelineDep) -> RecommendRespons
     like this": the product's own vectors). Each garment found gets its box, category with the
     classifier's probability, and the ``k`` most similar active products; ``timings_ms`` has
     the time per stage."""
+    answer = await _recommend(request, pipeline)
+    request_id = REQUEST_ID.get()
+    if request_id is not None:
+        shown = [r.id for group in answer.groups for r in group.recommendations]
+        await run_in_threadpool(request.app.state.answers.remember, request_id, shown)
+    return answer
+
+
+async def _recommend(request: Request, pipeline: RecommendPipeline) -> RecommendResponse:
     content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     query = _fields(request.query_params.multi_items())
     limit = pipeline.settings.gateway.max_upload_bytes
@@ -114,12 +162,7 @@ async def recommend(request: Request, pipeline: PipelineDep) -> RecommendRespons
         params = _parse(RecommendParams, {**query, **fields})
         return await run_in_threadpool(pipeline.from_bytes, data, params)
     if content_type == "application/json":
-        try:
-            body = await request.json()
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise InvalidInputError(f"the body is not valid JSON: {exc}") from exc
-        if not isinstance(body, dict):
-            raise InvalidInputError("the JSON body must be an object")
+        body = await _json_object(request)
         request_json = _parse(RecommendJSON, {**query, **body})
         params = RecommendParams.model_validate(
             request_json.model_dump(exclude={"image_url", "product_id"})
@@ -140,15 +183,42 @@ async def recommend(request: Request, pipeline: PipelineDep) -> RecommendRespons
     status_code=201,
     tags=["recommend"],
     summary="Record an impression, click or purchase of a recommended product",
-    dependencies=[Depends(check_api_key)],
-    responses={k: _ERRORS[k] for k in (401, 403, 404, 422)},
+    responses=error_responses(401, 403, 404, 409, 413, 422, 429),
+    openapi_extra=_FEEDBACK_BODY,
 )
-async def feedback(body: FeedbackBody, catalog: CatalogDep) -> FeedbackOut:
-    """Stored in the catalog DB for offline and A/B measurement. Needs the API key
-    (``X-API-Key``) when ``LOOKALIKE_API_KEY`` is set."""
+async def feedback(request: Request, catalog: CatalogDep) -> FeedbackOut:
+    """Stored in the catalog DB for offline and A/B measurement. With ``LOOKALIKE_API_KEY`` set
+    it needs the key (``X-API-Key``) and takes any event. Without a key (the storefront) it is
+    rate limited per client, ``request_id`` must be the ``X-Request-ID`` of a recent
+    ``/recommend`` answer that showed the product (422 if not), and each kind of event counts
+    once per answer and product (409 for a repeat)."""
+    admin = await run_in_threadpool(check_api_key, request)
+    if not admin:
+        await run_in_threadpool(enforce_feedback_limit, request)
+    body = _parse(FeedbackBody, await _json_object(request))
+    if not admin:
+        await run_in_threadpool(_bind_to_answer, request.app.state.answers, body)
     event = FeedbackIn(**body.model_dump())
     event_id = await run_in_threadpool(catalog.record_feedback, event)
     return FeedbackOut(id=event_id)
+
+
+def _bind_to_answer(answers: RecentAnswers, body: FeedbackBody) -> None:
+    if body.request_id is None:
+        raise InvalidInputError(
+            "request_id: give the X-Request-ID of the /recommend answer that showed the product"
+        )
+    taken = answers.take(body.request_id, body.product_id, body.kind.value)
+    if taken is None:
+        raise InvalidInputError(
+            f"request_id: no recent /recommend answer {body.request_id!r} showed product "
+            f"{body.product_id}"
+        )
+    if not taken:
+        raise ConflictError(
+            f"a {body.kind.value} of product {body.product_id} for answer {body.request_id!r} "
+            "was recorded already"
+        )
 
 
 @router.get("/metrics", tags=["ops"], response_class=Response)

@@ -2,11 +2,32 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from shared.db.models import FeedbackKind
+
+MAX_ID = 2**53 - 1
+"""The largest id the API takes: within the 64-bit integers of the catalog and the index, and
+exact in a JavaScript number and in OpenAPI's (floating-point) ``maximum``."""
+
+
+def _not_bool(value: Any) -> Any:
+    """JSON ``true`` is not a number (pydantic's lax mode would read it as 1)."""
+    if isinstance(value, bool):
+        raise ValueError("Input should be a number, not a boolean")
+    return value
+
+
+def _bool_only(value: Any) -> Any:
+    """A boolean, or its spelling in a form field or query parameter; never a number."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        raise ValueError("Input should be a valid boolean, not a number")
+    return value
+
+
+ProductId = Annotated[int, Field(ge=1, le=MAX_ID, description="A catalog product id.")]
 
 
 def _listed(value: Any) -> Any:
@@ -23,7 +44,7 @@ def _listed(value: Any) -> Any:
 class RecommendParams(BaseModel):
     """How to search; the same fields as form fields, JSON fields or query parameters."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     k: int | None = Field(
         default=None, ge=1, le=100, description="Products per garment (default 12)."
@@ -53,6 +74,10 @@ class RecommendParams(BaseModel):
     currency: str | None = Field(default=None, min_length=3, max_length=3, examples=["EUR"])
 
     _split = field_validator("category", "brand", mode="before")(_listed)
+    _numbers = field_validator(
+        "k", "color_weight", "diversity", "min_price", "max_price", mode="before"
+    )(_not_bool)
+    _booleans = field_validator("cross_category", mode="before")(_bool_only)
 
     @model_validator(mode="after")
     def _consistent(self) -> RecommendParams:
@@ -70,8 +95,14 @@ class RecommendParams(BaseModel):
 class RecommendJSON(RecommendParams):
     """JSON body: an ``image_url`` to fetch, or a ``product_id`` for "more like this"."""
 
+    model_config = ConfigDict(
+        json_schema_extra={"oneOf": [{"required": ["image_url"]}, {"required": ["product_id"]}]}
+    )
+
     image_url: str | None = Field(default=None, max_length=2048)
-    product_id: int | None = Field(default=None, ge=1)
+    product_id: ProductId | None = None
+
+    _id = field_validator("product_id", mode="before")(_not_bool)
 
     @model_validator(mode="after")
     def _one_source(self) -> RecommendJSON:
@@ -126,18 +157,23 @@ class RecommendResponse(BaseModel):
 
 
 class FeedbackBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     kind: FeedbackKind
-    product_id: int = Field(ge=1)
+    product_id: ProductId
     request_id: str | None = Field(
-        default=None, max_length=64, description="X-Request-ID of the /recommend answer."
+        default=None,
+        max_length=64,
+        description="X-Request-ID of the /recommend answer that showed the product; required "
+        "without an API key.",
     )
     session_id: str | None = Field(default=None, max_length=128)
     variant: str | None = Field(default=None, max_length=50, description="A/B variant.")
-    position: int | None = Field(default=None, ge=0)
+    position: int | None = Field(default=None, ge=0, le=10_000)
     score: float | None = None
     model_version: str | None = Field(default=None, max_length=200)
+
+    _numbers = field_validator("product_id", "position", "score", mode="before")(_not_bool)
 
 
 class FeedbackOut(BaseModel):

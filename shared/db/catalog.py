@@ -581,8 +581,26 @@ class Catalog:
                     released.append(row)
         return sorted(released)
 
+    def renew_claims(self, worker: str, image_ids: Sequence[int]) -> int:
+        """A live worker's heartbeat: its claims on these images are fresh again (so that
+        :meth:`requeue_stale` leaves them alone). Returns how many it still holds."""
+        stmt = (
+            update(ProductImage)
+            .where(
+                ProductImage.id.in_(list(image_ids)),
+                ProductImage.state == ImageState.PROCESSING,
+                ProductImage.claimed_by == worker,
+            )
+            .values(claimed_at=utcnow())
+            .returning(ProductImage.id)
+            .execution_options(synchronize_session=False)
+        )
+        with self.writing() as session:
+            return len(session.scalars(stmt).all())
+
     def requeue_stale(self, *, older_than: timedelta) -> list[int]:
-        """Return images stuck in ``processing`` (a worker died) to ``pending``."""
+        """Return images whose claim was not renewed for ``older_than`` (their worker died)
+        to ``pending``."""
         cutoff = utcnow() - older_than
         stmt = (
             update(ProductImage)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
@@ -23,6 +23,14 @@ class _In(BaseModel):
 
 class _Out(BaseModel):
     model_config = ConfigDict(frozen=True, from_attributes=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _aware(cls, value: Any) -> Any:
+        """Times are UTC; SQLite hands them back without a zone, so they get one (RFC 3339)."""
+        if isinstance(value, datetime) and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
 
 
 def _absolute_http_url(value: str) -> str:

@@ -10,6 +10,7 @@ import json
 import os
 import signal
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -66,7 +67,7 @@ def env(
         CELERY_BROKER_URL=redis_db_url,
         LOOKALIKE_DATA_DIR=str(settings.data_dir),
         LOOKALIKE_LOG_LEVEL="INFO",
-        LOOKALIKE_INGEST__STALE_CLAIM_AFTER_S="4",
+        LOOKALIKE_INGEST__CLAIM_LEASE_S="4",
     )
 
 
@@ -246,7 +247,7 @@ def test_lost_queue_and_killed_worker_are_recovered_by_the_sweeper(
     try:
 
         def recovered() -> bool:
-            sweep()  # stale claims (older than 4 s) back to pending, lost ones enqueued
+            sweep()  # claims not renewed for 4 s back to pending, lost ones enqueued
             return settled(pg_catalog)
 
         wait_for(recovered, 180, f"recovery:\n{second.output()}")
@@ -254,3 +255,55 @@ def test_lost_queue_and_killed_worker_are_recovered_by_the_sweeper(
         second.stop()
     assert all(pg_catalog.get_image(i).state is ImageState.DONE for i in ids)
     _check_index(pg_catalog, Path(env["LOOKALIKE_DATA_DIR"]), len(ids))
+
+
+def test_a_killed_workers_images_are_done_within_a_lease(
+    pg_catalog: Catalog,
+    shop: DemoShop,
+    env: dict[str, str],
+    producer: Settings,
+    tmp_path: Path,
+) -> None:
+    """SIGKILL a worker mid-task with the shipped lease (30 s) and time limit (600 s): its
+    reserved messages wait out Redis' visibility timeout (an hour), so it is the lease that
+    brings its images back, once each."""
+    lease = {k: v for k, v in env.items() if k != "LOOKALIKE_INGEST__CLAIM_LEASE_S"}
+    source = demo_source(pg_catalog, shop.url, **SLOW)
+    ids = pg_catalog.upsert_products(source.id, demo_items(shop, 4)).new_image_ids
+    assert enqueue_images(ids, producer, chunk_size=3)
+
+    first = _worker(lease, tmp_path / "first.log")
+    try:
+        wait_for(
+            lambda: pg_catalog.image_state_counts()[ImageState.PROCESSING] > 0,
+            120,
+            f"a task to start:\n{first.output()}",
+        )
+    finally:
+        first.kill()
+    killed_at = time.monotonic()
+    held = {
+        row["id"]
+        for row in pg_catalog.run_query("SELECT id FROM product_images WHERE state = 'processing'")
+    }
+    assert held
+
+    sweeper = Process(["sweep"], lease, tmp_path / "sweep.log")
+    second = _worker(lease, tmp_path / "second.log")
+    try:
+        wait_for(
+            lambda: settled(pg_catalog),
+            150,
+            f"recovery:\n{second.output()}\n{sweeper.output()}",
+        )
+        recovered_s = time.monotonic() - killed_at
+    finally:
+        second.stop()
+        sweeper.stop()
+    print(f"a killed worker's {len(held)} images done {recovered_s:.1f} s after the kill")
+    assert "claims of dead workers returned to pending" in sweeper.output()
+    images = {i: pg_catalog.get_image(i) for i in ids}
+    assert all(image.state is ImageState.DONE for image in images.values())
+    assert all(images[i].attempts == 2 for i in held)  # the dead claim, then one more
+    assert all(images[i].attempts == 1 for i in set(ids) - held)  # nobody else twice
+    _check_index(pg_catalog, Path(env["LOOKALIKE_DATA_DIR"]), len(ids))  # 0 lost, 0 duplicated

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from pydantic import ValidationError
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from shared.db import (
     Catalog,
@@ -24,7 +24,7 @@ from shared.db import (
     ProductIn,
     SourceIn,
 )
-from shared.db.models import CrawlStatus, GarmentCrop, utcnow
+from shared.db.models import CrawlStatus, GarmentCrop, ProductImage, utcnow
 from shared.errors import InvalidInputError, NotFoundError, ReadOnlyQueryError
 
 pytestmark = pytest.mark.integration
@@ -354,6 +354,19 @@ def test_a_claim_takes_at_most_its_limit(catalog: Catalog, source_id: int) -> No
     assert len(first) == 2
     assert catalog.image_state_counts()[ImageState.PENDING] == 3
     assert len(catalog.claim_images("w", limit=10)) == 3
+
+
+def test_renewed_claims_outlive_the_lease_and_dead_ones_do_not(
+    catalog: Catalog, source_id: int
+) -> None:
+    first, second = catalog.upsert_products(source_id, [product(1, images=2)]).new_image_ids
+    alive, dead = catalog.claim_image(first, "alive"), catalog.claim_image(second, "dead")
+    assert alive is not None and dead is not None
+    with catalog.writing() as session:  # both claims were taken a minute ago
+        session.execute(update(ProductImage).values(claimed_at=utcnow() - timedelta(minutes=1)))
+    assert catalog.renew_claims("alive", [alive.id, dead.id]) == 1  # only its own claim
+    assert catalog.requeue_stale(older_than=timedelta(seconds=30)) == [dead.id]
+    assert catalog.claims_of([alive.id, dead.id]) == {alive.id: "alive"}
 
 
 def test_inactive_images_are_not_claimed(catalog: Catalog, source_id: int) -> None:

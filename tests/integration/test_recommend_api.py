@@ -396,11 +396,20 @@ def test_rate_limit(world: World, redis_db_url: str, backend: str) -> None:
 
 
 def test_feedback_and_api_keys(world: World) -> None:
-    product_id = next(iter(world.ids.values()))
+    demo = world.shop.catalog.products[0]
+    product_id = world.ids[demo.sku]
     event = {"kind": "click", "product_id": product_id, "position": 0, "variant": "a"}
-    with _client(world) as open_client:
-        recorded = open_client.post("/feedback", json=event)
+    with _client(world) as open_client:  # the storefront: no key, bound to a real answer
+        answer = open_client.post(
+            "/recommend", files={"image": ("a.jpg", _photo(world, demo.sku), "image/jpeg")}
+        )
+        assert product_id in _ids(answer.json())
+        unbound = open_client.post("/feedback", json=event)
+        assert unbound.status_code == 422 and "request_id" in unbound.json()["detail"]
+        shown = {**event, "request_id": answer.headers["X-Request-ID"]}
+        recorded = open_client.post("/feedback", json=shown)
         assert recorded.status_code == 201, recorded.text
+        assert open_client.post("/feedback", json=shown).status_code == 409
     with _client(world, api_key="s3cret") as client:
         missing = client.post("/feedback", json=event)
         assert missing.status_code == 401 and missing.json()["error"] == "unauthorized"

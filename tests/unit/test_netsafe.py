@@ -27,6 +27,17 @@ pytestmark = pytest.mark.unit
         "http://2130706433/",
         "http://0x7f.1/",
         "http://224.0.0.1/",
+        # IPv6 forms that embed a private IPv4 address, and special blocks 3.11 calls global
+        "http://[::127.0.0.1]/",
+        "http://[64:ff9b::7f00:1]/",
+        "http://[64:ff9b::a9fe:a9fe]/",
+        "http://[64:ff9b:1::1]/",
+        "http://[2002:7f00:1::1]/",
+        "http://[2002:c0a8:101::1]/",
+        "http://[2001::1]/",
+        "http://192.0.0.8/",
+        "http://192.0.0.170/",
+        "http://198.18.0.1/",
     ],
 )
 def test_private_and_special_addresses_are_refused(url: str) -> None:
@@ -64,3 +75,10 @@ def test_public_literal_passes_without_resolving() -> None:
 def test_unresolvable_host_is_a_clear_error() -> None:
     with pytest.raises(UnresolvableURLError, match="does not resolve"):
         check_url("http://no-such-host.invalid/x.jpg")
+
+
+@pytest.mark.parametrize(
+    "host", ["8.8.8.8", "[2606:4700::1111]", "[::ffff:8.8.8.8]", "[64:ff9b::808:808]"]
+)
+def test_public_addresses_pass_also_when_embedded(host: str) -> None:
+    assert check_url(f"http://{host}/a.jpg", resolve_host=False).addresses
