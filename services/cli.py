@@ -12,7 +12,7 @@ import click
 
 from services.detector.cli import eval_detector_command, train_detector_command
 from services.embedder.cli import eval_command, train_command
-from services.embedder.worker_cli import (
+from services.ingest.cli import (
     ingest_status_command,
     reindex_command,
     sweep_command,

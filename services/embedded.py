@@ -30,8 +30,8 @@ from fastapi import FastAPI
 
 from services.demo_shop.catalog import DemoCatalog
 from services.demo_shop.server import DemoShop
-from services.embedder.tasks import InProcessWorker
 from services.gateway.app import create_app
+from services.ingest.tasks import InProcessWorker
 from services.scraper.scheduler import Scheduler
 from services.scraper.settings import get_scraper_settings
 from shared.db import Catalog, SourceIn

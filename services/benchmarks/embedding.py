@@ -52,8 +52,8 @@ def _measure(embedder: object, jpegs: list[bytes], n_batched: int, n_single: int
 
 
 def _decode_rate(jpegs: list[bytes]) -> Figures:
-    from services.embedder.models import backbone_spec
-    from services.embedder.models.preprocess import decode_batch, decode_pool
+    from services.modellab.models import backbone_spec
+    from services.modellab.models.preprocess import decode_batch, decode_pool
 
     preprocess = backbone_spec("efficientnet_lite0").preprocess
     items = [jpegs[i % len(jpegs)] for i in range(256)]
@@ -84,7 +84,7 @@ def embedding_throughput() -> Figures:
     import torch
 
     from services.embedder.inference import Embedder
-    from services.embedder.onnx import onnxruntime_available
+    from services.modellab.onnx import onnxruntime_available
 
     torch.set_num_threads(torch.get_num_threads())
     jpegs = _jpegs()

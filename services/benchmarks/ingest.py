@@ -107,9 +107,9 @@ def _pipeline(
     items: list[object], workdir: Path, models_dir: Path, concurrency: int
 ) -> tuple[float, int, int]:
     """Images/s from enqueue to the last image done, with the points and crops counted."""
-    from services.embedder.indexing import ALIAS
-    from services.embedder.tasks import InProcessWorker
+    from services.ingest.tasks import InProcessWorker
     from shared.db import Catalog, ImageState, ProductIn, SourceIn
+    from shared.index_layout import ALIAS
     from shared.queue import enqueue_images
     from shared.settings import Settings
     from shared.vectors import open_index

@@ -58,9 +58,10 @@ def _settings(data_dir: Path) -> Settings:
 
 def build(data_dir: Path, products: int, seed: int = 0) -> dict[str, Any]:
     """Fill the catalog and the index under ``data_dir``; returns build figures."""
-    from services.embedder import indexing
-    from services.embedder.colour import COLOUR_DIM
-    from services.embedder.ingest import ModelProvider
+    from services.embedder.provider import ModelProvider
+    from services.ingest import indexing
+    from shared import index_layout
+    from shared.colour import COLOUR_DIM
     from shared.vectors import EdgeIndex, Point
 
     settings = _settings(data_dir)
@@ -118,7 +119,7 @@ def build(data_dir: Path, products: int, seed: int = 0) -> dict[str, Any]:
             product_id = ids[i]
             points.append(
                 Point(
-                    indexing.point_id(product_id, product_id, (0, 0, 400, 500), info.version),
+                    index_layout.point_id(product_id, product_id, (0, 0, 400, 500), info.version),
                     {"cnn": cnn[j], "cnn_l1": cnn[j], "colour": colour[j]},
                     {
                         "product_id": product_id,

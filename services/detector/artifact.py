@@ -21,7 +21,7 @@ import torch
 from pydantic import BaseModel, Field
 
 from services.detector.network import DetectionHead, DetectorNet, build_lite_trunk
-from services.embedder.artifact import (
+from services.modellab.artifact import (
     CARD_FILE,
     WEIGHTS_FILE,
     read_card,

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -22,6 +21,7 @@ from PIL import Image
 from services.detector.data import letterbox
 from services.detector.network import OUTPUT_STRIDE, STRIDE_MULTIPLE
 from services.detector.postprocess import decode
+from services.modellab.runtime import LoadOnce
 from shared.detection import Detection
 from shared.errors import ConfigurationError, InvalidInputError
 
@@ -36,7 +36,7 @@ def export_detector_onnx(net: Any, path: Path, long_side: int) -> Path:
     """Export a :class:`DetectorNet` with dynamic batch, height and width (once per path)."""
     import torch
 
-    from services.embedder.onnx import export_once
+    from services.modellab.onnx import export_once
 
     example = torch.zeros(1, 3, long_side, long_side * 2 // 3 // STRIDE_MULTIPLE * STRIDE_MULTIPLE)
     axes = {
@@ -47,8 +47,9 @@ def export_detector_onnx(net: Any, path: Path, long_side: int) -> Path:
     return export_once(net, example, path, output_names=["peaks", "distances"], dynamic_axes=axes)
 
 
-class ModelRunner:
-    """The trained detector of one model directory, loaded on first use."""
+class ModelRunner(LoadOnce):
+    """The trained detector of one model directory, loaded on first use
+    (:class:`~services.modellab.runtime.LoadOnce`)."""
 
     def __init__(
         self,
@@ -58,14 +59,13 @@ class ModelRunner:
         onnx_cache: str | os.PathLike[str] | None = None,
         threads: int | None = None,
     ) -> None:
+        super().__init__()
         if runtime not in ("auto", "torch", "onnx"):
             raise InvalidInputError(f"runtime must be auto, torch or onnx, got {runtime!r}")
         self.model_dir = Path(model_dir)
         self.requested_runtime: Runtime = runtime
         self.onnx_cache = Path(onnx_cache) if onnx_cache is not None else None
         self.threads = threads
-        self._lock = threading.Lock()
-        self._loaded = False
         self._net: Any = None
         self._session: Any = None
         self.runtime: str = "unloaded"
@@ -73,34 +73,27 @@ class ModelRunner:
         self.classes: list[str] = []
         self.long_side = 416
 
-    def load(self) -> ModelRunner:
-        """Build the network (and the ONNX session); safe to call from many threads."""
-        if self._loaded:
-            return self
-        with self._lock:
-            if self._loaded:
-                return self
-            from services.detector.artifact import load_net
+    def _load(self) -> None:
+        """Build the network (and the ONNX session)."""
+        from services.detector.artifact import load_net
 
-            net, card = load_net(self.model_dir)
-            self.version, self.classes, self.long_side = card.version, card.classes, card.long_side
-            runtime = self.requested_runtime
-            if runtime == "auto":
-                runtime = "onnx" if _onnxruntime_available() else "torch"
-            if runtime == "onnx":
-                self._session = self._onnx_session(net)
-            self._net = net
-            self.runtime = runtime
-            self._loaded = True
-            log.info("detector %s loaded (%s)", self.version, runtime)
-        return self
+        net, card = load_net(self.model_dir)
+        self.version, self.classes, self.long_side = card.version, card.classes, card.long_side
+        runtime = self.requested_runtime
+        if runtime == "auto":
+            runtime = "onnx" if _onnxruntime_available() else "torch"
+        if runtime == "onnx":
+            self._session = self._onnx_session(net)
+        self._net = net
+        self.runtime = runtime
+        log.info("detector %s loaded (%s)", self.version, runtime)
 
     def _onnx_session(self, net: Any) -> Any:
         if not _onnxruntime_available():
             raise ConfigurationError("the onnx runtime needs the onnx and onnxruntime packages")
         import onnxruntime as ort
 
-        from services.embedder.onnx import session_options
+        from services.modellab.onnx import session_options
         from shared.settings import get_settings
 
         cache = self.onnx_cache or get_settings().models_dir / "onnx"

@@ -69,7 +69,7 @@ class LiteTrunk(nn.Module):
 
 def build_lite_trunk(weights: str = "imagenet") -> LiteTrunk:
     """EfficientNet-Lite0 from the backbone registry (offline ImageNet weights by default)."""
-    from services.embedder.models import create_backbone
+    from services.modellab.models import create_backbone
 
     backbone = create_backbone("efficientnet_lite0", weights=weights)
     trunk = LiteTrunk(backbone.features.net)

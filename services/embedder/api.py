@@ -21,7 +21,7 @@ from PIL import Image
 from starlette.datastructures import UploadFile
 
 from services.embedder.client import RAW_TYPE
-from services.embedder.ingest import ModelProvider
+from services.embedder.provider import ModelProvider
 from services.embedder.service import MAX_CROPS, EmbedderService, Features
 from shared.db import Catalog
 from shared.errors import InvalidInputError

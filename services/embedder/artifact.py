@@ -13,38 +13,35 @@ vector can name exactly the model that made it.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import pickle
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 import torch
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 
-from services.embedder.models import Preprocess, create_backbone
 from services.embedder.network import EmbeddingNet
+from services.modellab.artifact import (
+    WEIGHTS_FILE,
+    is_model_dir,
+    read_card,
+    write_artifact,
+)
+from services.modellab.models import Preprocess, create_backbone
 from shared.errors import ConfigurationError, NotFoundError
 
 __all__ = [
-    "CARD_FILE",
-    "WEIGHTS_FILE",
+    "SHIPPED_DIR",
     "ModelCard",
     "find_model_dir",
-    "is_model_dir",
     "load_card",
     "load_model",
     "save_model",
     "shipped_models",
-    "write_artifact",
-    "write_card",
 ]
 
-CARD_FILE = "model.json"
-CardT = TypeVar("CardT", bound=BaseModel)
-WEIGHTS_FILE = "weights.pt"
 FORMAT_VERSION = 1
 
 
@@ -81,11 +78,6 @@ SHIPPED_DIR = Path(__file__).parent / "artifacts"
 """Small fine-tuned models that ship with the code, one directory per name."""
 
 
-def is_model_dir(path: str | os.PathLike[str]) -> bool:
-    """Whether ``path`` is a directory holding a model card."""
-    return (Path(path) / CARD_FILE).is_file()
-
-
 def shipped_models() -> list[str]:
     """Names of the models in ``services/embedder/artifacts/``."""
     if not SHIPPED_DIR.is_dir():
@@ -101,56 +93,6 @@ def find_model_dir(model: str | os.PathLike[str]) -> Path | None:
     if "/" not in str(model) and is_model_dir(shipped):
         return shipped
     return None
-
-
-def read_card(path: str | Path, card_type: type[CardT], *, kind: str, max_version: int) -> CardT:
-    """Read and validate ``PATH/model.json`` as ``card_type`` (a model or detector card)."""
-    card_path = Path(path) / CARD_FILE
-    if not card_path.is_file():
-        raise NotFoundError(f"no {kind} at {path}: {CARD_FILE} is missing")
-    try:
-        card = card_type.model_validate_json(card_path.read_text())
-    except ValidationError as exc:
-        raise ConfigurationError(f"{card_path} is not a valid {kind} card: {exc}") from exc
-    version = int(getattr(card, "format_version", 1))
-    if version > max_version:
-        raise ConfigurationError(
-            f"{card_path} has format {version}; this Lookalike reads up to {max_version}"
-        )
-    return card
-
-
-def write_card(card: CardT, out: str | Path) -> CardT:
-    """Write ``out/model.json`` (the weights and version stay as they are)."""
-    (Path(out) / CARD_FILE).write_text(json.dumps(card.model_dump(mode="json"), indent=2) + "\n")
-    return card
-
-
-def write_artifact(
-    state: dict[str, torch.Tensor], card: CardT, out: str | Path, **updates: Any
-) -> CardT:
-    """Save ``state`` (floats as float16) and the card in ``out``; the card comes back with
-    ``version`` (name + weights digest), ``weights_bytes`` and ``updates`` filled in."""
-    out_dir = Path(out)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    weights_path = out_dir / WEIGHTS_FILE
-    torch.save(
-        {
-            key: (value.half() if value.is_floating_point() else value).detach().cpu().contiguous()
-            for key, value in state.items()
-        },
-        weights_path,
-    )
-    digest = hashlib.sha256(weights_path.read_bytes()).hexdigest()
-    name = card.name  # type: ignore[attr-defined]
-    card = card.model_copy(
-        update={
-            "version": f"{name}-{digest[:10]}",
-            "weights_bytes": weights_path.stat().st_size,
-            **updates,
-        }
-    )
-    return write_card(card, out_dir)
 
 
 def load_card(path: str | Path) -> ModelCard:

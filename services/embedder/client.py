@@ -63,7 +63,7 @@ def make_embedder(settings: Settings, *, catalog: Catalog) -> EmbedderClient:
     """The HTTP client when ``embedder_url`` is set, else the in-process service."""
     if settings.embedder_url:
         return HttpEmbedder(settings.embedder_url, timeout_s=settings.gateway.embedder_timeout_s)
-    from services.embedder.ingest import ModelProvider
+    from services.embedder.provider import ModelProvider
     from services.embedder.service import EmbedderService
 
     return EmbedderService(

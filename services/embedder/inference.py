@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import threading
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -24,13 +23,14 @@ from typing import Literal
 
 import numpy as np
 
-from services.embedder.colour import colour_descriptor
-from services.embedder.models.preprocess import (
+from services.modellab.models.preprocess import (
     ImageInput,
     Preprocess,
     decode_batch,
     default_workers,
 )
+from services.modellab.runtime import LoadOnce
+from shared.colour import colour_descriptor
 from shared.errors import InvalidInputError
 
 __all__ = ["DEFAULT_MODEL", "Embedder", "ModelInfo", "Prediction", "Runtime"]
@@ -77,8 +77,9 @@ def _normalise(vectors: np.ndarray) -> np.ndarray:
     return (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
 
 
-class Embedder:
-    """Embeds and classifies images with one model (a backbone name or a model directory)."""
+class Embedder(LoadOnce):
+    """Embeds and classifies images with one model (a backbone name or a model directory);
+    loaded on first use (:class:`~services.modellab.runtime.LoadOnce`)."""
 
     def __init__(
         self,
@@ -92,6 +93,7 @@ class Embedder:
         onnx_cache: str | os.PathLike[str] | None = None,
         threads: int | None = None,
     ) -> None:
+        super().__init__()
         if batch_size <= 0:
             raise InvalidInputError(f"batch_size must be positive, got {batch_size}")
         if runtime not in ("auto", "torch", "onnx"):
@@ -104,7 +106,6 @@ class Embedder:
         self.runtime = runtime
         self.onnx_cache = Path(onnx_cache) if onnx_cache is not None else None
         self.threads = threads
-        self._lock = threading.Lock()
         self._info: ModelInfo | None = None
         self._net: object = None
         self._session: object = None
@@ -113,32 +114,19 @@ class Embedder:
     # ------------------------------------------------------------------------------ loading
 
     @property
-    def loaded(self) -> bool:
-        return self._info is not None
-
-    @property
     def info(self) -> ModelInfo:
         """Model name, version, dimension, classes, preprocessing (loads the model)."""
         self.load()
         assert self._info is not None
         return self._info
 
-    def load(self) -> Embedder:
-        """Load the model (once; later and concurrent calls return at once)."""
-        if self._info is not None:
-            return self
-        with self._lock:
-            if self._info is None:
-                self._load()
-        return self
-
     def _load(self) -> None:
         import torch
 
         from services.embedder.artifact import find_model_dir, load_model, shipped_models
-        from services.embedder.models import available_backbones, create_backbone
         from services.embedder.network import EmbeddingNet, resolve_device
-        from services.embedder.onnx import onnxruntime_available
+        from services.modellab.models import available_backbones, create_backbone
+        from services.modellab.onnx import onnxruntime_available
 
         device = resolve_device(self.device_name)
         model_dir = find_model_dir(self.model)
@@ -193,7 +181,7 @@ class Embedder:
         return "file-" + hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:10]
 
     def _onnx_session(self, net: object, version: str, input_size: int) -> object:
-        from services.embedder.onnx import OnnxSession, export_onnx
+        from services.modellab.onnx import OnnxSession, export_onnx
         from shared.settings import get_settings
 
         cache = self.onnx_cache or get_settings().models_dir / "onnx"

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from services.embedder.models import Backbone
+from services.modellab.models import Backbone
 from shared.errors import InvalidInputError
 
 __all__ = ["EmbeddingNet", "resolve_device"]

@@ -20,8 +20,8 @@ import numpy as np
 from PIL import Image
 from pydantic import BaseModel, Field
 
-from services.embedder.colour import colour_descriptor
-from services.embedder.ingest import ModelProvider, ModelSpec
+from services.embedder.provider import ModelProvider, ModelSpec
+from shared.colour import colour_descriptor
 from shared.errors import ConfigurationError, InvalidInputError, LookalikeError
 from shared.health import Check
 from shared.images import to_rgb

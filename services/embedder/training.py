@@ -37,10 +37,10 @@ from torch import nn
 from services.embedder import evaluation
 from services.embedder.artifact import ModelCard, save_model
 from services.embedder.data import LabelledImages, stratified_split
-from services.embedder.models import Preprocess, backbone_spec, create_backbone
-from services.embedder.models.preprocess import decode_batch, default_workers
 from services.embedder.network import EmbeddingNet, resolve_device
-from services.embedder.onnx import OnnxSession, export_onnx, onnxruntime_available
+from services.modellab.models import Preprocess, backbone_spec, create_backbone
+from services.modellab.models.preprocess import decode_batch, default_workers
+from services.modellab.onnx import OnnxSession, export_onnx, onnxruntime_available
 from shared.errors import InvalidInputError
 
 __all__ = ["TrainConfig", "TrainResult", "train"]

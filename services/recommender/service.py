@@ -32,8 +32,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from services.embedder.colour import COLOUR_DIM
-from services.embedder.indexing import ALIAS, collection_name, live_collection
 from services.recommender.schemas import (
     Metric,
     ProductHit,
@@ -42,16 +40,23 @@ from services.recommender.schemas import (
     RecommendResult,
     StoredPoint,
 )
+from shared.colour import COLOUR_DIM
 from shared.errors import NotFoundError, ServiceUnavailableError
 from shared.health import Check
+from shared.index_layout import (
+    ALIAS,
+    COLOUR_VECTOR,
+    SHAPE_VECTOR,
+    SHAPE_VECTORS,
+    collection_name,
+    live_collection,
+)
 from shared.vectors import Hit, PayloadFilter, VectorIndex
 
 __all__ = ["COLOUR_VECTOR", "SHAPE_VECTORS", "Recommender", "query_filter", "shape_similarity"]
 
 log = logging.getLogger(__name__)
 
-SHAPE_VECTORS: dict[str, str] = {"cosine": "cnn", "l1": "cnn_l1"}
-COLOUR_VECTOR = "colour"
 POINTS_PER_PRODUCT = 16
 """Upper bound of crops per product assumed when a search is restricted to given products."""
 MAX_WIDENING = 2
@@ -239,7 +244,7 @@ class Recommender:
         vectors = []
         for item in pool:
             record = records.get(item.hit.id)
-            vector = (record.vectors or {}).get("cnn") if record is not None else None
+            vector = (record.vectors or {}).get(SHAPE_VECTOR) if record is not None else None
             vectors.append(vector if vector is not None else [0.0])
         dim = max(len(v) for v in vectors)
         matrix = np.array([v if len(v) == dim else [0.0] * dim for v in vectors], dtype=np.float32)
@@ -280,7 +285,7 @@ class Recommender:
         points = [
             StoredPoint(
                 point_id=hit.id,
-                embedding=(hit.vectors or {})["cnn"],
+                embedding=(hit.vectors or {})[SHAPE_VECTOR],
                 colour=(hit.vectors or {}).get(COLOUR_VECTOR),
                 payload=hit.payload,
             )

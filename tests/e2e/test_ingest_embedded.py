@@ -12,7 +12,7 @@ import pytest
 
 from services.demo_shop import pages
 from services.demo_shop.catalog import DemoCatalog
-from services.embedder import indexing
+from shared import index_layout
 from shared.db import Catalog, ImageIn, ProductIn
 from shared.db.models import ImageState
 from shared.queue import enqueue_images
@@ -106,6 +106,6 @@ def test_run_ingests_enqueued_images(
     assert settings.qdrant_path is not None
     index = EdgeIndex(settings.qdrant_path)  # free again now that `run` has exited
     try:
-        assert index.count(indexing.ALIAS) == len(ids)
+        assert index.count(index_layout.ALIAS) == len(ids)
     finally:
         index.close()

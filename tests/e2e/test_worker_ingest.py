@@ -19,7 +19,7 @@ import redis
 
 from services.demo_shop.catalog import DemoCatalog
 from services.demo_shop.server import DemoShop
-from services.embedder import indexing
+from shared import index_layout
 from shared.db import Catalog, ImageIn, ProductIn
 from shared.db.models import GarmentCrop, ImageState, utcnow
 from shared.queue import enqueue_images, queue_depth, request_index_sync
@@ -90,15 +90,17 @@ def _check_index(catalog: Catalog, data_dir: Path, expected: int) -> None:
     assert len(crops) == expected
     index = EdgeIndex(data_dir / "qdrant")
     try:
-        assert index.count(indexing.ALIAS) == expected
+        assert index.count(index_layout.ALIAS) == expected
         points = index.retrieve(
-            indexing.ALIAS, [str(crop.point_id) for crop in crops], with_vectors=True
+            index_layout.ALIAS, [str(crop.point_id) for crop in crops], with_vectors=True
         )
         assert len(points) == expected
         for point in [p for p in points if p.payload["active"] == 1][:4]:
             assert point.vectors is not None
             where = PayloadFilter(equals={"active": 1})
-            [best] = index.search(indexing.ALIAS, "cnn", point.vectors["cnn"], limit=1, where=where)
+            [best] = index.search(
+                index_layout.ALIAS, "cnn", point.vectors["cnn"], limit=1, where=where
+            )
             assert best.payload["product_id"] == point.payload["product_id"]
     finally:
         index.close()
@@ -164,9 +166,11 @@ def test_worker_ingests_the_catalog_once(
     index = EdgeIndex(data_dir / "qdrant")
     try:
         for product_id, active in [(deactivated[0], 0), (kept.id, 1)]:
-            points = index.count(indexing.ALIAS, PayloadFilter(equals={"product_id": product_id}))
+            points = index.count(
+                index_layout.ALIAS, PayloadFilter(equals={"product_id": product_id})
+            )
             where = PayloadFilter(equals={"product_id": product_id, "active": active})
-            assert index.count(indexing.ALIAS, where) == points > 0
+            assert index.count(index_layout.ALIAS, where) == points > 0
     finally:
         index.close()
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from services.embedder import tasks
-from services.embedder.tasks import InProcessWorker
+from services.ingest import tasks
+from services.ingest.tasks import InProcessWorker
 from shared.db import Catalog
 from shared.settings import Settings
 from shared.vectors import open_index

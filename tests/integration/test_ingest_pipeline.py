@@ -15,15 +15,16 @@ from sqlalchemy import update
 
 from services.demo_shop.catalog import DemoCatalog
 from services.demo_shop.server import DemoShop
-from services.embedder import indexing
-from services.embedder.colour import COLOUR_DIM
-from services.embedder.ingest import (
+from services.ingest import indexing
+from services.ingest.pipeline import (
     IngestRuntime,
     LocalRateLimiter,
     RedisRateLimiter,
     SourcePolicy,
 )
-from services.embedder.sweeper import Sweeper
+from services.ingest.sweeper import Sweeper
+from shared import index_layout
+from shared.colour import COLOUR_DIM
 from shared.db import Catalog, ImageIn, ProductIn, SourceOut
 from shared.db.models import GarmentCrop, ImageState, ProductImage, utcnow
 from shared.detection import COARSE_CATEGORIES
@@ -86,15 +87,15 @@ def test_catalog_becomes_searchable(runtime: IngestRuntime, shop: DemoShop) -> N
     assert sorted(report.done) == sorted(ids), report
     assert all(catalog.get_image(i).state is ImageState.DONE for i in ids)
     crops = _crops(catalog)
-    assert len(crops) == len(ids) == index.count(indexing.ALIAS) == report.points
+    assert len(crops) == len(ids) == index.count(index_layout.ALIAS) == report.points
     model = runtime.pipeline.models.current().info
-    assert index.resolve(indexing.ALIAS) == indexing.collection_name(model.version)
+    assert index.resolve(index_layout.ALIAS) == index_layout.collection_name(model.version)
     for crop in crops:
         image = catalog.get_image(crop.image_id)
         product = catalog.get_product(image.product_id)
         assert crop.point_id is not None
         assert (crop.x0, crop.y0, crop.x1, crop.y1) == (0, 0, image.width, image.height)
-        [point] = index.retrieve(indexing.ALIAS, [crop.point_id], with_vectors=True)
+        [point] = index.retrieve(index_layout.ALIAS, [crop.point_id], with_vectors=True)
         assert point.payload == {
             "product_id": product.id,
             "image_id": image.id,
@@ -115,7 +116,9 @@ def test_catalog_becomes_searchable(runtime: IngestRuntime, shop: DemoShop) -> N
         assert np.allclose(point.vectors["cnn"], point.vectors["cnn_l1"])
         assert len(point.vectors["colour"]) == COLOUR_DIM
         for name in ("cnn", "cnn_l1"):
-            [best] = index.search(indexing.ALIAS, name, point.vectors[name], limit=1, where=ACTIVE)
+            [best] = index.search(
+                index_layout.ALIAS, name, point.vectors[name], limit=1, where=ACTIVE
+            )
             assert best.id == point.id
 
 
@@ -140,7 +143,7 @@ def test_rerunning_is_harmless(runtime: IngestRuntime, shop: DemoShop) -> None:
     redo = runtime.pipeline.process(ids)
     assert sorted(redo.done) == sorted(ids)
     assert {crop.point_id for crop in _crops(catalog)} == points
-    assert index.count(indexing.ALIAS) == len(points) == len(ids)
+    assert index.count(index_layout.ALIAS) == len(points) == len(ids)
 
 
 def test_bad_images_fail_with_their_reason(runtime: IngestRuntime, shop: DemoShop) -> None:
@@ -187,7 +190,7 @@ def test_bad_images_fail_with_their_reason(runtime: IngestRuntime, shop: DemoSho
     # The good image of every product went through; only good images are in the index.
     ok = [i for product in catalog.list_products() for i in product.images if "ok.jpg" in i.url]
     assert len(ok) == 6 and all(image.state is ImageState.DONE for image in ok)
-    assert index.count(indexing.ALIAS) == len(report.done) == 6
+    assert index.count(index_layout.ALIAS) == len(report.done) == 6
     # Past max_attempts the transient failure becomes permanent.
     busy = images["busy.jpg"]
     for _ in range(runtime.settings.ingest.max_attempts - 1):
@@ -206,7 +209,7 @@ def test_inactive_and_removed_leave_the_index(runtime: IngestRuntime, shop: Demo
 
     def active_points(product_id: int) -> int:
         where = PayloadFilter(equals={"product_id": product_id, "active": 1})
-        return index.count(indexing.ALIAS, where)
+        return index.count(index_layout.ALIAS, where)
 
     # The scraper deactivates a product and asks for a sync (the task calls this).
     catalog.mark_unseen(source.id, seen_before=utcnow(), max_missed_runs=1)
@@ -217,7 +220,7 @@ def test_inactive_and_removed_leave_the_index(runtime: IngestRuntime, shop: Demo
     assert (
         active_points(gone.id)
         == 0
-        < index.count(indexing.ALIAS, PayloadFilter(equals={"product_id": gone.id}))
+        < index.count(index_layout.ALIAS, PayloadFilter(equals={"product_id": gone.id}))
     )
     assert active_points(kept.id) == len(kept.images)
 
@@ -226,7 +229,7 @@ def test_inactive_and_removed_leave_the_index(runtime: IngestRuntime, shop: Demo
     assert catalog.upsert_products(source.id, [back]).updated == [gone.id]
     indexing.sync_products(index, catalog, [gone.id])
     [hit] = index.search(
-        indexing.ALIAS,
+        index_layout.ALIAS,
         "cnn",
         [1.0] * runtime.pipeline.models.current().info.dim,
         limit=1,
@@ -238,9 +241,9 @@ def test_inactive_and_removed_leave_the_index(runtime: IngestRuntime, shop: Demo
     fewer = items[2].model_copy(update={"images": items[2].images[:1]})
     removed = catalog.upsert_products(source.id, [fewer]).removed_image_ids
     assert len(removed) == len(items[2].images) - 1 > 0
-    assert index.count(indexing.ALIAS, PayloadFilter(equals={"image_id": removed})) > 0
+    assert index.count(index_layout.ALIAS, PayloadFilter(equals={"image_id": removed})) > 0
     indexing.sync_images(index, catalog, removed)
-    assert index.count(indexing.ALIAS, PayloadFilter(equals={"image_id": removed})) == 0
+    assert index.count(index_layout.ALIAS, PayloadFilter(equals={"image_id": removed})) == 0
     items[2] = fewer
 
     # A sync message lost: the sweeper's first reconcile deactivates every inactive product.
@@ -273,7 +276,7 @@ def test_a_moved_product_serves_its_new_image_urls(runtime: IngestRuntime, shop:
     indexing.sync_products(index, catalog, [product_id])
 
     hits = index.search(
-        indexing.ALIAS,
+        index_layout.ALIAS,
         "cnn",
         [1.0] * runtime.pipeline.models.current().info.dim,
         limit=100,
@@ -285,22 +288,22 @@ def test_a_moved_product_serves_its_new_image_urls(runtime: IngestRuntime, shop:
 
 def test_point_ids_and_collection_names() -> None:
     box = (0.0, 0.0, 400.0, 500.0)
-    assert indexing.point_id(1, 2, box, "m-v1") == indexing.point_id(1, 2, box, "m-v1")
+    assert index_layout.point_id(1, 2, box, "m-v1") == index_layout.point_id(1, 2, box, "m-v1")
     assert (
         len(
             {
-                indexing.point_id(1, 2, box, "m-v1"),
-                indexing.point_id(1, 3, box, "m-v1"),
-                indexing.point_id(1, 2, (0.0, 0.0, 400.0, 499.0), "m-v1"),
-                indexing.point_id(1, 2, box, "m-v2"),
+                index_layout.point_id(1, 2, box, "m-v1"),
+                index_layout.point_id(1, 3, box, "m-v1"),
+                index_layout.point_id(1, 2, (0.0, 0.0, 400.0, 499.0), "m-v1"),
+                index_layout.point_id(1, 2, box, "m-v2"),
             }
         )
         == 4
     )
-    assert indexing.collection_name("efficientnet_lite0-imagenet") == (
+    assert index_layout.collection_name("efficientnet_lite0-imagenet") == (
         "catalog__efficientnet_lite0-imagenet"
     )
-    odd = indexing.collection_name("Street Model/v2")
+    odd = index_layout.collection_name("Street Model/v2")
     assert odd.startswith("catalog__street-model-v2-") and "/" not in odd
 
 
@@ -366,7 +369,7 @@ def test_detection_crops_catalog_images_when_enabled(
         for crop in crops:
             image = catalog.get_image(crop.image_id)
             assert 0 <= crop.x0 < crop.x1 <= image.width and 0 <= crop.y0 < crop.y1 <= image.height
-            [point] = ingest.index.retrieve(indexing.ALIAS, [crop.point_id])
+            [point] = ingest.index.retrieve(index_layout.ALIAS, [crop.point_id])
             assert point.payload["bbox"] == pytest.approx(
                 [crop.x0, crop.y0, crop.x1, crop.y1], abs=0.01
             )

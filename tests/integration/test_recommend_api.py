@@ -18,8 +18,8 @@ from PIL import Image
 
 from services.demo_shop.catalog import DemoCatalog, DemoProduct, render_image
 from services.demo_shop.server import DemoShop
-from services.embedder.ingest import IngestRuntime
 from services.gateway.app import create_app
+from services.ingest.pipeline import IngestRuntime
 from shared.db import Catalog
 from shared.settings import Settings
 from shared.vectors import EdgeIndex
@@ -179,7 +179,7 @@ def test_business_filters(world: World, client: TestClient) -> None:
 
 
 def test_inactive_products_are_never_recommended(world: World, client: TestClient) -> None:
-    from services.embedder import indexing
+    from services.ingest import indexing
 
     demo = world.shop.catalog.products[2]
     product_id = world.ids[demo.sku]

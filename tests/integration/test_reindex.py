@@ -13,9 +13,11 @@ import pytest
 
 from services.demo_shop.catalog import DemoCatalog
 from services.demo_shop.server import DemoShop
-from services.embedder import indexing
-from services.embedder.ingest import IngestRuntime, ModelSpec
-from services.embedder.sweeper import Sweeper
+from services.embedder.provider import ModelSpec
+from services.ingest import reindex as reindexing
+from services.ingest.pipeline import IngestRuntime
+from services.ingest.sweeper import Sweeper
+from shared import index_layout
 from shared.db import Catalog
 from shared.db.models import ImageState
 from shared.settings import Settings
@@ -68,35 +70,35 @@ def test_reindex_switches_the_alias_with_no_gap_in_search(
     runtime = _ingest(data_settings, shop, 4)
     try:
         catalog, index, pipeline = runtime.catalog, runtime.index, runtime.pipeline
-        old = index.resolve(indexing.ALIAS)
+        old = index.resolve(index_layout.ALIAS)
         n_points = index.count(old)
         probe = index.search(old, "cnn", [1.0] * 1280, limit=1, with_vectors=True)[0]
         assert probe.vectors is not None
         active = PayloadFilter(equals={"active": 1})
 
         with ThreadPoolExecutor(1) as pool:
-            job = pool.submit(indexing.reindex, pipeline, NEW_MODEL, progress=False, settle_s=0.5)
+            job = pool.submit(reindexing.reindex, pipeline, NEW_MODEL, progress=False, settle_s=0.5)
             searches = 0
             while not job.done():  # every search during the reindex must answer
                 hits = index.search(
-                    indexing.ALIAS, "cnn", probe.vectors["cnn"], limit=3, where=active
+                    index_layout.ALIAS, "cnn", probe.vectors["cnn"], limit=3, where=active
                 )
                 assert hits
                 searches += 1
                 time.sleep(0.01)
             report = job.result()
 
-        new = indexing.collection_name(NEW_VERSION)
+        new = index_layout.collection_name(NEW_VERSION)
         assert searches > 10
         assert (report.collection, report.previous, report.failed) == (new, old, 0)
         assert report.embedded == n_points
-        assert index.resolve(indexing.ALIAS) == new
+        assert index.resolve(index_layout.ALIAS) == new
         assert index.count(new) == index.count(old) == n_points  # the old one stays for rollback
         active_model = catalog.active_model_version("embedder")
         assert active_model is not None and active_model.name == NEW_VERSION
         version_id = active_model.id
-        assert indexing.images_needing(catalog, version_id) == []
-        [hit] = index.search(indexing.ALIAS, "cnn", [1.0] * 1280, limit=1)
+        assert reindexing.images_needing(catalog, version_id) == []
+        [hit] = index.search(index_layout.ALIAS, "cnn", [1.0] * 1280, limit=1)
         assert hit.payload["model_version"] == NEW_VERSION
 
         # New images are embedded by the new model, into the live collection.
@@ -107,26 +109,26 @@ def test_reindex_switches_the_alias_with_no_gap_in_search(
         assert index.count(old) == n_points
 
         # Running it again finds nothing left to do.
-        again = indexing.reindex(pipeline, NEW_MODEL, progress=False, settle_s=0)
+        again = reindexing.reindex(pipeline, NEW_MODEL, progress=False, settle_s=0)
         assert again.embedded == 0
 
         # A worker that was slow to switch embeds an image with the old model after the
         # reindex finished: the sweeper sends it back through ingest.
         late = more[0]
         pipeline.reembed([late], pipeline.models.load(ModelSpec()), old)
-        assert indexing.images_needing(catalog, version_id) == [late]
+        assert reindexing.images_needing(catalog, version_id) == [late]
         report = Sweeper(catalog, data_settings, index=index).sweep()
         assert report.stragglers == 1 and report.queue_depth == 0
         assert catalog.get_image(late).state is ImageState.PENDING
         assert pipeline.process([late]).done == [late]
-        assert indexing.images_needing(catalog, version_id) == []
+        assert reindexing.images_needing(catalog, version_id) == []
     finally:
         runtime.close()
 
 
 def test_reindex_command(data_settings: Settings, shop: DemoShop) -> None:
     runtime = _ingest(data_settings, shop, 2)
-    n_points = runtime.index.count(indexing.ALIAS)
+    n_points = runtime.index.count(index_layout.ALIAS)
     runtime.close()  # the command opens the embedded index itself
 
     def reindex(*args: str) -> subprocess.CompletedProcess[str]:
@@ -152,8 +154,8 @@ def test_reindex_command(data_settings: Settings, shop: DemoShop) -> None:
     assert data_settings.qdrant_path is not None
     index = EdgeIndex(data_settings.qdrant_path)
     try:
-        assert index.resolve(indexing.ALIAS) == indexing.collection_name(NEW_VERSION)
-        assert index.collections() == [indexing.collection_name(NEW_VERSION)]  # --drop-old
-        assert index.count(indexing.ALIAS) == n_points
+        assert index.resolve(index_layout.ALIAS) == index_layout.collection_name(NEW_VERSION)
+        assert index.collections() == [index_layout.collection_name(NEW_VERSION)]  # --drop-old
+        assert index.count(index_layout.ALIAS) == n_points
     finally:
         index.close()

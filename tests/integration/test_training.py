@@ -164,8 +164,8 @@ def test_artifacts_round_trip(tmp_path: Path, backbone_weights: str) -> None:
     import torch
 
     from services.embedder.artifact import ModelCard, save_model
-    from services.embedder.models import create_backbone
     from services.embedder.network import EmbeddingNet
+    from services.modellab.models import create_backbone
 
     torch.manual_seed(0)
     backbone = create_backbone("efficientnet_lite0", input_size=64)

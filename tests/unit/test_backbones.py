@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from services.embedder.models import (
+from services.embedder.network import EmbeddingNet
+from services.modellab.models import (
     Preprocess,
     available_backbones,
     backbone_spec,
     create_backbone,
 )
-from services.embedder.network import EmbeddingNet
 from shared.errors import ConfigurationError, InvalidInputError, NotFoundError
 
 pytestmark = pytest.mark.unit

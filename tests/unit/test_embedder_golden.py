@@ -18,7 +18,7 @@ import torch
 from services.demo_shop.catalog import generate_product
 from services.demo_shop.images import render_image
 from services.embedder.inference import Embedder
-from services.embedder.models import create_backbone
+from services.modellab.models import create_backbone
 
 pytestmark = pytest.mark.unit
 

@@ -15,11 +15,11 @@ from PIL import Image
 
 from services.demo_shop.catalog import generate_product
 from services.demo_shop.images import render_image
-from services.embedder.colour import COLOUR_DIM, colour_descriptor, colour_similarity
 from services.embedder.inference import Embedder
-from services.embedder.models import create_backbone
 from services.embedder.network import EmbeddingNet
-from services.embedder.onnx import OnnxSession, export_onnx
+from services.modellab.models import create_backbone
+from services.modellab.onnx import OnnxSession, export_onnx
+from shared.colour import COLOUR_DIM, colour_descriptor, colour_similarity
 from shared.errors import InvalidInputError
 from shared.images import ImageError
 

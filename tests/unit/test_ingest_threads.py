@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from services.embedder.ingest import model_threads
+from services.ingest.pipeline import model_threads
 from shared.settings import Settings
 
 pytestmark = pytest.mark.unit

@@ -10,10 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from services.embedder import indexing
-from services.embedder.colour import COLOUR_DIM
+from services.ingest import indexing
 from services.recommender.schemas import Filters, RecommendQuery
 from services.recommender.service import Recommender, query_filter, shape_similarity
+from shared import index_layout
+from shared.colour import COLOUR_DIM
 from shared.errors import NotFoundError, ServiceUnavailableError
 from shared.vectors import EdgeIndex, PayloadFilter, Point
 
@@ -67,7 +68,7 @@ def _axis(i: int, noise: float = 0.0, other: int = 7) -> list[float]:
 def index(tmp_path: Path) -> Iterator[EdgeIndex]:
     engine = EdgeIndex(tmp_path / "index")
     indexing.ensure_collection(engine, VERSION, DIM)
-    collection = indexing.collection_name(VERSION)
+    collection = index_layout.collection_name(VERSION)
     engine.upsert(
         collection,
         [
@@ -110,7 +111,7 @@ def test_one_hit_per_product_best_crop_wins_inactive_never(index: EdgeIndex) -> 
     first = result.hits[0]
     assert first.image_url == "https://shop.example/1/11.jpg"  # the closer crop
     assert first.score == pytest.approx(first.shape_score) and first.score > 0.99
-    assert result.collection == indexing.collection_name(VERSION)
+    assert result.collection == index_layout.collection_name(VERSION)
 
 
 def test_filters(index: EdgeIndex) -> None:
@@ -184,7 +185,7 @@ def test_pool_widens_when_crops_crowd_out_products(tmp_path: Path) -> None:
     indexing.ensure_collection(engine, VERSION, DIM)
     points = [_point(1, i, _axis(0, 0.01 * i), colour=3) for i in range(1, 13)]
     points.append(_point(2, 100, _axis(0, 0.9), colour=3))
-    engine.upsert(indexing.collection_name(VERSION), points)
+    engine.upsert(index_layout.collection_name(VERSION), points)
     recommender = Recommender(engine, candidates=4)
     assert _ids(recommender, k=2) == [1, 2]
     engine.close()

@@ -1,6 +1,6 @@
-"""Thin Celery wrappers around the ingest pipeline (:mod:`services.embedder.ingest`).
+"""Thin Celery wrappers around the ingest pipeline (:mod:`services.ingest.pipeline`).
 
-Each worker process holds one :class:`~services.embedder.ingest.IngestRuntime` (catalog,
+Each worker process holds one :class:`~services.ingest.pipeline.IngestRuntime` (catalog,
 vector index, model, HTTP client): built when a prefork child starts (``worker_process_init``,
 so the model loads once per process and never at import), before consuming for the threads and
 solo pools (``lookalike worker``), or installed by the embedded stack, whose consumer is an
@@ -21,10 +21,10 @@ from celery.worker import WorkController
 from qdrant_client.http.exceptions import ResponseHandlingException
 from sqlalchemy.exc import OperationalError
 
-from services.embedder import indexing
-from services.embedder.celery_app import QUEUES, app, configure
-from services.embedder.ingest import IngestRuntime, model_threads
-from services.embedder.sweeper import SWEEP_EVERY_S, Sweeper, SweeperThread
+from services.ingest import indexing
+from services.ingest.celery_app import QUEUES, app, configure
+from services.ingest.pipeline import IngestRuntime, model_threads
+from services.ingest.sweeper import SWEEP_EVERY_S, Sweeper, SweeperThread
 from shared.db import Catalog
 from shared.errors import ServiceUnavailableError
 from shared.health import Check

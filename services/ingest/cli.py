@@ -33,8 +33,8 @@ log = logging.getLogger(__name__)
 )
 def worker_command(concurrency: int | None, pool: str | None) -> None:
     """Run a Celery ingest worker on the `ingest` and `index` queues."""
-    from services.embedder.celery_app import QUEUES, configure
-    from services.embedder.tasks import state
+    from services.ingest.celery_app import QUEUES, configure
+    from services.ingest.tasks import state
 
     settings = get_settings()
     count = concurrency or settings.worker_concurrency
@@ -93,7 +93,7 @@ def _open_index_for_cli(settings: Settings, *, required: bool) -> Any:
 def sweep_command(once: bool, every: float, pending_after: float) -> None:
     """Return dead workers' claims to pending (checked every third of the claim lease) and
     re-enqueue pending images whose message was lost."""
-    from services.embedder.sweeper import Sweeper
+    from services.ingest.sweeper import Sweeper
     from shared.db import Catalog
 
     settings = get_settings()
@@ -153,8 +153,9 @@ def reindex_command(
     no_progress: bool,
 ) -> None:
     """Embed the catalog with a (new) model into a new collection, then switch the alias."""
-    from services.embedder.indexing import reindex
-    from services.embedder.ingest import IngestRuntime, ModelSpec
+    from services.embedder.provider import ModelSpec
+    from services.ingest.pipeline import IngestRuntime
+    from services.ingest.reindex import reindex
 
     settings = get_settings()
     settings.ensure_dirs()
@@ -183,8 +184,8 @@ def reindex_command(
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 def ingest_status_command(as_json: bool) -> None:
     """Images per state, queue depths, common failure reasons and the live collection."""
-    from services.embedder.indexing import ALIAS, live_collection
     from shared.db import Catalog
+    from shared.index_layout import ALIAS, live_collection
     from shared.queue import queue_depths
 
     settings = get_settings()

@@ -1,8 +1,8 @@
 """Backbone registry and per-model preprocessing (importing this registers every backbone)."""
 
-from services.embedder.models import backbones as _backbones  # noqa: F401  (registers them)
-from services.embedder.models.preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocess
-from services.embedder.models.registry import (
+from services.modellab.models import backbones as _backbones  # noqa: F401  (registers them)
+from services.modellab.models.preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocess
+from services.modellab.models.registry import (
     Backbone,
     BackboneSpec,
     Weights,

@@ -1,6 +1,6 @@
 """The ingest pipeline: pending product image -> garment crops -> searchable points.
 
-This is the logic behind the Celery tasks (:mod:`services.embedder.tasks`, thin wrappers) and
+This is the logic behind the Celery tasks (:mod:`services.ingest.tasks`, thin wrappers) and
 ``lookalike reindex``; it imports neither Celery nor FastAPI. For a chunk of image ids:
 
 1. claim them in the catalog (``pending -> processing``; ids that are not pending are skipped,
@@ -24,28 +24,29 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit
 
 import httpx
 import numpy as np
 from PIL import Image
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 
-from services.embedder import indexing
-from services.embedder.colour import colour_descriptor
+from services.embedder.provider import ModelProvider
+from services.ingest import indexing
+from shared import index_layout
+from shared.colour import colour_descriptor
 from shared.db import Catalog
 from shared.db.models import GarmentCrop, ImageState, ModelVersion, ProductImage
 from shared.db.schemas import (
     ClaimedImage,
     CropIn,
     ImageResult,
-    ModelVersionIn,
     ProductOut,
     SourceOut,
 )
@@ -60,6 +61,7 @@ from shared.images import (
     load_image,
     probe_image,
 )
+from shared.index_layout import COLOUR_VECTOR, SHAPE_VECTORS
 from shared.settings import Settings
 from shared.vectors import Point, VectorIndex, open_index
 
@@ -71,8 +73,6 @@ __all__ = [
     "IngestReport",
     "IngestRuntime",
     "LocalRateLimiter",
-    "ModelProvider",
-    "ModelSpec",
     "RateLimiter",
     "RedisRateLimiter",
     "SourcePolicy",
@@ -91,119 +91,6 @@ SOURCES_TTL_S = 60.0
 
 
 # ------------------------------------------------------------------------------------ models
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """What to load: a registry backbone name or a trained model directory, and how."""
-
-    source: str = "efficientnet_lite0"
-    weights: str = "imagenet"
-    runtime: str = "auto"
-    device: str = "auto"
-
-    def card(self) -> dict[str, str]:
-        return {
-            "source": self.source,
-            "weights": self.weights,
-            "runtime": self.runtime,
-            "device": self.device,
-        }
-
-    @classmethod
-    def from_card(cls, card: Mapping[str, Any]) -> ModelSpec | None:
-        """The spec stored in a model version's card, or None if it has none."""
-        loader = card.get("loader")
-        if not isinstance(loader, Mapping) or not loader.get("source"):
-            return None
-        return cls(
-            source=str(loader["source"]),
-            weights=str(loader.get("weights", "imagenet")),
-            runtime=str(loader.get("runtime", "auto")),
-            device=str(loader.get("device", "auto")),
-        )
-
-    @classmethod
-    def parse(
-        cls, model: str, *, weights: str = "imagenet", runtime: str = "auto", device: str = "auto"
-    ) -> ModelSpec:
-        """A spec from the command line: a model directory becomes an absolute path."""
-        path = Path(model).expanduser()
-        source = str(path.resolve()) if path.exists() else model
-        return cls(source=source, weights=weights, runtime=runtime, device=device)
-
-
-class ModelProvider:
-    """The embedder model of this process: loaded once, switched when the catalog's active
-    embedder model changes (``lookalike reindex`` activates a new one)."""
-
-    def __init__(
-        self, catalog: Catalog, settings: Settings, *, keep: int = 2, threads: int | None = None
-    ) -> None:
-        self.catalog = catalog
-        self.settings = settings
-        self.threads = threads
-        self._keep = keep
-        self._models: dict[ModelSpec, Embedder] = {}
-        self._lock = threading.Lock()
-
-    def load(self, spec: ModelSpec) -> Embedder:
-        """The loaded model for ``spec`` (cached; the oldest beyond ``keep`` is dropped)."""
-        from services.embedder.inference import Embedder
-
-        with self._lock:
-            model = self._models.get(spec)
-            if model is None:
-                model = Embedder(
-                    spec.source,
-                    weights=spec.weights,
-                    device=spec.device,
-                    batch_size=self.settings.ingest.batch_size,
-                    runtime=spec.runtime,  # type: ignore[arg-type]
-                    onnx_cache=self.settings.models_dir / "onnx",
-                    threads=self.threads,
-                ).load()
-                self._models[spec] = model
-                while len(self._models) > self._keep:
-                    oldest = next(iter(self._models))
-                    self._models.pop(oldest).close()
-            return model
-
-    def active_spec(self) -> tuple[ModelSpec, bool]:
-        """The catalog's active embedder spec (and True), or the default (and False)."""
-        active = self.catalog.active_model_version("embedder")
-        spec = ModelSpec.from_card(active.card) if active is not None else None
-        return (spec, True) if spec is not None else (ModelSpec(), False)
-
-    def current(self) -> Embedder:
-        """The active model; the default one becomes active when none is."""
-        spec, registered = self.active_spec()
-        model = self.load(spec)
-        if not registered:
-            self.register(model, spec, activate=True)
-        return model
-
-    def register(self, model: Embedder, spec: ModelSpec, *, activate: bool) -> int:
-        """Record the model version in the catalog (idempotent); returns its id."""
-        info = model.info
-        entry = ModelVersionIn(
-            name=info.version,
-            kind="embedder",
-            backbone=info.backbone,
-            dim=info.dim,
-            card={"loader": spec.card(), "classes": list(info.classes), "name": info.name},
-        )
-        try:
-            return self.catalog.register_model_version(entry, activate=activate).id
-        except IntegrityError:
-            # Another worker registered the same version a moment ago.
-            return self.catalog.register_model_version(entry, activate=activate).id
-
-    def close(self) -> None:
-        with self._lock:
-            for model in self._models.values():
-                model.close()
-            self._models.clear()
 
 
 # ------------------------------------------------------------------------------------- crops
@@ -501,7 +388,7 @@ class IngestPipeline:
 
     def _collection(self, model: Embedder) -> str:
         """The model's collection, created (and aliased on a fresh index) once per process."""
-        name = indexing.collection_name(model.info.version)
+        name = index_layout.collection_name(model.info.version)
         if name not in self._ensured:
             indexing.ensure_collection(self.index, model.info.version, model.info.dim)
             self._ensured.add(name)
@@ -603,18 +490,17 @@ class IngestPipeline:
         owners = {d.claim.id: d for d in decoded}
         for crop, vector in zip(crops, embeddings, strict=True):
             owner = owners[crop.image_id]
-            pid = indexing.point_id(owner.product.id, crop.image_id, crop.box, info.version)
+            pid = index_layout.point_id(owner.product.id, crop.image_id, crop.box, info.version)
             by_image[crop.image_id].append((crop, pid))
             embedding = vector.astype(np.float32).tolist()
             points.append(
                 Point(
                     id=pid,
                     vectors={
-                        "cnn": embedding,
-                        "cnn_l1": embedding,
-                        "colour": crop.colour.astype(np.float32).tolist(),
+                        **dict.fromkeys(SHAPE_VECTORS.values(), embedding),
+                        COLOUR_VECTOR: crop.colour.astype(np.float32).tolist(),
                     },
-                    payload=indexing.crop_payload(
+                    payload=index_layout.crop_payload(
                         owner.product,
                         image_id=crop.image_id,
                         image_url=owner.claim.url,

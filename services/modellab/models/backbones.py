@@ -12,8 +12,8 @@ from urllib.parse import urlparse
 import torch
 from torch import nn
 
-from services.embedder.models.preprocess import Preprocess
-from services.embedder.models.registry import (
+from services.modellab.models.preprocess import Preprocess
+from services.modellab.models.registry import (
     Backbone,
     Weights,
     load_into,

@@ -1,5 +1,5 @@
 """The Celery app of the ingest workers (``lookalike worker``, or
-``celery -A services.embedder.celery_app worker``).
+``celery -A services.ingest.celery_app worker``).
 
 The app object exists at import, but its configuration is a promise evaluated from
 :func:`~shared.settings.get_settings` the first time Celery needs it: importing this module
@@ -82,7 +82,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     return config
 
 
-app = Celery("lookalike", include=["services.embedder.tasks"], set_as_current=False)
+app = Celery("lookalike", include=["services.ingest.tasks"], set_as_current=False)
 app.add_defaults(lambda: celery_config(get_settings()))
 celery = app
 

@@ -30,7 +30,9 @@ from kombu.exceptions import KombuError
 from sqlalchemy import select, update
 from sqlalchemy.exc import SQLAlchemyError
 
-from services.embedder import indexing
+from services.ingest import indexing
+from services.ingest import reindex as reindexing
+from shared import index_layout
 from shared.db import Catalog
 from shared.db.models import ImageState, ModelVersion, ProductImage, utcnow
 from shared.errors import LookalikeError
@@ -172,8 +174,8 @@ class Sweeper:
         active = self.catalog.active_model_version("embedder")
         if active is None:
             return []
-        live = indexing.live_collection(self.index)
-        if live != indexing.collection_name(active.name):
+        live = index_layout.live_collection(self.index)
+        if live != index_layout.collection_name(active.name):
             return []  # a reindex is filling the new collection, or none was switched yet
         with self.catalog.reading() as session:
             version_id = session.scalar(
@@ -181,7 +183,7 @@ class Sweeper:
             )
         if version_id is None:
             return []
-        ids = indexing.images_needing(self.catalog, version_id, limit=MAX_ENQUEUE_PER_SWEEP)
+        ids = reindexing.images_needing(self.catalog, version_id, limit=MAX_ENQUEUE_PER_SWEEP)
         if not ids:
             return []
         with self.catalog.writing() as session:

@@ -22,7 +22,7 @@ from typing import TypeAlias
 import torch
 from torch import nn
 
-from services.embedder.models.preprocess import Preprocess
+from services.modellab.models.preprocess import Preprocess
 from shared.errors import ConfigurationError, InvalidInputError, NotFoundError
 
 __all__ = [

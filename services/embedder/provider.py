@@ -1,0 +1,134 @@
+"""Which embedding model a process serves: the catalog's active embedder model version, loaded
+once and switched when ``lookalike reindex`` activates another. The query-time embedder and the
+ingest worker both ask it, so queries and the catalog are embedded by the same model."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.exc import IntegrityError
+
+from shared.db import Catalog, ModelVersionIn
+from shared.settings import Settings
+
+if TYPE_CHECKING:
+    from services.embedder.inference import Embedder
+
+__all__ = ["ModelProvider", "ModelSpec"]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What to load: a registry backbone name or a trained model directory, and how."""
+
+    source: str = "efficientnet_lite0"
+    weights: str = "imagenet"
+    runtime: str = "auto"
+    device: str = "auto"
+
+    def card(self) -> dict[str, str]:
+        return {
+            "source": self.source,
+            "weights": self.weights,
+            "runtime": self.runtime,
+            "device": self.device,
+        }
+
+    @classmethod
+    def from_card(cls, card: Mapping[str, Any]) -> ModelSpec | None:
+        """The spec stored in a model version's card, or None if it has none."""
+        loader = card.get("loader")
+        if not isinstance(loader, Mapping) or not loader.get("source"):
+            return None
+        return cls(
+            source=str(loader["source"]),
+            weights=str(loader.get("weights", "imagenet")),
+            runtime=str(loader.get("runtime", "auto")),
+            device=str(loader.get("device", "auto")),
+        )
+
+    @classmethod
+    def parse(
+        cls, model: str, *, weights: str = "imagenet", runtime: str = "auto", device: str = "auto"
+    ) -> ModelSpec:
+        """A spec from the command line: a model directory becomes an absolute path."""
+        path = Path(model).expanduser()
+        source = str(path.resolve()) if path.exists() else model
+        return cls(source=source, weights=weights, runtime=runtime, device=device)
+
+
+class ModelProvider:
+    """The embedder model of this process: loaded once, switched when the catalog's active
+    embedder model changes (``lookalike reindex`` activates a new one)."""
+
+    def __init__(
+        self, catalog: Catalog, settings: Settings, *, keep: int = 2, threads: int | None = None
+    ) -> None:
+        self.catalog = catalog
+        self.settings = settings
+        self.threads = threads
+        self._keep = keep
+        self._models: dict[ModelSpec, Embedder] = {}
+        self._lock = threading.Lock()
+
+    def load(self, spec: ModelSpec) -> Embedder:
+        """The loaded model for ``spec`` (cached; the oldest beyond ``keep`` is dropped)."""
+        from services.embedder.inference import Embedder
+
+        with self._lock:
+            model = self._models.get(spec)
+            if model is None:
+                model = Embedder(
+                    spec.source,
+                    weights=spec.weights,
+                    device=spec.device,
+                    batch_size=self.settings.ingest.batch_size,
+                    runtime=spec.runtime,  # type: ignore[arg-type]
+                    onnx_cache=self.settings.models_dir / "onnx",
+                    threads=self.threads,
+                ).load()
+                self._models[spec] = model
+                while len(self._models) > self._keep:
+                    oldest = next(iter(self._models))
+                    self._models.pop(oldest).close()
+            return model
+
+    def active_spec(self) -> tuple[ModelSpec, bool]:
+        """The catalog's active embedder spec (and True), or the default (and False)."""
+        active = self.catalog.active_model_version("embedder")
+        spec = ModelSpec.from_card(active.card) if active is not None else None
+        return (spec, True) if spec is not None else (ModelSpec(), False)
+
+    def current(self) -> Embedder:
+        """The active model; the default one becomes active when none is."""
+        spec, registered = self.active_spec()
+        model = self.load(spec)
+        if not registered:
+            self.register(model, spec, activate=True)
+        return model
+
+    def register(self, model: Embedder, spec: ModelSpec, *, activate: bool) -> int:
+        """Record the model version in the catalog (idempotent); returns its id."""
+        info = model.info
+        entry = ModelVersionIn(
+            name=info.version,
+            kind="embedder",
+            backbone=info.backbone,
+            dim=info.dim,
+            card={"loader": spec.card(), "classes": list(info.classes), "name": info.name},
+        )
+        try:
+            return self.catalog.register_model_version(entry, activate=activate).id
+        except IntegrityError:
+            # Another worker registered the same version a moment ago.
+            return self.catalog.register_model_version(entry, activate=activate).id
+
+    def close(self) -> None:
+        with self._lock:
+            for model in self._models.values():
+                model.close()
+            self._models.clear()

@@ -1,0 +1,150 @@
+"""The vector index's layout, one owner for every name the index is read and written with:
+collections, the alias, named vectors, payload fields and point ids.
+
+One point per garment crop, in a collection per embedding model version
+(``catalog__<model-version-slug>``) behind the alias :data:`ALIAS` (``catalog``). Each point
+carries three named vectors: ``cnn`` (cosine) and ``cnn_l1`` (Manhattan) hold the same CNN
+embedding so that both metrics are exact searches, and ``colour`` holds the colour descriptor.
+Point ids are UUID5s of (product id, image id, box, model version): re-running ingest
+overwrites points instead of duplicating them. The ingest worker writes this layout
+(:mod:`services.ingest.indexing`); the recommender reads it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from shared.colour import COLOUR_DIM
+from shared.db.schemas import ProductOut
+from shared.errors import NotFoundError
+from shared.vectors import CollectionSpec, Distance, VectorIndex, VectorSpec
+
+__all__ = [
+    "ALIAS",
+    "COLLECTION_PREFIX",
+    "COLOUR_VECTOR",
+    "PAYLOAD_INDEXES",
+    "SHAPE_VECTOR",
+    "SHAPE_VECTORS",
+    "catalog_collections",
+    "collection_name",
+    "collection_spec",
+    "crop_payload",
+    "live_collection",
+    "point_id",
+    "product_payload",
+]
+
+ALIAS = "catalog"
+COLLECTION_PREFIX = "catalog__"
+SHAPE_VECTORS: Mapping[Distance, str] = {"cosine": "cnn", "l1": "cnn_l1"}
+"""The CNN embedding's named vector for each metric (the same vector, stored twice so that both
+searches are exact)."""
+SHAPE_VECTOR = SHAPE_VECTORS["cosine"]
+COLOUR_VECTOR = "colour"
+
+PAYLOAD_INDEXES: Mapping[str, Any] = {
+    "product_id": "integer",
+    "image_id": "integer",
+    "category": "keyword",
+    "brand": "keyword",
+    "price": "float",
+    "currency": "keyword",
+    "active": "integer",
+    "source": "keyword",
+    "model_version": "keyword",
+    "crop_category": "keyword",
+}
+"""Payload fields the recommender filters on, with their index types."""
+
+_NAMESPACE = uuid.UUID("0b7a3f5e-7c1d-5d0e-9a57-6c6f6f6b616c")
+_SLUG_JUNK = re.compile(r"[^a-z0-9_.-]+")
+_MAX_SLUG = 80
+
+
+def collection_name(model_version: str) -> str:
+    """``catalog__<slug>`` for a model version; long or odd versions get a hash suffix."""
+    slug = _SLUG_JUNK.sub("-", model_version.lower()).strip("-.") or "model"
+    if len(slug) > _MAX_SLUG or slug != model_version.lower():
+        digest = hashlib.sha256(model_version.encode()).hexdigest()[:8]
+        slug = f"{slug[: _MAX_SLUG - 9]}-{digest}"
+    return COLLECTION_PREFIX + slug
+
+
+def collection_spec(name: str, dim: int) -> CollectionSpec:
+    """Named vectors ``cnn`` (cosine), ``cnn_l1`` (L1) and ``colour``, plus payload indexes."""
+    return CollectionSpec(
+        name=name,
+        vectors={
+            SHAPE_VECTORS["cosine"]: VectorSpec(dim, "cosine"),
+            SHAPE_VECTORS["l1"]: VectorSpec(dim, "l1"),
+            COLOUR_VECTOR: VectorSpec(COLOUR_DIM, "cosine"),
+        },
+        payload_indexes=dict(PAYLOAD_INDEXES),
+    )
+
+
+def live_collection(index: VectorIndex) -> str | None:
+    """The collection the alias points at, or ``None`` before anything was indexed."""
+    try:
+        return index.resolve(ALIAS)
+    except NotFoundError:
+        return None
+
+
+def catalog_collections(index: VectorIndex) -> list[str]:
+    """Every per-model collection (the live one and any being filled by a reindex)."""
+    return [name for name in index.collections() if name.startswith(COLLECTION_PREFIX)]
+
+
+def _round_box(box: Sequence[float]) -> tuple[float, float, float, float]:
+    x0, y0, x1, y1 = (round(float(v), 2) for v in box)
+    return x0, y0, x1, y1
+
+
+def point_id(product_id: int, image_id: int, box: Sequence[float], model_version: str) -> str:
+    """Deterministic UUID5 of (product, image, box rounded to 0.01 px, model version)."""
+    x0, y0, x1, y1 = _round_box(box)
+    key = f"{product_id}/{image_id}/{x0:.2f},{y0:.2f},{x1:.2f},{y1:.2f}/{model_version}"
+    return str(uuid.uuid5(_NAMESPACE, key))
+
+
+def product_payload(product: ProductOut) -> dict[str, Any]:
+    """The payload fields that come from the product (refreshed when the product changes)."""
+    return {
+        "product_id": product.id,
+        "category": product.category,
+        "brand": product.brand,
+        "price": float(product.price) if product.price is not None else None,
+        "currency": product.currency,
+        "active": int(product.active),
+    }
+
+
+def crop_payload(
+    product: ProductOut,
+    *,
+    image_id: int,
+    image_url: str,
+    box: Sequence[float],
+    category: str | None,
+    score: float | None,
+    model_version: str,
+    source: str | None,
+) -> dict[str, Any]:
+    """The full payload of one crop's point. ``category`` is the product's (what searches
+    filter on); ``crop_category`` and ``score`` are the detector's view of the crop."""
+    return {
+        **product_payload(product),
+        "image_id": image_id,
+        "crop_category": category,
+        "bbox": list(_round_box(box)),
+        "score": score,
+        "image_url": image_url,
+        "model_version": model_version,
+        "source": source,
+    }
