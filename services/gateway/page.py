@@ -11,17 +11,15 @@ from __future__ import annotations
 
 from html import escape
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
-from sqlalchemy import func, select
 
-from shared.db import Catalog, CatalogStats, IngestProgress, SourceOut
-from shared.db.models import Product
+from shared.db import Catalog, CatalogStats, Facets, IngestProgress, SourceOut
 from shared.health import Check
 from shared.settings import Settings
 
@@ -76,43 +74,6 @@ class StorefrontConfig(BaseModel):
     )
 
 
-MAX_BRANDS = 500
-
-
-def _facets(catalog: Catalog) -> dict[str, Any]:
-    """Distinct categories and brands of active products, their most common currency and the
-    price range in it."""
-    active = Product.active.is_(True)
-    categories = catalog.categories()
-    with catalog.reading() as session:
-        brands = session.scalars(
-            select(Product.brand)
-            .where(active, Product.brand.is_not(None))
-            .group_by(Product.brand)
-            .order_by(Product.brand)
-            .limit(MAX_BRANDS)
-        ).all()
-        currency = session.scalar(
-            select(Product.currency)
-            .where(active, Product.currency.is_not(None))
-            .group_by(Product.currency)
-            .order_by(func.count().desc(), Product.currency)
-            .limit(1)
-        )
-        low, high = session.execute(
-            select(func.min(Product.price), func.max(Product.price)).where(
-                active, Product.currency == currency
-            )
-        ).one()
-    return {
-        "categories": categories,
-        "brands": list(brands),
-        "currency": currency,
-        "min_price": float(low) if low is not None else None,
-        "max_price": float(high) if high is not None else None,
-    }
-
-
 def install(app: FastAPI) -> None:
     """Add the pages and their static files to ``app``. Call before the API router so that
     ``/`` is the storefront."""
@@ -141,11 +102,11 @@ async def storefront_config(catalog: CatalogDep, settings: SettingsDep) -> Store
     """What the storefront page needs before the first query: the categories, brands, currency
     and price range it can filter on, the upload size limit, and how much of the catalog is
     searchable yet."""
-    facets = await run_in_threadpool(_facets, catalog)
+    facets: Facets = await run_in_threadpool(catalog.facets)
     stats: CatalogStats = await run_in_threadpool(catalog.stats)
     progress: IngestProgress = await run_in_threadpool(catalog.ingest_progress)
     return StorefrontConfig(
-        **facets,
+        **facets.model_dump(),
         catalog=CatalogProgress(
             products=stats.products_active,
             images_indexed=progress.done,

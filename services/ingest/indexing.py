@@ -16,12 +16,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import datetime
-
-from sqlalchemy import select
 
 from shared.db import Catalog
-from shared.db.models import ImageState, Product, ProductImage
+from shared.db.models import ImageState
 from shared.errors import NotFoundError
 from shared.index_layout import (
     ALIAS,
@@ -33,7 +30,6 @@ from shared.index_layout import (
 from shared.vectors import PayloadFilter, VectorIndex
 
 __all__ = [
-    "changed_since",
     "deactivate_products",
     "ensure_collection",
     "remove_images",
@@ -125,29 +121,5 @@ def sync_images(index: VectorIndex, catalog: Catalog, image_ids: Sequence[int]) 
     ids = sorted({int(i) for i in image_ids})
     keep: set[int] = set()
     for chunk in _chunks(ids):
-        query = select(ProductImage.id).where(
-            ProductImage.id.in_(chunk),
-            ProductImage.active.is_(True),
-            ProductImage.state != ImageState.FAILED,
-        )
-        with catalog.reading() as session:
-            keep.update(session.scalars(query))
+        keep |= catalog.searchable_images(chunk)
     remove_images(index, [i for i in ids if i not in keep])
-
-
-def changed_since(catalog: Catalog, since: datetime | None) -> tuple[list[int], list[int]]:
-    """What the sweeper reconciles in case a sync message was lost: products changed since
-    ``since`` and images that became inactive since then. With ``since=None`` (the first sweep
-    of a process): every inactive product and every inactive image."""
-    products = select(Product.id)
-    images = select(ProductImage.id).where(ProductImage.active.is_(False))
-    if since is None:
-        products = products.where(Product.active.is_(False))
-    else:
-        products = products.where(Product.updated_at >= since)
-        images = images.where(ProductImage.updated_at >= since)
-    with catalog.reading() as session:
-        return list(session.scalars(products)), list(session.scalars(images))
-
-
-# ------------------------------------------------------------------------------------- reindex

@@ -34,7 +34,6 @@ from urllib.parse import urlsplit
 import httpx
 import numpy as np
 from PIL import Image
-from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from services.embedder.provider import ModelProvider
@@ -42,7 +41,7 @@ from services.ingest import indexing
 from shared import index_layout
 from shared.colour import colour_descriptor
 from shared.db import Catalog
-from shared.db.models import GarmentCrop, ImageState, ModelVersion, ProductImage
+from shared.db.models import ImageState
 from shared.db.schemas import (
     ClaimedImage,
     CropIn,
@@ -399,16 +398,8 @@ class IngestPipeline:
 
         Permanent failures (the image is gone now) are recorded and leave the index; transient
         ones are left for a later pass."""
-        query = select(
-            ProductImage.id,
-            ProductImage.product_id,
-            ProductImage.url,
-            ProductImage.view,
-            ProductImage.attempts,
-        ).where(ProductImage.id.in_(list(image_ids)))
-        with self.catalog.reading() as session:
-            images = [ClaimedImage.model_validate(row._mapping) for row in session.execute(query)]
-        return self._ingest(sorted(images, key=lambda i: i.id), model, collection, claimed=False)
+        images = self.catalog.images_as_claims(image_ids)
+        return self._ingest(images, model, collection, claimed=False)
 
     def _reclaim_orphans(self, ids: set[int]) -> list[ClaimedImage]:
         """Take back images claimed by a process of this host that has died (a killed pool
@@ -548,13 +539,7 @@ class IngestPipeline:
 
     def _recorded_points(self, image_ids: Sequence[int], model_version: str) -> list[str]:
         """Point ids of the crops recorded for these images by this model version."""
-        query = (
-            select(GarmentCrop.point_id)
-            .join(ModelVersion, GarmentCrop.model_version_id == ModelVersion.id)
-            .where(GarmentCrop.image_id.in_(list(image_ids)), ModelVersion.name == model_version)
-        )
-        with self.catalog.reading() as session:
-            return [point for point in session.scalars(query) if point]
+        return self.catalog.crop_point_ids(image_ids, model_version)
 
     def _record_failures(self, report: IngestReport, *, claimed: bool) -> None:
         max_attempts = self.settings.ingest.max_attempts

@@ -10,18 +10,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import and_, exists, select
-
 from services.ingest.indexing import ensure_collection
 from shared.db import Catalog
-from shared.db.models import GarmentCrop, ImageState, ProductImage, utcnow
+from shared.db.models import utcnow
 from shared.index_layout import ALIAS, live_collection
 
 if TYPE_CHECKING:
     from services.embedder.provider import ModelSpec
     from services.ingest.pipeline import IngestPipeline
 
-__all__ = ["ReindexReport", "images_needing", "reindex"]
+__all__ = ["ReindexReport", "reindex"]
 
 log = logging.getLogger(__name__)
 
@@ -39,42 +37,10 @@ class ReindexReport:
     failures: list[str] = field(default_factory=list)
 
 
-def images_needing(
-    catalog: Catalog,
-    model_version_id: int,
-    *,
-    embedded_since: datetime | None = None,
-    after_id: int = 0,
-    limit: int = 1000,
-) -> list[int]:
-    """Done, active images with no crop embedded by this model version (since
-    ``embedded_since``, when given), by id."""
-    condition = and_(
-        GarmentCrop.image_id == ProductImage.id,
-        GarmentCrop.model_version_id == model_version_id,
-    )
-    if embedded_since is not None:
-        condition = and_(condition, GarmentCrop.created_at >= embedded_since)
-    has_crop = exists().where(condition)
-    query = (
-        select(ProductImage.id)
-        .where(
-            ProductImage.state == ImageState.DONE,
-            ProductImage.active.is_(True),
-            ProductImage.id > after_id,
-            ~has_crop,
-        )
-        .order_by(ProductImage.id)
-        .limit(limit)
-    )
-    with catalog.reading() as session:
-        return list(session.scalars(query))
-
-
 def _count_needing(catalog: Catalog, model_version_id: int, since: datetime | None) -> int:
     total, after = 0, 0
-    while ids := images_needing(
-        catalog, model_version_id, embedded_since=since, after_id=after, limit=10_000
+    while ids := catalog.images_without_crops_of(
+        model_version_id, embedded_since=since, after_id=after, limit=10_000
     ):
         total += len(ids)
         after = ids[-1]
@@ -123,8 +89,8 @@ def reindex(
         def run_pass() -> int:
             after, handled = 0, 0
             batch = pipeline.batch_size
-            while ids := images_needing(
-                catalog, version_id, embedded_since=since, after_id=after, limit=batch
+            while ids := catalog.images_without_crops_of(
+                version_id, embedded_since=since, after_id=after, limit=batch
             ):
                 after = ids[-1]
                 outcome = pipeline.reembed(ids, model, target)

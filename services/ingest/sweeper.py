@@ -27,14 +27,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from kombu.exceptions import KombuError
-from sqlalchemy import select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from services.ingest import indexing
-from services.ingest import reindex as reindexing
 from shared import index_layout
 from shared.db import Catalog
-from shared.db.models import ImageState, ModelVersion, ProductImage, utcnow
+from shared.db.models import utcnow
 from shared.errors import LookalikeError
 from shared.queue import enqueue_images, queue_depth
 from shared.settings import Settings
@@ -152,19 +150,9 @@ class Sweeper:
                 log.info("sweep: enqueued %d pending images that had no message", len(lost))
 
     def _untouched_pending(self) -> list[int]:
-        cutoff = utcnow() - timedelta(seconds=self.pending_after_s)
-        query = (
-            select(ProductImage.id)
-            .where(
-                ProductImage.state == ImageState.PENDING,
-                ProductImage.active.is_(True),
-                ProductImage.updated_at < cutoff,
-            )
-            .order_by(ProductImage.id)
-            .limit(MAX_ENQUEUE_PER_SWEEP)
+        return self.catalog.untouched_pending(
+            older_than=timedelta(seconds=self.pending_after_s), limit=MAX_ENQUEUE_PER_SWEEP
         )
-        with self.catalog.reading() as session:
-            return list(session.scalars(query))
 
     def _stragglers(self) -> list[int]:
         """Done images still embedded by a previous model after the alias moved to the active
@@ -177,22 +165,10 @@ class Sweeper:
         live = index_layout.live_collection(self.index)
         if live != index_layout.collection_name(active.name):
             return []  # a reindex is filling the new collection, or none was switched yet
-        with self.catalog.reading() as session:
-            version_id = session.scalar(
-                select(ModelVersion.id).where(ModelVersion.name == active.name)
-            )
-        if version_id is None:
-            return []
-        ids = reindexing.images_needing(self.catalog, version_id, limit=MAX_ENQUEUE_PER_SWEEP)
+        ids = self.catalog.images_without_crops_of(active.id, limit=MAX_ENQUEUE_PER_SWEEP)
         if not ids:
             return []
-        with self.catalog.writing() as session:
-            session.execute(
-                update(ProductImage)
-                .where(ProductImage.id.in_(ids), ProductImage.state == ImageState.DONE)
-                .values(state=ImageState.PENDING)
-                .execution_options(synchronize_session=False)
-            )
+        self.catalog.requeue_done(ids)
         log.info("sweep: %d images embedded by an older model go back to pending", len(ids))
         return ids
 
@@ -200,7 +176,7 @@ class Sweeper:
         assert self.index is not None
         started = utcnow()
         since = None if self._reconciled_at is None else self._reconciled_at - RECONCILE_MARGIN
-        products, images = indexing.changed_since(self.catalog, since)
+        products, images = self.catalog.changed_since(since)
         if products and since is None:
             indexing.deactivate_products(self.index, products)
         elif products:

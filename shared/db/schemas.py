@@ -257,6 +257,16 @@ class FeedbackIn(_In):
     extra: dict[str, Any] = Field(default_factory=dict)
 
 
+class Facets(BaseModel):
+    """What a search of the active catalog can filter on."""
+
+    categories: list[str] = Field(description="Categories of active products, A to Z.")
+    brands: list[str] = Field(description="Brands of active products, A to Z (at most 500).")
+    currency: str | None = Field(description="The most common currency of active products.")
+    min_price: float | None = Field(description="The lowest price in ``currency``.")
+    max_price: float | None = Field(description="The highest price in ``currency``.")
+
+
 class CatalogStats(BaseModel):
     sources: int
     products_active: int

@@ -97,7 +97,7 @@ def test_reindex_switches_the_alias_with_no_gap_in_search(
         active_model = catalog.active_model_version("embedder")
         assert active_model is not None and active_model.name == NEW_VERSION
         version_id = active_model.id
-        assert reindexing.images_needing(catalog, version_id) == []
+        assert catalog.images_without_crops_of(version_id) == []
         [hit] = index.search(index_layout.ALIAS, "cnn", [1.0] * 1280, limit=1)
         assert hit.payload["model_version"] == NEW_VERSION
 
@@ -116,12 +116,12 @@ def test_reindex_switches_the_alias_with_no_gap_in_search(
         # reindex finished: the sweeper sends it back through ingest.
         late = more[0]
         pipeline.reembed([late], pipeline.models.load(ModelSpec()), old)
-        assert reindexing.images_needing(catalog, version_id) == [late]
+        assert catalog.images_without_crops_of(version_id) == [late]
         report = Sweeper(catalog, data_settings, index=index).sweep()
         assert report.stragglers == 1 and report.queue_depth == 0
         assert catalog.get_image(late).state is ImageState.PENDING
         assert pipeline.process([late]).done == [late]
-        assert reindexing.images_needing(catalog, version_id) == []
+        assert catalog.images_without_crops_of(version_id) == []
     finally:
         runtime.close()
 
