@@ -24,6 +24,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -359,11 +360,94 @@ def train(
     config = config or TrainConfig()
     started = time.perf_counter()
     torch.manual_seed(config.seed)
+    bar = _progress_bars(progress)
+    split = _split(images, config)
+    device = resolve_device(config.device)
+    net, metric, size = _build_network(config, len(split.classes), device)
+    log.info(
+        "training %s at %d px on %d images (%d train, %d val, %d classes), device %s",
+        config.backbone,
+        size,
+        len(images),
+        len(split.train_idx),
+        len(split.val_idx),
+        len(split.classes),
+        device,
+    )
+    timings: dict[str, float] = {}
+    with _running(config, split, net, metric, device, size) as run:
+        with _timed(timings, "features_s"):
+            frozen = _frozen_features(run)
+        with _timed(timings, "stage1_s"):
+            stage1 = _train_heads(
+                net,
+                metric,
+                np.concatenate(frozen.train_views),
+                np.tile(split.train_y, len(frozen.train_views)),
+                frozen.val,
+                split.val_y,
+                config,
+                bar,
+            )
+        best = _validate_heads(run)
+        with _timed(timings, "stage2_s"):
+            if config.finetune_epochs > 0:
+                _finetune(run, best, started, bar)
+        net.eval().cpu()
+        calibration = _calibrate(net, best.result, split.val_y)
+        projection_kept, retrieval = _choose_embedding(net, best.result)
+    elapsed = time.perf_counter() - started
+    card = _model_card(
+        images,
+        out,
+        run,
+        best=best,
+        frozen=frozen,
+        stage1=stage1,
+        calibration=calibration,
+        projection_kept=projection_kept,
+        retrieval=retrieval,
+        timings=timings,
+        elapsed=elapsed,
+    )
+    card = save_model(net, card, out)
+    log.info("saved %s to %s in %.0f s", card.version, out, elapsed)
+    return TrainResult(card=card, out=Path(out))
+
+
+def _progress_bars(enabled: bool) -> Callable[..., Any]:
+    """``tqdm`` with the run's ``progress`` setting."""
     from tqdm.auto import tqdm
 
     def bar(iterable: Any = None, **kwargs: Any) -> Any:
-        return tqdm(iterable, disable=not progress, **kwargs)
+        return tqdm(iterable, disable=not enabled, **kwargs)
 
+    return bar
+
+
+@contextmanager
+def _timed(timings: dict[str, float], key: str) -> Iterator[None]:
+    """Record the block's wall time under ``timings[key]`` (when it does not raise)."""
+    t0 = time.perf_counter()
+    yield
+    timings[key] = time.perf_counter() - t0
+
+
+@dataclass(frozen=True)
+class _Split:
+    """The stratified train/validation split: indices, class targets, labels and paths."""
+
+    classes: list[str]
+    train_idx: np.ndarray
+    val_idx: np.ndarray
+    train_y: np.ndarray
+    val_y: np.ndarray
+    val_labels: list[str]
+    train_paths: list[Path]
+    val_paths: list[Path]
+
+
+def _split(images: LabelledImages, config: TrainConfig) -> _Split:
     classes = images.classes
     if len(classes) < 2:
         raise InvalidInputError(f"need at least 2 classes to train, got {classes}")
@@ -371,257 +455,355 @@ def train(
     if len(val_idx) < 2:
         raise InvalidInputError("the validation split is too small: add images")
     targets = images.targets(classes)
-    train_y, val_y = targets[train_idx], targets[val_idx]
-    val_labels = [images.labels[i] for i in val_idx]
-    device = resolve_device(config.device)
-    workers = config.workers or default_workers()
+    return _Split(
+        classes=classes,
+        train_idx=train_idx,
+        val_idx=val_idx,
+        train_y=targets[train_idx],
+        val_y=targets[val_idx],
+        val_labels=[images.labels[i] for i in val_idx],
+        train_paths=[images.paths[i] for i in train_idx],
+        val_paths=[images.paths[i] for i in val_idx],
+    )
 
+
+def _build_network(
+    config: TrainConfig, n_classes: int, device: torch.device
+) -> tuple[EmbeddingNet, _MetricHead | None, int]:
+    """The ImageNet backbone at the input size with fresh heads; also the input size."""
     spec = backbone_spec(config.backbone)
     size = config.input_size or spec.preprocess.input_size
     backbone = create_backbone(config.backbone, "imagenet", input_size=size)
     backbone.drop_imagenet_head()
     backbone.preprocess = backbone.preprocess.with_input_size(size, config.crop_fraction)
-    preprocess = backbone.preprocess
-    net = EmbeddingNet(backbone, len(classes), config.projection_dim).to(device)
+    net = EmbeddingNet(backbone, n_classes, config.projection_dim).to(device)
     metric = (
-        _MetricHead(config.projection_dim, len(classes), config.metric_scale).to(device)
+        _MetricHead(config.projection_dim, n_classes, config.metric_scale).to(device)
         if config.projection_dim
         else None
     )
-    log.info(
-        "training %s at %d px on %d images (%d train, %d val, %d classes), device %s",
-        config.backbone,
-        size,
-        len(images),
-        len(train_idx),
-        len(val_idx),
-        len(classes),
-        device,
-    )
+    return net, metric, size
 
-    train_paths = [images.paths[i] for i in train_idx]
-    val_paths = [images.paths[i] for i in val_idx]
-    batches = _Batches(train_paths, preprocess, config, workers)
+
+@dataclass
+class _Run:
+    """What the steps of :func:`train` share: the split, the network and the workers."""
+
+    config: TrainConfig
+    split: _Split
+    net: EmbeddingNet
+    metric: _MetricHead | None
+    device: torch.device
+    size: int
+    preprocess: Preprocess
+    batches: _Batches
+    decode_pool: ThreadPoolExecutor
+    runner: _FeatureRunner
+
+    def val_batches(self) -> Iterator[np.ndarray]:
+        return _clean(self.split.val_paths, self.preprocess, self.decode_pool)
+
+    def validate(self) -> _Validation:
+        split = self.split
+        return _validate(self.net, self.runner, self.val_batches, split.val_y, split.val_labels)
+
+
+@contextmanager
+def _running(
+    config: TrainConfig,
+    split: _Split,
+    net: EmbeddingNet,
+    metric: _MetricHead | None,
+    device: torch.device,
+    size: int,
+) -> Iterator[_Run]:
+    """The run's augmentation and decoding threads and a scratch folder for ONNX exports."""
+    preprocess = net.backbone.preprocess
+    workers = config.workers or default_workers()
+    batches = _Batches(split.train_paths, preprocess, config, workers)
     decode_pool = ThreadPoolExecutor(workers, thread_name_prefix="decode")
-
-    def val_batches() -> Iterator[np.ndarray]:
-        for start in range(0, len(val_paths), 64):
-            yield decode_batch(val_paths[start : start + 64], preprocess, decode_pool)
-
     try:
-        timings: dict[str, float] = {}
         with tempfile.TemporaryDirectory(prefix="lookalike-train-") as tmp:
             runner = _FeatureRunner(net, device, Path(tmp), size)
-
-            # ---- stage 1: cached frozen features (clean + augmented views), heads only
-            t0 = time.perf_counter()
-            views = [
-                np.concatenate(list(runner.features(_clean(train_paths, preprocess, decode_pool))))
-            ]
-            for view in range(1, config.feature_views + 1):
-                order = np.arange(len(train_paths))
-                views.append(
-                    np.concatenate(
-                        list(runner.features(batch for _, batch in batches.epoch(order, 0, view)))
-                    )
-                )
-            val_features = np.concatenate(list(runner.features(val_batches())))
-            frozen_retrieval = evaluation.retrieval_metrics(val_features, val_labels)
-            frozen_probe = evaluation.probe_accuracy(
-                views[0], train_y, val_features, val_y, seed=config.seed
-            )
-            timings["features_s"] = time.perf_counter() - t0
-            t0 = time.perf_counter()
-            stage1 = _train_heads(
-                net,
-                metric,
-                np.concatenate(views),
-                np.tile(train_y, len(views)),
-                val_features,
-                val_y,
-                config,
-                bar,
-            )
-            timings["stage1_s"] = time.perf_counter() - t0
-            best = _validate(net, runner, val_batches, val_y, val_labels)
-            history: list[dict[str, Any]] = [_record(0, best, math.nan)]
-            best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
-            best_epoch = 0
-            log.info(
-                "stage 1: val accuracy %.3f, P@10 %.3f (projection %s)",
-                best.accuracy,
-                best.retrieval_backbone["p@10"],
-                best.retrieval_projection and round(best.retrieval_projection["p@10"], 3),
-            )
-
-            # ---- stage 2: all layers at a lower rate
-            t0 = time.perf_counter()
-            if config.finetune_epochs > 0:
-                if device.type == "cpu":
-                    net.to(memory_format=torch.channels_last)
-                head_params = [
-                    p
-                    for m in (net.classifier, net.projection, metric)
-                    if m is not None
-                    for p in m.parameters()
-                ]
-                optimiser = torch.optim.AdamW(
-                    [
-                        {"params": net.backbone.parameters(), "lr": config.finetune_lr},
-                        {"params": head_params, "lr": config.finetune_lr * 10},
-                    ],
-                    weight_decay=config.weight_decay,
-                )
-                steps = config.finetune_epochs * math.ceil(len(train_paths) / config.batch_size)
-                scheduler = torch.optim.lr_scheduler.OneCycleLR(
-                    optimiser,
-                    [config.finetune_lr, config.finetune_lr * 10],
-                    total_steps=steps,
-                    pct_start=0.15,
-                )
-                generator = np.random.default_rng([config.seed, 1])
-                stale = 0
-                epoch_seconds: float | None = None
-                for epoch in range(1, config.finetune_epochs + 1):
-                    elapsed_min = (time.perf_counter() - started) / 60
-                    if (
-                        config.max_minutes is not None
-                        and epoch_seconds is not None
-                        and elapsed_min + epoch_seconds / 60 > config.max_minutes
-                    ):
-                        log.info("stage 2: time budget reached before epoch %d", epoch)
-                        break
-                    epoch_start = time.perf_counter()
-                    net.train()
-                    order = generator.permutation(len(train_paths))
-                    losses = []
-                    steps_done = 0
-                    with bar(total=len(order), desc=f"stage 2: epoch {epoch}", unit="img") as pbar:
-                        for idx, batch in batches.epoch(order, epoch):
-                            x = torch.from_numpy(batch).to(device)
-                            if device.type == "cpu":
-                                x = x.contiguous(memory_format=torch.channels_last)
-                            y = torch.from_numpy(train_y[idx]).to(device)
-                            loss, _ = _losses(
-                                net, metric, net.backbone(x), y, config.label_smoothing
-                            )
-                            optimiser.zero_grad()
-                            loss.backward()
-                            optimiser.step()
-                            if steps_done < steps:
-                                scheduler.step()
-                                steps_done += 1
-                            losses.append(float(loss.detach()))
-                            if hasattr(pbar, "set_postfix"):
-                                pbar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
-                            pbar.update(len(idx))
-                    runner.invalidate()
-                    result = _validate(net, runner, val_batches, val_y, val_labels)
-                    history.append(_record(epoch, result, float(np.mean(losses))))
-                    log.info(
-                        "stage 2 epoch %d: loss %.3f, val accuracy %.3f, P@10 %.3f (projection %s)",
-                        epoch,
-                        np.mean(losses),
-                        result.accuracy,
-                        result.retrieval_backbone["p@10"],
-                        result.retrieval_projection
-                        and round(result.retrieval_projection["p@10"], 3),
-                    )
-                    epoch_seconds = time.perf_counter() - epoch_start
-                    if result.score > best.score:
-                        best, best_epoch, stale = result, epoch, 0
-                        best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
-                    else:
-                        stale += 1
-                        # The one-cycle rate is high early on: judge only the second half.
-                        if stale >= config.patience and epoch > config.finetune_epochs // 2:
-                            log.info("stage 2: early stop after epoch %d", epoch)
-                            break
-                net.load_state_dict(best_state)
-                net.to(memory_format=torch.contiguous_format)
-            timings["stage2_s"] = time.perf_counter() - t0
-
-            # ---- calibration and the metric-head decision
-            net.eval().cpu()
-            val_targets = val_y
-            probs_before = _softmax(best.logits)
-            temperature = evaluation.fit_temperature(best.logits, val_targets)
-            probs_after = _softmax(best.logits / temperature)
-            net.set_temperature(temperature)
-            ece_before = evaluation.expected_calibration_error(probs_before, val_targets)
-            ece_after = evaluation.expected_calibration_error(probs_after, val_targets)
-            projection_kept = False
-            if best.retrieval_projection is not None:
-                proj, back = best.retrieval_projection, best.retrieval_backbone
-                projection_kept = (proj["p@10"], proj["map@10"]) > (back["p@10"], back["map@10"])
-                if not projection_kept:
-                    net.projection = None
-            retrieval = (
-                best.retrieval_projection
-                if projection_kept and best.retrieval_projection is not None
-                else best.retrieval_backbone
+            yield _Run(
+                config, split, net, metric, device, size, preprocess, batches, decode_pool, runner
             )
     finally:
         batches.close()
         decode_pool.shutdown()
 
-    predictions = best.logits.argmax(1)
-    matrix = evaluation.confusion_matrix(val_targets, predictions, len(classes))
-    elapsed = time.perf_counter() - started
-    name = config.name or Path(out).name
-    card = ModelCard(
-        name=name,
+
+@dataclass(frozen=True)
+class _FrozenFeatures:
+    """Stage 1's cache of frozen-backbone features and the stock backbone's validation scores."""
+
+    train_views: list[np.ndarray]
+    val: np.ndarray
+    retrieval: dict[str, float]
+    probe_accuracy: float
+
+
+def _frozen_features(run: _Run) -> _FrozenFeatures:
+    """Features of the clean training images, ``feature_views`` augmented views of each and the
+    validation images."""
+    split, runner = run.split, run.runner
+    clean = _clean(split.train_paths, run.preprocess, run.decode_pool)
+    views = [np.concatenate(list(runner.features(clean)))]
+    for view in range(1, run.config.feature_views + 1):
+        order = np.arange(len(split.train_paths))
+        augmented = (batch for _, batch in run.batches.epoch(order, 0, view))
+        views.append(np.concatenate(list(runner.features(augmented))))
+    val = np.concatenate(list(runner.features(run.val_batches())))
+    retrieval = evaluation.retrieval_metrics(val, split.val_labels)
+    probe = evaluation.probe_accuracy(
+        views[0], split.train_y, val, split.val_y, seed=run.config.seed
+    )
+    return _FrozenFeatures(views, val, retrieval, probe)
+
+
+@dataclass
+class _Best:
+    """The best validation so far, its epoch (0: after stage 1) and the weights then, plus the
+    record of every validated epoch."""
+
+    result: _Validation
+    epoch: int
+    state: dict[str, torch.Tensor]
+    history: list[dict[str, Any]]
+
+
+def _snapshot(net: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in net.state_dict().items()}
+
+
+def _validate_heads(run: _Run) -> _Best:
+    """Validate after stage 1: the first best, epoch 0 of the history."""
+    result = run.validate()
+    best = _Best(result, 0, _snapshot(run.net), [_record(0, result, math.nan)])
+    log.info(
+        "stage 1: val accuracy %.3f, P@10 %.3f (projection %s)",
+        result.accuracy,
+        result.retrieval_backbone["p@10"],
+        result.retrieval_projection and round(result.retrieval_projection["p@10"], 3),
+    )
+    return best
+
+
+def _finetune(run: _Run, best: _Best, started: float, bar: Callable[..., Any]) -> None:
+    """Stage 2: all layers at a lower rate, validated after each epoch, with early stopping and
+    the time budget; updates ``best`` and ends with its weights loaded."""
+    config, net = run.config, run.net
+    if run.device.type == "cpu":
+        net.to(memory_format=torch.channels_last)
+    optimiser, scheduler, steps = _finetune_optimiser(run)
+    generator = np.random.default_rng([config.seed, 1])
+    stale = 0
+    epoch_seconds: float | None = None
+    for epoch in range(1, config.finetune_epochs + 1):
+        if _out_of_time(config, started, epoch_seconds):
+            log.info("stage 2: time budget reached before epoch %d", epoch)
+            break
+        epoch_start = time.perf_counter()
+        order = generator.permutation(len(run.split.train_paths))
+        losses = _finetune_epoch(run, optimiser, scheduler, steps, order, epoch, bar)
+        run.runner.invalidate()
+        result = run.validate()
+        best.history.append(_record(epoch, result, float(np.mean(losses))))
+        log.info(
+            "stage 2 epoch %d: loss %.3f, val accuracy %.3f, P@10 %.3f (projection %s)",
+            epoch,
+            np.mean(losses),
+            result.accuracy,
+            result.retrieval_backbone["p@10"],
+            result.retrieval_projection and round(result.retrieval_projection["p@10"], 3),
+        )
+        epoch_seconds = time.perf_counter() - epoch_start
+        if result.score > best.result.score:
+            best.result, best.epoch, stale = result, epoch, 0
+            best.state = _snapshot(net)
+        else:
+            stale += 1
+            # The one-cycle rate is high early on: judge only the second half.
+            if stale >= config.patience and epoch > config.finetune_epochs // 2:
+                log.info("stage 2: early stop after epoch %d", epoch)
+                break
+    net.load_state_dict(best.state)
+    net.to(memory_format=torch.contiguous_format)
+
+
+def _finetune_optimiser(
+    run: _Run,
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.OneCycleLR, int]:
+    """AdamW with the heads at 10x the backbone's rate, one cycle over all of stage 2's steps."""
+    config, net = run.config, run.net
+    head_params = [
+        p
+        for m in (net.classifier, net.projection, run.metric)
+        if m is not None
+        for p in m.parameters()
+    ]
+    optimiser = torch.optim.AdamW(
+        [
+            {"params": net.backbone.parameters(), "lr": config.finetune_lr},
+            {"params": head_params, "lr": config.finetune_lr * 10},
+        ],
+        weight_decay=config.weight_decay,
+    )
+    steps = config.finetune_epochs * math.ceil(len(run.split.train_paths) / config.batch_size)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimiser,
+        [config.finetune_lr, config.finetune_lr * 10],
+        total_steps=steps,
+        pct_start=0.15,
+    )
+    return optimiser, scheduler, steps
+
+
+def _out_of_time(config: TrainConfig, started: float, epoch_seconds: float | None) -> bool:
+    """Whether another epoch as long as the last one would overrun ``max_minutes``."""
+    elapsed_min = (time.perf_counter() - started) / 60
+    return (
+        config.max_minutes is not None
+        and epoch_seconds is not None
+        and elapsed_min + epoch_seconds / 60 > config.max_minutes
+    )
+
+
+def _finetune_epoch(
+    run: _Run,
+    optimiser: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.OneCycleLR,
+    steps: int,
+    order: np.ndarray,
+    epoch: int,
+    bar: Callable[..., Any],
+) -> list[float]:
+    """One pass over the training images in ``order`` with ``epoch``'s augmentations; the batch
+    losses."""
+    net, device = run.net, run.device
+    net.train()
+    losses: list[float] = []
+    steps_done = 0
+    with bar(total=len(order), desc=f"stage 2: epoch {epoch}", unit="img") as pbar:
+        for idx, batch in run.batches.epoch(order, epoch):
+            x = torch.from_numpy(batch).to(device)
+            if device.type == "cpu":
+                x = x.contiguous(memory_format=torch.channels_last)
+            y = torch.from_numpy(run.split.train_y[idx]).to(device)
+            loss, _ = _losses(net, run.metric, net.backbone(x), y, run.config.label_smoothing)
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            if steps_done < steps:
+                scheduler.step()
+                steps_done += 1
+            losses.append(float(loss.detach()))
+            if hasattr(pbar, "set_postfix"):
+                pbar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
+            pbar.update(len(idx))
+    return losses
+
+
+@dataclass(frozen=True)
+class _Calibration:
+    temperature: float
+    ece_before: float
+    ece_after: float
+
+
+def _calibrate(net: EmbeddingNet, best: _Validation, val_y: np.ndarray) -> _Calibration:
+    """Temperature scaling on the best epoch's validation logits; sets ``net``'s temperature."""
+    probs_before = _softmax(best.logits)
+    temperature = evaluation.fit_temperature(best.logits, val_y)
+    probs_after = _softmax(best.logits / temperature)
+    net.set_temperature(temperature)
+    return _Calibration(
+        temperature,
+        evaluation.expected_calibration_error(probs_before, val_y),
+        evaluation.expected_calibration_error(probs_after, val_y),
+    )
+
+
+def _choose_embedding(net: EmbeddingNet, best: _Validation) -> tuple[bool, dict[str, float]]:
+    """Keep the projection only if it beats the backbone features at validation retrieval (else
+    drop it from ``net``); whether it is kept and the shipped embedding's retrieval scores."""
+    if best.retrieval_projection is None:
+        return False, best.retrieval_backbone
+    proj, back = best.retrieval_projection, best.retrieval_backbone
+    if (proj["p@10"], proj["map@10"]) > (back["p@10"], back["map@10"]):
+        return True, proj
+    net.projection = None
+    return False, back
+
+
+def _model_card(
+    images: LabelledImages,
+    out: str | Path,
+    run: _Run,
+    *,
+    best: _Best,
+    frozen: _FrozenFeatures,
+    stage1: dict[str, Any],
+    calibration: _Calibration,
+    projection_kept: bool,
+    retrieval: dict[str, float],
+    timings: dict[str, float],
+    elapsed: float,
+) -> ModelCard:
+    config, split, validation = run.config, run.split, best.result
+    matrix = evaluation.confusion_matrix(
+        split.val_y, validation.logits.argmax(1), len(split.classes)
+    )
+    return ModelCard(
+        name=config.name or Path(out).name,
         backbone=config.backbone,
-        input_size=size,
-        preprocess=preprocess.to_dict(),
-        embedding_dim=net.embedding_dim,
+        input_size=run.size,
+        preprocess=run.preprocess.to_dict(),
+        embedding_dim=run.net.embedding_dim,
         embedding_source="projection" if projection_kept else "backbone",
         projection_dim=config.projection_dim if projection_kept else 0,
         # Stage 2 did not beat stage 1: the backbone is the stock one, ship only the heads.
-        backbone_weights="imagenet" if best_epoch == 0 else "included",
-        classes=classes,
+        backbone_weights="imagenet" if best.epoch == 0 else "included",
+        classes=split.classes,
         label_column=images.label_column,
         data={
             "source": images.source,
             "fingerprint": images.fingerprint(),
             "n_images": len(images),
-            "n_train": len(train_idx),
-            "n_val": len(val_idx),
+            "n_train": len(split.train_idx),
+            "n_val": len(split.val_idx),
             "class_counts": images.counts(),
             "skipped": images.skipped,
             "split": {"val_fraction": config.val_fraction, "seed": config.seed},
         },
         metrics={
             "split": "val",
-            "n_images": len(val_idx),
+            "n_images": len(split.val_idx),
             **{k: round(v, 4) for k, v in retrieval.items()},
-            "accuracy": round(best.accuracy, 4),
-            "ece_before_calibration": round(ece_before, 4),
-            "ece": round(ece_after, 4),
+            "accuracy": round(validation.accuracy, 4),
+            "ece_before_calibration": round(calibration.ece_before, 4),
+            "ece": round(calibration.ece_after, 4),
             "frozen_imagenet": {
-                **{k: round(v, 4) for k, v in frozen_retrieval.items()},
-                "accuracy_logreg_probe": round(frozen_probe, 4),
+                **{k: round(v, 4) for k, v in frozen.retrieval.items()},
+                "accuracy_logreg_probe": round(frozen.probe_accuracy, 4),
             },
-            "retrieval_backbone_features": _rounded(best.retrieval_backbone),
-            "retrieval_projection": _rounded(best.retrieval_projection),
+            "retrieval_backbone_features": _rounded(validation.retrieval_backbone),
+            "retrieval_projection": _rounded(validation.retrieval_projection),
             "confusion_matrix": matrix.tolist(),
         },
         training={
             "config": asdict(config),
-            "device": str(device),
+            "device": str(run.device),
             "torch": torch.__version__,
             "threads": torch.get_num_threads(),
             "time_s": round(elapsed, 1),
             "timings_s": {k: round(v, 1) for k, v in timings.items()},
             "stage1": stage1,
-            "best_epoch": best_epoch,
-            "history": history,
-            "temperature": round(temperature, 4),
+            "best_epoch": best.epoch,
+            "history": best.history,
+            "temperature": round(calibration.temperature, 4),
         },
     )
-    card = save_model(net, card, out)
-    log.info("saved %s to %s in %.0f s", card.version, out, elapsed)
-    return TrainResult(card=card, out=Path(out))
 
 
 def _clean(
