@@ -24,6 +24,7 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy shared services
+	$(BIN)/lint-imports  # the plan of the house: docs/architecture.md
 
 format: install
 	$(BIN)/ruff format .

@@ -22,7 +22,8 @@ from starlette.datastructures import UploadFile
 
 from services.embedder.client import RAW_TYPE
 from services.embedder.provider import ModelProvider
-from services.embedder.service import MAX_CROPS, EmbedderService, Features
+from services.embedder.schemas import Features
+from services.embedder.service import MAX_CROPS, EmbedderService
 from shared.db import Catalog
 from shared.errors import InvalidInputError
 from shared.images import load_image

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from PIL import Image
 
-from services.embedder.service import Features
+from services.embedder.schemas import Features
 from shared.db import Catalog
 from shared.health import Check
 from shared.images import to_rgb

@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
-from pydantic import BaseModel, Field
 
 from services.embedder.provider import ModelProvider, ModelSpec
+from services.embedder.schemas import CropFeatures, Features
 from shared.colour import colour_descriptor
 from shared.errors import ConfigurationError, InvalidInputError, LookalikeError
 from shared.health import Check
@@ -29,29 +29,11 @@ from shared.images import to_rgb
 if TYPE_CHECKING:
     from services.embedder.inference import Embedder
 
-__all__ = ["CropFeatures", "EmbedderService", "Features"]
+__all__ = ["EmbedderService"]
 
 log = logging.getLogger(__name__)
 
 MAX_CROPS = 16
-
-
-class CropFeatures(BaseModel):
-    """One crop: its embedding, colour descriptor and (with a classifier) categories."""
-
-    embedding: list[float]
-    colour: list[float]
-    category: str | None = None
-    probability: float | None = None
-    probabilities: dict[str, float] = Field(
-        default_factory=dict, description="The top categories, most probable first."
-    )
-
-
-class Features(BaseModel):
-    crops: list[CropFeatures]
-    model_version: str
-    classifier_version: str | None = None
 
 
 class EmbedderService:

@@ -22,7 +22,7 @@ import httpx
 from PIL import Image
 
 from services.embedder.client import EmbedderClient
-from services.embedder.service import CropFeatures
+from services.embedder.schemas import CropFeatures
 from services.gateway.errors import PayloadTooLargeError
 from services.gateway.schemas import (
     Group,

@@ -687,7 +687,7 @@ class IngestRuntime:
         own_catalog = catalog is None
         own_index = index is None
         if detector is None and settings.ingest.detect:
-            from services.detector.loader import load_detector
+            from services.detector import load_detector
 
             detector = load_detector(settings)
         catalog = catalog or Catalog.from_settings(settings)
