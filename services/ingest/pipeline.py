@@ -218,6 +218,10 @@ def make_rate_limiter(settings: Settings) -> RateLimiter:
 # ---------------------------------------------------------------------------------- pipeline
 
 
+_Job = tuple[ClaimedImage, ProductOut, SourcePolicy]
+"""An image to ingest, its product and its source's download policy."""
+
+
 @dataclass
 class _Decoded:
     claim: ClaimedImage
@@ -439,9 +443,23 @@ class IngestPipeline:
         *,
         claimed: bool,
     ) -> IngestReport:
+        """Download, crop and embed ``images`` into ``collection``, then record the outcome."""
         report = IngestReport()
         if not images:
             return report
+        jobs = self._jobs(images, report)
+        decoded, crops, embeddings = self._embed_as_they_arrive(jobs, model, report)
+        version = model.info.version
+        points, by_image = self._points(decoded, crops, embeddings, version)
+        if decoded:
+            self._upsert(collection, points, sorted(by_image), version)
+        self._record(decoded, by_image, version, report)
+        self._record_failures(report, claimed=claimed)
+        return report
+
+    def _jobs(self, images: Sequence[ClaimedImage], report: IngestReport) -> list[_Job]:
+        """Each image with its product and its source's download policy; an image whose
+        product is gone fails here."""
         products = self.catalog.get_products(sorted({i.product_id for i in images}))
         jobs = []
         for image in images:
@@ -450,9 +468,14 @@ class IngestPipeline:
                 report.failed[image.id] = "the product no longer exists"
                 continue
             jobs.append((image, product, SourcePolicy.of(self._source(product.source_id))))
-        # Every download starts now and the model embeds wave after wave as the images arrive:
-        # downloads, detection, crops and colour run in the embedder's prefetch thread while
-        # the model runs the previous wave (its throughput is flat from batches of 8 on).
+        return jobs
+
+    def _embed_as_they_arrive(
+        self, jobs: list[_Job], model: Embedder, report: IngestReport
+    ) -> tuple[list[_Decoded], list[_Crop], np.ndarray]:
+        """Every download starts now and the model embeds wave after wave as the images arrive:
+        downloads, detection, crops and colour run in the embedder's prefetch thread while the
+        model runs the previous wave (its throughput is flat from batches of 8 on)."""
         fetches = [(job, self._pool.submit(self._fetch, job)) for job in jobs]
         decoded: list[_Decoded] = []
         crops: list[_Crop] = []
@@ -472,16 +495,22 @@ class IngestPipeline:
                 crops.extend(found)
                 yield [crop.picture for crop in found]
 
-        info = model.info
-        embeddings = np.concatenate(
-            [np.zeros((0, info.dim), np.float32), *model.embed_stream(waves())]
-        )
+        dim = model.info.dim
+        embeddings = np.concatenate([np.zeros((0, dim), np.float32), *model.embed_stream(waves())])
+        return decoded, crops, embeddings
+
+    @staticmethod
+    def _points(
+        decoded: list[_Decoded], crops: list[_Crop], embeddings: np.ndarray, version: str
+    ) -> tuple[list[Point], dict[int, list[tuple[_Crop, str]]]]:
+        """One index point per crop (layout: :mod:`shared.index_layout`), and each image's
+        crops with their point ids."""
         by_image: dict[int, list[tuple[_Crop, str]]] = {d.claim.id: [] for d in decoded}
         points: list[Point] = []
         owners = {d.claim.id: d for d in decoded}
         for crop, vector in zip(crops, embeddings, strict=True):
             owner = owners[crop.image_id]
-            pid = index_layout.point_id(owner.product.id, crop.image_id, crop.box, info.version)
+            pid = index_layout.point_id(owner.product.id, crop.image_id, crop.box, version)
             by_image[crop.image_id].append((crop, pid))
             embedding = vector.astype(np.float32).tolist()
             points.append(
@@ -498,21 +527,33 @@ class IngestPipeline:
                         box=crop.box,
                         category=crop.category,
                         score=crop.score,
-                        model_version=info.version,
+                        model_version=version,
                         source=owner.policy.name,
                     ),
                 )
             )
-        if decoded:
-            self.index.upsert(collection, points)
-            # Points an earlier run of this model made for boxes that are gone (the image
-            # changed): known from the recorded crops, so a first ingest deletes nothing.
-            fresh = {point.id for point in points}
-            stale = [
-                p for p in self._recorded_points(sorted(by_image), info.version) if p not in fresh
-            ]
-            if stale:
-                self.index.delete(collection, stale)
+        return points, by_image
+
+    def _upsert(
+        self, collection: str, points: list[Point], image_ids: list[int], version: str
+    ) -> None:
+        """Write the points; delete those an earlier run of this model made for boxes that are
+        gone (the image changed), known from the recorded crops, so a first ingest deletes
+        nothing."""
+        self.index.upsert(collection, points)
+        fresh = {point.id for point in points}
+        stale = [p for p in self.catalog.crop_point_ids(image_ids, version) if p not in fresh]
+        if stale:
+            self.index.delete(collection, stale)
+
+    def _record(
+        self,
+        decoded: list[_Decoded],
+        by_image: dict[int, list[tuple[_Crop, str]]],
+        version: str,
+        report: IngestReport,
+    ) -> None:
+        """Each embedded image done in the catalog, with its crops."""
         results = {
             item.claim.id: ImageResult(
                 content_hash=item.sha256,
@@ -523,7 +564,7 @@ class IngestPipeline:
                     CropIn(box=crop.box, category=crop.category, score=crop.score, point_id=pid)
                     for crop, pid in by_image[item.claim.id]
                 ),
-                model_version=info.version,
+                model_version=version,
             )
             for item in decoded
         }
@@ -534,12 +575,6 @@ class IngestPipeline:
             else:
                 report.done.append(image_id)
                 report.points += len(by_image[image_id])
-        self._record_failures(report, claimed=claimed)
-        return report
-
-    def _recorded_points(self, image_ids: Sequence[int], model_version: str) -> list[str]:
-        """Point ids of the crops recorded for these images by this model version."""
-        return self.catalog.crop_point_ids(image_ids, model_version)
 
     def _record_failures(self, report: IngestReport, *, claimed: bool) -> None:
         max_attempts = self.settings.ingest.max_attempts
@@ -569,9 +604,7 @@ class IngestPipeline:
             self._sources_at = now
         return self._sources.get(source_id)
 
-    def _fetch(
-        self, job: tuple[ClaimedImage, ProductOut, SourcePolicy]
-    ) -> _Decoded | tuple[str, bool]:
+    def _fetch(self, job: _Job) -> _Decoded | tuple[str, bool]:
         """Download and decode one image: the decoded image, or ``(reason, retryable)``."""
         claim, product, policy = job
         host = (urlsplit(claim.url).hostname or "").lower()
