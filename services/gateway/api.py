@@ -48,7 +48,12 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", tags=["ops"], response_model=ReadyOut)
+@router.get(
+    "/readyz",
+    tags=["ops"],
+    response_model=ReadyOut,
+    responses={503: {"model": ReadyOut, "description": "Not ready: the failing checks say why."}},
+)
 async def readyz(request: Request, catalog: CatalogDep, settings: SettingsDep) -> JSONResponse:
     """Readiness: the catalog DB (at the current schema), the broker and the vector index (or
     the recommender service) answer, the query models are loaded and, in the embedded stack,
