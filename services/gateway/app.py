@@ -27,6 +27,7 @@ from services.recommender.client import RecommenderClient, make_recommender
 from shared.db import Catalog
 from shared.detection import GarmentDetector
 from shared.download import make_client
+from shared.errors import PayloadTooLargeError
 from shared.queue import queue_depths
 from shared.settings import Settings, get_settings
 from shared.vectors import VectorIndex, open_index
@@ -57,12 +58,10 @@ class BodyLimitMiddleware:
         self.max_bytes = max_bytes
 
     def _answer(self, size: str) -> list[Message]:
-        body = {
-            "error": "payload_too_large",
-            "detail": f"the request is {size} bytes; the upload limit is "
-            f"{self.max_bytes - _BODY_SLACK} bytes",
-        }
-        data = json.dumps(body).encode()
+        error = PayloadTooLargeError(
+            f"the request is {size} bytes; the upload limit is {self.max_bytes - _BODY_SLACK} bytes"
+        )
+        data = json.dumps(error.to_dict()).encode()
         headers = [
             (b"content-type", b"application/json"),
             (b"content-length", str(len(data)).encode()),
@@ -157,7 +156,7 @@ def create_app(
         http = make_client(timeout_s=settings.gateway.download_timeout_s)
         owned.append(http)
         app.state.rate_limiter = make_rate_limiter(
-            settings, settings.recommender.rate_limit_per_minute
+            settings, settings.recommender.rate_limit_per_minute, prefix="lookalike:recommend:"
         )
         app.state.feedback_limiter = make_rate_limiter(
             settings, settings.gateway.feedback_rate_limit_per_minute, prefix="lookalike:feedback:"

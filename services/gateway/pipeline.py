@@ -19,11 +19,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import httpx
-from PIL import Image
 
 from services.embedder.client import EmbedderClient
 from services.embedder.service import CropFeatures
-from services.gateway.errors import PayloadTooLargeError
 from services.gateway.schemas import (
     Group,
     Recommendation,
@@ -35,17 +33,14 @@ from services.recommender.schemas import Filters, RecommendQuery, RecommendResul
 from shared.db import Catalog
 from shared.detection import Detection, GarmentDetector
 from shared.download import fetch_image
-from shared.errors import InvalidInputError
-from shared.images import crop_box, load_image, probe_image
+from shared.errors import InvalidInputError, PayloadTooLargeError
+from shared.images import crop_box, load_work_image
 from shared.netsafe import PrivateAddressError, UnsafeURLError, check_url
 from shared.settings import Settings
 
 __all__ = ["RecommendPipeline", "Timings"]
 
 PRIVATE_URLS_SETTING = "LOOKALIKE_GATEWAY__ALLOW_PRIVATE_IMAGE_URLS"
-WORK_SIDE = 768
-"""Large JPEGs decode in draft mode to at least this many pixels a side (boxes are reported
-in pixels of the original)."""
 VOTERS = 3
 """When the classifier is unsure, the categories of this many nearest products (any category)
 are searched too: a shop's own photos are often unlike the street crops it learnt from."""
@@ -138,7 +133,10 @@ class RecommendPipeline:
         if len(data) > limit:
             raise PayloadTooLargeError(f"the image is {len(data)} bytes; the limit is {limit}")
         with timings.stage("decode"):
-            image, size = self._decode(data)
+            gateway = self.settings.gateway
+            image, size = load_work_image(
+                data, max_bytes=gateway.max_upload_bytes, max_pixels=gateway.max_image_pixels
+            )
         with timings.stage("detect"):
             [result] = self.detector.detect([image])
             detections = result.detections or [
@@ -194,22 +192,6 @@ class RecommendPipeline:
             names = ", ".join(repr(name) for name in unknown)
             offered = ", ".join(known) if known else "none yet (the catalog is empty)"
             raise InvalidInputError(f"this shop has no category {names}; it has: {offered}")
-
-    def _decode(self, data: bytes) -> tuple[Image.Image, tuple[int, int]]:
-        gateway = self.settings.gateway
-        header = probe_image(
-            data, max_bytes=gateway.max_upload_bytes, max_pixels=gateway.max_image_pixels
-        )
-        image = load_image(
-            data,
-            max_bytes=gateway.max_upload_bytes,
-            max_pixels=gateway.max_image_pixels,
-            draft=(WORK_SIDE, WORK_SIDE),
-        )
-        width, height = header.width, header.height
-        if (image.width >= image.height) != (width >= height):
-            width, height = height, width  # EXIF rotated it by 90 degrees
-        return image, (width, height)
 
     def _garment(
         self,

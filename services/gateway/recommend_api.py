@@ -12,12 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, ValidationError
 from starlette.datastructures import UploadFile
 
-from services.gateway.errors import (
-    ConflictError,
-    PayloadTooLargeError,
-    UnsupportedMediaTypeError,
-    error_responses,
-)
+from services.gateway.errors import ConflictError, error_responses
 from services.gateway.limits import (
     RecentAnswers,
     check_api_key,
@@ -35,7 +30,7 @@ from services.gateway.schemas import (
     RecommendResponse,
 )
 from shared.db import Catalog, FeedbackIn
-from shared.errors import InvalidInputError
+from shared.errors import InvalidInputError, PayloadTooLargeError, UnsupportedMediaTypeError
 from shared.web import REQUEST_ID, validation_message
 
 router = APIRouter()

@@ -3,11 +3,11 @@ in process and over HTTP)."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-Metric = Literal["cosine", "l1"]
+from shared.vectors import Distance
 
 
 class Filters(BaseModel):
@@ -54,7 +54,7 @@ class RecommendQuery(BaseModel):
         "(when the classifier is unsure, the catalog votes too).",
     )
     k: int = Field(default=12, ge=1, le=100)
-    metric: Metric = "cosine"
+    metric: Distance = "cosine"
     color_weight: float = Field(default=0.0, ge=0.0, le=1.0)
     diversity: float = Field(default=0.0, ge=0.0, le=1.0)
     filters: Filters = Field(default_factory=Filters)

@@ -33,7 +33,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from services.recommender.schemas import (
-    Metric,
     ProductHit,
     ProductPoints,
     RecommendQuery,
@@ -51,7 +50,7 @@ from shared.index_layout import (
     collection_name,
     live_collection,
 )
-from shared.vectors import Hit, PayloadFilter, VectorIndex
+from shared.vectors import Distance, Hit, PayloadFilter, VectorIndex
 
 __all__ = ["COLOUR_VECTOR", "SHAPE_VECTORS", "Recommender", "query_filter", "shape_similarity"]
 
@@ -64,7 +63,7 @@ MAX_WIDENING = 2
 _PROBE = [1.0 / math.sqrt(COLOUR_DIM)] * COLOUR_DIM
 
 
-def shape_similarity(score: float, metric: Metric, dim: int) -> float:
+def shape_similarity(score: float, metric: Distance, dim: int) -> float:
     """The index's score as a similarity in [0, 1] (cosine similarity, or L1 distance)."""
     if metric == "cosine":
         return min(1.0, max(0.0, score))
