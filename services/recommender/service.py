@@ -37,6 +37,8 @@ from services.recommender.schemas import (
     ProductPoints,
     RecommendQuery,
     RecommendResult,
+    SimilarQuery,
+    SimilarResult,
     StoredPoint,
 )
 from shared.colour import COLOUR_DIM
@@ -291,6 +293,34 @@ class Recommender:
             for hit in hits
         ]
         return ProductPoints(product_id=product_id, points=points)
+
+    def similar_to_product(self, product_id: int, query: SimilarQuery) -> SimilarResult:
+        """Products like ``product_id``: its first indexed crop (front view) is the query, in
+        its model's collection, its own category unless ``query.categories`` says otherwise;
+        the product itself is left out."""
+        seed = self.product_points(product_id).points[0]
+        category = seed.payload.get("category")
+        own = [category] if category else []
+        categories = own if query.categories is None else query.categories
+        model_version = seed.payload.get("model_version")
+        [result] = self.recommend(
+            [
+                RecommendQuery(
+                    embedding=seed.embedding,
+                    colour=seed.colour or None,
+                    model_version=model_version,
+                    categories=categories,
+                    exclude_product_ids=[product_id],
+                    **query.model_dump(exclude={"categories"}),
+                )
+            ]
+        )
+        return SimilarResult(
+            **result.model_dump(),
+            category=category,
+            categories=categories,
+            model_version=model_version,
+        )
 
     # ------------------------------------------------------------------------------ health
 
