@@ -150,7 +150,7 @@ def create_app(
         http = make_client(timeout_s=settings.gateway.download_timeout_s)
         owned.append(http)
         app.state.rate_limiter = make_rate_limiter(
-            settings, settings.recommender.rate_limit_per_minute, prefix="lookalike:recommend:"
+            settings, settings.gateway.rate_limit_per_minute, prefix="lookalike:recommend:"
         )
         app.state.feedback_limiter = make_rate_limiter(
             settings, settings.gateway.feedback_rate_limit_per_minute, prefix="lookalike:feedback:"

@@ -1,7 +1,7 @@
 """Per-client rate limits, API keys, and what binds storefront feedback to real answers.
 
 The rate limit is GCRA (a token bucket without a refill timer): at most
-``recommender.rate_limit_per_minute`` requests to ``POST /recommend`` a minute per client (and
+``gateway.rate_limit_per_minute`` requests to ``POST /recommend`` a minute per client (and
 ``gateway.feedback_rate_limit_per_minute`` to ``POST /feedback`` without an API key), in bursts
 up to the same number. With ``REDIS_URL`` set the budgets live in Redis (shared by every
 gateway replica; while Redis does not answer each process limits on its own), else in this
@@ -158,7 +158,7 @@ def _limit(request: Request, limiter: RateLimiter | None, per_minute: int) -> No
 def enforce_rate_limit(request: Request) -> None:
     """Dependency of ``/recommend``: 429 with ``Retry-After`` when the client is over its
     budget."""
-    per_minute = request.app.state.settings.recommender.rate_limit_per_minute
+    per_minute = request.app.state.settings.gateway.rate_limit_per_minute
     _limit(request, getattr(request.app.state, "rate_limiter", None), per_minute)
 
 
