@@ -4,31 +4,19 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Path, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from services.gateway.deps import CatalogDep, SettingsDep
 from services.gateway.errors import error_responses
 from services.gateway.schemas import MAX_ID
-from shared.db import Catalog, CatalogStats, ProductOut
+from shared.db import CatalogStats, ProductOut
 from shared.health import check_broker, check_database
-from shared.settings import Settings
 from shared.web import readiness
 
 router = APIRouter()
-
-
-def _catalog(request: Request) -> Catalog:
-    return request.app.state.catalog
-
-
-def _settings(request: Request) -> Settings:
-    return request.app.state.settings
-
-
-CatalogDep = Annotated[Catalog, Depends(_catalog)]
-SettingsDep = Annotated[Settings, Depends(_settings)]
 
 
 class CheckOut(BaseModel):
@@ -40,12 +28,6 @@ class CheckOut(BaseModel):
 class ReadyOut(BaseModel):
     ready: bool
     checks: dict[str, CheckOut]
-
-
-@router.get("/healthz", tags=["ops"])
-async def healthz() -> dict[str, str]:
-    """Liveness: the process serves requests."""
-    return {"status": "ok"}
 
 
 @router.get(
