@@ -25,6 +25,7 @@ from typing import Any, Protocol
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from shared.db import Catalog, ProductIn, UpsertReport
+from shared.errors import InvalidInputError
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +100,7 @@ class CatalogWriter:
         except OperationalError as exc:
             self._fatal(len(batch), exc)
             return
-        except SQLAlchemyError as exc:
+        except (SQLAlchemyError, InvalidInputError) as exc:
             log.warning(
                 "batch of %d products failed (%s); writing them one by one", len(batch), exc
             )
@@ -116,7 +117,7 @@ class CatalogWriter:
             except OperationalError as exc:
                 self._fatal(1, exc)
                 break
-            except SQLAlchemyError as exc:
+            except (SQLAlchemyError, InvalidInputError) as exc:
                 self.stats.inc_value("lookalike/errors/write_failed")
                 log.error("could not write %s: %s", row.canonical_url, exc)
                 continue

@@ -24,7 +24,7 @@ from shared.db.schemas import (
     site_relative,
 )
 from shared.db.store import Store
-from shared.errors import NotFoundError
+from shared.errors import InvalidInputError, NotFoundError
 
 
 class ProductsRepository(Store):
@@ -64,7 +64,10 @@ class ProductsRepository(Store):
                         .where(Product.source_id == source_id, Product.identity_key == key)
                         .options(selectinload(Product.images))
                     )
-                    assert row is not None
+                    if row is None:
+                        raise InvalidInputError(
+                            f"{item.canonical_url} is already the URL of another product"
+                        )
                 changed = row.fingerprint != fingerprint or not row.active
                 row.last_seen, row.missed_runs, row.active = now, 0, True
                 if not changed:
@@ -131,7 +134,9 @@ class ProductsRepository(Store):
         stmt = (
             self._insert(Product)
             .values(**values)
-            .on_conflict_do_nothing(index_elements=["source_id", "identity_key"])
+            # Any unique key: two writers inserting the same product at once can collide on its
+            # identity or on its URL first (Postgres raises for a key that is not the target).
+            .on_conflict_do_nothing()
             .returning(Product.id)
         )
         return session.scalar(stmt)

@@ -179,6 +179,16 @@ def test_a_product_that_gains_an_id_keeps_its_row(catalog: Catalog, source_id: i
     assert catalog.get_product(first).identity_key == "id:SKU-1"
 
 
+def test_a_url_another_sources_product_holds_is_a_clear_error(
+    catalog: Catalog, source_id: int
+) -> None:
+    catalog.upsert_products(source_id, [product(1)])
+    other = catalog.upsert_source(SourceIn(name="mirror", base_url=SHOP)).id
+    with pytest.raises(InvalidInputError, match="already the URL of another product"):
+        catalog.upsert_products(other, [product(1)])
+    assert catalog.stats().products_active == 1
+
+
 def test_two_sources_with_the_same_sku_keep_two_products(catalog: Catalog, source_id: int) -> None:
     other = catalog.upsert_source(SourceIn(name="other", base_url="https://other.example")).id
     mine = catalog.upsert_products(source_id, [product(1, external_id="SKU-1")]).created
