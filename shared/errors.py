@@ -42,6 +42,20 @@ class InvalidInputError(LookalikeError):
     code = "invalid_input"
 
 
+class PayloadTooLargeError(LookalikeError):
+    """More bytes (or pixels) than the limit allows."""
+
+    status_code = 413
+    code = "payload_too_large"
+
+
+class UnsupportedMediaTypeError(LookalikeError):
+    """Content of a kind the service does not take."""
+
+    status_code = 415
+    code = "unsupported_media_type"
+
+
 class ReadOnlyQueryError(InvalidInputError):
     """An analyst query tried to write, or was not a single read statement."""
 

@@ -25,12 +25,18 @@ from typing import BinaryIO, TypeAlias
 import numpy as np
 from PIL import Image, ImageFilter, ImageOps
 
-from shared.errors import InvalidInputError, NotFoundError
+from shared.errors import (
+    InvalidInputError,
+    NotFoundError,
+    PayloadTooLargeError,
+    UnsupportedMediaTypeError,
+)
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
     "DEFAULT_MAX_PIXELS",
     "SUPPORTED_FORMATS",
+    "WORK_SIDE",
     "ImageError",
     "ImageInfo",
     "ImageSource",
@@ -43,6 +49,7 @@ __all__ = [
     "crop_box",
     "gaussian_blur",
     "load_image",
+    "load_work_image",
     "probe_image",
     "resize_center_crop",
     "sniff_image_format",
@@ -54,6 +61,9 @@ __all__ = [
 DEFAULT_MAX_BYTES = 20 * 1024 * 1024
 DEFAULT_MAX_PIXELS = 40_000_000
 SUPPORTED_FORMATS = ("jpeg", "png", "gif", "webp", "bmp", "tiff")
+WORK_SIDE = 768
+"""Photos to detect and crop in decode in JPEG draft mode to at least this many pixels a side:
+enough for the detector and for crops, and several times cheaper than a full decode."""
 
 ImageSource: TypeAlias = bytes | bytearray | memoryview | str | os.PathLike[str] | BinaryIO
 
@@ -67,11 +77,8 @@ class ImageError(InvalidInputError):
     code = "invalid_image"
 
 
-class NotAnImageError(ImageError):
-    """The bytes are not an image in a supported format."""
-
-    status_code = 415
-    code = "unsupported_media_type"
+class NotAnImageError(UnsupportedMediaTypeError, ImageError):
+    """The bytes are not an image in a supported format (415)."""
 
 
 class TruncatedImageError(ImageError):
@@ -80,10 +87,9 @@ class TruncatedImageError(ImageError):
     code = "corrupt_image"
 
 
-class ImageTooLargeError(ImageError):
-    """Too many bytes, or too many pixels (decompression-bomb protection)."""
+class ImageTooLargeError(PayloadTooLargeError, ImageError):
+    """Too many bytes, or too many pixels (decompression-bomb protection) (413)."""
 
-    status_code = 413
     code = "image_too_large"
 
 
@@ -376,6 +382,22 @@ def load_image(
         return rgb.copy() if rgb is img else rgb
     finally:
         img.close()
+
+
+def load_work_image(
+    data: bytes, *, max_bytes: int, max_pixels: int
+) -> tuple[Image.Image, tuple[int, int]]:
+    """A photo to detect garments on and crop: decoded as :func:`load_image` with
+    ``draft=(WORK_SIDE, WORK_SIDE)``, and the original ``(width, height)`` in display
+    orientation (boxes found on the smaller image are reported in those pixels)."""
+    header = probe_image(data, max_bytes=max_bytes, max_pixels=max_pixels)
+    image = load_image(
+        data, max_bytes=max_bytes, max_pixels=max_pixels, draft=(WORK_SIDE, WORK_SIDE)
+    )
+    width, height = header.width, header.height
+    if (image.width >= image.height) != (width >= height):
+        width, height = height, width  # EXIF rotated it by 90 degrees
+    return image, (width, height)
 
 
 # ------------------------------------------------------------------------------------- colour

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import AliasChoices, BaseModel, Field, field_validator
+from pydantic import AliasChoices, BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -34,6 +34,9 @@ class GatewaySettings(BaseModel):
     """Addresses or networks (``10.0.0.0/8``) of reverse proxies whose ``X-Forwarded-For`` and
     ``X-Forwarded-Proto`` are believed; from any other peer they are ignored (JSON list in the
     environment: ``LOOKALIKE_GATEWAY__TRUSTED_PROXIES='["10.0.0.5"]'``)."""
+    rate_limit_per_minute: int = Field(default=120, ge=0)
+    """Per client on ``POST /recommend``; 0 turns the limit off (formerly
+    ``recommender.rate_limit_per_minute``, still read when this one is not set)."""
     feedback_rate_limit_per_minute: int = Field(default=60, ge=0)
     """Per client on ``POST /feedback`` without an API key; 0 turns the limit off."""
     feedback_window_s: int = Field(default=3600, gt=0)
@@ -55,8 +58,6 @@ class RecommenderSettings(BaseModel):
     default_k: int = Field(default=12, gt=0, le=100)
     candidates: int = Field(default=100, gt=0)
     timeout_s: float = Field(default=5.0, gt=0)
-    rate_limit_per_minute: int = Field(default=120, ge=0)
-    """Per client on ``POST /recommend``; 0 turns the limit off."""
     category_threshold: float = Field(default=0.8, ge=0.0, le=1.0)
     """Below this top probability the classifier is unsure: the top categories are searched."""
     max_categories: int = Field(default=3, gt=0)
@@ -135,6 +136,26 @@ class Settings(BaseSettings):
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     detector: DetectorSettings = Field(default_factory=DetectorSettings)
     recommender: RecommenderSettings = Field(default_factory=RecommenderSettings)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _moved(cls, data: Any) -> Any:
+        """The deprecated ``recommender.rate_limit_per_minute``
+        (``LOOKALIKE_RECOMMENDER__RATE_LIMIT_PER_MINUTE``) sets
+        ``gateway.rate_limit_per_minute`` unless that is set too."""
+        if not isinstance(data, dict):
+            return data
+        recommender, gateway = data.get("recommender"), data.get("gateway", {})
+        if not isinstance(recommender, dict) or "rate_limit_per_minute" not in recommender:
+            return data
+        if not isinstance(gateway, dict):
+            return data
+        old = recommender["rate_limit_per_minute"]
+        return {
+            **data,
+            "recommender": {k: v for k, v in recommender.items() if k != "rate_limit_per_minute"},
+            "gateway": {"rate_limit_per_minute": old, **gateway},
+        }
 
     @field_validator("data_dir", mode="after")
     @classmethod

@@ -26,6 +26,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 
 from shared.errors import ConfigurationError, LookalikeError
 
@@ -162,7 +163,7 @@ def add_error_handlers(app: FastAPI) -> None:
 
 
 async def healthz() -> dict[str, str]:
-    """Liveness: the process answers."""
+    """Liveness: the process serves requests."""
     return {"status": "ok"}
 
 
@@ -190,16 +191,28 @@ def new_app(**kwargs: Any) -> FastAPI:
 
 def service_app(
     title: str,
-    router: APIRouter,
+    routers: APIRouter | Sequence[APIRouter],
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]],
+    *,
+    summary: str | None = None,
+    observe: Observer | None = None,
+    inner: Sequence[Middleware] = (),
+    outer: Sequence[Middleware] = (),
 ) -> FastAPI:
-    """A Lookalike service: ``router``'s routes plus ``/healthz``, request ids and the JSON
-    error format."""
-    app = new_app(title=title, version="0.1.0", lifespan=lifespan)
+    """A Lookalike service: ``/healthz`` and the routers' routes (in order), request ids and
+    access logs (``observe`` called per request), the JSON error format, and offline docs.
+    ``inner`` middleware sees requests after the request context, ``outer`` before it (each
+    list innermost first)."""
+    app = new_app(title=title, summary=summary, version="0.1.0", lifespan=lifespan)
     add_error_handlers(app)
-    app.add_middleware(RequestContextMiddleware)
+    for middleware in inner:
+        app.add_middleware(middleware.cls, *middleware.args, **middleware.kwargs)
+    app.add_middleware(RequestContextMiddleware, observe=observe)
+    for middleware in outer:
+        app.add_middleware(middleware.cls, *middleware.args, **middleware.kwargs)
     app.add_api_route("/healthz", healthz, methods=["GET"], tags=["ops"])
-    app.include_router(router)
+    for router in [routers] if isinstance(routers, APIRouter) else routers:
+        app.include_router(router)
     return app
 
 

@@ -50,7 +50,7 @@ def _settings(data_dir: Path) -> Settings:
     base = Settings(_env_file=None, data_dir=data_dir)
     return base.model_copy(
         update={
-            "recommender": base.recommender.model_copy(update={"rate_limit_per_minute": 0}),
+            "gateway": base.gateway.model_copy(update={"rate_limit_per_minute": 0}),
             "log_level": "WARNING",
         }
     )

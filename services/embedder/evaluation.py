@@ -14,18 +14,18 @@ import math
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from shared.errors import InvalidInputError
+from shared.vectors import Distance
 
 if TYPE_CHECKING:
     from services.embedder.data import Split
     from services.embedder.inference import Runtime
 
 __all__ = [
-    "Metric",
     "confusion_matrix",
     "evaluate_folder",
     "expected_calibration_error",
@@ -35,11 +35,10 @@ __all__ = [
     "tsne_plot",
 ]
 
-Metric = Literal["cosine", "l1"]
 KS = (1, 5, 10)
 
 
-def _neighbours(embeddings: np.ndarray, metric: Metric, k: int, chunk: int = 512) -> np.ndarray:
+def _neighbours(embeddings: np.ndarray, metric: Distance, k: int, chunk: int = 512) -> np.ndarray:
     """Indices of each row's ``k`` nearest other rows, nearest first."""
     import torch
 
@@ -62,7 +61,7 @@ def _neighbours(embeddings: np.ndarray, metric: Metric, k: int, chunk: int = 512
 
 
 def retrieval_metrics(
-    embeddings: np.ndarray, labels: Sequence[str] | np.ndarray, metric: Metric = "cosine"
+    embeddings: np.ndarray, labels: Sequence[str] | np.ndarray, metric: Distance = "cosine"
 ) -> dict[str, float]:
     """Leave-one-out ``p@1``, ``p@5``, ``p@10`` and ``map@10`` (a hit = same label)."""
     labels_arr = np.asarray(labels)
@@ -201,7 +200,7 @@ def evaluate_folder(
     *,
     label_column: str | None = None,
     model: str | None = None,
-    metric: Metric = "cosine",
+    metric: Distance = "cosine",
     split: Split = "all",
     val_fraction: float | None = None,
     seed: int | None = None,
@@ -298,7 +297,7 @@ def evaluate_folder(
 
 
 def _per_class_precision(
-    embeddings: np.ndarray, labels: Sequence[str], metric: Metric
+    embeddings: np.ndarray, labels: Sequence[str], metric: Distance
 ) -> dict[str, float]:
     labels_arr = np.asarray(labels)
     top = _neighbours(embeddings, metric, 10)

@@ -4,31 +4,19 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Path, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from services.gateway.deps import CatalogDep, SettingsDep
 from services.gateway.errors import error_responses
 from services.gateway.schemas import MAX_ID
-from shared.db import Catalog, CatalogStats, ProductOut
+from shared.db import CatalogStats, ProductOut
 from shared.health import check_broker, check_database
-from shared.settings import Settings
 from shared.web import readiness
 
 router = APIRouter()
-
-
-def _catalog(request: Request) -> Catalog:
-    return request.app.state.catalog
-
-
-def _settings(request: Request) -> Settings:
-    return request.app.state.settings
-
-
-CatalogDep = Annotated[Catalog, Depends(_catalog)]
-SettingsDep = Annotated[Settings, Depends(_settings)]
 
 
 class CheckOut(BaseModel):
@@ -42,13 +30,12 @@ class ReadyOut(BaseModel):
     checks: dict[str, CheckOut]
 
 
-@router.get("/healthz", tags=["ops"])
-async def healthz() -> dict[str, str]:
-    """Liveness: the process serves requests."""
-    return {"status": "ok"}
-
-
-@router.get("/readyz", tags=["ops"], response_model=ReadyOut)
+@router.get(
+    "/readyz",
+    tags=["ops"],
+    response_model=ReadyOut,
+    responses={503: {"model": ReadyOut, "description": "Not ready: the failing checks say why."}},
+)
 async def readyz(request: Request, catalog: CatalogDep, settings: SettingsDep) -> JSONResponse:
     """Readiness: the catalog DB (at the current schema), the broker and the vector index (or
     the recommender service) answer, the query models are loaded and, in the embedded stack,

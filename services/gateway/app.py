@@ -11,6 +11,8 @@ from functools import partial
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
@@ -19,27 +21,20 @@ from services.gateway.api import router
 from services.gateway.detection import make_detector
 from services.gateway.limits import make_answers, make_rate_limiter
 from services.gateway.metrics import GatewayMetrics
-from services.gateway.page import install as install_pages
-from services.gateway.pipeline import RecommendPipeline
+from services.gateway.page import STATIC_DIR
+from services.gateway.page import router as page_router
 from services.gateway.recommend_api import router as recommend_router
+from services.gateway.service import RecommendPipeline
 from services.gateway.warmup import ModelWarmup
 from services.recommender.client import RecommenderClient, make_recommender
 from shared.db import Catalog
 from shared.detection import GarmentDetector
 from shared.download import make_client
+from shared.errors import PayloadTooLargeError
 from shared.queue import queue_depths
 from shared.settings import Settings, get_settings
 from shared.vectors import VectorIndex, open_index
-from shared.web import (
-    ASGIApp,
-    Message,
-    Receive,
-    RequestContextMiddleware,
-    Scope,
-    Send,
-    add_error_handlers,
-    new_app,
-)
+from shared.web import ASGIApp, Message, Receive, Scope, Send, service_app
 
 log = logging.getLogger(__name__)
 
@@ -57,12 +52,10 @@ class BodyLimitMiddleware:
         self.max_bytes = max_bytes
 
     def _answer(self, size: str) -> list[Message]:
-        body = {
-            "error": "payload_too_large",
-            "detail": f"the request is {size} bytes; the upload limit is "
-            f"{self.max_bytes - _BODY_SLACK} bytes",
-        }
-        data = json.dumps(body).encode()
+        error = PayloadTooLargeError(
+            f"the request is {size} bytes; the upload limit is {self.max_bytes - _BODY_SLACK} bytes"
+        )
+        data = json.dumps(error.to_dict()).encode()
         headers = [
             (b"content-type", b"application/json"),
             (b"content-length", str(len(data)).encode()),
@@ -157,7 +150,7 @@ def create_app(
         http = make_client(timeout_s=settings.gateway.download_timeout_s)
         owned.append(http)
         app.state.rate_limiter = make_rate_limiter(
-            settings, settings.recommender.rate_limit_per_minute
+            settings, settings.gateway.rate_limit_per_minute, prefix="lookalike:recommend:"
         )
         app.state.feedback_limiter = make_rate_limiter(
             settings, settings.gateway.feedback_rate_limit_per_minute, prefix="lookalike:feedback:"
@@ -190,22 +183,21 @@ def create_app(
             if catalog is None:
                 app.state.catalog.dispose()
 
-    app = new_app(
-        title="Lookalike gateway",
+    app = service_app(
+        "Lookalike gateway",
+        [page_router, router, recommend_router],  # pages first: `/` is the storefront
+        lifespan,
         summary="Visual recommendations for fashion shops: photo in, similar products out.",
-        version="0.1.0",
-        lifespan=lifespan,
+        observe=metrics.observe_request,
+        inner=[
+            Middleware(
+                BodyLimitMiddleware, max_bytes=settings.gateway.max_upload_bytes + _BODY_SLACK
+            )
+        ],
+        # Outermost: the client address is settled before logs and limits see it. Serve with
+        # uvicorn's own proxy_headers off, which would trust any local peer.
+        outer=[Middleware(ProxyHeadersMiddleware, trusted_hosts=settings.gateway.trusted_proxies)],
     )
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.state.metrics = metrics
-    add_error_handlers(app)
-    app.add_middleware(
-        BodyLimitMiddleware, max_bytes=settings.gateway.max_upload_bytes + _BODY_SLACK
-    )
-    app.add_middleware(RequestContextMiddleware, observe=metrics.observe_request)
-    # Outermost: the client address is settled before logs and limits see it. Serve with
-    # uvicorn's own proxy_headers off, which would trust any local peer.
-    app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.gateway.trusted_proxies)
-    install_pages(app)  # before the API router: `/` is the storefront
-    app.include_router(router)
-    app.include_router(recommend_router)
     return app

@@ -46,16 +46,6 @@ class ForbiddenError(LookalikeError):
     code = "forbidden"
 
 
-class PayloadTooLargeError(LookalikeError):
-    status_code = 413
-    code = "payload_too_large"
-
-
-class UnsupportedMediaTypeError(LookalikeError):
-    status_code = 415
-    code = "unsupported_media_type"
-
-
 class RateLimitedError(LookalikeError):
     status_code = 429
     code = "rate_limited"

@@ -1,7 +1,7 @@
 """Per-client rate limits, API keys, and what binds storefront feedback to real answers.
 
 The rate limit is GCRA (a token bucket without a refill timer): at most
-``recommender.rate_limit_per_minute`` requests to ``POST /recommend`` a minute per client (and
+``gateway.rate_limit_per_minute`` requests to ``POST /recommend`` a minute per client (and
 ``gateway.feedback_rate_limit_per_minute`` to ``POST /feedback`` without an API key), in bursts
 up to the same number. With ``REDIS_URL`` set the budgets live in Redis (shared by every
 gateway replica; while Redis does not answer each process limits on its own), else in this
@@ -17,25 +17,23 @@ each kind of event counts once per answer and product (:class:`RecentAnswers`).
 from __future__ import annotations
 
 import hmac
-import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
-from typing import Protocol, TypeVar
+from collections.abc import Iterable
+from typing import Protocol
 
 from fastapi import Request
 
 from services.gateway.errors import ForbiddenError, RateLimitedError, UnauthorizedError
+from shared.ratelimit import RateLimiter, RedisBacked
+from shared.ratelimit import make_rate_limiter as shared_rate_limiter
 from shared.settings import Settings
 
 __all__ = [
     "MemoryAnswers",
-    "MemoryRateLimiter",
-    "RateLimiter",
     "RecentAnswers",
     "RedisAnswers",
-    "RedisRateLimiter",
     "check_api_key",
     "enforce_feedback_limit",
     "enforce_rate_limit",
@@ -43,109 +41,13 @@ __all__ = [
     "make_rate_limiter",
 ]
 
-log = logging.getLogger(__name__)
 
-T = TypeVar("T")
-
-
-class _RedisBacked:
-    """A Redis client with short timeouts; while Redis does not answer, a local fallback."""
-
-    def __init__(self, url: str) -> None:
-        import redis
-
-        self._errors: tuple[type[Exception], ...] = (redis.RedisError, OSError)
-        self._client = redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
-        self._warned_at = 0.0
-
-    def _try(self, call: Callable[[], T], fallback: Callable[[], T]) -> T:
-        try:
-            return call()
-        except self._errors as exc:
-            if time.monotonic() - self._warned_at > 60:
-                self._warned_at = time.monotonic()
-                log.warning(
-                    "%s: Redis unavailable (%s); this process decides alone",
-                    type(self).__name__,
-                    exc,
-                )
-            return fallback()
-
-    def close(self) -> None:
-        self._client.close()
-
-
-class RateLimiter(Protocol):
-    def hit(self, key: str) -> float:
-        """Count a request of ``key``: 0 if allowed, else the seconds until one is."""
-        ...
-
-
-class MemoryRateLimiter:
-    """GCRA per key in this process."""
-
-    def __init__(self, per_minute: int) -> None:
-        self.interval = 60.0 / per_minute
-        self.tolerance = (per_minute - 1) * self.interval
-        self._tat: dict[str, float] = {}
-        self._lock = threading.Lock()
-
-    def hit(self, key: str) -> float:
-        with self._lock:
-            now = time.monotonic()
-            tat = max(self._tat.get(key, now), now)
-            wait = tat - self.tolerance - now
-            if wait > 0:
-                return wait
-            self._tat[key] = tat + self.interval
-            if len(self._tat) > 100_000:
-                self._tat = {k: v for k, v in self._tat.items() if v > now}
-            return 0.0
-
-
-_GCRA = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local interval = tonumber(ARGV[1])
-local tolerance = tonumber(ARGV[2])
-local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
-if tat < now then tat = now end
-local wait = tat - tolerance - now
-if wait > 0 then return wait end
-redis.call('SET', KEYS[1], tat + interval, 'PX', math.ceil(tat + interval - now) + 1000)
-return 0
-"""
-
-
-class RedisRateLimiter(_RedisBacked):
-    """The same GCRA in Redis, one budget for every gateway process."""
-
-    def __init__(self, url: str, per_minute: int, *, prefix: str = "lookalike:recommend:") -> None:
-        super().__init__(url)
-        self._script = self._client.register_script(_GCRA)
-        self._interval_ms = max(1, round(60_000 / per_minute))
-        self._tolerance_ms = (per_minute - 1) * self._interval_ms
-        self._prefix = prefix
-        self._local = MemoryRateLimiter(per_minute)
-
-    def hit(self, key: str) -> float:
-        def remote() -> float:
-            args = [self._interval_ms, self._tolerance_ms]
-            return int(self._script(keys=[self._prefix + key], args=args)) / 1000
-
-        return self._try(remote, lambda: self._local.hit(key))
-
-
-def make_rate_limiter(
-    settings: Settings, per_minute: int, *, prefix: str = "lookalike:recommend:"
-) -> RateLimiter | None:
-    """Redis-backed when ``REDIS_URL`` is set, else in memory; ``None`` when ``per_minute`` is
-    0 (turned off)."""
+def make_rate_limiter(settings: Settings, per_minute: int, *, prefix: str) -> RateLimiter | None:
+    """Budgets in Redis (keys under ``prefix``) when ``REDIS_URL`` is set, else in memory;
+    ``None`` when ``per_minute`` is 0 (turned off)."""
     if per_minute <= 0:
         return None
-    if settings.redis_url:
-        return RedisRateLimiter(settings.redis_url, per_minute, prefix=prefix)
-    return MemoryRateLimiter(per_minute)
+    return shared_rate_limiter(settings.redis_url, prefix=prefix)
 
 
 class RecentAnswers(Protocol):
@@ -197,7 +99,7 @@ return 0
 """
 
 
-class RedisAnswers(_RedisBacked):
+class RedisAnswers(RedisBacked):
     """Recent answers in Redis (a set of product ids per answer, expiring with the window),
     shared by every gateway process."""
 
@@ -245,7 +147,7 @@ def client_key(request: Request) -> str:
 def _limit(request: Request, limiter: RateLimiter | None, per_minute: int) -> None:
     if limiter is None:
         return
-    wait = limiter.hit(client_key(request))
+    wait = limiter.hit(client_key(request), per_minute)
     if wait > 0:
         raise RateLimitedError(
             f"too many requests: at most {per_minute} a minute per client; retry in {wait:.1f} s",
@@ -256,7 +158,7 @@ def _limit(request: Request, limiter: RateLimiter | None, per_minute: int) -> No
 def enforce_rate_limit(request: Request) -> None:
     """Dependency of ``/recommend``: 429 with ``Retry-After`` when the client is over its
     budget."""
-    per_minute = request.app.state.settings.recommender.rate_limit_per_minute
+    per_minute = request.app.state.settings.gateway.rate_limit_per_minute
     _limit(request, getattr(request.app.state, "rate_limiter", None), per_minute)
 
 

@@ -11,17 +11,15 @@ from __future__ import annotations
 
 from html import escape
 from pathlib import Path
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
-from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
-from shared.db import Catalog, CatalogStats, Facets, IngestProgress, SourceOut
+from services.gateway.deps import CatalogDep, SettingsDep
+from shared.db import CatalogStats, Facets, IngestProgress, SourceOut
 from shared.health import Check
-from shared.settings import Settings
 
 STATIC_DIR = Path(__file__).with_name("static")
 
@@ -34,18 +32,6 @@ CONTENT_SECURITY_POLICY = (
 )
 
 router = APIRouter()
-
-
-def _catalog(request: Request) -> Catalog:
-    return request.app.state.catalog
-
-
-def _settings(request: Request) -> Settings:
-    return request.app.state.settings
-
-
-CatalogDep = Annotated[Catalog, Depends(_catalog)]
-SettingsDep = Annotated[Settings, Depends(_settings)]
 
 
 class CatalogProgress(BaseModel):
@@ -72,13 +58,6 @@ class StorefrontConfig(BaseModel):
     catalog: CatalogProgress = Field(
         description="How much of the catalog is searchable yet (the page says so while it grows)."
     )
-
-
-def install(app: FastAPI) -> None:
-    """Add the pages and their static files to ``app``. Call before the API router so that
-    ``/`` is the storefront."""
-    app.include_router(router)
-    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
 
 @router.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from typing import Annotated, Any, TypeVar
+from typing import Any, TypeVar
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.concurrency import run_in_threadpool
@@ -12,12 +12,8 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, ValidationError
 from starlette.datastructures import UploadFile
 
-from services.gateway.errors import (
-    ConflictError,
-    PayloadTooLargeError,
-    UnsupportedMediaTypeError,
-    error_responses,
-)
+from services.gateway.deps import CatalogDep, PipelineDep
+from services.gateway.errors import ConflictError, error_responses
 from services.gateway.limits import (
     RecentAnswers,
     check_api_key,
@@ -25,7 +21,6 @@ from services.gateway.limits import (
     enforce_rate_limit,
 )
 from services.gateway.metrics import GatewayMetrics
-from services.gateway.pipeline import RecommendPipeline
 from services.gateway.schemas import (
     FeedbackBody,
     FeedbackOut,
@@ -34,25 +29,14 @@ from services.gateway.schemas import (
     RecommendParams,
     RecommendResponse,
 )
-from shared.db import Catalog, FeedbackIn
-from shared.errors import InvalidInputError
+from services.gateway.service import RecommendPipeline
+from shared.db import FeedbackIn
+from shared.errors import InvalidInputError, PayloadTooLargeError, UnsupportedMediaTypeError
 from shared.web import REQUEST_ID, validation_message
 
 router = APIRouter()
 
 Model = TypeVar("Model", bound=BaseModel)
-
-
-def _pipeline(request: Request) -> RecommendPipeline:
-    return request.app.state.pipeline
-
-
-def _catalog(request: Request) -> Catalog:
-    return request.app.state.catalog
-
-
-PipelineDep = Annotated[RecommendPipeline, Depends(_pipeline)]
-CatalogDep = Annotated[Catalog, Depends(_catalog)]
 
 
 def _inline_schema(model: type[BaseModel]) -> dict[str, Any]:

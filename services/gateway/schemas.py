@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from shared.db.models import FeedbackKind
+from shared.vectors import Distance
 
 MAX_ID = 2**53 - 1
 """The largest id the API takes: within the 64-bit integers of the catalog and the index, and
@@ -57,7 +58,7 @@ class RecommendParams(BaseModel):
     cross_category: bool = Field(
         default=False, description="Search every category instead of the predicted one."
     )
-    metric: Literal["cosine", "l1"] = "cosine"
+    metric: Distance = "cosine"
     color_weight: float | None = Field(
         default=None,
         ge=0.0,

@@ -28,7 +28,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import httpx
@@ -57,10 +57,11 @@ from shared.images import (
     ImageError,
     content_hash,
     crop_box,
-    load_image,
-    probe_image,
+    load_work_image,
 )
 from shared.index_layout import COLOUR_VECTOR, SHAPE_VECTORS
+from shared.ratelimit import MemoryRateLimiter, RateLimiter
+from shared.ratelimit import make_rate_limiter as shared_rate_limiter
 from shared.settings import Settings
 from shared.vectors import Point, VectorIndex, open_index
 
@@ -71,18 +72,12 @@ __all__ = [
     "IngestPipeline",
     "IngestReport",
     "IngestRuntime",
-    "LocalRateLimiter",
-    "RateLimiter",
-    "RedisRateLimiter",
     "SourcePolicy",
     "make_rate_limiter",
 ]
 
 log = logging.getLogger(__name__)
 
-WORK_SIDE = 768
-"""JPEGs decode in draft mode to at least this many pixels a side: enough for the detector and
-for crops, and several times cheaper than a full decode of a large product photo."""
 DOWNLOAD_THREADS = 8
 WAVE = 8
 """Images per model call within a chunk: the first wave embeds while the rest download."""
@@ -129,90 +124,12 @@ class SourcePolicy:
         )
 
 
-class RateLimiter(Protocol):
-    def acquire(self, key: str, rate_per_s: float, burst: int) -> float:
-        """Wait until a request to ``key`` is allowed; returns the seconds waited."""
-        ...
-
-
-class LocalRateLimiter:
-    """GCRA (a token bucket) per key, for this process only."""
-
-    def __init__(self) -> None:
-        self._tat: dict[str, float] = {}
-        self._lock = threading.Lock()
-
-    def reserve(self, key: str, rate_per_s: float, burst: int) -> float:
-        interval = 1.0 / rate_per_s
-        with self._lock:
-            now = time.monotonic()
-            tat = max(self._tat.get(key, now), now)
-            self._tat[key] = tat + interval
-        return max(0.0, tat - now - (burst - 1) * interval)
-
-    def acquire(self, key: str, rate_per_s: float, burst: int) -> float:
-        if rate_per_s <= 0:
-            return 0.0
-        wait = self.reserve(key, rate_per_s, burst)
-        if wait > 0:
-            time.sleep(wait)
-        return wait
-
-
-_GCRA_SCRIPT = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local interval = tonumber(ARGV[1])
-local burst = tonumber(ARGV[2])
-local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
-if tat < now then tat = now end
-local wait = tat - now - (burst - 1) * interval
-if wait < 0 then wait = 0 end
-local new_tat = tat + interval
-redis.call('SET', KEYS[1], new_tat, 'PX', math.ceil(new_tat - now) + 1000)
-return wait
-"""
-
-
-class RedisRateLimiter:
-    """The same GCRA in Redis, shared by every worker process and container; falls back to
-    the process-local limiter while Redis does not answer."""
-
-    def __init__(self, url: str, *, prefix: str = "lookalike:ratelimit:") -> None:
-        import redis
-
-        self._errors: tuple[type[Exception], ...] = (redis.RedisError, OSError)
-        self._client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
-        self._script = self._client.register_script(_GCRA_SCRIPT)
-        self._prefix = prefix
-        self._local = LocalRateLimiter()
-        self._warned_at = 0.0
-
-    def acquire(self, key: str, rate_per_s: float, burst: int) -> float:
-        if rate_per_s <= 0:
-            return 0.0
-        interval_ms = max(1, round(1000.0 / rate_per_s))
-        try:
-            wait = int(self._script(keys=[self._prefix + key], args=[interval_ms, burst])) / 1000
-        except self._errors as exc:
-            if time.monotonic() - self._warned_at > 60:
-                self._warned_at = time.monotonic()
-                log.warning("rate limiter: Redis unavailable (%s); limiting per process", exc)
-            return self._local.acquire(key, rate_per_s, burst)
-        if wait > 0:
-            time.sleep(wait)
-        return wait
-
-    def close(self) -> None:
-        self._client.close()
-
-
 def make_rate_limiter(settings: Settings) -> RateLimiter:
-    """Redis-backed when the broker is Redis (one budget for all workers), else per process
-    (the embedded mode runs a single consumer)."""
-    if settings.broker_url.startswith(("redis://", "rediss://", "unix://")):
-        return RedisRateLimiter(settings.broker_url)
-    return LocalRateLimiter()
+    """Budgets per host in Redis when the broker is Redis (one budget for all workers), else
+    per process (the embedded mode runs a single consumer)."""
+    broker = settings.broker_url
+    redis_url = broker if broker.startswith(("redis://", "rediss://", "unix://")) else None
+    return shared_rate_limiter(redis_url, prefix="lookalike:ratelimit:", timeout_s=2.0)
 
 
 # ---------------------------------------------------------------------------------- pipeline
@@ -332,7 +249,7 @@ class IngestPipeline:
         self.models = models
         self.settings = settings
         self.detector: GarmentDetector = detector or WholeImageDetector()
-        self.limiter: RateLimiter = limiter or LocalRateLimiter()
+        self.limiter: RateLimiter = limiter or MemoryRateLimiter()
         self.client = client or make_client(timeout_s=settings.ingest.download_timeout_s)
         self.host = socket.gethostname()
         self.worker_id = worker_id or f"{self.host}:{os.getpid()}"
@@ -621,18 +538,11 @@ class IngestPipeline:
             return f"download failed: {exc.message}", exc.retryable
         data = downloaded.content
         try:
-            header = probe_image(data, max_bytes=max_bytes, max_pixels=DEFAULT_MAX_PIXELS)
-            image = load_image(
-                data,
-                max_bytes=max_bytes,
-                max_pixels=DEFAULT_MAX_PIXELS,
-                draft=(WORK_SIDE, WORK_SIDE),
+            image, (width, height) = load_work_image(
+                data, max_bytes=max_bytes, max_pixels=DEFAULT_MAX_PIXELS
             )
         except ImageError as exc:
             return f"{exc.code}: {exc.message}", False
-        width, height = header.width, header.height
-        if (image.width >= image.height) != (width >= height):
-            width, height = height, width  # EXIF rotated it by 90 degrees
         return _Decoded(
             claim=claim,
             product=product,
@@ -748,8 +658,7 @@ class IngestRuntime:
     def close(self) -> None:
         self.pipeline.close()
         self.pipeline.models.close()
-        if isinstance(self.pipeline.limiter, RedisRateLimiter):
-            self.pipeline.limiter.close()
+        self.pipeline.limiter.close()
         if self.owns_index:
             self.index.close()
         if self.owns_catalog:

@@ -11,7 +11,13 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from services.recommender.schemas import ProductPoints, SearchRequest, SearchResponse
+from services.recommender.schemas import (
+    ProductPoints,
+    SearchRequest,
+    SearchResponse,
+    SimilarQuery,
+    SimilarResult,
+)
 from services.recommender.service import Recommender
 from shared.settings import Settings, get_settings
 from shared.vectors import VectorIndex, open_index
@@ -45,6 +51,14 @@ async def search(body: SearchRequest, recommender: RecommenderDep) -> SearchResp
 async def product_points(product_id: int, recommender: RecommenderDep) -> ProductPoints:
     """A product's indexed crops with their vectors (for "more like this")."""
     return await run_in_threadpool(recommender.product_points, product_id)
+
+
+@router.post("/products/{product_id}/similar", response_model=SimilarResult, tags=["recommend"])
+async def similar(
+    product_id: int, body: SimilarQuery, recommender: RecommenderDep
+) -> SimilarResult:
+    """ "More like this": products like this one, its stored vectors the query."""
+    return await run_in_threadpool(recommender.similar_to_product, product_id, body)
 
 
 def create_app(settings: Settings | None = None, *, index: VectorIndex | None = None) -> FastAPI:

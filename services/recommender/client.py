@@ -12,11 +12,12 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from services.recommender.schemas import (
-    ProductPoints,
     RecommendQuery,
     RecommendResult,
     SearchRequest,
     SearchResponse,
+    SimilarQuery,
+    SimilarResult,
 )
 from services.recommender.service import Recommender
 from shared.errors import ConfigurationError
@@ -31,7 +32,7 @@ __all__ = ["HttpRecommender", "RecommenderClient", "make_recommender"]
 class RecommenderClient(Protocol):
     def recommend(self, queries: Sequence[RecommendQuery]) -> list[RecommendResult]: ...
 
-    def product_points(self, product_id: int) -> ProductPoints: ...
+    def similar_to_product(self, product_id: int, query: SimilarQuery) -> SimilarResult: ...
 
     def check(self) -> Check: ...
 
@@ -47,9 +48,10 @@ class HttpRecommender:
         response = self.http.request("POST", "/search", json=body)
         return SearchResponse.model_validate(response.json()).results
 
-    def product_points(self, product_id: int) -> ProductPoints:
-        response = self.http.request("GET", f"/products/{int(product_id)}/points")
-        return ProductPoints.model_validate(response.json())
+    def similar_to_product(self, product_id: int, query: SimilarQuery) -> SimilarResult:
+        body = query.model_dump(mode="json")
+        response = self.http.request("POST", f"/products/{int(product_id)}/similar", json=body)
+        return SimilarResult.model_validate(response.json())
 
     def check(self) -> Check:
         return self.http.check()

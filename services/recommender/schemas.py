@@ -3,11 +3,11 @@ in process and over HTTP)."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-Metric = Literal["cosine", "l1"]
+from shared.vectors import Distance
 
 
 class Filters(BaseModel):
@@ -31,10 +31,21 @@ class Filters(BaseModel):
         return self
 
 
-class RecommendQuery(BaseModel):
-    """One garment's search: its embedding (and colour descriptor) and how to rank."""
+class Ranking(BaseModel):
+    """How to rank: how many products, the shape metric, colour's weight, diversity, filters."""
 
     model_config = ConfigDict(extra="forbid")
+
+    k: int = Field(default=12, ge=1, le=100)
+    metric: Distance = "cosine"
+    color_weight: float = Field(default=0.0, ge=0.0, le=1.0)
+    diversity: float = Field(default=0.0, ge=0.0, le=1.0)
+    filters: Filters = Field(default_factory=Filters)
+    candidates: int | None = Field(default=None, ge=1, le=2000)
+
+
+class RecommendQuery(Ranking):
+    """One garment's search: its embedding (and colour descriptor) and how to rank."""
 
     embedding: list[float] = Field(min_length=1)
     colour: list[float] | None = None
@@ -53,13 +64,17 @@ class RecommendQuery(BaseModel):
         description="Also accept the categories of this many nearest products of any category "
         "(when the classifier is unsure, the catalog votes too).",
     )
-    k: int = Field(default=12, ge=1, le=100)
-    metric: Metric = "cosine"
-    color_weight: float = Field(default=0.0, ge=0.0, le=1.0)
-    diversity: float = Field(default=0.0, ge=0.0, le=1.0)
-    filters: Filters = Field(default_factory=Filters)
     exclude_product_ids: list[int] = Field(default_factory=list)
-    candidates: int | None = Field(default=None, ge=1, le=2000)
+
+
+class SimilarQuery(Ranking):
+    """ "More like this": products like a catalog product, whose stored vectors are the query
+    (the product itself is left out)."""
+
+    categories: list[str] | None = Field(
+        default=None,
+        description="Any of these categories; empty: every category; unset: the product's own.",
+    )
 
 
 class ProductHit(BaseModel):
@@ -83,6 +98,16 @@ class RecommendResult(BaseModel):
     hits: list[ProductHit]
     collection: str | None = None
     candidates: int = Field(default=0, description="Candidate points scored.")
+
+
+class SimilarResult(RecommendResult):
+    """A :class:`SimilarQuery`'s products, with what the search started from."""
+
+    category: str | None = Field(default=None, description="The product's own category.")
+    categories: list[str] = Field(default_factory=list, description="Categories searched.")
+    model_version: str | None = Field(
+        default=None, description="The model of the product's vectors (its collection)."
+    )
 
 
 class SearchRequest(BaseModel):

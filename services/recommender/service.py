@@ -33,11 +33,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from services.recommender.schemas import (
-    Metric,
     ProductHit,
     ProductPoints,
     RecommendQuery,
     RecommendResult,
+    SimilarQuery,
+    SimilarResult,
     StoredPoint,
 )
 from shared.colour import COLOUR_DIM
@@ -51,7 +52,7 @@ from shared.index_layout import (
     collection_name,
     live_collection,
 )
-from shared.vectors import Hit, PayloadFilter, VectorIndex
+from shared.vectors import Distance, Hit, PayloadFilter, VectorIndex
 
 __all__ = ["COLOUR_VECTOR", "SHAPE_VECTORS", "Recommender", "query_filter", "shape_similarity"]
 
@@ -64,7 +65,7 @@ MAX_WIDENING = 2
 _PROBE = [1.0 / math.sqrt(COLOUR_DIM)] * COLOUR_DIM
 
 
-def shape_similarity(score: float, metric: Metric, dim: int) -> float:
+def shape_similarity(score: float, metric: Distance, dim: int) -> float:
     """The index's score as a similarity in [0, 1] (cosine similarity, or L1 distance)."""
     if metric == "cosine":
         return min(1.0, max(0.0, score))
@@ -292,6 +293,34 @@ class Recommender:
             for hit in hits
         ]
         return ProductPoints(product_id=product_id, points=points)
+
+    def similar_to_product(self, product_id: int, query: SimilarQuery) -> SimilarResult:
+        """Products like ``product_id``: its first indexed crop (front view) is the query, in
+        its model's collection, its own category unless ``query.categories`` says otherwise;
+        the product itself is left out."""
+        seed = self.product_points(product_id).points[0]
+        category = seed.payload.get("category")
+        own = [category] if category else []
+        categories = own if query.categories is None else query.categories
+        model_version = seed.payload.get("model_version")
+        [result] = self.recommend(
+            [
+                RecommendQuery(
+                    embedding=seed.embedding,
+                    colour=seed.colour or None,
+                    model_version=model_version,
+                    categories=categories,
+                    exclude_product_ids=[product_id],
+                    **query.model_dump(exclude={"categories"}),
+                )
+            ]
+        )
+        return SimilarResult(
+            **result.model_dump(),
+            category=category,
+            categories=categories,
+            model_version=model_version,
+        )
 
     # ------------------------------------------------------------------------------ health
 

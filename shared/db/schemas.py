@@ -191,18 +191,6 @@ class CropIn(_In):
         return box
 
 
-class CropOut(_Out):
-    id: int
-    image_id: int
-    x0: float
-    y0: float
-    x1: float
-    y1: float
-    category: str | None
-    score: float | None
-    point_id: str | None
-
-
 class ImageResult(_In):
     """What ingest learned about an image it processed."""
 

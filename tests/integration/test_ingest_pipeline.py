@@ -18,8 +18,6 @@ from services.demo_shop.server import DemoShop
 from services.ingest import indexing
 from services.ingest.pipeline import (
     IngestRuntime,
-    LocalRateLimiter,
-    RedisRateLimiter,
     SourcePolicy,
 )
 from services.ingest.sweeper import Sweeper
@@ -28,6 +26,7 @@ from shared.colour import COLOUR_DIM
 from shared.db import Catalog, ImageIn, ProductIn, SourceOut
 from shared.db.models import GarmentCrop, ImageState, ProductImage, utcnow
 from shared.detection import COARSE_CATEGORIES
+from shared.ratelimit import MemoryRateLimiter, RedisRateLimiter
 from shared.settings import Settings
 from shared.vectors import EdgeIndex, PayloadFilter
 from tests.ingest_support import (
@@ -327,7 +326,7 @@ def _source(config: dict[str, object]) -> SourceOut:
 
 
 def test_rate_limits_are_shared_through_redis(redis_db_url: str) -> None:
-    local = LocalRateLimiter()
+    local = MemoryRateLimiter()
     started = time.monotonic()
     for _ in range(4):
         local.acquire("shop.example", rate_per_s=20.0, burst=2)

@@ -8,9 +8,11 @@ are not an image, a category the catalog does not have)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from decimal import Decimal
 
+import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
@@ -20,7 +22,7 @@ from shared.db import Catalog, ImageIn, ProductIn, SourceIn
 from tests.gateway_support import gateway_settings, serve
 from tests.ingest_support import link_models, shared_models_dir
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(360)]
 
 
 @pytest.fixture(scope="module")
@@ -42,8 +44,16 @@ def api_schema(tmp_path_factory: pytest.TempPathFactory) -> Iterator[schemathesi
         update={"detector_url": None, "embedder_url": None}
     )
     with serve(real_models, catalog) as url:
+        _wait_until_ready(url)  # a first start exports the models: /readyz is 503 meanwhile
         yield schemathesis.openapi.from_url(f"{url}/openapi.json")
     catalog.dispose()
+
+
+def _wait_until_ready(url: str, timeout_s: float = 240.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while httpx.get(f"{url}/readyz", timeout=30).status_code != 200:
+        assert time.monotonic() < deadline, "the gateway did not load its models in time"
+        time.sleep(0.5)
 
 
 def test_every_answer_is_documented_and_none_is_a_server_error(

@@ -377,8 +377,8 @@ def test_422_for_bad_bodies(client: TestClient) -> None:
 
 @pytest.mark.parametrize("backend", ["memory", "redis"])
 def test_rate_limit(world: World, redis_db_url: str, backend: str) -> None:
-    recommender = world.settings.recommender.model_copy(update={"rate_limit_per_minute": 3})
-    updates: dict[str, object] = {"recommender": recommender}
+    gateway = world.settings.gateway.model_copy(update={"rate_limit_per_minute": 3})
+    updates: dict[str, object] = {"gateway": gateway}
     if backend == "redis":
         updates["redis_url"] = redis_db_url
     with _client(world, **updates) as client:

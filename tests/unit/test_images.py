@@ -27,6 +27,7 @@ from shared.images import (
     crop_box,
     gaussian_blur,
     load_image,
+    load_work_image,
     probe_image,
     resize_center_crop,
     sniff_image_format,
@@ -647,3 +648,25 @@ def test_draft_ignored_for_png_and_small_images() -> None:
 def test_draft_validated() -> None:
     with pytest.raises(InvalidInputError, match="draft"):
         load_image(b"", draft=(0, 224))
+
+
+def test_work_image_decodes_large_jpegs_in_draft_and_reports_the_original_size() -> None:
+    data = encode(noise(3200, 1600), "JPEG", quality=80)
+    image, size = load_work_image(data, max_bytes=1 << 24, max_pixels=10_000_000)
+    assert size == (3200, 1600)
+    assert image.mode == "RGB"
+    assert (image.width, image.height) == (1600, 800)  # 1/2 scale keeps 768 a side
+
+
+def test_work_image_size_follows_exif_rotation() -> None:
+    image, size = load_work_image(oriented_jpeg(6), max_bytes=1 << 20, max_pixels=1_000_000)
+    assert size == (20, 40)
+    assert (image.width, image.height) == (20, 40)
+
+
+def test_work_image_keeps_the_limits() -> None:
+    data = encode(noise(64, 64), "PNG")
+    with pytest.raises(ImageTooLargeError):
+        load_work_image(data, max_bytes=1 << 20, max_pixels=1000)
+    with pytest.raises(NotAnImageError):
+        load_work_image(b"<html></html>", max_bytes=1 << 20, max_pixels=1000)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from services.ingest import indexing
-from services.recommender.schemas import Filters, RecommendQuery
+from services.recommender.schemas import Filters, RecommendQuery, SimilarQuery
 from services.recommender.service import Recommender, query_filter, shape_similarity
 from shared import index_layout
 from shared.colour import COLOUR_DIM
@@ -207,6 +207,34 @@ def test_product_points_and_collections(index: EdgeIndex, tmp_path: Path) -> Non
     assert nothing.hits == [] and nothing.collection is None
     assert "nothing indexed yet" in Recommender(empty).check().detail
     empty.close()
+
+
+def test_similar_to_product_searches_with_its_first_crop_and_leaves_it_out(
+    index: EdgeIndex,
+) -> None:
+    recommender = Recommender(index)
+    similar = recommender.similar_to_product(2, SimilarQuery(k=10, color_weight=0.0))
+    stored = recommender.product_points(2).points[0]
+    [same] = recommender.recommend(
+        [
+            _query(
+                embedding=stored.embedding,
+                colour=stored.colour,
+                categories=["tops"],
+                exclude_product_ids=[2],
+            )
+        ]
+    )
+    assert similar.hits == same.hits
+    assert {hit.product_id for hit in similar.hits} == {1, 3, 6, 7}  # its category, not itself
+    assert (similar.category, similar.categories) == ("tops", ["tops"])
+    assert similar.model_version == VERSION
+    everywhere = recommender.similar_to_product(2, SimilarQuery(k=10, categories=[]))
+    assert 4 in [hit.product_id for hit in everywhere.hits] and everywhere.categories == []
+    pants = recommender.similar_to_product(2, SimilarQuery(k=10, categories=["pants"]))
+    assert [hit.product_id for hit in pants.hits] == [4]
+    with pytest.raises(NotFoundError):
+        recommender.similar_to_product(99, SimilarQuery())
 
 
 def test_query_filter_always_active() -> None:

@@ -9,7 +9,6 @@ from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
 from services.gateway.errors import RateLimitedError
-from services.gateway.limits import MemoryRateLimiter
 from services.gateway.schemas import RecommendJSON, RecommendParams
 from shared.errors import ServiceUnavailableError
 from shared.web import RequestContextMiddleware, add_error_handlers, validation_message
@@ -39,13 +38,9 @@ def test_params_refuse_contradictions_and_unknown_fields() -> None:
     assert message.startswith("k: Input should be greater than or equal to 1; metric: ")
 
 
-def test_memory_rate_limit_is_a_token_bucket() -> None:
-    limiter = MemoryRateLimiter(per_minute=3)
-    assert [limiter.hit("a") for _ in range(3)] == [0.0, 0.0, 0.0]
-    wait = limiter.hit("a")
-    assert 19 < wait <= 20  # one request every 20 s after the burst
-    assert limiter.hit("b") == 0.0  # per client
+def test_retry_after_rounds_the_wait_up_to_whole_seconds() -> None:
     assert RateLimitedError("slow down", retry_after_s=0.2).headers == {"Retry-After": "1"}
+    assert RateLimitedError("slow down", retry_after_s=19.6).headers == {"Retry-After": "20"}
 
 
 def test_error_format_and_request_ids() -> None:

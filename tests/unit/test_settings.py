@@ -69,3 +69,15 @@ def test_invalid_values_are_refused(settings: Settings, monkeypatch: pytest.Monk
 )
 def test_database_url_spellings(given: str, expected: str) -> None:
     assert normalize_database_url(given) == expected
+
+
+def test_recommend_rate_limit_is_a_gateway_setting_with_the_old_name_deprecated(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("LOOKALIKE_RECOMMENDER__RATE_LIMIT_PER_MINUTE", "7")
+    assert Settings(_env_file=None, data_dir=tmp_path).gateway.rate_limit_per_minute == 7
+    monkeypatch.setenv("LOOKALIKE_GATEWAY__RATE_LIMIT_PER_MINUTE", "9")
+    assert Settings(_env_file=None, data_dir=tmp_path).gateway.rate_limit_per_minute == 9
+    monkeypatch.delenv("LOOKALIKE_RECOMMENDER__RATE_LIMIT_PER_MINUTE")
+    monkeypatch.delenv("LOOKALIKE_GATEWAY__RATE_LIMIT_PER_MINUTE")
+    assert Settings(_env_file=None, data_dir=tmp_path).gateway.rate_limit_per_minute == 120

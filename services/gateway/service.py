@@ -14,16 +14,15 @@ nothing here imports FastAPI.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
-from PIL import Image
 
 from services.embedder.client import EmbedderClient
 from services.embedder.schemas import CropFeatures
-from services.gateway.errors import PayloadTooLargeError
 from services.gateway.schemas import (
     Group,
     Recommendation,
@@ -31,21 +30,18 @@ from services.gateway.schemas import (
     RecommendResponse,
 )
 from services.recommender.client import RecommenderClient
-from services.recommender.schemas import Filters, RecommendQuery, RecommendResult
+from services.recommender.schemas import Filters, RecommendQuery, RecommendResult, SimilarQuery
 from shared.db import Catalog
 from shared.detection import Detection, GarmentDetector
 from shared.download import fetch_image
-from shared.errors import InvalidInputError
-from shared.images import crop_box, load_image, probe_image
+from shared.errors import InvalidInputError, PayloadTooLargeError
+from shared.images import crop_box, load_work_image
 from shared.netsafe import PrivateAddressError, UnsafeURLError, check_url
 from shared.settings import Settings
 
 __all__ = ["RecommendPipeline", "Timings"]
 
 PRIVATE_URLS_SETTING = "LOOKALIKE_GATEWAY__ALLOW_PRIVATE_IMAGE_URLS"
-WORK_SIDE = 768
-"""Large JPEGs decode in draft mode to at least this many pixels a side (boxes are reported
-in pixels of the original)."""
 VOTERS = 3
 """When the classifier is unsure, the categories of this many nearest products (any category)
 are searched too: a shop's own photos are often unlike the street crops it learnt from."""
@@ -74,7 +70,7 @@ class Timings:
 @dataclass
 class _Garment:
     box: list[float] | None
-    features: CropFeatures
+    features: CropFeatures | None
     categories: list[str]
     category: str | None
     probability: float | None
@@ -138,7 +134,10 @@ class RecommendPipeline:
         if len(data) > limit:
             raise PayloadTooLargeError(f"the image is {len(data)} bytes; the limit is {limit}")
         with timings.stage("decode"):
-            image, size = self._decode(data)
+            gateway = self.settings.gateway
+            image, size = load_work_image(
+                data, max_bytes=gateway.max_upload_bytes, max_pixels=gateway.max_image_pixels
+            )
         with timings.stage("detect"):
             [result] = self.detector.detect([image])
             detections = result.detections or [
@@ -158,29 +157,34 @@ class RecommendPipeline:
             x0, y0, x1, y1 = detection.box
             box = [round(x0 * sx, 1), round(y0 * sy, 1), round(x1 * sx, 1), round(y1 * sy, 1)]
             garments.append(self._garment(box, crop, params, detection.category))
-        return self._answer(garments, params, features.model_version, timings, exclude=[])
+        return self._answer(garments, params, features.model_version, timings)
 
     def from_product(self, product_id: int, params: RecommendParams) -> RecommendResponse:
-        """Products like a catalog product ("more like this"): its stored vectors are the
-        query, the product itself is left out."""
+        """Products like a catalog product ("more like this", resolved by the recommender:
+        the product's stored vectors are the query, the product itself is left out)."""
         self._check_categories(params)
         timings = Timings()
         with timings.stage("lookup"):
             self.catalog.get_product(product_id)  # 404 "no product N" for an unknown id
-            stored = self.recommender.product_points(product_id)
-        point = stored.points[0]
-        category = point.payload.get("category")
-        features = CropFeatures(embedding=point.embedding, colour=point.colour or [])
+        if params.category:
+            categories: list[str] | None = list(params.category)
+        else:
+            categories = [] if params.cross_category else None
+        with timings.stage("search"):
+            similar = self.recommender.similar_to_product(
+                product_id, SimilarQuery(categories=categories, **self._ranking(params))
+            )
         garment = _Garment(
             box=None,
-            features=features,
-            categories=_categories(params, [category] if category else []),
-            category=params.category[0] if params.category else category,
+            features=None,
+            categories=similar.categories,
+            category=params.category[0] if params.category else similar.category,
             probability=None,
             predicted=False,
         )
-        version = point.payload.get("model_version")
-        return self._answer([garment], params, version, timings, exclude=[product_id])
+        with timings.stage("hydrate"):
+            groups = self._groups([garment], [similar], everywhere=set())
+        return self._respond(groups, similar.model_version, timings)
 
     # ------------------------------------------------------------------------------ stages
 
@@ -194,22 +198,6 @@ class RecommendPipeline:
             names = ", ".join(repr(name) for name in unknown)
             offered = ", ".join(known) if known else "none yet (the catalog is empty)"
             raise InvalidInputError(f"this shop has no category {names}; it has: {offered}")
-
-    def _decode(self, data: bytes) -> tuple[Image.Image, tuple[int, int]]:
-        gateway = self.settings.gateway
-        header = probe_image(
-            data, max_bytes=gateway.max_upload_bytes, max_pixels=gateway.max_image_pixels
-        )
-        image = load_image(
-            data,
-            max_bytes=gateway.max_upload_bytes,
-            max_pixels=gateway.max_image_pixels,
-            draft=(WORK_SIDE, WORK_SIDE),
-        )
-        width, height = header.width, header.height
-        if (image.width >= image.height) != (width >= height):
-            width, height = height, width  # EXIF rotated it by 90 degrees
-        return image, (width, height)
 
     def _garment(
         self,
@@ -238,36 +226,40 @@ class RecommendPipeline:
             box, crop, categories, crop.category, crop.probability, predicted=True, unsure=True
         )
 
+    def _ranking(self, params: RecommendParams) -> dict[str, Any]:
+        """The recommender's :class:`Ranking` fields for these parameters."""
+        recommender = self.settings.recommender
+        return {
+            "k": params.k or recommender.default_k,
+            "metric": params.metric,
+            "color_weight": (
+                recommender.color_weight if params.color_weight is None else params.color_weight
+            ),
+            "diversity": params.diversity,
+            "filters": Filters(
+                brand=params.brand or [],
+                min_price=params.min_price,
+                max_price=params.max_price,
+                currency=params.currency,
+            ),
+        }
+
     def _query(
         self,
         garment: _Garment,
         params: RecommendParams,
         model_version: str | None,
-        exclude: Sequence[int],
         *,
         every_category: bool = False,
     ) -> RecommendQuery:
+        assert garment.features is not None
         return RecommendQuery(
             embedding=garment.features.embedding,
             colour=garment.features.colour or None,
             model_version=model_version,
             categories=[] if every_category else garment.categories,
             category_votes=VOTERS if garment.unsure and not every_category else 0,
-            k=params.k or self.settings.recommender.default_k,
-            metric=params.metric,
-            color_weight=(
-                self.settings.recommender.color_weight
-                if params.color_weight is None
-                else params.color_weight
-            ),
-            diversity=params.diversity,
-            filters=Filters(
-                brand=params.brand or [],
-                min_price=params.min_price,
-                max_price=params.max_price,
-                currency=params.currency,
-            ),
-            exclude_product_ids=list(exclude),
+            **self._ranking(params),
         )
 
     def _answer(
@@ -276,11 +268,9 @@ class RecommendPipeline:
         params: RecommendParams,
         model_version: str | None,
         timings: Timings,
-        *,
-        exclude: Sequence[int],
     ) -> RecommendResponse:
         with timings.stage("search"):
-            queries = [self._query(g, params, model_version, exclude) for g in garments]
+            queries = [self._query(g, params, model_version) for g in garments]
             results = self.recommender.recommend(queries)
             # A predicted category with nothing in the catalog (a class the shop does not
             # sell): search every category rather than answer nothing.
@@ -292,9 +282,7 @@ class RecommendPipeline:
             if retry:
                 again = self.recommender.recommend(
                     [
-                        self._query(
-                            garments[i], params, model_version, exclude, every_category=True
-                        )
+                        self._query(garments[i], params, model_version, every_category=True)
                         for i in retry
                     ]
                 )
@@ -302,6 +290,11 @@ class RecommendPipeline:
                     results[i] = result
         with timings.stage("hydrate"):
             groups = self._groups(garments, results, everywhere=set(retry))
+        return self._respond(groups, model_version, timings)
+
+    def _respond(
+        self, groups: list[Group], model_version: str | None, timings: Timings
+    ) -> RecommendResponse:
         timings_ms = timings.done()
         if self.observe is not None:
             self.observe(timings_ms)
@@ -349,9 +342,3 @@ class RecommendPipeline:
                 )
             )
         return groups
-
-
-def _categories(params: RecommendParams, own: list[str]) -> list[str]:
-    if params.category:
-        return list(params.category)
-    return [] if params.cross_category else own
