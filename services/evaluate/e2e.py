@@ -377,7 +377,7 @@ def run(config: E2EConfig, settings: Settings, progress: Progress = print) -> di
     """Index the catalog, answer the photos, score them; returns the report (JSON-ready)."""
     from services.embedder.client import make_embedder
     from services.gateway.detection import make_detector
-    from services.gateway.pipeline import RecommendPipeline
+    from services.gateway.service import RecommendPipeline
     from services.recommender.client import make_recommender
     from shared.download import make_client
     from shared.vectors import open_index
