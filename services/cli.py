@@ -12,6 +12,7 @@ import click
 
 from services.detector.cli import eval_detector_command, train_detector_command
 from services.embedder.cli import eval_command, train_command
+from services.evaluate.cli import eval_e2e_command
 from services.ingest.cli import (
     ingest_status_command,
     reindex_command,
@@ -205,5 +206,6 @@ for _command in (
     ingest_status_command,
     train_detector_command,
     eval_detector_command,
+    eval_e2e_command,
 ):
     main.add_command(_command)

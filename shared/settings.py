@@ -23,9 +23,19 @@ def _default_data_dir() -> Path:
     return Path("~/.local/share/lookalike").expanduser()
 
 
-class GatewaySettings(BaseModel):
+class ImageSettings(BaseModel):
+    """Limits on any image a service takes in (the gateway's uploads and fetched ``image_url``
+    pictures, the detector's and the embedder's inputs)."""
+
     max_upload_bytes: int = Field(default=15 * 1024 * 1024, gt=0)
+    """Largest upload or fetched picture, in bytes (413 above; formerly
+    ``gateway.max_upload_bytes``, still read when this one is not set)."""
     max_image_pixels: int = Field(default=40_000_000, gt=0)
+    """Largest picture, in pixels (decompression bombs are refused; formerly
+    ``gateway.max_image_pixels``)."""
+
+
+class GatewaySettings(BaseModel):
     allow_private_image_urls: bool = False
     """Let ``image_url`` point at private/loopback addresses (a local demo; never in public)."""
     download_timeout_s: float = Field(default=10.0, gt=0)
@@ -87,6 +97,14 @@ class IngestSettings(BaseModel):
     against ~10 ms to embed an image."""
 
 
+MOVED: dict[tuple[str, str], str] = {
+    ("recommender", "rate_limit_per_minute"): "gateway",
+    ("gateway", "max_upload_bytes"): "images",
+    ("gateway", "max_image_pixels"): "images",
+}
+"""(old group, setting) -> the group it lives in now."""
+
+
 class Settings(BaseSettings):
     """Every setting of every service, with embedded defaults."""
 
@@ -132,6 +150,7 @@ class Settings(BaseSettings):
     recommender_url: str | None = None
     worker_concurrency: int = Field(default=2, gt=0)
 
+    images: ImageSettings = Field(default_factory=ImageSettings)
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     detector: DetectorSettings = Field(default_factory=DetectorSettings)
@@ -140,22 +159,22 @@ class Settings(BaseSettings):
     @model_validator(mode="before")
     @classmethod
     def _moved(cls, data: Any) -> Any:
-        """The deprecated ``recommender.rate_limit_per_minute``
-        (``LOOKALIKE_RECOMMENDER__RATE_LIMIT_PER_MINUTE``) sets
-        ``gateway.rate_limit_per_minute`` unless that is set too."""
+        """Settings that moved to another group (:data:`MOVED`) are still read under their old
+        names (``LOOKALIKE_RECOMMENDER__RATE_LIMIT_PER_MINUTE`` and friends) unless the new
+        name is set too."""
         if not isinstance(data, dict):
             return data
-        recommender, gateway = data.get("recommender"), data.get("gateway", {})
-        if not isinstance(recommender, dict) or "rate_limit_per_minute" not in recommender:
-            return data
-        if not isinstance(gateway, dict):
-            return data
-        old = recommender["rate_limit_per_minute"]
-        return {
-            **data,
-            "recommender": {k: v for k, v in recommender.items() if k != "rate_limit_per_minute"},
-            "gateway": {"rate_limit_per_minute": old, **gateway},
-        }
+        data = dict(data)
+        for (old_group, name), new_group in MOVED.items():
+            old = data.get(old_group)
+            if not isinstance(old, dict) or name not in old:
+                continue
+            new = data.get(new_group, {})
+            if not isinstance(new, dict):
+                continue
+            data[old_group] = {k: v for k, v in old.items() if k != name}
+            data[new_group] = {name: old[name], **new}
+        return data
 
     @field_validator("data_dir", mode="after")
     @classmethod

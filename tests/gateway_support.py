@@ -13,7 +13,7 @@ import uvicorn
 
 from services.gateway.app import create_app
 from shared.db import Catalog
-from shared.settings import GatewaySettings, Settings
+from shared.settings import GatewaySettings, ImageSettings, Settings
 from tests.stack import free_port
 
 LIMIT = 100_000
@@ -31,7 +31,8 @@ def gateway_settings(data_dir: Path, **gateway: object) -> Settings:
         data_dir=data_dir,
         detector_url=NO_SERVICE,
         embedder_url=NO_SERVICE,
-        gateway=GatewaySettings(max_upload_bytes=LIMIT, **gateway),  # type: ignore[arg-type]
+        images=ImageSettings(max_upload_bytes=LIMIT),
+        gateway=GatewaySettings(**gateway),  # type: ignore[arg-type]
     )
 
 

@@ -119,11 +119,17 @@ def write(report: dict[str, Any], json_path: Path | None, markdown_path: Path | 
     if store is not None:
         store.write_text(json.dumps(_merged(report, store), indent=2) + "\n")
     if markdown_path is not None and markdown_path.is_file():
-        text = markdown_path.read_text()
         block = render_markdown(_merged(report, beside))
-        if START in text and END in text:
-            head, rest = text.split(START, 1)
-            text = head + block + rest.split(END, 1)[1]
-        else:
-            text = text.rstrip() + "\n\n" + block + "\n"
-        markdown_path.write_text(text)
+        markdown_path.write_text(replace_section(markdown_path.read_text(), START, END, block))
+
+
+def replace_section(
+    text: str, start: str, end: str, block: str, *, heading: str | None = None
+) -> str:
+    """``text`` with its generated section (``start`` ... ``end``) replaced by ``block``, which
+    carries both markers; without the markers, ``block`` (under ``heading``) is appended."""
+    if start in text and end in text:
+        head, rest = text.split(start, 1)
+        return head + block + rest.split(end, 1)[1]
+    top = f"{heading}\n\n" if heading else ""
+    return text.rstrip() + "\n\n" + top + block + "\n"

@@ -56,8 +56,8 @@ def _decode(parts: list[bytes], settings: Settings) -> list[Image.Image]:
             images.append(
                 load_image(
                     data,
-                    max_bytes=settings.gateway.max_upload_bytes,
-                    max_pixels=settings.gateway.max_image_pixels,
+                    max_bytes=settings.images.max_upload_bytes,
+                    max_pixels=settings.images.max_image_pixels,
                 )
             )
         except LookalikeError as exc:

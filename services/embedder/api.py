@@ -66,18 +66,15 @@ def _decode(
     for i, (data, content_type) in enumerate(parts):
         if shapes is not None and content_type == RAW_TYPE:
             width, height = shapes[i]
-            if (
-                width * height > settings.gateway.max_image_pixels
-                or len(data) != width * height * 3
-            ):
+            if width * height > settings.images.max_image_pixels or len(data) != width * height * 3:
                 raise InvalidInputError(f"crop {i}: {len(data)} bytes is not {width}x{height} RGB")
             crops.append(Image.frombytes("RGB", (width, height), data))
         else:
             crops.append(
                 load_image(
                     data,
-                    max_bytes=settings.gateway.max_upload_bytes,
-                    max_pixels=settings.gateway.max_image_pixels,
+                    max_bytes=settings.images.max_upload_bytes,
+                    max_pixels=settings.images.max_image_pixels,
                 )
             )
     return crops

@@ -191,7 +191,7 @@ def create_app(
         observe=metrics.observe_request,
         inner=[
             Middleware(
-                BodyLimitMiddleware, max_bytes=settings.gateway.max_upload_bytes + _BODY_SLACK
+                BodyLimitMiddleware, max_bytes=settings.images.max_upload_bytes + _BODY_SLACK
             )
         ],
         # Outermost: the client address is settled before logs and limits see it. Serve with

@@ -22,7 +22,7 @@ _MEANINGS = {
     403: "API key wrong",
     404: "Unknown product, or not indexed yet",
     409: "This feedback was already recorded",
-    413: "Body larger than gateway.max_upload_bytes (declared or streamed)",
+    413: "Body larger than images.max_upload_bytes (declared or streamed)",
     415: "Not an image (content is sniffed), or neither multipart nor JSON",
     422: "Bad parameter or body, bad or unfetchable image_url, private address",
     429: "Over the per-client rate limit (see Retry-After)",

@@ -92,7 +92,7 @@ async def storefront_config(catalog: CatalogDep, settings: SettingsDep) -> Store
             images_total=progress.total,
             indexing=progress.waiting > 0,
         ),
-        max_upload_bytes=settings.gateway.max_upload_bytes,
+        max_upload_bytes=settings.images.max_upload_bytes,
         color_weight=settings.recommender.color_weight,
         feedback=not settings.api_key,
     )

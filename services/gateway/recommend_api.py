@@ -133,7 +133,7 @@ async def recommend(request: Request, pipeline: PipelineDep) -> RecommendRespons
 async def _recommend(request: Request, pipeline: RecommendPipeline) -> RecommendResponse:
     content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     query = _fields(request.query_params.multi_items())
-    limit = pipeline.settings.gateway.max_upload_bytes
+    limit = pipeline.settings.images.max_upload_bytes
     if content_type == "multipart/form-data":
         async with request.form(max_files=1, max_fields=20) as form:
             upload = form.get("image")

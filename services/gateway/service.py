@@ -115,7 +115,7 @@ class RecommendPipeline:
                     url,
                     client=self.http,
                     allow_private=allow_private,
-                    max_bytes=self.settings.gateway.max_upload_bytes,
+                    max_bytes=self.settings.images.max_upload_bytes,
                 )
             except PrivateAddressError as exc:
                 raise UnsafeURLError(
@@ -130,13 +130,13 @@ class RecommendPipeline:
         return self._photo(data, params, Timings())
 
     def _photo(self, data: bytes, params: RecommendParams, timings: Timings) -> RecommendResponse:
-        limit = self.settings.gateway.max_upload_bytes
+        limit = self.settings.images.max_upload_bytes
         if len(data) > limit:
             raise PayloadTooLargeError(f"the image is {len(data)} bytes; the limit is {limit}")
         with timings.stage("decode"):
-            gateway = self.settings.gateway
+            images = self.settings.images
             image, size = load_work_image(
-                data, max_bytes=gateway.max_upload_bytes, max_pixels=gateway.max_image_pixels
+                data, max_bytes=images.max_upload_bytes, max_pixels=images.max_image_pixels
             )
         with timings.stage("detect"):
             [result] = self.detector.detect([image])

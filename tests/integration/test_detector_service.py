@@ -20,7 +20,7 @@ from services.detector.client import MAX_IMAGES, HttpDetector
 from services.detector.loader import load_detector
 from shared.detection import GarmentDetector
 from shared.errors import ServiceUnavailableError
-from shared.settings import GatewaySettings, Settings
+from shared.settings import ImageSettings, Settings
 from tests.stack import free_port
 
 pytestmark = pytest.mark.integration
@@ -29,7 +29,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Settings]]:
     data_dir: Path = tmp_path_factory.mktemp("detector-data")
-    settings = Settings(data_dir=data_dir, gateway=GatewaySettings(max_image_pixels=3_000_000))
+    settings = Settings(data_dir=data_dir, images=ImageSettings(max_image_pixels=3_000_000))
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(

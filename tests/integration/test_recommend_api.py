@@ -329,8 +329,8 @@ def test_unsupported_content_and_media(client: TestClient) -> None:
 
 
 def test_too_large(world: World) -> None:
-    gateway = world.settings.gateway.model_copy(update={"max_upload_bytes": 10_000})
-    with _client(world, gateway=gateway) as client:
+    images = world.settings.images.model_copy(update={"max_upload_bytes": 10_000})
+    with _client(world, images=images) as client:
         big = _photo(world, world.shop.catalog.products[0].sku)
         assert len(big) > 10_000
         response = client.post("/recommend", files={"image": ("a.jpg", big, "image/jpeg")})

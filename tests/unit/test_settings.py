@@ -81,3 +81,17 @@ def test_recommend_rate_limit_is_a_gateway_setting_with_the_old_name_deprecated(
     monkeypatch.delenv("LOOKALIKE_RECOMMENDER__RATE_LIMIT_PER_MINUTE")
     monkeypatch.delenv("LOOKALIKE_GATEWAY__RATE_LIMIT_PER_MINUTE")
     assert Settings(_env_file=None, data_dir=tmp_path).gateway.rate_limit_per_minute == 120
+
+
+def test_image_limits_moved_to_their_own_group_and_the_old_names_still_work(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``gateway.max_upload_bytes`` / ``max_image_pixels`` became ``images.*`` (the detector
+    and the embedder read them too); the old variables still set them unless the new ones do."""
+
+    monkeypatch.setenv("LOOKALIKE_GATEWAY__MAX_UPLOAD_BYTES", "1000")
+    monkeypatch.setenv("LOOKALIKE_GATEWAY__MAX_IMAGE_PIXELS", "2000")
+    moved = Settings(_env_file=None)
+    assert (moved.images.max_upload_bytes, moved.images.max_image_pixels) == (1000, 2000)
+    monkeypatch.setenv("LOOKALIKE_IMAGES__MAX_UPLOAD_BYTES", "3000")
+    assert Settings(_env_file=None).images.max_upload_bytes == 3000

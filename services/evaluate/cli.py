@@ -1,0 +1,100 @@
+"""``lookalike eval-e2e``: the end-to-end quality figures of issue #17."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+
+from shared.settings import get_settings
+
+DATA = Path("../shared/data")
+
+
+@click.command("eval-e2e")
+@click.option(
+    "--catalog",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=DATA / "catalog-products-dev",
+    show_default=True,
+    help="A labelled shop: labels.csv (filename, item_id, articleType, baseColour ...) + images.",
+)
+@click.option(
+    "--street",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=DATA / "street-photos-boxes-dev",
+    show_default=True,
+    help="Street photos: boxes.csv (filename, category, x1, y1, x2, y2 ...) + images.",
+)
+@click.option("--holdout", default=0.1, show_default=True, help="Share of products held back.")
+@click.option("--seed", default=0, show_default=True, help="Seed of the hold-out split.")
+@click.option("--limit", type=int, default=None, help="At most N street and N product photos.")
+@click.option("--max-products", type=int, default=None, help="Index a seeded sample of N.")
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="A fresh folder for the catalog and index, kept afterwards (default: a temporary one).",
+)
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--markdown",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Merge the figures into this file under their own heading (e.g. BENCHMARKS.md).",
+)
+@click.option("--sheets", type=click.Path(file_okay=False, path_type=Path), default=None)
+@click.option("--sheets-max", default=25, show_default=True, help="Sheets per photo kind.")
+def eval_e2e_command(
+    catalog: Path,
+    street: Path,
+    holdout: float,
+    seed: int,
+    limit: int | None,
+    max_products: int | None,
+    data_dir: Path | None,
+    json_out: Path | None,
+    markdown: Path | None,
+    sheets: Path | None,
+    sheets_max: int,
+) -> None:
+    """Index a labelled shop, answer street and product photos end to end, score per class."""
+    from services.benchmarks import machine
+    from services.evaluate.e2e import E2EConfig, run
+    from services.evaluate.report import write_markdown
+
+    for folder, name in ((catalog, "labels.csv"), (street, "boxes.csv")):
+        if not (folder / name).is_file():
+            raise click.BadParameter(f"{folder / name} does not exist")
+    config = E2EConfig(
+        catalog=catalog,
+        street=street,
+        holdout=holdout,
+        seed=seed,
+        limit=limit,
+        max_products=max_products,
+        data_dir=data_dir,
+        sheets=sheets,
+        sheets_max=sheets_max,
+    )
+
+    def progress(line: str) -> None:
+        click.echo(line, err=True)
+
+    figures = run(config, get_settings(), progress)
+    report = {
+        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": shlex.join(["lookalike", *sys.argv[1:]]),
+        "machine": machine(),
+        **figures,
+    }
+    text = json.dumps(report, indent=2)
+    if json_out is not None:
+        json_out.write_text(text + "\n")
+    if markdown is not None:
+        write_markdown(report, markdown)
+    click.echo(text)

@@ -1,0 +1,114 @@
+"""Scoring one answer against ground truth: boxes matched by IoU, classes by the taxonomy.
+
+A group (one garment of a ``/recommend`` answer) matches the ground-truth box it overlaps most,
+when that IoU is at least ``min_iou``. A ground-truth box is *found* when a group matches it;
+further groups on the same box are *duplicates*; groups matching no box are *spurious*. A
+found box is a *garment hit* when at least ``min_same`` of its best group's top ``k`` products
+are of its parent class.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from shared.taxonomy import parent
+
+__all__ = ["Box", "GroupAnswer", "PhotoScore", "TruthScore", "iou", "score_photo"]
+
+Box = tuple[float, float, float, float]
+"""``(x0, y0, x1, y1)`` in pixels."""
+
+MIN_IOU = 0.5
+TOP_K = 10
+MIN_SAME = 5
+
+
+def iou(a: Box, b: Box) -> float:
+    """Intersection over union of two boxes (0 when either is empty)."""
+    w = min(a[2], b[2]) - max(a[0], b[0])
+    h = min(a[3], b[3]) - max(a[1], b[1])
+    if w <= 0 or h <= 0:
+        return 0.0
+    inter = w * h
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class GroupAnswer:
+    """What the scorer needs of a group: its box, its predicted class, the categories it
+    searched and its products' shop categories, best first."""
+
+    box: Box
+    category: str | None
+    searched: tuple[str, ...] = ()
+    products: tuple[str | None, ...] = ()
+
+
+@dataclass(frozen=True)
+class TruthScore:
+    """One ground-truth box: its parent class and how the answer did on it."""
+
+    parent: str | None
+    found: bool
+    iou: float
+    class_right: bool
+    searched_right: bool
+    hit: bool
+    same_in_top: int
+    duplicates: int
+
+
+@dataclass
+class PhotoScore:
+    truths: list[TruthScore] = field(default_factory=list)
+    spurious: int = 0
+    groups: int = 0
+
+
+def _same(label: str | None, wanted: str | None) -> bool:
+    return wanted is not None and parent(label) == wanted
+
+
+def score_photo(
+    truth: Sequence[tuple[str, Box]],
+    groups: Sequence[GroupAnswer],
+    *,
+    min_iou: float = MIN_IOU,
+    k: int = TOP_K,
+    min_same: int = MIN_SAME,
+) -> PhotoScore:
+    """Score the groups of one answer against the ground-truth ``(label, box)`` pairs."""
+    matched: dict[int, list[tuple[float, int]]] = {}
+    spurious = 0
+    for g, group in enumerate(groups):
+        overlaps = [iou(group.box, box) for _, box in truth]
+        best = max(range(len(truth)), key=overlaps.__getitem__, default=None)
+        if best is None or overlaps[best] < min_iou:
+            spurious += 1
+        else:
+            matched.setdefault(best, []).append((overlaps[best], g))
+    score = PhotoScore(spurious=spurious, groups=len(groups))
+    for t, (label, _) in enumerate(truth):
+        wanted = parent(label)
+        hits = sorted(matched.get(t, []), reverse=True)
+        if not hits:
+            score.truths.append(TruthScore(wanted, False, 0.0, False, False, False, 0, 0))
+            continue
+        overlap, g = hits[0]
+        group = groups[g]
+        same = sum(_same(product, wanted) for product in group.products[:k])
+        score.truths.append(
+            TruthScore(
+                parent=wanted,
+                found=True,
+                iou=overlap,
+                class_right=_same(group.category, wanted),
+                searched_right=any(_same(name, wanted) for name in group.searched),
+                hit=same >= min_same,
+                same_in_top=same,
+                duplicates=len(hits) - 1,
+            )
+        )
+    return score

@@ -1,0 +1,84 @@
+"""The eval-e2e report as Markdown, merged into ``BENCHMARKS.md`` under its own heading."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from services.benchmarks import replace_section
+
+__all__ = ["HEADING", "render_markdown", "write_markdown"]
+
+HEADING = "## End to end: photos to products (issue #17)"
+START, END = "<!-- eval-e2e:start -->", "<!-- eval-e2e:end -->"
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    """The generated section: what ran, where, and the figures."""
+    m, c, ingest = report["machine"], report["config"], report["ingest"]
+    street, products = report["street"], report["products"]
+    lines = [
+        START,
+        f"Generated {report['generated_at']} by `{report['command']}` on {m['cores']} cores "
+        f"({m['cpu']}, Python {m['python']}) in {report['seconds']:.0f} s. Model "
+        f"`{c['model_version']}`, classifier `{c['classifier']}`, detector {c['detector']}; "
+        f"catalog: {ingest['products']} products indexed ({ingest['images_done']} images, "
+        f"{ingest['points']} points, detect={ingest['detect']}, {ingest['images_per_s']} "
+        f"images/s), {products['queries']} held back (holdout {c['holdout']}, seed {c['seed']}).",
+        "",
+        f"**Street photos** ({street['photos']}): a box is found when a group's box has IoU >= "
+        f"{c['min_iou']} with it; right class: the group's predicted class has the box's parent; "
+        f"garment hit@{c['k']}: found and >= {c['hit_min_same']} of the group's top {c['k']} "
+        "products of the box's parent class (by `shared.taxonomy`).",
+        "",
+        "| class | boxes | found | right class (of found) | searched right (of found) "
+        f"| garment hit@{c['k']} | duplicate groups |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, row in street["per_class"].items():
+        label = f"**{name}**" if name == "overall" else name
+        lines.append(
+            f"| {label} | {row['boxes']} | {_pct(row['found_rate'])} | "
+            f"{_pct(row['class_right_rate'])} | {_pct(row['searched_right_rate'])} | "
+            f"{_pct(row['hit10_rate'])} | {row['duplicate_groups']} |"
+        )
+    lines += [
+        "",
+        f"Per photo: {street['groups_per_photo']} groups, {street['spurious_per_photo']} "
+        f"spurious (matching no box), {street['duplicates_per_photo']} duplicates; latency "
+        f"p50 {street.get('p50_ms')} ms, p95 {street.get('p95_ms')} ms "
+        f"(stages p50: {street.get('stages_p50_ms')}). `overall` is the six target classes; "
+        "`other` is eyewear, hats, legwear, accessories, jewellery and innerwear.",
+        "",
+        f"**Product photos** ({products['queries']} held-back catalog photos, the largest "
+        f"group's top {c['k']}; the product itself is not in the index):",
+        "",
+        f"| class | queries | P@{c['k']} same articleType | same class | same parent "
+        "| same type + colour |",
+        "|---|---|---|---|---|---|",
+    ]
+    rows = {**products["per_class"], "overall": products}
+    for name, row in rows.items():
+        label = f"**{name}**" if name == "overall" else name
+        lines.append(
+            f"| {label} | {row['queries']} | {_pct(row['same_type'])} | "
+            f"{_pct(row['same_class'])} | {_pct(row['same_parent'])} | "
+            f"{_pct(row['same_type_colour'])} |"
+        )
+    lines += [
+        "",
+        f"Latency p50 {products.get('p50_ms')} ms, p95 {products.get('p95_ms')} ms.",
+        END,
+    ]
+    return "\n".join(lines)
+
+
+def write_markdown(report: dict[str, Any], path: Path) -> None:
+    """Replace the generated section of ``path`` (appended under :data:`HEADING` the first
+    time; a missing file is created)."""
+    text = path.read_text() if path.is_file() else ""
+    path.write_text(replace_section(text, START, END, render_markdown(report), heading=HEADING))
