@@ -40,6 +40,7 @@ from services.demo_shop.catalog import DemoCatalog, render_outfit
 from services.demo_shop.vocabulary import BRANDS, LOWER_BODY, UPPER_BODY
 from shared.db import Catalog, SourceIn
 from shared.db.models import Product
+from shared.db.schemas import identity_key
 from shared.settings import Settings, get_settings
 
 CATEGORIES = ("tops", "outerwear", "dresses", "skirts", "pants", "footwear", "bags", "hats")
@@ -82,6 +83,7 @@ def build(data_dir: Path, products: int, seed: int = 0) -> dict[str, Any]:
             {
                 "source_id": source.id,
                 "canonical_url": f"https://shop.example/p/{i}",
+                "identity_key": identity_key(None, f"https://shop.example/p/{i}"),
                 "title": f"Product {i}",
                 "brand": rng.choice(BRANDS),
                 "price": Decimal(rng.randint(500, 30000)) / 100,
