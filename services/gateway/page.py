@@ -41,14 +41,10 @@ class CatalogProgress(BaseModel):
     indexing: bool = Field(description="Images are still waiting to be indexed.")
 
 
-class StorefrontConfig(BaseModel):
-    """What the page offers in its filters, from the active catalog (what searches filter on)."""
+class StorefrontConfig(Facets):
+    """What the page offers in its filters, from the active catalog (what searches filter on),
+    and what it needs to know before the first search."""
 
-    categories: list[str] = Field(description="Categories of active products, A to Z.")
-    brands: list[str] = Field(description="Brands of active products, A to Z (at most 500).")
-    currency: str | None = Field(description="The most common currency of active products.")
-    min_price: float | None = Field(description="The lowest price in ``currency``.")
-    max_price: float | None = Field(description="The highest price in ``currency``.")
     max_upload_bytes: int
     color_weight: float = Field(description="The colour weight a search uses unless it sets one.")
     feedback: bool = Field(
