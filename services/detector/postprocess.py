@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
-__all__ = ["decode", "iou_matrix", "nms"]
+from shared.detection import Detection
+
+__all__ = ["decode", "iou_matrix", "nms", "one_per_garment"]
 
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -67,3 +71,15 @@ def decode(
     kept = np.concatenate(keep)
     kept = kept[np.argsort(-scores[kept], kind="stable")][:max_detections]
     return boxes[kept], scores[kept], classes[kept].astype(np.int64)
+
+
+def one_per_garment(detections: Sequence[Detection], threshold: float) -> list[Detection]:
+    """Boxes overlapping a better-scored box by more than ``threshold`` (IoU) are dropped,
+    across classes: the model's two readings of one garment ("pants" and "skirt" on the same
+    skirt) become one group. Order (best first) is kept; ``threshold >= 1`` keeps all."""
+    if threshold >= 1.0 or len(detections) < 2:
+        return list(detections)
+    boxes = np.asarray([d.box for d in detections], dtype=np.float32)
+    scores = np.asarray([d.score for d in detections], dtype=np.float32)
+    kept = set(nms(boxes, scores, threshold).tolist())
+    return [d for i, d in enumerate(detections) if i in kept]

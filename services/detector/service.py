@@ -21,6 +21,7 @@ from typing import Protocol
 from PIL import Image
 
 from services.detector.foreground import analyse_foreground, paint_background
+from services.detector.postprocess import one_per_garment
 from shared.detection import WHOLE_IMAGE, Detection, DetectionResult
 from shared.errors import LookalikeError
 from shared.images import to_rgb
@@ -118,6 +119,7 @@ class Detector:
                     if len(garments) < 2:
                         results[index] = self._result(img, FOREGROUND, [person_checks[index]], None)
                         continue
+                detections = one_per_garment(detections, self.settings.overlap_iou)
                 if detections:
                     results[index] = self._result(img, MODEL, [], detections)
         return [

@@ -17,8 +17,8 @@ from click.testing import CliRunner
 from PIL import Image
 
 from services.demo_shop import DemoCatalog, compose_outfit, render_image
-from services.detector.postprocess import decode, iou_matrix, nms
-from shared.detection import COARSE_CATEGORIES
+from services.detector.postprocess import decode, iou_matrix, nms, one_per_garment
+from shared.detection import COARSE_CATEGORIES, Detection
 from shared.settings import DetectorSettings, Settings
 
 pytestmark = pytest.mark.unit
@@ -251,6 +251,29 @@ def test_shipped_default_finds_top_and_bottom_of_an_outfit() -> None:
             same = [d.category == category for d in result.detections]
             hits += int(any(iou >= 0.5 and ok for iou, ok in zip(ious, same, strict=True)))
     assert hits >= 6  # of 8 garments
+
+
+def test_one_group_per_garment_across_classes() -> None:
+    """Two readings of one garment ("pants" and "skirt" on the same skirt) become one: the
+    better-scored box stays, boxes that overlap less stay, the order is kept."""
+    skirt = Detection(box=(100.0, 200.0, 200.0, 320.0), category="skirt", score=0.7)
+    pants = Detection(box=(105.0, 205.0, 205.0, 330.0), category="bottom", score=0.5)
+    top = Detection(box=(90.0, 60.0, 210.0, 210.0), category="top", score=0.6)
+    assert one_per_garment([skirt, top, pants], 0.5) == [skirt, top]
+    assert one_per_garment([pants, skirt], 0.5) == [skirt]
+    assert one_per_garment([skirt, top, pants], 1.0) == [skirt, top, pants]
+
+
+def test_the_shipped_detector_answers_one_group_per_garment() -> None:
+    from services.detector.loader import LazyDetector
+
+    detector = LazyDetector(DetectorSettings())
+    for index in range(4):
+        img, _ = _outfit(index, (480, 640))
+        [result] = detector.detect([img])
+        boxes = np.array([d.box for d in result.detections], np.float32).reshape(-1, 4)
+        overlaps = iou_matrix(boxes, boxes) - np.eye(len(boxes))
+        assert (overlaps <= DetectorSettings().overlap_iou).all(), result.detections
 
 
 def test_shipped_default_product_shot_and_many_people() -> None:
