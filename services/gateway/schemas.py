@@ -155,6 +155,11 @@ class RecommendResponse(BaseModel):
         "hydrate, total."
     )
     model_version: str | None
+    notice: str | None = Field(
+        default=None,
+        description="Why there are no groups, for the shopper: no garment was found in the "
+        "photo (a photo of one product on a plain background is always searched).",
+    )
 
 
 class FeedbackBody(BaseModel):

@@ -32,7 +32,7 @@ from services.gateway.schemas import (
 from services.recommender.client import RecommenderClient
 from services.recommender.schemas import Filters, RecommendQuery, RecommendResult, SimilarQuery
 from shared.db import Catalog
-from shared.detection import Detection, GarmentDetector
+from shared.detection import GarmentDetector
 from shared.download import fetch_image
 from shared.errors import InvalidInputError, PayloadTooLargeError
 from shared.images import crop_box, load_work_image
@@ -42,6 +42,7 @@ from shared.settings import Settings
 __all__ = ["RecommendPipeline", "Timings"]
 
 PRIVATE_URLS_SETTING = "LOOKALIKE_GATEWAY__ALLOW_PRIVATE_IMAGE_URLS"
+NO_GARMENT = "We couldn't find any clothing in this photo."
 VOTERS = 3
 """When the classifier is unsure, the categories of this many nearest products (any category)
 are searched too: a shop's own photos are often unlike the street crops it learnt from."""
@@ -140,14 +141,12 @@ class RecommendPipeline:
             )
         with timings.stage("detect"):
             [result] = self.detector.detect([image])
-            detections = result.detections or [
-                Detection(
-                    box=(0.0, 0.0, float(image.width), float(image.height)),
-                    category=None,
-                    score=1.0,
-                )
-            ]
-            crops = [crop_box(image, d.region) for d in detections]
+        if result.fallback or not result.detections:
+            # Nothing that looks like a garment (a product shot on a plain background takes the
+            # foreground path and is never a fallback): an honest empty answer, not a guess.
+            return self._respond([], None, timings, notice=NO_GARMENT)
+        detections = result.detections
+        crops = [crop_box(image, d.region) for d in detections]
         with timings.stage("embed"):
             classify = not (params.category or params.cross_category)
             features = self.embedder.features(crops, classify=classify)
@@ -293,12 +292,19 @@ class RecommendPipeline:
         return self._respond(groups, model_version, timings)
 
     def _respond(
-        self, groups: list[Group], model_version: str | None, timings: Timings
+        self,
+        groups: list[Group],
+        model_version: str | None,
+        timings: Timings,
+        *,
+        notice: str | None = None,
     ) -> RecommendResponse:
         timings_ms = timings.done()
         if self.observe is not None:
             self.observe(timings_ms)
-        return RecommendResponse(groups=groups, timings_ms=timings_ms, model_version=model_version)
+        return RecommendResponse(
+            groups=groups, timings_ms=timings_ms, model_version=model_version, notice=notice
+        )
 
     def _groups(
         self, garments: list[_Garment], results: list[RecommendResult], *, everywhere: set[int]

@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+from PIL import Image
 from playwright.sync_api import FloatRect, Page, expect
 
 from services.demo_shop.catalog import DemoCatalog
@@ -273,3 +274,18 @@ def test_while_the_catalog_is_indexed_the_page_says_so(
     page.screenshot(path=str(artifacts / "06-indexing.png"), full_page=False)
     page.unroute("**/storefront/config.json")
     expect(notice).to_be_hidden(timeout=15_000)  # the page follows the real progress
+
+
+def test_a_photo_with_no_clothing_says_so(
+    page: Page, indexed: Stack, tmp_path: Path, artifacts: Path
+) -> None:
+    wall = tmp_path / "blue-wall.jpg"
+    Image.new("RGB", (640, 480), (40, 90, 200)).save(wall, "JPEG")
+    page.goto(indexed.url)
+    with page.expect_response(RECOMMEND, timeout=QUERY_TIMEOUT_MS) as answer:
+        page.get_by_label("Choose a photo").set_input_files(wall)
+    assert answer.value.status == 200 and answer.value.json()["groups"] == []
+    expect(page.locator("#empty")).to_contain_text("We couldn't find any clothing")
+    expect(page.locator("#grid .card")).to_have_count(0)
+    expect(page.locator("#boxes .box")).to_have_count(0)
+    page.screenshot(path=str(artifacts / "07-no-clothing.png"), full_page=False)

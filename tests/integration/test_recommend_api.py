@@ -547,3 +547,16 @@ def test_services_over_http_answer_like_in_process(
         away = remote.post("/recommend", json={"product_id": product_id}).json()
         assert near["groups"] == away["groups"]
         assert remote.get("/readyz").json()["checks"]["recommender"]["ok"] is True
+
+
+def test_a_photo_with_no_garment_answers_no_group_with_a_notice(client: TestClient) -> None:
+    """A plain picture is not searched whole: an honest empty answer the page can show."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (640, 480), (40, 90, 200)).save(buffer, "JPEG")
+    response = client.post(
+        "/recommend", files={"image": ("blue.jpg", buffer.getvalue(), "image/jpeg")}
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["groups"] == []
+    assert body["notice"] == "We couldn't find any clothing in this photo."
