@@ -34,7 +34,7 @@ from services.recommender.schemas import Filters, RecommendQuery, RecommendResul
 from shared.db import Catalog
 from shared.detection import GarmentDetector
 from shared.download import fetch_image
-from shared.errors import InvalidInputError, PayloadTooLargeError
+from shared.errors import InvalidInputError, LookalikeError, PayloadTooLargeError
 from shared.images import crop_box, load_work_image
 from shared.netsafe import PrivateAddressError, UnsafeURLError, check_url
 from shared.settings import Settings
@@ -163,16 +163,19 @@ class RecommendPipeline:
         the product's stored vectors are the query, the product itself is left out)."""
         self._check_categories(params)
         timings = Timings()
-        with timings.stage("lookup"):
-            self.catalog.get_product(product_id)  # 404 "no product N" for an unknown id
         if params.category:
             categories: list[str] | None = list(params.category)
         else:
             categories = [] if params.cross_category else None
         with timings.stage("search"):
-            similar = self.recommender.similar_to_product(
-                product_id, SimilarQuery(categories=categories, **self._ranking(params))
-            )
+            try:
+                similar = self.recommender.similar_to_product(
+                    product_id, SimilarQuery(categories=categories, **self._ranking(params))
+                )
+            except LookalikeError as exc:  # in process or over HTTP, a 404 says the same
+                if exc.status_code == 404:
+                    self.catalog.get_product(product_id)  # "no product N" for an unknown id
+                raise
         garment = _Garment(
             box=None,
             features=None,

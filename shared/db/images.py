@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Select, and_, delete, exists, func, select, update
@@ -28,13 +28,6 @@ from shared.errors import NotFoundError
 
 _URL = re.compile(r"https?://\S+")
 """URLs in failure reasons: ``ingest_progress`` groups reasons without them."""
-
-
-def _aware(moment: datetime | None) -> datetime | None:
-    """SQLite hands back naive datetimes; the catalog stores UTC."""
-    if moment is None or moment.tzinfo is not None:
-        return moment
-    return moment.replace(tzinfo=UTC)
 
 
 class ImagesRepository(Store):
@@ -387,6 +380,6 @@ class ImagesRepository(Store):
         return IngestProgress(
             images=self.image_state_counts(),
             failure_reasons=dict(top),
-            last_processed_at=_aware(last),
+            last_processed_at=last,
             indexed_last_minute=recent or 0,
         )

@@ -266,7 +266,7 @@ STALLED_AFTER_S = 300.0
 """Images waiting and none finished for this long: ingest is stalled."""
 
 
-class IngestProgress(BaseModel):
+class IngestProgress(_Out):
     """Where ingest stands, from the catalog (the source of truth): active images per state,
     the most common failure reasons, and when an image last finished."""
 

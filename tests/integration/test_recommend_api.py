@@ -546,6 +546,9 @@ def test_services_over_http_answer_like_in_process(
         near = client.post("/recommend", json={"product_id": product_id}).json()
         away = remote.post("/recommend", json={"product_id": product_id}).json()
         assert near["groups"] == away["groups"]
+        unknown = remote.post("/recommend", json={"product_id": 999_999})
+        assert unknown.status_code == 404
+        assert unknown.json() == {"error": "not_found", "detail": "no product 999999"}
         assert remote.get("/readyz").json()["checks"]["recommender"]["ok"] is True
 
 
