@@ -122,7 +122,9 @@ class Progress:
         self.ready_said = False
 
     def _run(self) -> None:
-        while not self._stop.wait(self.every_s):
+        # Every few seconds while the stack comes up; once it said ready, only now and then
+        # (later crawls), so an idle stack does not keep reading the catalog.
+        while not self._stop.wait(self.every_s * (10 if self.ready_said else 1)):
             try:
                 self.report()
             except Exception as exc:  # noqa: BLE001 - progress lines must never stop the stack
