@@ -277,15 +277,19 @@ def test_while_the_catalog_is_indexed_the_page_says_so(
 
 
 def test_a_photo_with_no_clothing_says_so(
-    page: Page, indexed: Stack, tmp_path: Path, artifacts: Path
+    page: Page, indexed: Stack, outfit_photo: Path, tmp_path: Path, artifacts: Path
 ) -> None:
     wall = tmp_path / "blue-wall.jpg"
     Image.new("RGB", (640, 480), (40, 90, 200)).save(wall, "JPEG")
     page.goto(indexed.url)
+    with page.expect_response(RECOMMEND, timeout=QUERY_TIMEOUT_MS):
+        page.get_by_label("Choose a photo").set_input_files(outfit_photo)
+    _wait_for_answer(page)  # a previous search's heading and products are on screen
     with page.expect_response(RECOMMEND, timeout=QUERY_TIMEOUT_MS) as answer:
         page.get_by_label("Choose a photo").set_input_files(wall)
     assert answer.value.status == 200 and answer.value.json()["groups"] == []
     expect(page.locator("#empty")).to_contain_text("We couldn't find any clothing")
     expect(page.locator("#grid .card")).to_have_count(0)
     expect(page.locator("#boxes .box")).to_have_count(0)
+    expect(page.locator("#results-title")).to_have_text("Similar products")
     page.screenshot(path=str(artifacts / "07-no-clothing.png"), full_page=False)

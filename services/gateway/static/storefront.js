@@ -344,6 +344,7 @@ function showAnswer(answer, requery) {
     ui.chips.replaceChildren();
     drawBoxes();
     showGrid([]);
+    ui.resultsTitle.textContent = "Similar products"; // not the previous search's heading
     ui.empty.textContent = "We couldn't find any clothing in this picture. Try a photo where the outfit is clearly visible.";
     announce("No pieces found in the picture.");
     return;
