@@ -6,22 +6,31 @@ Two levels: a :class:`GarmentClass` (``t-shirt``, ``jeans``, ``boots`` ...) belo
 coarse as the parent (``Topwear``, ``Bottomwear``, the detector's ``bottom``).
 :func:`garment_class` reads any spelling: case, plurals, punctuation, nested paths
 (``"Women > Clothing > Tops"``), qualified names (``"Casual Shoes"``) and common synonyms.
+
+:func:`map_category` decides which class a shop's category means: the operator's override,
+else the taxonomy reading of the label, else the majority vote of the garment classifier over
+the category's crops (the same classifier that reads a shopper's photo).
 Pure data and functions: no I/O.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Final
+from typing import Final, Literal
 
 __all__ = [
     "CLASSES",
     "PARENTS",
     "TARGET_PARENTS",
+    "CategoryMapping",
     "GarmentClass",
+    "MappingHow",
+    "class_named",
     "garment_class",
+    "map_category",
     "normalise",
     "parent",
 ]
@@ -189,3 +198,98 @@ def parent(label: str | GarmentClass | None) -> str | None:
     """The top-level parent of a class or a label (``"Skinny Jeans"`` -> ``"bottom"``)."""
     garment = label if isinstance(label, GarmentClass) else garment_class(label)
     return garment.parent if garment is not None else None
+
+
+def class_named(label: str) -> GarmentClass:
+    """The class ``label`` names, in any spelling :func:`garment_class` reads (``"Pants"`` ->
+    trousers); a :class:`ValueError` listing the class names when it names none."""
+    found = garment_class(label)
+    if found is None:
+        names = ", ".join(c.name for c in CLASSES)
+        raise ValueError(f"{label!r} is not a garment class; the classes are: {names}")
+    return found
+
+
+MappingHow = Literal["operator", "name", "votes", "unknown"]
+
+
+@dataclass(frozen=True)
+class CategoryMapping:
+    """The garment class a shop category means, and how that was decided.
+
+    ``how``: ``operator`` (the source's ``garment_map`` pins it), ``name`` (the taxonomy reads
+    the label), ``votes`` (most of the category's crops were classified as it) or ``unknown``.
+    ``votes``: the crops' votes counted (whatever decided); ``share``: the fraction of them
+    whose parent is the parent of ``garment`` (for ``unknown``: of the most voted parent), so
+    the operator sees when the crops disagree with a name or an override.
+    """
+
+    category: str | None
+    garment: str | None
+    how: MappingHow
+    votes: int
+    share: float
+
+    @property
+    def parent(self) -> str | None:
+        return parent(self.garment)
+
+
+def map_category(
+    category: str | None,
+    *,
+    override: str | None = None,
+    votes: Mapping[str, int] | None = None,
+    min_votes: int = 3,
+    min_share: float = 0.5,
+) -> CategoryMapping:
+    """The garment class of a shop category.
+
+    The operator's ``override`` wins (a class name in any spelling :func:`garment_class`
+    reads; anything else is a :class:`ValueError`); else the taxonomy reading of the label
+    (``"Casual Shoes"`` -> footwear, ``"Women > Clothing > Tops"`` -> top); else the majority
+    of the crops' ``votes`` ({class: crops}): at least ``min_votes`` votes, counted by parent
+    first (``jeans`` and ``trousers`` both vote ``bottom``), and the winning parent holds at
+    least ``min_share`` of them and no other parent as many. The class reported is the most
+    voted one within that parent, or the parent itself when that is tied. Else ``unknown``.
+    A category of ``None`` (products without one) is decided by its votes alone.
+    """
+    tally = _tally(votes or {})
+    total = sum(tally.values())
+    by_parent: dict[str, int] = {}
+    for garment, count in tally.items():
+        by_parent[garment.parent] = by_parent.get(garment.parent, 0) + count
+
+    def share_of(parent_name: str | None) -> float:
+        return by_parent.get(parent_name or "", 0) / total if total else 0.0
+
+    if override is not None:
+        pinned = class_named(override)
+        return CategoryMapping(category, pinned.name, "operator", total, share_of(pinned.parent))
+    named = garment_class(category)
+    if named is not None:
+        return CategoryMapping(category, named.name, "name", total, share_of(named.parent))
+    ranked = sorted(by_parent.items(), key=lambda item: -item[1])
+    if not ranked:
+        return CategoryMapping(category, None, "unknown", 0, 0.0)
+    top_parent, top_count = ranked[0]
+    tied = len(ranked) > 1 and ranked[1][1] == top_count
+    share = top_count / total
+    if total < min_votes or tied or share < min_share:
+        return CategoryMapping(category, None, "unknown", total, share)
+    within = sorted(
+        ((garment, count) for garment, count in tally.items() if garment.parent == top_parent),
+        key=lambda item: -item[1],
+    )
+    best = within[0][0].name if len(within) == 1 or within[1][1] < within[0][1] else top_parent
+    return CategoryMapping(category, best, "votes", total, share)
+
+
+def _tally(votes: Mapping[str, int]) -> dict[GarmentClass, int]:
+    """Votes by class; labels that name no class and counts below one are left out."""
+    tally: dict[GarmentClass, int] = {}
+    for label, count in votes.items():
+        garment = garment_class(label)
+        if garment is not None and count > 0:
+            tally[garment] = tally.get(garment, 0) + count
+    return tally
