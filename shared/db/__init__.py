@@ -8,6 +8,7 @@ from shared.db.catalog import Catalog
 from shared.db.models import CrawlStatus, FeedbackKind, ImageState
 from shared.db.schemas import (
     CatalogStats,
+    CategoryGarment,
     ClaimedImage,
     CropIn,
     Facets,
@@ -26,6 +27,7 @@ from shared.db.schemas import (
 __all__ = [
     "Catalog",
     "CatalogStats",
+    "CategoryGarment",
     "ClaimedImage",
     "CrawlStatus",
     "CropIn",

@@ -126,6 +126,8 @@ class ImagesRepository(Store):
                         y1=crop.box[3],
                         category=crop.category,
                         score=crop.score,
+                        garment=crop.garment,
+                        garment_p=crop.garment_p,
                         point_id=crop.point_id,
                     )
                     for crop in result.crops

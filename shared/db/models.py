@@ -224,6 +224,11 @@ class GarmentCrop(Base):
     y1: Mapped[float] = mapped_column(Float)
     category: Mapped[str | None] = mapped_column(String(100))
     score: Mapped[float | None] = mapped_column(Float)
+    garment: Mapped[str | None] = mapped_column(String(40))
+    """The garment classifier's vote: a :mod:`shared.taxonomy` class name (the same classifier
+    reads a shopper's photo); shop categories are mapped from these votes."""
+    garment_p: Mapped[float | None] = mapped_column(Float)
+    """The classifier's probability of :attr:`garment`."""
     point_id: Mapped[str | None] = mapped_column(String(36))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 

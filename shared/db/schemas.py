@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator
 
 from shared.db.models import CrawlStatus, FeedbackKind, ImageState
+from shared.taxonomy import MappingHow, class_named
 
 
 class _In(BaseModel):
@@ -180,7 +181,21 @@ class CropIn(_In):
     box: tuple[float, float, float, float]
     category: str | None = None
     score: float | None = Field(default=None, ge=0.0, le=1.0)
+    garment: str | None = Field(
+        default=None,
+        max_length=40,
+        description="The garment classifier's class for this crop (a shared.taxonomy class, "
+        "in any spelling the taxonomy reads; stored as the class name).",
+    )
+    garment_p: float | None = Field(
+        default=None, ge=0.0, le=1.0, description="The classifier's probability of `garment`."
+    )
     point_id: str | None = None
+
+    @field_validator("garment")
+    @classmethod
+    def _taxonomy_class(cls, garment: str | None) -> str | None:
+        return class_named(garment).name if garment is not None else None
 
     @field_validator("box")
     @classmethod
@@ -243,6 +258,30 @@ class FeedbackIn(_In):
     score: float | None = None
     model_version: str | None = None
     extra: dict[str, Any] = Field(default_factory=dict)
+
+
+class CategoryGarment(_Out):
+    """The garment class a source's category means, as the operator sees it (see
+    :func:`shared.taxonomy.map_category`)."""
+
+    source_id: int
+    source: str = Field(description="The source's name.")
+    category: str | None = Field(
+        description="The products' category (after the source's category_map); None: products "
+        "without one, whose crops' own votes place them when they are indexed and searched."
+    )
+    garment: str | None = Field(description="A shared.taxonomy class name, or None: unknown.")
+    parent: str | None = Field(description="The class's parent (top, bottom, footwear ...).")
+    how: MappingHow = Field(
+        description="operator (the source's garment_map), name (the taxonomy reads the "
+        "category), votes (most of its crops were classified so) or unknown."
+    )
+    votes: int = Field(description="Crops of the category's active products with a vote.")
+    share: float = Field(
+        description="The fraction of those votes for the class's parent (for unknown: for the "
+        "most voted parent)."
+    )
+    products: int = Field(description="Active products in the category.")
 
 
 class Facets(BaseModel):

@@ -133,3 +133,77 @@ def test_0002_keys_existing_products_and_merges_the_duplicates_of_a_move(blank_u
     assert catalog.run_query("SELECT count(*) AS n FROM product_images") == [{"n": 1}]
     upgrade(engine)
     catalog.dispose()
+
+
+def test_0003_gives_existing_crops_an_empty_garment_vote(blank_url: str) -> None:
+    catalog = Catalog(blank_url)
+    engine = catalog.engine
+    upgrade(engine, "0002")
+    now = utcnow()
+    _rows(
+        engine,
+        "sources",
+        id=1,
+        name="acme",
+        base_url="https://shop.example",
+        config={},
+        enabled=True,
+        created_at=now,
+        updated_at=now,
+    )
+    _rows(
+        engine,
+        "products",
+        id=1,
+        source_id=1,
+        canonical_url="https://shop.example/p/1",
+        identity_key="id:SKU-1",
+        external_id="SKU-1",
+        title="product 1",
+        category_labels=[],
+        attributes={},
+        fingerprint="f",
+        active=True,
+        missed_runs=0,
+        first_seen=now,
+        last_seen=now,
+        updated_at=now,
+    )
+    _rows(
+        engine,
+        "product_images",
+        id=1,
+        product_id=1,
+        url="https://shop.example/img/1.jpg",
+        position=0,
+        active=True,
+        state="done",
+        attempts=1,
+        created_at=now,
+        updated_at=now,
+    )
+    _rows(
+        engine,
+        "garment_crops",
+        id=1,
+        image_id=1,
+        x0=0,
+        y0=0,
+        x1=1,
+        y1=1,
+        point_id="p1",
+        created_at=now,
+    )
+
+    upgrade(engine)
+
+    crops = catalog.run_query("SELECT id, garment, garment_p FROM garment_crops")
+    assert crops == [{"id": 1, "garment": None, "garment_p": None}]
+    assert catalog.garment_votes() == {}
+    assert [(row.category, row.how, row.products) for row in catalog.category_garments()] == [
+        (None, "unknown", 1)
+    ]
+    downgrade(engine, "0002")  # keeps the crop
+    assert catalog.run_query("SELECT count(*) AS n FROM garment_crops") == [{"n": 1}]
+    upgrade(engine)
+    catalog.dispose()
