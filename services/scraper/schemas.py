@@ -14,6 +14,7 @@ politeness settings cover the rest::
           pagination: "a[rel=next]::attr(href)"
           price: "//span[@itemprop='price']/@content"     # XPath: starts with / or (
         category_map: {"T-Shirts": tops, "Jeans": pants}
+        garment_map: {"Hosen": trousers}                 # category -> shared.taxonomy class
         crawl_interval: 6h
         politeness: {concurrency: 2, download_delay: 1.0}
 """
@@ -41,6 +42,7 @@ from pydantic import (
 
 from shared.db import SourceIn, SourceOut
 from shared.errors import ConfigurationError, InvalidInputError
+from shared.taxonomy import class_named
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$", re.IGNORECASE)
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -171,7 +173,13 @@ class SourceConfig(_Model):
     category_map: dict[str, str] = Field(default_factory=dict)
     """Shop label -> catalog category, matched case-insensitively, most specific label
     first. With a map, unmapped products get no category; without one, the shop's own most
-    specific label (lower-cased) is used."""
+    specific label (lower-cased) is used. It renames labels; it says nothing about which
+    garment a category is (``garment_map`` does)."""
+    garment_map: dict[str, str] = Field(default_factory=dict)
+    """Catalog category (after ``category_map``) -> :mod:`shared.taxonomy` garment class: pins
+    the garment class of a category without renaming it. Categories not in it are read by
+    name, else by the garment classifier's votes on their crops (``lookalike sources show``
+    lists each category's class and how it was decided). Matched case-insensitively."""
     default_currency: str | None = Field(default=None, pattern=r"^[A-Za-z]{3}$")
     crawl_interval: Duration = timedelta(hours=6)
     max_pages: int = Field(default=100_000, ge=1)
@@ -227,6 +235,20 @@ class SourceConfig(_Model):
                 raise ValueError(f"bad category mapping {label!r} -> {category!r}")
         return mapping
 
+    @field_validator("garment_map")
+    @classmethod
+    def _garment_classes(cls, mapping: dict[str, str]) -> dict[str, str]:
+        """Every value a taxonomy class (any spelling it reads), stored as the class name."""
+        pinned: dict[str, str] = {}
+        for category, garment in mapping.items():
+            if not category.strip() or len(category) > 100:
+                raise ValueError(f"bad garment_map category {category!r}")
+            try:
+                pinned[category.strip()] = class_named(garment).name
+            except ValueError as exc:
+                raise ValueError(f"garment_map {category!r}: {exc}") from exc
+        return pinned
+
     @model_validator(mode="before")
     @classmethod
     def _demo_defaults(cls, data: Any) -> Any:
@@ -281,6 +303,11 @@ class SourceDefinition(_Model):
         top = {key: data[key] for key in ("name", "base_url", "enabled") if key in data}
         rest = {key: value for key, value in data.items() if key not in top}
         return {**top, "config": rest}
+
+    @property
+    def garment_map(self) -> dict[str, str]:
+        """The config's ``garment_map``: category -> pinned garment class."""
+        return self.config.garment_map
 
     @model_validator(mode="after")
     def _has_seeds(self) -> Self:

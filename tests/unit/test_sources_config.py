@@ -112,6 +112,35 @@ def test_invalid_configs_say_what_is_wrong(config: dict[str, object], message: s
     assert message in caught.value.message
 
 
+def test_garment_map_pins_taxonomy_classes_and_names_the_valid_ones(tmp_path: Path) -> None:
+    path = tmp_path / "shops.yaml"
+    path.write_text(
+        "sources:\n"
+        "  - name: acme\n"
+        "    base_url: https://shop.acme.example\n"
+        "    category_map: {Hosen: hosen}\n"
+        "    garment_map: {hosen: Pants, Neuheiten: dress}\n"
+    )
+    (acme,) = load_sources_file(path)
+    assert acme.garment_map == {"hosen": "trousers", "Neuheiten": "dress"}  # class names
+    assert acme.config.category_map == {"Hosen": "hosen"}  # the label is not renamed
+    assert acme.to_source_in().config["garment_map"] == {"hosen": "trousers", "Neuheiten": "dress"}
+
+    path.write_text(
+        "sources:\n"
+        "  - name: acme\n"
+        "    base_url: https://shop.acme.example\n"
+        "    garment_map: {Hosen: Beinkleid}\n"
+    )
+    with pytest.raises(InvalidInputError, match="garment_map") as caught:
+        load_sources_file(path)
+    message = caught.value.message
+    assert "'Beinkleid' is not a garment class" in message
+    assert "top, t-shirt, shirt" in message and "trousers" in message
+    with pytest.raises(ConfigurationError, match="not a garment class"):
+        SourceConfig.of(stored({"garment_map": {"Hosen": "Beinkleid"}}))
+
+
 def test_bad_yaml_files(tmp_path: Path) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text("sources: [\n")
