@@ -6,10 +6,15 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from shared.settings import get_settings
+
+if TYPE_CHECKING:
+    from shared.db import CategoryGarment, SourceOut
+    from shared.db.schemas import CrawlRunOut
 
 
 @click.command()
@@ -39,7 +44,7 @@ def crawl(source: str, max_pages: int | None, run_id: int | None, as_json: bool)
 
 @click.group()
 def sources() -> None:
-    """Shops to crawl: add them from a YAML file, list them."""
+    """Shops to crawl: add them from a YAML file, list them, show one."""
 
 
 @sources.command("add")
@@ -85,6 +90,123 @@ def sources_list(as_json: bool) -> None:
             else "never crawled"
         )
         click.echo(f"{source.name:<24} {state} {source.base_url}  ({crawled})")
+
+
+@sources.command("show")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def sources_show(name: str, as_json: bool) -> None:
+    """NAME's config, last crawl, and the garment class of each of its categories (exit
+    status 2 if there is no such source)."""
+    from shared.db import Catalog
+    from shared.errors import NotFoundError
+
+    catalog = Catalog.from_settings(get_settings())
+    try:
+        source = catalog.get_source(name)
+    except NotFoundError:
+        names = [known.name for known in catalog.list_sources()]
+        known = f"the sources are: {', '.join(names)}" if names else "there are no sources yet"
+        click.echo(f"no source named {name!r}; {known}", err=True)
+        sys.exit(2)
+    runs = catalog.crawl_runs(source.id, limit=1)
+    last = runs[0] if runs else None
+    categories = catalog.category_garments(source.id)
+    if as_json:
+        body = {
+            "source": source.model_dump(mode="json"),
+            "last_crawl": last.model_dump(mode="json") if last else None,
+            "categories": [row.model_dump(mode="json") for row in categories],
+        }
+        click.echo(json.dumps(body, indent=2))
+        return
+    for line in _source_summary(source, last):
+        click.echo(line)
+    click.echo("")
+    _echo_categories(categories)
+
+
+def _printable(text: str) -> str:
+    """A shop's string as plain text for a terminal (no control characters)."""
+    return "".join(char if char.isprintable() else "?" for char in text)
+
+
+def _source_summary(source: SourceOut, last: CrawlRunOut | None) -> list[str]:
+    from services.scraper.schemas import SourceConfig
+    from shared.errors import ConfigurationError
+
+    state = "enabled" if source.enabled else "disabled"
+    lines = [f"{_printable(source.name)} ({state}): {_printable(source.base_url)}"]
+    try:
+        config = SourceConfig.of(source)
+    except ConfigurationError as exc:
+        lines.append(f"  config: {_printable(exc.message)}")
+    else:
+        seeds = ", ".join(config.start_urls) or "none"
+        lines.append(f"  start URLs: {_printable(seeds)}; sitemaps: {config.sitemaps}")
+        lines.append(
+            f"  crawl every {config.crawl_interval}, at most {config.max_pages:,} pages; "
+            f"category_map: {len(config.category_map)} labels"
+        )
+        pinned = ", ".join(f"{k} -> {v}" for k, v in config.garment_map.items()) or "none"
+        lines.append(f"  garment_map: {_printable(pinned)}")
+    lines.append(
+        f"  last crawl {last.started_at:%Y-%m-%d %H:%M} {last.status.value}, "
+        f"{last.items} products, {last.errors} errors"
+        if last
+        else "  never crawled"
+    )
+    return lines
+
+
+def _echo_categories(categories: list[CategoryGarment]) -> None:
+    if not categories:
+        click.echo("No active products yet: no categories.")
+        return
+    header = ("CATEGORY", "PRODUCTS", "GARMENT", "PARENT", "HOW", "VOTES", "SHARE")
+    table = [
+        (
+            _printable(row.category) if row.category is not None else "(no category)",
+            f"{row.products:,}",
+            row.garment or "?",
+            row.parent or "?",
+            row.how,
+            f"{row.votes:,}",
+            f"{row.share:.0%}" if row.votes else "-",
+        )
+        for row in categories
+    ]
+    widths = [max(len(cells[i]) for cells in (header, *table)) for i in range(len(header))]
+    numeric = {1, 5, 6}
+
+    def line(cells: tuple[str, ...]) -> str:
+        return "  ".join(
+            cell.rjust(widths[i]) if i in numeric else cell.ljust(widths[i])
+            for i, cell in enumerate(cells)
+        ).rstrip()
+
+    click.echo(line(header))
+    for row, cells in zip(categories, table, strict=True):
+        unknown = row.how == "unknown"
+        text = line(cells) + ("  <- unknown" if unknown else "")
+        click.echo(click.style(text, fg="yellow", bold=True) if unknown else text)
+    pinnable = [row.category for row in categories if row.how == "unknown" and row.category]
+    if pinnable:
+        from shared.taxonomy import CLASSES
+
+        example = _printable(pinnable[0])
+        click.echo(
+            f"\n{len(pinnable)} categor{'y has' if len(pinnable) == 1 else 'ies have'} no garment "
+            "class: the taxonomy does not read the name and the crops' votes are too few or "
+            "split.\nPin a class with garment_map in the source's YAML, then `lookalike sources "
+            f'add` it: garment_map: {{"{example}": <class>}}\n'
+            f"Classes: {', '.join(garment.name for garment in CLASSES)}"
+        )
+    if any(row.category is None for row in categories):
+        click.echo(
+            "(no category): products without one; their crops' own votes place them when they "
+            "are indexed and searched."
+        )
 
 
 @click.command()

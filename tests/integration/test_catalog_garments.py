@@ -2,40 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import pytest
 from pydantic import ValidationError
 from sqlalchemy import select, update
 
-from shared.db import Catalog, CategoryGarment, CropIn, ImageIn, ImageResult, ProductIn, SourceIn
+from shared.db import Catalog, CategoryGarment, CropIn, SourceIn
 from shared.db.models import GarmentCrop, Product
+from tests.garment_support import BOX, SHOP, add_product
 
 pytestmark = pytest.mark.integration
-
-SHOP = "https://shop.example"
-BOX = (0.0, 0.0, 10.0, 10.0)
-
-
-def add_product(
-    catalog: Catalog, source_id: int, n: int, category: str | None, votes: Sequence[str | None]
-) -> int:
-    """A product of ``category`` with one image whose crops the classifier read as ``votes``."""
-    item = ProductIn(
-        canonical_url=f"{SHOP}/{source_id}/p/{n}",
-        title=f"Product {n}",
-        category=category,
-        images=(ImageIn(url=f"{SHOP}/{source_id}/img/{n}.jpg"),),
-    )
-    report = catalog.upsert_products(source_id, [item])
-    (product_id,) = report.created
-    (image_id,) = report.new_image_ids
-    crops = tuple(
-        CropIn(box=BOX, garment=garment, garment_p=0.9 if garment else None) for garment in votes
-    )
-    result = ImageResult(content_hash="h", width=10, height=10, n_bytes=1, crops=crops)
-    assert catalog.record_images_done({image_id: result}) == []
-    return product_id
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ from services.cli import main
 from services.demo_shop import DemoCatalog, DemoShop
 from shared.db import Catalog
 from shared.settings import Settings, get_settings
+from tests.garment_support import add_product
 
 pytestmark = pytest.mark.integration
 
@@ -99,3 +100,77 @@ def test_crawl_of_an_unknown_source_fails_cleanly(settings: Settings, tmp_path: 
     )
     assert result.returncode == 1
     assert "no source named 'nope'" in result.stderr.decode()
+
+
+def test_sources_show_the_garment_class_of_each_category(
+    runner: CliRunner, settings: Settings, tmp_path: Path
+) -> None:
+    shops = tmp_path / "shops.yaml"
+    shops.write_text(
+        "sources:\n"
+        "  - name: acme\n"
+        "    base_url: https://shop.example/\n"
+        "    garment_map: {Neuheiten: Pants}\n"
+        "  - name: other\n"
+        "    base_url: https://other.example/\n"
+    )
+    assert runner.invoke(main, ["sources", "add", str(shops)]).exit_code == 0
+    catalog = Catalog.from_settings(settings)
+    acme = catalog.get_source("acme").id
+    add_product(catalog, acme, 1, "Hosen", ["jeans", "trousers", "trousers"])
+    add_product(catalog, acme, 2, "Hosen", [])
+    add_product(catalog, acme, 3, "Casual Shoes", [])
+    add_product(catalog, acme, 4, "Neuheiten", ["dress"])
+    add_product(catalog, acme, 5, "Sonstiges\x1b[2J", ["bag"])
+    add_product(catalog, acme, 6, None, ["top"])
+
+    shown = runner.invoke(main, ["sources", "show", "acme"])
+    assert shown.exit_code == 0, shown.output
+    lines = shown.output.splitlines()
+    assert lines[0] == "acme (enabled): https://shop.example/"
+    assert "  garment_map: Neuheiten -> trousers" in lines
+    assert "  never crawled" in lines
+    table = {line.split("  ")[0]: line.split() for line in lines if "  " in line[:20]}
+    assert table["CATEGORY"] == [
+        "CATEGORY",
+        "PRODUCTS",
+        "GARMENT",
+        "PARENT",
+        "HOW",
+        "VOTES",
+        "SHARE",
+    ]
+    assert table["Hosen"] == ["Hosen", "2", "trousers", "bottom", "votes", "3", "100%"]
+    assert table["Casual Shoes"][3:6] == ["footwear", "footwear", "name"]
+    assert table["Neuheiten"][1:7] == ["1", "trousers", "bottom", "operator", "1", "0%"]
+    assert table["Sonstiges?[2J"][1:] == ["1", "?", "?", "unknown", "1", "100%", "<-", "unknown"]
+    assert table["(no category)"][3:6] == ["?", "?", "unknown"]
+    assert "1 category has no garment class" in shown.output
+    assert 'garment_map: {"Sonstiges?[2J": <class>}' in shown.output
+    assert "Classes: top, t-shirt, shirt" in shown.output
+    assert "\x1b" not in shown.output
+
+    as_json = runner.invoke(main, ["sources", "show", "acme", "--json"])
+    assert as_json.exit_code == 0, as_json.output
+    body = json.loads(as_json.output)
+    assert body["source"]["config"]["garment_map"] == {"Neuheiten": "trousers"}
+    assert body["last_crawl"] is None
+    hosen = next(row for row in body["categories"] if row["category"] == "Hosen")
+    assert hosen == {
+        "source_id": acme,
+        "source": "acme",
+        "category": "Hosen",
+        "garment": "trousers",
+        "parent": "bottom",
+        "how": "votes",
+        "votes": 3,
+        "share": 1.0,
+        "products": 2,
+    }
+
+    empty = runner.invoke(main, ["sources", "show", "other"])
+    assert empty.exit_code == 0 and "No active products yet" in empty.output
+
+    missing = runner.invoke(main, ["sources", "show", "nope"])
+    assert missing.exit_code == 2
+    assert "no source named 'nope'; the sources are: acme, other" in missing.output
