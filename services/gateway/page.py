@@ -3,12 +3,13 @@
 The storefront is static HTML, CSS and JavaScript modules under ``static/`` (no build step);
 it calls the public API (``POST /recommend``) from the browser. ``/storefront/config.json``
 hands it the few facts it needs up front: the catalog's categories, brands, currency and price
-range (what searches filter on) and the upload limit. The status page (catalog counts and
-sources) lives at ``/status-page``.
+range (what searches filter on) and the upload limit. The status page (catalog counts, ingest,
+sources and the garment class of each shop category) lives at ``/status-page``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from html import escape
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 from pydantic import BaseModel, Field
 
 from services.gateway.deps import CatalogDep, SettingsDep
-from shared.db import CatalogStats, Facets, IngestProgress, SourceOut
+from shared.db import CatalogStats, CategoryGarment, Facets, IngestProgress, SourceOut
 from shared.health import Check
 
 STATIC_DIR = Path(__file__).with_name("static")
@@ -96,16 +97,17 @@ async def storefront_config(catalog: CatalogDep, settings: SettingsDep) -> Store
 
 @router.get("/status-page", include_in_schema=False, response_class=HTMLResponse)
 async def status_page(request: Request, catalog: CatalogDep) -> HTMLResponse:
-    """The operator's view: catalog counts, ingest progress and liveness, sources. It
-    refreshes itself every few seconds."""
+    """The operator's view: catalog counts, ingest progress and liveness, sources, and the
+    garment class of each shop category. It refreshes itself every few seconds."""
     stats: CatalogStats = await run_in_threadpool(catalog.stats)
     progress: IngestProgress = await run_in_threadpool(catalog.ingest_progress)
     sources: list[SourceOut] = await run_in_threadpool(catalog.list_sources)
+    categories: list[CategoryGarment] = await run_in_threadpool(catalog.category_garments)
     state = request.app.state
     checks = [state.warmup.check()]
     if getattr(state, "ingest", None) is not None:
         checks.append(state.ingest.check())
-    return HTMLResponse(render_status_page(stats, sources, progress, checks))
+    return HTMLResponse(render_status_page(stats, sources, progress, checks, categories=categories))
 
 
 _STYLE = """
@@ -118,7 +120,7 @@ dl{display:grid;grid-template-columns:repeat(auto-fit,minmax(9rem,1fr));gap:1rem
 dl div{background:#f5f5f7;border-radius:.5rem;padding:.75rem}dt{color:#555;font-size:.85rem}
 dd{margin:0;font-size:1.6rem;font-weight:600}a{color:#0050b3}
 ul.ingest{padding-left:1.2rem;margin:0 0 1.5rem}li.ok::marker{color:#1a7f37}
-li.bad{color:#b42318}
+li.bad{color:#b42318}tr.unknown td{background:#fff4e5}p.hint{color:#555}
 """
 
 
@@ -147,11 +149,57 @@ def _ingest_html(progress: IngestProgress, checks: list[Check]) -> str:
     return f'<ul class="ingest">{"".join(items)}</ul>{table}'
 
 
+MAX_CATEGORY_ROWS = 50
+"""The status page lists this many categories (most products first); ``lookalike sources show``
+lists them all."""
+
+
+def _category_row(row: CategoryGarment) -> str:
+    marked = ' class="unknown"' if row.how == "unknown" else ""
+    category = escape(row.category) if row.category is not None else "<em>none</em>"
+    share = f"{row.share:.0%}" if row.votes else ""
+    return (
+        f"<tr{marked}><td>{escape(row.source)}</td><td>{category}</td>"
+        f'<td class="num">{row.products:,}</td><td>{escape(row.garment or "unknown")}</td>'
+        f"<td>{escape(row.parent or '')}</td><td>{escape(row.how)}</td>"
+        f'<td class="num">{row.votes:,}</td><td class="num">{share}</td></tr>'
+    )
+
+
+def _categories_html(categories: Sequence[CategoryGarment]) -> str:
+    if not categories:
+        return "<p>No active products yet.</p>"
+    shown = sorted(categories, key=lambda row: -row.products)[:MAX_CATEGORY_ROWS]
+    rows = "".join(_category_row(row) for row in shown)
+    more = len(categories) - len(shown)
+    if more:
+        rows += (
+            f'<tr><td colspan="8">{more:,} more (<code>lookalike sources show NAME</code> '
+            "lists a source's categories)</td></tr>"
+        )
+    table = (
+        "<table><thead><tr><th>Source</th><th>Category</th><th>Products</th>"
+        "<th>Garment class</th><th>Parent</th><th>How</th><th>Votes</th><th>Share</th>"
+        f"</tr></thead><tbody>{rows}</tbody></table>"
+    )
+    hint = ""
+    if any(row.how == "unknown" and row.category is not None for row in categories):
+        hint = (
+            '<p class="hint">Categories marked unknown have no garment class: neither their name '
+            "nor enough of their crops' votes say which garment they are. Pin one with "
+            "<code>garment_map</code> in the source's YAML (<code>lookalike sources add</code>)."
+            "</p>"
+        )
+    return table + hint
+
+
 def render_status_page(
     stats: CatalogStats,
     sources: list[SourceOut],
     progress: IngestProgress,
     checks: list[Check],
+    *,
+    categories: Sequence[CategoryGarment] = (),
 ) -> str:
     tiles = [
         ("Sources", stats.sources),
@@ -195,6 +243,10 @@ refreshed every {REFRESH_S} s.</p>
 <section aria-labelledby="sources"><h2 id="sources">Sources</h2>
 <table><thead><tr><th>Name</th><th>Start URL</th><th>State</th></tr></thead>
 <tbody>{rows}</tbody></table></section>
+<section aria-labelledby="categories"><h2 id="categories">Categories</h2>
+<p class="hint">The garment class of each shop category: the source's <code>garment_map</code>
+(operator), else its name, else its crops' classifier votes.</p>
+{_categories_html(categories)}</section>
 <p><a href="/">Storefront</a> · API: <a href="/docs">OpenAPI docs</a> ·
 <a href="/status">/status</a> · <a href="/readyz">/readyz</a> · <a href="/healthz">/healthz</a></p>
 </main>

@@ -84,6 +84,8 @@ def test_product_lookup_and_status(client: TestClient, catalog: Catalog) -> None
     assert '<meta http-equiv="refresh" content="5">' in page.text
     assert "0 of 1 images indexed, 1 waiting, 0 failed; none finished yet" in page.text
     assert "models: loading" in page.text or "models: loaded" in page.text
+    categories = page.text[page.text.index('<h2 id="categories">') :]
+    assert "<td>acme</td><td><em>none</em></td>" in categories  # the product has no category
 
     config = client.get("/storefront/config.json").json()
     assert config["catalog"] == {
