@@ -18,7 +18,7 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 from pydantic import BaseModel, Field
 
 from services.gateway.deps import CatalogDep, SettingsDep
-from services.gateway.errors import ErrorOut
+from services.gateway.errors import ErrorOut, error_responses
 from services.gateway.examples import example_photo, example_photos
 from shared.db import CatalogStats, Facets, IngestProgress, SourceOut
 from shared.health import Check
@@ -128,6 +128,7 @@ async def storefront_examples() -> list[ExampleOut]:
     responses={
         200: {"content": {"image/jpeg": {}}, "description": "The photo."},
         404: {"model": ErrorOut, "description": "No example with that number"},
+        **error_responses(422),  # the framework's default answer, in the project's shape
     },
 )
 async def storefront_example(n: str) -> Response:
