@@ -15,10 +15,12 @@ from pathlib import Path
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 
 from services.gateway.deps import CatalogDep, SettingsDep
+from services.gateway.errors import ErrorOut, error_responses
+from services.gateway.examples import example_photo, example_photos
 from shared.db import CatalogStats, CategoryGarment, Facets, IngestProgress, SourceOut
 from shared.health import Check
 
@@ -92,6 +94,49 @@ async def storefront_config(catalog: CatalogDep, settings: SettingsDep) -> Store
         max_upload_bytes=settings.images.max_upload_bytes,
         color_weight=settings.recommender.color_weight,
         feedback=not settings.api_key,
+    )
+
+
+class ExampleOut(BaseModel):
+    url: str = Field(
+        description="The JPEG, on this gateway.", examples=["/storefront/examples/1.jpg"]
+    )
+    alt: str = Field(description="What the photo shows, for people who cannot see it.")
+    width: int
+    height: int
+
+
+@router.get("/storefront/examples", tags=["storefront"], response_model=list[ExampleOut])
+async def storefront_examples() -> list[ExampleOut]:
+    """Example photos (generated street photos of outfits) for a visitor without a photo; the
+    page uploads the chosen one to ``POST /recommend`` like any other."""
+    photos = await run_in_threadpool(example_photos)
+    return [
+        ExampleOut(
+            url=f"/storefront/examples/{photo.number}.jpg",
+            alt=photo.alt,
+            width=photo.width,
+            height=photo.height,
+        )
+        for photo in photos
+    ]
+
+
+@router.get(
+    "/storefront/examples/{n}.jpg",
+    tags=["storefront"],
+    response_class=Response,
+    responses={
+        200: {"content": {"image/jpeg": {}}, "description": "The photo."},
+        404: {"model": ErrorOut, "description": "No example with that number"},
+        **error_responses(422),  # the framework's default answer, in the project's shape
+    },
+)
+async def storefront_example(n: str) -> Response:
+    """Example photo ``n`` (1-based, as listed by ``/storefront/examples``) as a JPEG."""
+    photo = await run_in_threadpool(example_photo, n)
+    return Response(
+        photo.jpeg, media_type="image/jpeg", headers={"Cache-Control": "public, max-age=86400"}
     )
 
 

@@ -41,3 +41,17 @@ def page(browser: Browser) -> Iterator[Page]:
     page = context.new_page()
     yield page
     context.close()
+
+
+@pytest.fixture
+def mobile_page(browser: Browser) -> Iterator[Page]:
+    """A phone: 390 x 844 CSS pixels, touch, the mobile viewport meta honoured."""
+    context = browser.new_context(
+        viewport={"width": 390, "height": 844},
+        device_scale_factor=2,
+        is_mobile=True,
+        has_touch=True,
+    )
+    page = context.new_page()
+    yield page
+    context.close()

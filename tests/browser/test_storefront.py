@@ -1,9 +1,10 @@
 """The storefront page as a shopper uses it, against a real ``lookalike run`` stack.
 
 The demo shop is crawled and indexed first; then, in headless Debian Chromium: upload a street
-photo, see its garments boxed, pick one, see similar products, refine, "more like this", and a
-friendly message for a file that is not a photo. Screenshots go to ``LOOKALIKE_ARTIFACTS_DIR``
-(default: the test's tmp dir); the path is printed.
+photo, see its garments boxed, pick one, see similar products in shopper's words (no raw
+percentages; the numbers behind a closed "Details" toggle), refine, "more like this", a friendly
+message for a file that is not a photo, the example photos, and a phone's view. Screenshots go
+to ``LOOKALIKE_ARTIFACTS_DIR`` (default: the test's tmp dir); the path is printed.
 """
 
 from __future__ import annotations
@@ -98,6 +99,31 @@ def _inside(inner: FloatRect | None, outer: FloatRect | None) -> bool:
     )
 
 
+PLAIN = {
+    "tops": "Top",
+    "outerwear": "Coat or jacket",
+    "dresses": "Dress",
+    "skirts": "Skirt",
+    "pants": "Trousers",
+    "footwear": "Shoes",
+    "bags": "Bag",
+    "hats": "Hat",
+}
+"""The demo shop's categories as the page names them."""
+
+PERCENT = re.compile(r"\d\s*%")
+
+
+def _no_percentages(page: Page) -> None:
+    """No probability or similarity percentage outside the details (the colour slider's
+    "20% colour" is a setting, not a score)."""
+    for selector in ("#boxes", "#chips", ".results-head", "#group-notice", "#grid"):
+        for text in page.locator(selector).all_inner_texts():
+            assert not PERCENT.search(text), f"{selector}: {text!r}"
+    for label in page.locator("#boxes .box").evaluate_all("els => els.map(e => e.ariaLabel)"):
+        assert not PERCENT.search(label or ""), label
+
+
 def _wait_for_answer(page: Page) -> None:
     """Wait until the query in flight is answered and shown (call once it was sent)."""
     busy = re.compile(r"\bis-loading\b")
@@ -147,12 +173,15 @@ def test_shopper_finds_similar_products_for_a_garment_in_a_photo(
     expect(cards).to_have_count(len(shown))
     searched = groups[-1]["searched"]
     assert {p["category"] for p in shown} <= set(searched) or not searched
+    # The heading names the garment in plain words; the probability and the categories
+    # searched are in the details, folded away.
     heading = page.locator("#results-title")
-    if searched:  # the heading names what was searched, not only the top guess
-        for name in searched[:3]:
-            expect(heading).to_contain_text(name)
-    else:
-        expect(heading).to_have_text("Similar products")
+    expect(heading).to_have_text(PLAIN[groups[-1]["category"]])
+    details = page.locator("#details")
+    expect(details).to_be_visible()
+    expect(details).not_to_have_attribute("open", re.compile(".*"))
+    expect(page.locator("#timings")).to_be_hidden()
+    _no_percentages(page)
 
     # A product card: picture with alt text, title linking to the shop, price, score.
     first = cards.first
@@ -162,8 +191,16 @@ def test_shopper_finds_similar_products_for_a_garment_in_a_photo(
         "href", re.compile(re.escape(indexed.shop_url) + "/product/")
     )
     expect(first.locator(".card-price")).to_have_text(re.compile(r"\d"))
-    expect(first.locator(".card-score")).to_have_text(re.compile(r"\d+% match"))
+    expect(page.locator(".card-score")).to_have_count(0)  # no raw similarity badges
+    page.get_by_text("Details", exact=True).click()
+    expect(details).to_have_attribute("open", "")
+    expect(page.locator("#timings")).to_be_visible()
     expect(page.locator("#timings")).to_contain_text("total")
+    expect(page.locator("#timings")).to_contain_text("model ")
+    garment_line = page.locator("#details-list li").nth(len(groups) - 1)
+    expect(garment_line).to_contain_text(f"{round(groups[-1]['probability'] * 100)}% sure")
+    for name in searched[:3] or ["every category"]:
+        expect(garment_line).to_contain_text(name)
     page.screenshot(path=str(artifacts / "02-similar-products.png"), full_page=True)
 
     # Filters re-query: L1 distance and a colour weight go to the API.
@@ -293,3 +330,90 @@ def test_a_photo_with_no_clothing_says_so(
     expect(page.locator("#boxes .box")).to_have_count(0)
     expect(page.locator("#results-title")).to_have_text("Similar products")
     page.screenshot(path=str(artifacts / "07-no-clothing.png"), full_page=False)
+
+
+def test_match_words_and_garment_notices_instead_of_percentages(
+    page: Page, indexed: Stack, outfit_photo: Path, artifacts: Path
+) -> None:
+    """The API's calibrated ``match`` label and per-garment ``notice``, as the page shows them
+    (the real answer, with those fields set as the contract describes them)."""
+
+    real = httpx.post(
+        f"{indexed.url}/recommend",
+        files={"image": ("street-photo.jpg", outfit_photo.read_bytes(), "image/jpeg")},
+        timeout=QUERY_TIMEOUT_MS / 1000,
+    )
+    assert real.status_code == 200, real.text
+    body = real.json()
+    assert len(body["groups"]) >= 2 and len(body["groups"][0]["recommendations"]) >= 3, body
+    for group in body["groups"]:
+        for index, product in enumerate(group["recommendations"]):
+            product["match"] = ["very close", "close", "loose"][index] if index < 3 else None
+        group["notice"] = None
+    body["groups"][0]["notice"] = "No close match in this shop"
+    page.route(RECOMMEND, lambda route: route.fulfill(json=body))
+    page.goto(indexed.url)
+    page.get_by_label("Choose a photo").set_input_files(outfit_photo)
+    _wait_for_answer(page)
+    cards = page.locator("#grid .card")
+    expect(cards.nth(0).locator(".card-match")).to_have_text("Very close")
+    expect(cards.nth(1).locator(".card-match")).to_have_text("Close")
+    expect(cards.nth(2).locator(".card-match")).to_have_count(0)  # loose: no word at all
+    expect(page.locator("#grid .card-match")).to_have_count(2)
+    notice = page.locator("#group-notice")
+    expect(notice).to_have_text("No close match in this shop")
+    heading_box = page.locator("#results-title").bounding_box()
+    notice_box = notice.bounding_box()
+    assert heading_box and notice_box and notice_box["y"] >= heading_box["y"]
+    _no_percentages(page)
+    page.screenshot(path=str(artifacts / "08-match-words.png"), full_page=True)
+    # The notice belongs to its garment: the next one has none.
+    page.locator("#chips .chip").nth(1).click()
+    expect(notice).to_be_hidden()
+
+
+def test_on_a_phone_the_results_come_into_view_after_a_search(
+    mobile_page: Page, indexed: Stack, outfit_photo: Path, artifacts: Path
+) -> None:
+    page = mobile_page
+    page.goto(indexed.url)
+    expect(page.get_by_role("heading", name="Shop the look")).to_be_in_viewport()
+    assert page.evaluate("window.scrollY") == 0
+    page.get_by_label("Choose a photo").set_input_files(outfit_photo)
+    _wait_for_answer(page)
+    first = page.locator("#grid .card").first
+    expect(first).to_be_in_viewport(timeout=5_000)
+    expect(page.locator("#results-title")).to_be_in_viewport()
+    expect(page.locator("#chips .chip").first).to_be_in_viewport()  # the garments stay at hand
+    assert page.evaluate("window.scrollY") > 0
+    page.screenshot(path=str(artifacts / "09-phone-results.png"), full_page=False)
+    page.screenshot(path=str(artifacts / "09-phone-full.png"), full_page=True)
+
+
+def test_a_visitor_without_a_photo_can_try_an_example(
+    page: Page, indexed: Stack, artifacts: Path
+) -> None:
+    page.goto(indexed.url)
+    examples = page.get_by_role("button", name=re.compile(r"^Try this photo: Street photo"))
+    expect(examples.first).to_be_visible()
+    assert 2 <= examples.count() <= 4
+    for index in range(examples.count()):  # the thumbnails load from the gateway
+        width = examples.nth(index).locator("img").evaluate("img => img.naturalWidth")
+        assert width > 0
+    page.screenshot(path=str(artifacts / "10-examples.png"), full_page=False)
+    with page.expect_response(RECOMMEND, timeout=QUERY_TIMEOUT_MS) as answer:
+        examples.nth(1).click()
+    # The example went the shopper's way: its bytes uploaded as a multipart photo.
+    assert answer.value.status == 200, answer.value.text()
+    assert "multipart/form-data" in answer.value.request.headers["content-type"]
+    busy = re.compile(r"\bis-loading\b")
+    expect(page.locator("body")).not_to_have_class(busy, timeout=QUERY_TIMEOUT_MS)
+    if answer.value.json()["groups"]:
+        expect(page.locator("#grid .card").first).to_be_visible()
+    else:
+        expect(page.locator("#empty")).to_contain_text("We couldn't find any clothing")
+    expect(page.locator("#photo-caption")).to_contain_text("Example photo 2: Street photo")
+    expect(page.locator("#examples")).to_be_hidden()  # a photo is on screen now
+    page.screenshot(path=str(artifacts / "11-example-searched.png"), full_page=True)
+    page.get_by_role("button", name="Start over").click()
+    expect(examples.first).to_be_visible()

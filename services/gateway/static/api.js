@@ -153,3 +153,27 @@ export function sendFeedback(event) {
     // Measurement is best effort; the shopper's click already went through.
   });
 }
+
+/** The example photos a visitor can try (`[{url, alt, width, height}]`); [] if unavailable. */
+export async function loadExamples() {
+  try {
+    const response = await fetch("/storefront/examples", { headers: { Accept: "application/json" } });
+    const examples = response.ok ? await response.json() : [];
+    return Array.isArray(examples) ? examples : [];
+  } catch {
+    return [];
+  }
+}
+
+/** An example photo's bytes as a File, to upload like the shopper's own photo. */
+export async function fetchExample(example, number) {
+  let response;
+  try {
+    response = await fetch(example.url);
+  } catch {
+    throw new RequestError("We couldn't reach the shop.", "Please check your connection and try again.");
+  }
+  if (!response.ok) throw await errorFor(response, { kind: "example" });
+  const blob = await response.blob();
+  return new File([blob], `example-${number}.jpg`, { type: blob.type || "image/jpeg" });
+}

@@ -39,6 +39,7 @@ export function titleCase(text) {
   return words ? words[0].toUpperCase() + words.slice(1) : "";
 }
 
+/** "87%": for the details only, never a badge. */
 export function percent(probability) {
   if (probability === null || probability === undefined || probability === "") return "";
   const p = Number(probability);
@@ -64,23 +65,62 @@ export function productId(product) {
   return product.id ?? product.product_id;
 }
 
-/**
- * The results heading: what was searched, "Similar dresses, skirts or tops" when the
- * classifier was unsure, "Similar products" when every category was.
- */
-export function resultsTitle(group) {
-  const searched = Array.isArray(group.searched) ? group.searched : [];
-  const names = searched.map((name) => String(name).replace(/[_-]+/g, " "));
-  if (names.length === 0) return "Similar products";
-  if (names.length === 1) return `Similar ${names[0]}`;
-  const shown = names.slice(0, 3);
-  const tail = names.length > 3 ? `${shown.join(", ")} and more` : `${shown.slice(0, -1).join(", ")} or ${shown.at(-1)}`;
-  return `Similar ${tail}`;
+/** Shop and classifier categories in the words a shopper uses ("pants" -> "Trousers"). */
+const PLAIN_NAMES = {
+  top: "Top",
+  tops: "Top",
+  "t-shirt": "T-shirt",
+  shirt: "Shirt",
+  sweater: "Sweater",
+  bottom: "Bottoms",
+  pants: "Trousers",
+  trousers: "Trousers",
+  jeans: "Jeans",
+  shorts: "Shorts",
+  leggings: "Leggings",
+  skirt: "Skirt",
+  skirts: "Skirt",
+  dress: "Dress",
+  dresses: "Dress",
+  outerwear: "Coat or jacket",
+  coat: "Coat",
+  jacket: "Jacket",
+  footwear: "Shoes",
+  boots: "Boots",
+  sandals: "Sandals",
+  bag: "Bag",
+  bags: "Bag",
+  hat: "Hat",
+  hats: "Hat",
+  eyewear: "Glasses",
+  legwear: "Socks and tights",
+  accessory: "Accessory",
+  belt: "Belt",
+  jewellery: "Jewellery",
+  innerwear: "Underwear",
+};
+
+/** A category in plain words: "Trousers", "Bag"; "" for none. */
+export function plainName(category) {
+  const key = String(category ?? "").trim().toLowerCase();
+  return PLAIN_NAMES[key] ?? titleCase(key);
 }
 
-/** A garment's label, as on its box and chip: "Tops 92%". */
+/** A garment's heading, as on its box and chip and above its results: "Trousers". */
 export function garmentLabel(group) {
-  return [titleCase(group.category) || "Garment", percent(group.probability)].filter(Boolean).join(" ");
+  return plainName(group.category) || "Garment";
+}
+
+/** The results heading: the garment in plain words, "Similar products" when it has no category. */
+export function resultsTitle(group) {
+  return plainName(group.category) || "Similar products";
+}
+
+/** The API's calibrated match label as a word for the shopper; nothing for a loose match. */
+export function matchLabel(match) {
+  if (match === "very close") return "Very close";
+  if (match === "close") return "Close";
+  return "";
 }
 
 /** Hues for the garments' boxes and chips, in order; chosen to stay readable on photos. */
@@ -145,8 +185,7 @@ export function renderChips(list, groups, selected, onSelect) {
           onclick: () => onSelect(index),
         },
         h("span", { class: "swatch", "aria-hidden": "true" }),
-        h("span", { class: "chip-name" }, titleCase(group.category) || "Garment"),
-        h("span", { class: "chip-prob" }, percent(group.probability)),
+        h("span", { class: "chip-name" }, garmentLabel(group)),
         h("span", { class: "visually-hidden" }, `, ${count} ${count === 1 ? "match" : "matches"}`),
       );
       button.style.setProperty("--hue", hueOf(index));
@@ -155,17 +194,12 @@ export function renderChips(list, groups, selected, onSelect) {
   );
 }
 
-/** Scores are similarities in 0..1 (higher is closer): shown as "93% match". */
-function scoreText(score) {
-  return score >= 0 && score <= 1 ? `${Math.round(score * 100)}% match` : `score ${score.toFixed(2)}`;
-}
-
 function productCard(product, position, onMoreLike, onOpen) {
   const title = String(product.title ?? "").trim() || "Untitled product";
   const link = safeUrl(product.url);
   const picture = safeUrl(product.image_url);
   const price = formatPrice(product.price, product.currency);
-  const score = Number(product.score);
+  const match = matchLabel(product.match);
   const image = picture
     ? h("img", { src: picture, alt: title, loading: "lazy", decoding: "async" })
     : h("div", { class: "no-image", role: "img", "aria-label": `${title}: no picture` });
@@ -184,7 +218,7 @@ function productCard(product, position, onMoreLike, onOpen) {
         "p",
         { class: "card-meta" },
         price ? h("span", { class: "card-price" }, price) : null,
-        Number.isFinite(score) ? h("span", { class: "card-score", title: `Similarity score ${score.toFixed(3)}` }, scoreText(score)) : null,
+        match ? h("span", { class: `card-match ${match === "Very close" ? "very-close" : "close"}` }, match) : null,
       ),
       productId(product) != null
         ? h(
@@ -206,8 +240,8 @@ export function renderGrid(list, recommendations, onMoreLike, onOpen) {
   list.replaceChildren(...recommendations.map((product, index) => productCard(product, index, onMoreLike, onOpen)));
 }
 
-/** "detect 12 ms · embed 30 ms · … · model v3", small print under the grid. */
-export function renderTimings(node, timings, modelVersion) {
+/** "detect 12 ms · embed 30 ms · … · model v3": the small print of the details. */
+export function timingsText(timings, modelVersion) {
   const parts = [];
   if (timings && typeof timings === "object") {
     for (const [stage, ms] of Object.entries(timings)) {
@@ -216,5 +250,27 @@ export function renderTimings(node, timings, modelVersion) {
     }
   }
   if (modelVersion) parts.push(`model ${modelVersion}`);
-  node.textContent = parts.join(" · ");
+  return parts.join(" · ");
+}
+
+/** "pants, jeans or shorts"; "every category" when the search was not narrowed. */
+function searchedText(searched) {
+  const names = (Array.isArray(searched) ? searched : []).map((name) => String(name).replace(/[_-]+/g, " "));
+  if (names.length === 0) return "every category";
+  return names.length === 1 ? names[0] : `${names.slice(0, -1).join(", ")} or ${names.at(-1)}`;
+}
+
+/**
+ * The details behind the toggle: per garment, what the classifier called it and how sure it
+ * was, and the categories searched; then the timings and the model.
+ */
+export function renderDetails(list, timingsNode, groups, timings, modelVersion) {
+  list.replaceChildren(
+    ...groups.map((group) => {
+      const sure = percent(group.probability);
+      const what = [group.category ? `classified as ${group.category}` : "not classified", sure ? `${sure} sure` : ""].filter(Boolean).join(", ");
+      return h("li", {}, h("strong", {}, garmentLabel(group)), `: ${what}; searched ${searchedText(group.searched)}.`);
+    }),
+  );
+  timingsNode.textContent = timingsText(timings, modelVersion);
 }

@@ -1,7 +1,7 @@
 // The storefront page: pick, drop, paste or link a photo; see its garments boxed; pick one to
 // see similar products; refine with filters; "more like this" on any product.
 
-import { RequestError, formatBytes, loadConfig, recommend, sendFeedback } from "./api.js";
+import { RequestError, fetchExample, formatBytes, loadConfig, loadExamples, recommend, sendFeedback } from "./api.js";
 import {
   formatPrice,
   garmentLabel,
@@ -9,8 +9,8 @@ import {
   productId,
   renderBoxes,
   renderChips,
+  renderDetails,
   renderGrid,
-  renderTimings,
   resultsTitle,
   safeUrl,
   titleCase,
@@ -49,6 +49,11 @@ const ui = {
   empty: $("empty"),
   grid: $("grid"),
   timings: $("timings"),
+  details: $("details"),
+  detailsList: $("details-list"),
+  groupNotice: $("group-notice"),
+  examples: $("examples"),
+  exampleList: $("example-list"),
   indexing: $("indexing"),
 };
 
@@ -82,6 +87,8 @@ function newSessionId() {
 }
 
 const reducedMotion = window.matchMedia("(prefers-reduced-motion: reduce)");
+// One column (a phone): the results sit under the photo, out of sight unless scrolled to.
+const narrow = window.matchMedia("(max-width: 52rem)");
 
 // ------------------------------------------------------------------------------ messages
 
@@ -264,7 +271,7 @@ async function search(source, { requery = false } = {}) {
       state.answer = null;
       ui.garments.hidden = true;
       ui.chips.replaceChildren();
-      ui.timings.textContent = "";
+      clearDetails();
       drawBoxes();
       if (error.status === 413 || error.status === 415 || source.kind === "url") {
         // The photo itself was refused (or the link gave none): nothing on screen is its.
@@ -291,10 +298,11 @@ function startSearch(source, src, caption) {
   showPhoto(src, caption);
   ui.garments.hidden = true;
   ui.chips.replaceChildren();
+  showGroupNotice(null);
   search(source);
 }
 
-function searchFile(file) {
+function searchFile(file, caption = file?.name ? `Your photo: ${file.name}` : "Your photo") {
   if (!file) return;
   clearError();
   if (state.maxUploadBytes && file.size > state.maxUploadBytes) {
@@ -307,7 +315,6 @@ function searchFile(file) {
     );
     return;
   }
-  const caption = file.name ? `Your photo: ${file.name}` : "Your photo";
   startSearch({ kind: "file", file }, URL.createObjectURL(file), caption);
 }
 
@@ -338,19 +345,43 @@ function showAnswer(answer, requery) {
   state.selected = requery ? Math.min(state.selected, Math.max(groups.length - 1, 0)) : 0;
   addCategories(groups.map((group) => group.category));
   rememberFromAnswer(groups);
-  renderTimings(ui.timings, answer?.timings_ms, answer?.model_version);
+  renderDetails(ui.detailsList, ui.timings, groups, answer?.timings_ms, answer?.model_version);
+  ui.details.hidden = false;
   ui.garments.hidden = groups.length === 0;
   if (groups.length === 0) {
     ui.chips.replaceChildren();
     drawBoxes();
     showGrid([]);
     ui.resultsTitle.textContent = "Similar products"; // not the previous search's heading
-    ui.empty.textContent = "We couldn't find any clothing in this picture. Try a photo where the outfit is clearly visible.";
+    showGroupNotice(null);
+    const notice = typeof answer?.notice === "string" && answer.notice.trim() ? answer.notice.trim() : "We couldn't find any clothing in this picture.";
+    ui.empty.textContent = `${notice} Try a photo where the outfit is clearly visible.`;
     announce("No pieces found in the picture.");
-    return;
+  } else {
+    const found = `Found ${groups.length} ${groups.length === 1 ? "piece" : "pieces"}. `;
+    showGroup(requery ? "Matches updated. " : state.source.kind === "product" ? "" : found);
   }
-  const found = `Found ${groups.length} ${groups.length === 1 ? "piece" : "pieces"}. `;
-  showGroup(requery ? "Matches updated. " : state.source.kind === "product" ? "" : found);
+  if (!requery && state.source.kind !== "product") bringResultsIntoView();
+}
+
+/** On a phone, a new answer scrolls into sight: the garments' chips, then their products. */
+function bringResultsIntoView() {
+  if (!narrow.matches) return;
+  const target = ui.garments.hidden ? ui.results : ui.garments;
+  target.scrollIntoView({ block: "start", behavior: reducedMotion.matches ? "auto" : "smooth" });
+}
+
+/** The API's word about one garment ("No close match in this shop"), under its heading. */
+function showGroupNotice(notice) {
+  const text = typeof notice === "string" ? notice.trim() : "";
+  ui.groupNotice.textContent = text;
+  ui.groupNotice.hidden = !text;
+}
+
+function clearDetails() {
+  ui.details.hidden = true;
+  ui.detailsList.replaceChildren();
+  ui.timings.textContent = "";
 }
 
 function select(index) {
@@ -366,9 +397,15 @@ function showGroup(prefix) {
   drawBoxes();
   const products = Array.isArray(group.recommendations) ? group.recommendations : [];
   ui.resultsTitle.textContent = resultsTitle(group);
+  showGroupNotice(group.notice);
   showGrid(products);
-  if (products.length === 0) ui.empty.textContent = noMatchesMessage();
-  announce(`${prefix}Showing ${products.length} ${products.length === 1 ? "match" : "matches"} for ${garmentLabel(group)}.`);
+  // A garment the API explained ("This shop sells no footwear") needs no second message.
+  if (products.length === 0) {
+    ui.empty.textContent = noMatchesMessage();
+    ui.empty.hidden = !ui.groupNotice.hidden;
+  }
+  const name = group.category ? garmentLabel(group).toLowerCase() : "this piece";
+  announce(`${prefix}Showing ${products.length} ${products.length === 1 ? "match" : "matches"} for ${name}.`);
 }
 
 /** Why a search found nothing: a catalog still being indexed is not the shopper's filters. */
@@ -430,7 +467,8 @@ function startOver() {
   ui.clear.hidden = true;
   ui.fileInput.value = "";
   ui.urlInput.value = "";
-  ui.timings.textContent = "";
+  clearDetails();
+  showGroupNotice(null);
   showGrid([]);
   announce("");
   ui.fileInput.focus();
@@ -519,7 +557,7 @@ ui.filters.addEventListener("reset", () => {
 
 describeSliders();
 // On a phone the filters start folded so that the photo and the products come first.
-if (window.matchMedia("(max-width: 52rem)").matches) $("refine").open = false;
+if (narrow.matches) $("refine").open = false;
 loadConfig().then((config) => {
   if (!config) return;
   if (Number.isFinite(config.max_upload_bytes)) state.maxUploadBytes = config.max_upload_bytes;
@@ -553,4 +591,40 @@ function followIndexing() {
     if (config.catalog?.indexing || config.catalog?.images_total === 0) followIndexing();
   }, 5000);
 }
+
+// ------------------------------------------------------------------------------ examples
+
+async function tryExample(example, number) {
+  clearError();
+  announce("Loading the example photo…");
+  try {
+    const file = await fetchExample(example, number);
+    searchFile(file, `Example photo ${number}: ${example.alt ?? "an outfit"}`);
+  } catch (error) {
+    showError(error instanceof RequestError ? error : new RequestError("Something went wrong.", String(error.message ?? error)));
+  }
+}
+
+loadExamples().then((examples) => {
+  // Only this gateway's own pictures (the page uploads their bytes as the shopper's photo).
+  const usable = examples.filter((example) => safeUrl(example?.url)?.startsWith(`${window.location.origin}/`));
+  if (usable.length === 0) return;
+  ui.exampleList.replaceChildren(
+    ...usable.map((example, index) => {
+      const number = index + 1;
+      const alt = typeof example.alt === "string" && example.alt ? example.alt : `Example outfit ${number}`;
+      return h(
+        "li",
+        {},
+        h(
+          "button",
+          { type: "button", class: "example", "aria-label": `Try this photo: ${alt}`, onclick: () => tryExample(example, number) },
+          h("img", { src: example.url, alt: "", width: example.width, height: example.height, loading: "lazy", decoding: "async" }),
+        ),
+      );
+    }),
+  );
+  ui.examples.hidden = false;
+});
+
 document.body.classList.add("ready");
