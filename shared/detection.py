@@ -25,6 +25,8 @@ COARSE_CATEGORIES: tuple[str, ...] = (
 
 WHOLE_IMAGE = "whole-image"
 """``DetectionResult.path`` when nothing was found and the whole image is the one crop."""
+FOREGROUND = "foreground"
+"""``DetectionResult.path`` of a product shot: the objects on a plain background."""
 
 
 @dataclass(frozen=True)

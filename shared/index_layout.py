@@ -21,6 +21,7 @@ from typing import Any
 from shared.colour import COLOUR_DIM
 from shared.db.schemas import ProductOut
 from shared.errors import NotFoundError
+from shared.taxonomy import GarmentClass
 from shared.vectors import CollectionSpec, Distance, VectorIndex, VectorSpec
 
 __all__ = [
@@ -58,6 +59,8 @@ PAYLOAD_INDEXES: Mapping[str, Any] = {
     "source": "keyword",
     "model_version": "keyword",
     "crop_category": "keyword",
+    "garment": "keyword",
+    "garment_parent": "keyword",
 }
 """Payload fields the recommender filters on, with their index types."""
 
@@ -135,9 +138,13 @@ def crop_payload(
     score: float | None,
     model_version: str,
     source: str | None,
+    garment: GarmentClass | None = None,
+    votes: Sequence[tuple[str, float]] = (),
 ) -> dict[str, Any]:
-    """The full payload of one crop's point. ``category`` is the product's (what searches
-    filter on); ``crop_category`` and ``score`` are the detector's view of the crop."""
+    """The full payload of one crop's point. ``category`` is the product's shop category (a
+    label and a caller's filter); ``garment`` and ``garment_parent`` the taxonomy class it is
+    indexed under (what a shopper's search is scoped to); ``garment_votes`` the classifier's
+    top classes for the crop; ``crop_category`` and ``score`` the detector's view."""
     return {
         **product_payload(product),
         "image_id": image_id,
@@ -147,4 +154,7 @@ def crop_payload(
         "image_url": image_url,
         "model_version": model_version,
         "source": source,
+        "garment": garment.name if garment is not None else None,
+        "garment_parent": garment.parent if garment is not None else None,
+        "garment_votes": [[name, p] for name, p in votes],
     }

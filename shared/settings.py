@@ -74,8 +74,21 @@ class RecommenderSettings(BaseModel):
     candidates: int = Field(default=100, gt=0)
     timeout_s: float = Field(default=5.0, gt=0)
     category_threshold: float = Field(default=0.8, ge=0.0, le=1.0)
-    """Below this top probability the classifier is unsure: the top categories are searched."""
-    max_categories: int = Field(default=3, gt=0)
+    """Below this probability of its garment class a query crop is unsure: the top
+    ``max_categories`` classes are searched."""
+    max_categories: int = Field(default=2, gt=0)
+    detector_weight: float = Field(default=0.5, ge=0.0, le=1.0)
+    """The detector's share of a street crop's garment class, the classifier's the rest (see
+    ``services/gateway/scope.py``)."""
+    neighbour_weight: float = Field(default=0.7, ge=0.0, le=1.0)
+    """The nearest catalog products' share of a product shot's garment class, the
+    classifier's the rest."""
+    category_votes: int = Field(default=3, ge=0, le=10)
+    """A garment's results start with the shop categories of its this many nearest products
+    of the classes searched (0: by score alone)."""
+    neighbours: int = Field(default=10, ge=0, le=50)
+    """Nearest catalog products (of any class) that vote on a product shot's garment class
+    (0: none, one search less)."""
     color_weight: float = Field(default=0.2, ge=0.0, le=1.0)
     """Colour's share of the score when a request does not set ``color_weight``. It lifts
     same-colour products: on ``catalog-products-dev`` (leave-one-out, all 4,647 images),

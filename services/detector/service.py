@@ -22,7 +22,7 @@ from PIL import Image
 
 from services.detector.foreground import analyse_foreground, paint_background
 from services.detector.postprocess import one_per_garment
-from shared.detection import WHOLE_IMAGE, Detection, DetectionResult
+from shared.detection import FOREGROUND, WHOLE_IMAGE, Detection, DetectionResult
 from shared.errors import LookalikeError
 from shared.images import to_rgb
 from shared.settings import DetectorSettings
@@ -39,7 +39,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-FOREGROUND = "foreground"
 MODEL = "model"
 MIN_SIDE = 16
 """Images with a side shorter than this are answered with the whole image."""

@@ -110,9 +110,7 @@ def create_app(
         owned = catalog is None
         opened = catalog or Catalog.from_settings(settings)
         app.state.settings = settings
-        app.state.embedder = service or EmbedderService(
-            ModelProvider(opened, settings), classifier=settings.recommender.classifier
-        )
+        app.state.embedder = service or EmbedderService(ModelProvider(opened, settings))
         warming = asyncio.get_running_loop().run_in_executor(None, app.state.embedder.warm)
         try:
             yield

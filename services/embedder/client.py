@@ -66,6 +66,4 @@ def make_embedder(settings: Settings, *, catalog: Catalog) -> EmbedderClient:
     from services.embedder.provider import ModelProvider
     from services.embedder.service import EmbedderService
 
-    return EmbedderService(
-        ModelProvider(catalog, settings), classifier=settings.recommender.classifier
-    )
+    return EmbedderService(ModelProvider(catalog, settings))

@@ -1,9 +1,11 @@
-"""Which embedding model a process serves: the catalog's active embedder model version, loaded
-once and switched when ``lookalike reindex`` activates another. The query-time embedder and the
-ingest worker both ask it, so queries and the catalog are embedded by the same model."""
+"""Which models a process serves: the catalog's active embedder model version, loaded once and
+switched when ``lookalike reindex`` activates another, and the garment classifier. The
+query-time embedder and the ingest worker both ask it, so queries and the catalog are embedded
+and classified by the same models."""
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -13,12 +15,15 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.exc import IntegrityError
 
 from shared.db import Catalog, ModelVersionIn
+from shared.errors import ConfigurationError, InvalidInputError
 from shared.settings import Settings
 
 if TYPE_CHECKING:
     from services.embedder.inference import Embedder
 
 __all__ = ["ModelProvider", "ModelSpec"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -74,6 +79,8 @@ class ModelProvider:
         self._keep = keep
         self._models: dict[ModelSpec, Embedder] = {}
         self._lock = threading.Lock()
+        self._classifier: Embedder | None = None
+        self._classifier_failed = False
 
     def load(self, spec: ModelSpec) -> Embedder:
         """The loaded model for ``spec`` (cached; the oldest beyond ``keep`` is dropped)."""
@@ -111,6 +118,32 @@ class ModelProvider:
             self.register(model, spec, activate=True)
         return model
 
+    def classifier(self, model: Embedder) -> Embedder | None:
+        """The garment classifier that goes with ``model``: the model itself when it has a
+        classifier head, else the separate one of ``recommender.classifier`` (loaded once), or
+        ``None`` when none is configured or it cannot be loaded (then nothing is classified)."""
+        if model.info.classes:
+            return model
+        name = self.settings.recommender.classifier
+        if not name or self._classifier_failed:
+            return self._classifier
+        from services.embedder.inference import Embedder
+
+        with self._lock:
+            if self._classifier is None and not self._classifier_failed:
+                try:
+                    self._classifier = Embedder(
+                        name,
+                        batch_size=self.settings.ingest.batch_size,
+                        workers=1,
+                        onnx_cache=self.settings.models_dir / "onnx",
+                        threads=self.threads,
+                    ).load()
+                except (InvalidInputError, ConfigurationError, OSError) as exc:
+                    self._classifier_failed = True
+                    log.warning("no garment classifier (%s): crops are not classified", exc)
+        return self._classifier
+
     def register(self, model: Embedder, spec: ModelSpec, *, activate: bool) -> int:
         """Record the model version in the catalog (idempotent); returns its id."""
         info = model.info
@@ -132,3 +165,6 @@ class ModelProvider:
             for model in self._models.values():
                 model.close()
             self._models.clear()
+            if self._classifier is not None:
+                self._classifier.close()
+                self._classifier = None

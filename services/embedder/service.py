@@ -22,7 +22,7 @@ from PIL import Image
 from services.embedder.provider import ModelProvider, ModelSpec
 from services.embedder.schemas import CropFeatures, Features
 from shared.colour import colour_descriptor
-from shared.errors import ConfigurationError, InvalidInputError, LookalikeError
+from shared.errors import InvalidInputError, LookalikeError
 from shared.health import Check
 from shared.images import to_rgb
 
@@ -43,19 +43,15 @@ class EmbedderService:
         self,
         models: ModelProvider,
         *,
-        classifier: str | None = "street-lite0",
         top: int = 5,
         refresh_s: float = 10.0,
     ) -> None:
         self.models = models
-        self.classifier_name = classifier
         self.top = top
         self.refresh_s = refresh_s
         self._lock = threading.Lock()
         self._spec: ModelSpec | None = None
         self._spec_at = 0.0
-        self._classifier: Embedder | None = None
-        self._classifier_failed = False
 
     def model(self) -> Embedder:
         """The active embedder model (the catalog is asked at most every ``refresh_s``)."""
@@ -69,25 +65,8 @@ class EmbedderService:
         return self.models.load(self._spec)
 
     def classifier(self) -> Embedder | None:
-        """The separate classifier (loaded once), or ``None`` when none is configured or it
-        cannot be loaded (then categories come from the caller or are not filtered)."""
-        if self._classifier is not None or self._classifier_failed or not self.classifier_name:
-            return self._classifier
-        from services.embedder.inference import Embedder
-
-        with self._lock:
-            if self._classifier is None and not self._classifier_failed:
-                try:
-                    self._classifier = Embedder(
-                        self.classifier_name,
-                        batch_size=MAX_CROPS,
-                        workers=1,
-                        onnx_cache=self.models.settings.models_dir / "onnx",
-                    ).load()
-                except (InvalidInputError, ConfigurationError, OSError) as exc:
-                    self._classifier_failed = True
-                    log.warning("no query classifier (%s): categories are not predicted", exc)
-        return self._classifier
+        """The garment classifier of the active model (see :meth:`ModelProvider.classifier`)."""
+        return self.models.classifier(self.model())
 
     def warm(self) -> None:
         """Load the models now (a service start), not on the first request; a failure is
@@ -95,9 +74,7 @@ class EmbedderService:
         from sqlalchemy.exc import SQLAlchemyError
 
         try:
-            model = self.model()
-            if not model.info.classes:
-                self.classifier()
+            self.classifier()
         except (LookalikeError, SQLAlchemyError, OSError) as exc:
             log.warning("could not load the embedder model at start: %s", exc)
 
@@ -149,6 +126,4 @@ class EmbedderService:
         return Check("embedder", loaded, detail, 0.0)
 
     def close(self) -> None:
-        if self._classifier is not None:
-            self._classifier.close()
         self.models.close()

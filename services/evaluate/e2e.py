@@ -284,6 +284,7 @@ def _group_answer(group: Group) -> GroupAnswer:
         category=group.category,
         searched=tuple(group.searched),
         products=tuple(r.category for r in group.recommendations),
+        notice=group.notice,
     )
 
 
@@ -342,6 +343,10 @@ def street_figures(scores: Sequence[PhotoScore]) -> dict[str, Any]:
             "hit10": sum(t.hit for t in truths),
             "hit10_rate": _rate(sum(t.hit for t in truths), len(truths)),
             "duplicate_groups": sum(t.duplicates for t in truths),
+            "flagged_rate": _rate(sum(t.flagged for t in found), len(found)),
+            "hit10_when_flagged": _rate(
+                sum(t.hit for t in found if t.flagged), sum(t.flagged for t in found)
+            ),
         }
     photos = len(scores)
     return {
@@ -349,6 +354,9 @@ def street_figures(scores: Sequence[PhotoScore]) -> dict[str, Any]:
         "per_class": rows,
         "groups_per_photo": _rate(sum(s.groups for s in scores), photos),
         "spurious_per_photo": _rate(sum(s.spurious for s in scores), photos),
+        "spurious_flagged_rate": _rate(
+            sum(s.spurious_flagged for s in scores), sum(s.spurious for s in scores)
+        ),
         "duplicates_per_photo": _rate(sum(t.duplicates for s in scores for t in s.truths), photos),
     }
 
@@ -365,6 +373,7 @@ def product_figures(answers: Sequence[Answer]) -> dict[str, Any]:
                 for key in ("same_type", "same_class", "same_parent", "same_type_colour")
             },
             "no_products": sum(a.extra["products"] == 0 for a in chosen),
+            "flagged": sum(a.extra.get("flagged", False) for a in chosen),
         }
 
     per_parent = {
@@ -452,6 +461,7 @@ def run(config: E2EConfig, settings: Settings, progress: Progress = print) -> di
             result.extra = {
                 "parent": parent(own),
                 "products": len(recs),
+                "flagged": group is not None and group.notice is not None,
                 "same_type": sum(
                     f is not None and f.article_type == item.article_type for f in found
                 ),

@@ -44,6 +44,7 @@ class GroupAnswer:
     category: str | None
     searched: tuple[str, ...] = ()
     products: tuple[str | None, ...] = ()
+    notice: str | None = None
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,8 @@ class TruthScore:
     hit: bool
     same_in_top: int
     duplicates: int
+    flagged: bool = False
+    """Its group told the shopper it has no close match (or no products)."""
 
 
 @dataclass
@@ -65,6 +68,7 @@ class PhotoScore:
     truths: list[TruthScore] = field(default_factory=list)
     spurious: int = 0
     groups: int = 0
+    spurious_flagged: int = 0
 
 
 def _same(label: str | None, wanted: str | None) -> bool:
@@ -81,15 +85,16 @@ def score_photo(
 ) -> PhotoScore:
     """Score the groups of one answer against the ground-truth ``(label, box)`` pairs."""
     matched: dict[int, list[tuple[float, int]]] = {}
-    spurious = 0
+    spurious = flagged = 0
     for g, group in enumerate(groups):
         overlaps = [iou(group.box, box) for _, box in truth]
         best = max(range(len(truth)), key=overlaps.__getitem__, default=None)
         if best is None or overlaps[best] < min_iou:
             spurious += 1
+            flagged += group.notice is not None
         else:
             matched.setdefault(best, []).append((overlaps[best], g))
-    score = PhotoScore(spurious=spurious, groups=len(groups))
+    score = PhotoScore(spurious=spurious, groups=len(groups), spurious_flagged=flagged)
     for t, (label, _) in enumerate(truth):
         wanted = parent(label)
         hits = sorted(matched.get(t, []), reverse=True)
@@ -109,6 +114,7 @@ def score_photo(
                 hit=same >= min_same,
                 same_in_top=same,
                 duplicates=len(hits) - 1,
+                flagged=group.notice is not None,
             )
         )
     return score

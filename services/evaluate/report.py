@@ -36,20 +36,22 @@ def render_markdown(report: dict[str, Any]) -> str:
         "products of the box's parent class (by `shared.taxonomy`).",
         "",
         "| class | boxes | found | right class (of found) | searched right (of found) "
-        f"| garment hit@{c['k']} | duplicate groups |",
-        "|---|---|---|---|---|---|---|",
+        f"| garment hit@{c['k']} | duplicate groups | said no close match (of found) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name, row in street["per_class"].items():
         label = f"**{name}**" if name == "overall" else name
         lines.append(
             f"| {label} | {row['boxes']} | {_pct(row['found_rate'])} | "
             f"{_pct(row['class_right_rate'])} | {_pct(row['searched_right_rate'])} | "
-            f"{_pct(row['hit10_rate'])} | {row['duplicate_groups']} |"
+            f"{_pct(row['hit10_rate'])} | {row['duplicate_groups']} | "
+            f"{_pct(row.get('flagged_rate'))} |"
         )
     lines += [
         "",
         f"Per photo: {street['groups_per_photo']} groups, {street['spurious_per_photo']} "
-        f"spurious (matching no box), {street['duplicates_per_photo']} duplicates; latency "
+        f"spurious (matching no box; {_pct(street.get('spurious_flagged_rate'))} of them said "
+        f"no close match), {street['duplicates_per_photo']} duplicates; latency "
         f"p50 {street.get('p50_ms')} ms, p95 {street.get('p95_ms')} ms "
         f"(stages p50: {street.get('stages_p50_ms')}). `overall` is the six target classes; "
         "`other` is eyewear, hats, legwear, accessories, jewellery and innerwear.",
@@ -71,7 +73,8 @@ def render_markdown(report: dict[str, Any]) -> str:
         )
     lines += [
         "",
-        f"Latency p50 {products.get('p50_ms')} ms, p95 {products.get('p95_ms')} ms.",
+        f"Latency p50 {products.get('p50_ms')} ms, p95 {products.get('p95_ms')} ms; "
+        f"{products.get('flagged', 0)} said no close match.",
         END,
     ]
     return "\n".join(lines)

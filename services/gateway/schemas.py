@@ -128,6 +128,11 @@ class Recommendation(BaseModel):
     brand: str | None
     category: str | None = Field(default=None, description="The product's catalog category.")
     score: float = Field(description="Similarity, higher is better (0-1).")
+    match: Literal["very close", "close", "loose"] | None = Field(
+        default=None,
+        description="The similarity in a shopper's words: as close as the catalog's typical "
+        "same-kind neighbours (very close), within their usual spread (close), or not (loose).",
+    )
 
 
 class Group(BaseModel):
@@ -135,15 +140,22 @@ class Group(BaseModel):
         description="The garment's box [x0, y0, x1, y1] in pixels of the uploaded image; "
         "null for a product_id query."
     )
-    category: str | None
+    category: str | None = Field(
+        description="The garment, a class of the shared taxonomy (``trousers``, ``bag`` ...), "
+        "or the caller's shop category."
+    )
     probability: float | None = Field(
-        description="The classifier's probability of ``category``; null when it did not decide."
+        description="How sure the detector and classifier together are of the garment's kind; "
+        "null when nothing decided."
     )
     searched: list[str] = Field(
         default_factory=list,
-        description="The categories searched: the caller's, the classifier's top one, or "
-        "(when it is unsure) its top few plus those of the nearest products; empty when "
-        "every category was searched.",
+        description="What the search covered: the caller's shop categories, else the garment "
+        "classes (``bottom``; two when unsure); empty when every product was searched "
+        "(``cross_category``).",
+    )
+    notice: str | None = Field(
+        default=None, description="For the shopper, when this garment has no products to show."
     )
     recommendations: list[Recommendation]
 

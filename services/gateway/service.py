@@ -1,9 +1,10 @@
 """``POST /recommend`` as a pipeline: photo -> garments -> crops -> features -> products.
 
 1. decode the upload (or the fetched ``image_url``) with byte and pixel limits;
-2. find the garments (the detector; the whole image when it finds none);
-3. embed and classify every crop (the embedder), and choose the categories to search: the
-   caller's, else the classifier's top one, else (when it is unsure) its top few;
+2. find the garments (the detector; no garment: an empty answer with a notice);
+3. embed and classify every crop (the embedder), and scope each search: the caller's shop
+   categories, else the garment classes of :mod:`.scope` (detector and classifier blended; the
+   top one, or the top two when unsure), never every class unless the caller asks;
 4. k-NN, filters and re-ranking (the recommender), one query per garment in one call;
 5. titles, URLs and prices from the catalog, the source of truth.
 
@@ -29,10 +30,11 @@ from services.gateway.schemas import (
     RecommendParams,
     RecommendResponse,
 )
+from services.gateway.scope import decide, label
 from services.recommender.client import RecommenderClient
 from services.recommender.schemas import Filters, RecommendQuery, RecommendResult, SimilarQuery
 from shared.db import Catalog
-from shared.detection import GarmentDetector
+from shared.detection import FOREGROUND, Detection, GarmentDetector
 from shared.download import fetch_image
 from shared.errors import InvalidInputError, LookalikeError, PayloadTooLargeError
 from shared.images import crop_box, load_work_image
@@ -43,9 +45,7 @@ __all__ = ["RecommendPipeline", "Timings"]
 
 PRIVATE_URLS_SETTING = "LOOKALIKE_GATEWAY__ALLOW_PRIVATE_IMAGE_URLS"
 NO_GARMENT = "We couldn't find any clothing in this photo."
-VOTERS = 3
-"""When the classifier is unsure, the categories of this many nearest products (any category)
-are searched too: a shop's own photos are often unlike the street crops it learnt from."""
+NO_CLOSE_MATCH = "No close match in this shop: these are the nearest we have."
 
 
 @dataclass
@@ -70,13 +70,28 @@ class Timings:
 
 @dataclass
 class _Garment:
+    """One garment's search: the caller's shop ``categories`` or the garment classes
+    (``parents``) it is scoped to (neither: every product)."""
+
     box: list[float] | None
     features: CropFeatures | None
     categories: list[str]
     category: str | None
     probability: float | None
-    predicted: bool
-    unsure: bool = False
+    parents: tuple[str, ...] = ()
+    shares: tuple[float, ...] = ()
+
+
+def _as_catalog_frames(detections: list[Detection], width: int, height: int) -> Detection:
+    """A product shot framed as the catalog frames its photos when ingest does not detect:
+    whole (a pair of shoes is one product); its box spans what the detector found."""
+    box = (
+        min(d.box[0] for d in detections),
+        min(d.box[1] for d in detections),
+        max(d.box[2] for d in detections),
+        max(d.box[3] for d in detections),
+    )
+    return Detection(box=box, category=None, score=1.0, crop_box=(0.0, 0.0, width, height))
 
 
 class RecommendPipeline:
@@ -146,16 +161,21 @@ class RecommendPipeline:
             # foreground path and is never a fallback): an honest empty answer, not a guess.
             return self._respond([], None, timings, notice=NO_GARMENT)
         detections = result.detections
+        if result.path == FOREGROUND and not self.settings.ingest.detect:
+            detections = [_as_catalog_frames(detections, image.width, image.height)]
         crops = [crop_box(image, d.region) for d in detections]
         with timings.stage("embed"):
             classify = not (params.category or params.cross_category)
             features = self.embedder.features(crops, classify=classify)
+        with timings.stage("search"):
+            shots = [d.category is None for d in detections]
+            neighbours = self._neighbours(features.crops, shots, params, features.model_version)
         sx, sy = size[0] / image.width, size[1] / image.height
         garments = []
-        for detection, crop in zip(detections, features.crops, strict=True):
+        for detection, crop, near in zip(detections, features.crops, neighbours, strict=True):
             x0, y0, x1, y1 = detection.box
             box = [round(x0 * sx, 1), round(y0 * sy, 1), round(x1 * sx, 1), round(y1 * sy, 1)]
-            garments.append(self._garment(box, crop, params, detection.category))
+            garments.append(self._garment(box, crop, params, detection.category, near))
         return self._answer(garments, params, features.model_version, timings)
 
     def from_product(self, product_id: int, params: RecommendParams) -> RecommendResponse:
@@ -182,10 +202,9 @@ class RecommendPipeline:
             categories=similar.categories,
             category=params.category[0] if params.category else similar.category,
             probability=None,
-            predicted=False,
         )
         with timings.stage("hydrate"):
-            groups = self._groups([garment], [similar], everywhere=set())
+            groups = self._groups([garment], [similar])
         return self._respond(groups, similar.model_version, timings)
 
     # ------------------------------------------------------------------------------ stages
@@ -201,31 +220,54 @@ class RecommendPipeline:
             offered = ", ".join(known) if known else "none yet (the catalog is empty)"
             raise InvalidInputError(f"this shop has no category {names}; it has: {offered}")
 
+    def _neighbours(
+        self,
+        crops: list[CropFeatures],
+        shots: list[bool],
+        params: RecommendParams,
+        model_version: str | None,
+    ) -> list[list[str | None]]:
+        """The garment classes of the nearest catalog products (any class) of each product
+        shot's crop (``shots``; the detector classed the others), in one recommender call;
+        none when the caller chose what to search."""
+        count = self.settings.recommender.neighbours
+        wanted = [i for i, shot in enumerate(shots) if shot]
+        found: list[list[str | None]] = [[] for _ in crops]
+        if count == 0 or not wanted or params.category or params.cross_category:
+            return found
+        queries = [
+            RecommendQuery(embedding=crops[i].embedding, model_version=model_version, k=count)
+            for i in wanted
+        ]
+        for i, result in zip(wanted, self.recommender.recommend(queries), strict=True):
+            found[i] = [hit.garment for hit in result.hits]
+        return found
+
     def _garment(
         self,
         box: list[float],
         crop: CropFeatures,
         params: RecommendParams,
         detected: str | None,
+        neighbours: list[str | None],
     ) -> _Garment:
         if params.category:
-            return _Garment(
-                box,
-                crop,
-                list(params.category),
-                params.category[0],
-                crop.probabilities.get(params.category[0]),
-                predicted=False,
-            )
-        if params.cross_category or crop.category is None:
-            category = crop.category or detected
-            return _Garment(box, crop, [], category, crop.probability, predicted=False)
-        threshold = self.settings.recommender.category_threshold
-        if (crop.probability or 0.0) >= threshold:
-            return _Garment(box, crop, [crop.category], crop.category, crop.probability, True)
-        categories = list(crop.probabilities)[: self.settings.recommender.max_categories]
+            first = params.category[0]
+            return _Garment(box, crop, list(params.category), first, crop.probabilities.get(first))
+        recommender = self.settings.recommender
+        scope = decide(
+            detected,
+            crop.probabilities,
+            neighbours=neighbours,
+            detector_weight=recommender.detector_weight,
+            neighbour_weight=recommender.neighbour_weight,
+            threshold=recommender.category_threshold,
+            max_parents=recommender.max_categories,
+        )
+        if params.cross_category:
+            return _Garment(box, crop, [], scope.garment, scope.probability)
         return _Garment(
-            box, crop, categories, crop.category, crop.probability, predicted=True, unsure=True
+            box, crop, [], scope.garment, scope.probability, scope.parents, scope.shares
         )
 
     def _ranking(self, params: RecommendParams) -> dict[str, Any]:
@@ -251,16 +293,16 @@ class RecommendPipeline:
         garment: _Garment,
         params: RecommendParams,
         model_version: str | None,
-        *,
-        every_category: bool = False,
     ) -> RecommendQuery:
         assert garment.features is not None
         return RecommendQuery(
             embedding=garment.features.embedding,
             colour=garment.features.colour or None,
             model_version=model_version,
-            categories=[] if every_category else garment.categories,
-            category_votes=VOTERS if garment.unsure and not every_category else 0,
+            categories=garment.categories,
+            garments=list(garment.parents),
+            garment_shares=list(garment.shares),
+            category_votes=self.settings.recommender.category_votes if garment.parents else 0,
             **self._ranking(params),
         )
 
@@ -274,24 +316,8 @@ class RecommendPipeline:
         with timings.stage("search"):
             queries = [self._query(g, params, model_version) for g in garments]
             results = self.recommender.recommend(queries)
-            # A predicted category with nothing in the catalog (a class the shop does not
-            # sell): search every category rather than answer nothing.
-            retry = [
-                i
-                for i, (g, r) in enumerate(zip(garments, results, strict=True))
-                if g.predicted and g.categories and not r.hits
-            ]
-            if retry:
-                again = self.recommender.recommend(
-                    [
-                        self._query(garments[i], params, model_version, every_category=True)
-                        for i in retry
-                    ]
-                )
-                for i, result in zip(retry, again, strict=True):
-                    results[i] = result
         with timings.stage("hydrate"):
-            groups = self._groups(garments, results, everywhere=set(retry))
+            groups = self._groups(garments, results)
         return self._respond(groups, model_version, timings)
 
     def _respond(
@@ -309,15 +335,12 @@ class RecommendPipeline:
             groups=groups, timings_ms=timings_ms, model_version=model_version, notice=notice
         )
 
-    def _groups(
-        self, garments: list[_Garment], results: list[RecommendResult], *, everywhere: set[int]
-    ) -> list[Group]:
-        """One group per garment, products from the catalog; ``everywhere``: the garments
-        whose search was widened to every category."""
+    def _groups(self, garments: list[_Garment], results: list[RecommendResult]) -> list[Group]:
+        """One group per garment, products from the catalog."""
         ids = sorted({hit.product_id for result in results for hit in result.hits})
         products = self.catalog.get_products(ids) if ids else {}
         groups = []
-        for index, (garment, result) in enumerate(zip(garments, results, strict=True)):
+        for garment, result in zip(garments, results, strict=True):
             recommendations = []
             for hit in result.hits:
                 product = products.get(hit.product_id)
@@ -334,19 +357,22 @@ class RecommendPipeline:
                         brand=product.brand,
                         category=product.category,
                         score=round(hit.score, 4),
+                        match=hit.match,
                     )
                 )
-            searched: list[str] = []
-            if garment.categories and index not in everywhere:
-                # Category votes may add the categories of the nearest products.
-                shown = (hit.category for hit in result.hits if hit.category)
-                searched = list(dict.fromkeys([*garment.categories, *shown]))
+            notice = None
+            if not recommendations and garment.parents:
+                kinds = " or ".join(str(label(p, plural=True)).lower() for p in garment.parents)
+                notice = f"This shop has no {kinds}."
+            elif recommendations and result.close_match is False:
+                notice = NO_CLOSE_MATCH
             groups.append(
                 Group(
                     box=garment.box,
                     category=garment.category,
                     probability=garment.probability,
-                    searched=searched,
+                    searched=garment.categories or list(garment.parents),
+                    notice=notice,
                     recommendations=recommendations,
                 )
             )

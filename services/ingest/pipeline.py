@@ -8,9 +8,11 @@ This is the logic behind the Celery tasks (:mod:`services.ingest.tasks`, thin wr
 2. download each image with the safe fetcher (per-host rate limit, the source's
    ``allow_private_addresses``), check and decode it with pixel limits;
 3. find garment crops with a :class:`~shared.detection.GarmentDetector` (in process or the
-   detector service; the whole image when nothing is found);
-4. embed the crops in batches of ``settings.ingest.batch_size`` and compute each crop's colour
-   descriptor;
+   detector service; the whole image when nothing is found); in a photo of a model wearing
+   several garments, the boxes of the product's own kind of garment (:mod:`.garments`);
+4. embed the crops in batches of ``settings.ingest.batch_size``, compute each crop's colour
+   descriptor and classify it with the query's garment classifier (its class is the product's
+   shop category mapped to the taxonomy, else its own vote: searches are scoped by it);
 5. replace the images' points in the model version's collection and record the crops
    (``done``, one transaction per chunk), or record a failure with its reason (``failed``, or
    back to ``pending`` for a transient error that the task retries with backoff).
@@ -38,6 +40,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from services.embedder.provider import ModelProvider
 from services.ingest import indexing
+from services.ingest.garments import CategoryLabels, CropVote, crop_votes
 from shared import index_layout
 from shared.colour import colour_descriptor
 from shared.db import Catalog
@@ -63,6 +66,7 @@ from shared.index_layout import COLOUR_VECTOR, SHAPE_VECTORS
 from shared.ratelimit import MemoryRateLimiter, RateLimiter
 from shared.ratelimit import make_rate_limiter as shared_rate_limiter
 from shared.settings import Settings
+from shared.taxonomy import parent
 from shared.vectors import Point, VectorIndex, open_index
 
 if TYPE_CHECKING:
@@ -257,6 +261,7 @@ class IngestPipeline:
         self._sources: dict[int, SourceOut] = {}
         self._sources_at = 0.0
         self._ensured: set[str] = set()
+        self.labels = CategoryLabels(catalog)
 
     @property
     def batch_size(self) -> int:
@@ -366,8 +371,9 @@ class IngestPipeline:
             return report
         jobs = self._jobs(images, report)
         decoded, crops, embeddings = self._embed_as_they_arrive(jobs, model, report)
+        votes = self._classify(crops, model)
         version = model.info.version
-        points, by_image = self._points(decoded, crops, embeddings, version)
+        points, by_image = self._points(decoded, crops, embeddings, votes, version)
         if decoded:
             self._upsert(collection, points, sorted(by_image), version)
         self._record(decoded, by_image, version, report)
@@ -416,19 +422,32 @@ class IngestPipeline:
         embeddings = np.concatenate([np.zeros((0, dim), np.float32), *model.embed_stream(waves())])
         return decoded, crops, embeddings
 
-    @staticmethod
+    def _classify(self, crops: list[_Crop], model: Embedder) -> list[CropVote]:
+        """The query's garment classifier on every crop (no votes without a classifier)."""
+        classifier = self.models.classifier(model)
+        if classifier is None or not crops:
+            return [CropVote(()) for _ in crops]
+        _, probabilities = classifier.classify([crop.picture for crop in crops])
+        return crop_votes(classifier.info.classes, probabilities)
+
     def _points(
-        decoded: list[_Decoded], crops: list[_Crop], embeddings: np.ndarray, version: str
-    ) -> tuple[list[Point], dict[int, list[tuple[_Crop, str]]]]:
+        self,
+        decoded: list[_Decoded],
+        crops: list[_Crop],
+        embeddings: np.ndarray,
+        votes: list[CropVote],
+        version: str,
+    ) -> tuple[list[Point], dict[int, list[tuple[_Crop, CropVote, str]]]]:
         """One index point per crop (layout: :mod:`shared.index_layout`), and each image's
-        crops with their point ids."""
-        by_image: dict[int, list[tuple[_Crop, str]]] = {d.claim.id: [] for d in decoded}
+        crops with their votes and point ids."""
+        by_image: dict[int, list[tuple[_Crop, CropVote, str]]] = {d.claim.id: [] for d in decoded}
         points: list[Point] = []
         owners = {d.claim.id: d for d in decoded}
-        for crop, vector in zip(crops, embeddings, strict=True):
+        for crop, vector, vote in zip(crops, embeddings, votes, strict=True):
             owner = owners[crop.image_id]
             pid = index_layout.point_id(owner.product.id, crop.image_id, crop.box, version)
-            by_image[crop.image_id].append((crop, pid))
+            by_image[crop.image_id].append((crop, vote, pid))
+            garment = self.labels.label(owner.product, vote)
             embedding = vector.astype(np.float32).tolist()
             points.append(
                 Point(
@@ -446,6 +465,8 @@ class IngestPipeline:
                         score=crop.score,
                         model_version=version,
                         source=owner.policy.name,
+                        garment=garment,
+                        votes=vote.top,
                     ),
                 )
             )
@@ -466,7 +487,7 @@ class IngestPipeline:
     def _record(
         self,
         decoded: list[_Decoded],
-        by_image: dict[int, list[tuple[_Crop, str]]],
+        by_image: dict[int, list[tuple[_Crop, CropVote, str]]],
         version: str,
         report: IngestReport,
     ) -> None:
@@ -478,8 +499,15 @@ class IngestPipeline:
                 height=item.height,
                 n_bytes=item.n_bytes,
                 crops=tuple(
-                    CropIn(box=crop.box, category=crop.category, score=crop.score, point_id=pid)
-                    for crop, pid in by_image[item.claim.id]
+                    CropIn(
+                        box=crop.box,
+                        category=crop.category,
+                        score=crop.score,
+                        point_id=pid,
+                        garment=vote.garment,
+                        garment_p=vote.probability,
+                    )
+                    for crop, vote, pid in by_image[item.claim.id]
                 ),
                 model_version=version,
             )
@@ -563,9 +591,22 @@ class IngestPipeline:
         jobs = [
             (item, detection)
             for item, result in zip(decoded, found, strict=True)
-            for detection in result.detections
+            for detection in self._own_garments(item.product, result.detections)
         ]
         return [crop for crop in map(self._crop, jobs) if crop is not None]
+
+    def _own_garments(
+        self, product: ProductOut, detections: Sequence[Detection]
+    ) -> Sequence[Detection]:
+        """The boxes of the product's own kind of garment (trousers worn with a T-shirt: the
+        trousers), or every box when its kind is unknown or none of them is of that kind."""
+        if len(detections) < 2:
+            return detections
+        garment = self.labels.product_class(product)
+        if garment is None:
+            return detections
+        own = [d for d in detections if parent(d.category) == garment.parent]
+        return own or detections
 
     @staticmethod
     def _crop(job: tuple[_Decoded, Detection]) -> _Crop | None:

@@ -3,7 +3,7 @@ in process and over HTTP)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -57,12 +57,25 @@ class RecommendQuery(Ranking):
     categories: list[str] = Field(
         default_factory=list, description="Any of these categories; empty: every category."
     )
+    garments: list[str] = Field(
+        default_factory=list,
+        max_length=16,
+        description="Any of these garment classes (parents of the shared taxonomy: top, "
+        "bottom, footwear ...), the class each catalog crop is indexed under; empty: any.",
+    )
     category_votes: int = Field(
         default=0,
         ge=0,
         le=10,
-        description="Also accept the categories of this many nearest products of any category "
-        "(when the classifier is unsure, the catalog votes too).",
+        description="Products of the shop categories of this many nearest products (within "
+        "the filters) come first: a photo of a sneaker meets sneakers before loafers (not "
+        "with several ``garment_shares``, which share the places by class).",
+    )
+    garment_shares: list[float] = Field(
+        default_factory=list,
+        max_length=16,
+        description="With several garments: the share of the k places each one gets (in the "
+        "order of ``garments``; the best scores fill what a class cannot).",
     )
     exclude_product_ids: list[int] = Field(default_factory=list)
 
@@ -86,18 +99,29 @@ class ProductHit(BaseModel):
     colour_score: float | None = None
     point_id: str
     category: str | None = None
+    garment: str | None = Field(default=None, description="The crop's garment class.")
     brand: str | None = None
     price: float | None = None
     currency: str | None = None
     image_url: str | None = None
     bbox: list[float] | None = None
     model_version: str | None = None
+    match: Literal["very close", "close", "loose"] | None = Field(
+        default=None,
+        description="The shape similarity placed among how close same-kind products of this "
+        "catalog are to each other (null: the catalog is too small to tell).",
+    )
 
 
 class RecommendResult(BaseModel):
     hits: list[ProductHit]
     collection: str | None = None
     candidates: int = Field(default=0, description="Candidate points scored.")
+    close_match: bool | None = Field(
+        default=None,
+        description="Whether the best hit is as close as nearly all same-kind pairs of the "
+        "catalog are (false: no close match in this shop; null: no hits, or no scale).",
+    )
 
 
 class SimilarResult(RecommendResult):

@@ -2,17 +2,18 @@
 
 1. **Candidates**: the nearest points of the signal that weighs more: the query's shape
    vector (``cnn`` for cosine, ``cnn_l1`` for L1), or its colour descriptor from
-   ``color_weight`` 0.5 up; filtered in the index (active products only, always; categories,
-   brands, price range, currency).
+   ``color_weight`` 0.5 up; filtered in the index (active products only, always; garment
+   classes, shop categories, brands, price range, currency).
 2. **Scoring**: when both signals count, the candidate products' crops get the other
    similarity too; ``score = (1 - color_weight) * shape + color_weight * colour``.
    Shape similarity is the cosine for ``cosine`` and ``1 - d / (2 sqrt(dim))`` for an L1
    distance ``d`` between unit vectors (about the cosine's scale, so the colour weight means
    the same for both metrics); colour similarity is the descriptors' Bhattacharyya coefficient.
-3. **Re-ranking**: one hit per product (its best crop wins); with ``category_votes`` the
-   search ran over every category and keeps the query's categories plus those of the nearest
-   few products; then optionally maximal marginal relevance (``diversity`` 0-1) over the
-   products' embeddings.
+3. **Re-ranking**: one hit per product (its best crop wins); with several garment classes and
+   their shares, each class gets its share of the places (an unsure query's likelier class is
+   not crowded out by the other), else with ``category_votes`` the products of the shop
+   categories of the nearest few come first; then optionally maximal marginal relevance
+   (``diversity`` 0-1) over the products' embeddings.
 
 One index call per query when shape leads: the hits bring their 40-d colour vectors, scored
 here. When colour leads, the shape scores come from a second search restricted by a payload
@@ -32,6 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from services.recommender.calibration import Calibrator
 from services.recommender.schemas import (
     ProductHit,
     ProductPoints,
@@ -73,8 +75,12 @@ def shape_similarity(score: float, metric: Distance, dim: int) -> float:
 
 
 def query_filter(query: RecommendQuery) -> PayloadFilter:
-    """Active products only, always; then the query's categories and business filters."""
+    """Active products only, always; then the query's garment classes, categories and business
+    filters."""
     equals: dict[str, int | str | list[str]] = {"active": 1}
+    if query.garments:
+        garments = sorted(set(query.garments))
+        equals["garment_parent"] = garments[0] if len(garments) == 1 else garments
     if query.categories:
         cats = sorted(set(query.categories))
         equals["category"] = cats[0] if len(cats) == 1 else cats
@@ -116,6 +122,7 @@ class Recommender:
     def __init__(self, index: VectorIndex, *, candidates: int = 100) -> None:
         self.index = index
         self.candidates = candidates
+        self.calibrator = Calibrator(index)
 
     # ---------------------------------------------------------------------------- queries
 
@@ -143,21 +150,30 @@ class Recommender:
         collection = self._collection(query.model_version)
         if collection is None:
             return RecommendResult(hits=[], collection=None, candidates=0)
-        voting = query.category_votes > 0 and bool(query.categories)
-        where = query_filter(query.model_copy(update={"categories": []}) if voting else query)
+        where = query_filter(query)
         limit = max(query.candidates or self.candidates, 4 * query.k)
         for _ in range(MAX_WIDENING + 1):
             scored, exhausted = self._score(collection, query, where, limit)
             ranked = self._best_per_product(scored)
-            if voting:
-                ranked = _vote(ranked, query.categories, query.category_votes)
             if len(ranked) >= query.k or exhausted:
                 break
             limit *= 4
+        if len(query.garments) > 1 and len(query.garment_shares) == len(query.garments):
+            ranked = _by_shares(ranked, query.garments, query.garment_shares, query.k)
+        elif query.category_votes > 0:
+            ranked = _categories_first(ranked, query.category_votes)
         if query.diversity > 0 and len(ranked) > query.k:
             ranked = self._mmr(collection, ranked, query.k, query.diversity)
         hits = [_product_hit(item) for item in ranked[: query.k]]
-        return RecommendResult(hits=hits, collection=collection, candidates=len(scored))
+        close_match = None
+        calibration = self.calibrator.get(collection) if hits else None
+        if calibration is not None and query.metric == "cosine":
+            for hit in hits:
+                hit.match = calibration.match(hit.shape_score)
+            close_match = calibration.is_close(max(hit.shape_score or 0.0 for hit in hits))
+        return RecommendResult(
+            hits=hits, collection=collection, candidates=len(scored), close_match=close_match
+        )
 
     def _score(
         self, collection: str, query: RecommendQuery, where: PayloadFilter, limit: int
@@ -347,12 +363,34 @@ def _ms(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 1)
 
 
-def _vote(ranked: list[_Scored], categories: Sequence[str], votes: int) -> list[_Scored]:
-    """Keep the products of ``categories`` and of the categories of the ``votes`` best
-    products (one search over every category instead of a second, filtered one)."""
-    allowed = set(categories)
-    allowed.update(str(item.hit.payload.get("category")) for item in ranked[:votes])
-    return [item for item in ranked if str(item.hit.payload.get("category")) in allowed]
+def _categories_first(ranked: list[_Scored], votes: int) -> list[_Scored]:
+    """The products of the categories of the ``votes`` best first, each part in its order."""
+    voted = {item.hit.payload.get("category") for item in ranked[:votes]}
+    first = [item for item in ranked if item.hit.payload.get("category") in voted]
+    return first + [item for item in ranked if item.hit.payload.get("category") not in voted]
+
+
+def _by_shares(
+    ranked: list[_Scored], garments: Sequence[str], shares: Sequence[float], k: int
+) -> list[_Scored]:
+    """The first ``k`` places shared among ``garments`` in proportion to ``shares`` (a class
+    with too few products leaves its places to the best of the rest), best score first."""
+    total = sum(shares) or 1.0
+    quota = [math.floor(k * share / total + 0.5) for share in shares]
+    chosen: list[_Scored] = []
+    rest: list[_Scored] = []
+    for item in ranked:
+        kind = item.hit.payload.get("garment_parent")
+        slot = next((i for i, name in enumerate(garments) if name == kind), None)
+        if slot is not None and quota[slot] > 0:
+            quota[slot] -= 1
+            chosen.append(item)
+        else:
+            rest.append(item)
+    chosen += rest[: max(0, k - len(chosen))]
+    chosen.sort(key=lambda item: (-item.score, item.product_id))
+    taken = {id(item) for item in chosen}
+    return chosen + [item for item in rest if id(item) not in taken]
 
 
 def _colour_of(hit: Hit) -> list[float]:
@@ -370,6 +408,7 @@ def _product_hit(item: _Scored) -> ProductHit:
         colour_score=None if item.colour is None else round(item.colour, 6),
         point_id=item.hit.id,
         category=payload.get("category"),
+        garment=payload.get("garment"),
         brand=payload.get("brand"),
         price=float(price) if price is not None else None,
         currency=payload.get("currency"),

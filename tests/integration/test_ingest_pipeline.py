@@ -28,6 +28,7 @@ from shared.db.models import GarmentCrop, ImageState, ProductImage, utcnow
 from shared.detection import COARSE_CATEGORIES
 from shared.ratelimit import MemoryRateLimiter, RedisRateLimiter
 from shared.settings import Settings
+from shared.taxonomy import garment_class
 from shared.vectors import EdgeIndex, PayloadFilter
 from tests.ingest_support import (
     demo_items,
@@ -95,6 +96,12 @@ def test_catalog_becomes_searchable(runtime: IngestRuntime, shop: DemoShop) -> N
         assert crop.point_id is not None
         assert (crop.x0, crop.y0, crop.x1, crop.y1) == (0, 0, image.width, image.height)
         [point] = index.retrieve(index_layout.ALIAS, [crop.point_id], with_vectors=True)
+        votes = point.payload.pop("garment_votes")
+        assert len(votes) == 2 and votes[0][1] >= votes[1][1] > 0
+        assert crop.garment == votes[0][0] and crop.garment_p == votes[0][1]
+        # The demo shop's categories are taxonomy words: the crop is indexed as its product.
+        garment = garment_class(product.category)
+        assert garment is not None
         assert point.payload == {
             "product_id": product.id,
             "image_id": image.id,
@@ -109,6 +116,8 @@ def test_catalog_becomes_searchable(runtime: IngestRuntime, shop: DemoShop) -> N
             "image_url": image.url,
             "model_version": model.version,
             "source": "demo-shop",
+            "garment": garment.name,
+            "garment_parent": garment.parent,
         }
         assert point.vectors is not None
         assert len(point.vectors["cnn"]) == model.dim
@@ -381,3 +390,44 @@ def test_detection_crops_catalog_images_when_enabled(
         assert tight >= len(ids) // 2, "product shots should get tight foreground boxes"
     finally:
         ingest.close()
+
+
+def test_every_crop_is_indexed_under_a_garment_class_whatever_the_shop_calls_it(
+    runtime: IngestRuntime, shop: DemoShop
+) -> None:
+    """No labels at all, labels in another language, nested labels and an operator's pin:
+    every crop gets a taxonomy class (so a shopper's search can be scoped), and the catalog
+    shows each category's mapping with how it was decided."""
+    catalog, index = runtime.catalog, runtime.index
+    items = demo_items(shop)
+    renamed = {"pants": "Damen > Hosen", "skirts": "Women > Clothing > Skirts"}
+    unlabelled = items[0].model_copy(update={"category": None})
+    foreign = [
+        item.model_copy(update={"category": renamed.get(item.category or "", item.category)})
+        for item in items[1:]
+    ]
+    pinned = next(i.category for i in foreign if i.category and ">" not in i.category)
+    source = demo_source(catalog, shop.url, garment_map={pinned: "hat"})
+    ids = catalog.upsert_products(source.id, [unlabelled, *foreign]).new_image_ids
+    runtime.pipeline.process(ids)
+
+    points = index.search(index_layout.ALIAS, "colour", [1.0] * COLOUR_DIM, limit=100, where=ACTIVE)
+    assert len(points) == len(ids)
+    for point in points:
+        payload = point.payload
+        category = payload["category"]
+        vote = payload["garment_votes"][0][0]
+        assert payload["garment"] is not None and payload["garment_parent"]
+        if category is None or category == "Damen > Hosen":
+            # Nothing the taxonomy reads: the crop's own vote (the category's votes later).
+            assert payload["garment"] == vote, payload
+        elif category == pinned:
+            assert payload["garment"] == "hat"  # the operator's pin wins over the name
+        else:
+            assert payload["garment"] == garment_class(category).name  # type: ignore[union-attr]
+    mapping = {row.category: row for row in catalog.category_garments(source.id)}
+    assert mapping[pinned].how == "operator" and mapping[pinned].garment == "hat"
+    assert mapping[None].votes >= 1
+    for label, row in mapping.items():
+        if label and ">" in label:
+            assert row.how == ("votes" if "Hosen" in label else "name"), row

@@ -47,6 +47,8 @@ def _point(product: int, image: int, shape: list[float], colour: int, **payload:
         "image_url": f"https://shop.example/{product}/{image}.jpg",
         "bbox": [0.0, 0.0, 10.0, 10.0],
         "model_version": VERSION,
+        "garment": "top",
+        "garment_parent": "top",
     }
     base.update(payload)
     vector = _unit(shape)
@@ -77,7 +79,15 @@ def index(tmp_path: Path) -> Iterator[EdgeIndex]:
             _point(1, 11, _axis(0, 0.05), colour=3),
             _point(2, 20, _axis(0, 0.2), colour=20),
             _point(3, 30, _axis(0, 0.4), colour=3, brand="Other", price=80.0),
-            _point(4, 40, _axis(0, 0.3), colour=3, category="pants"),
+            _point(
+                4,
+                40,
+                _axis(0, 0.3),
+                colour=3,
+                category="pants",
+                garment="jeans",
+                garment_parent="bottom",
+            ),
             _point(5, 50, _axis(0, 0.1), colour=3, active=0),
             _point(6, 60, _axis(0, 0.6), colour=3, currency="USD"),
             _point(7, 70, _axis(1), colour=20),
@@ -244,10 +254,81 @@ def test_query_filter_always_active() -> None:
         Filters(min_price=5, max_price=1)
 
 
-def test_category_votes_add_the_nearest_products_categories(index: EdgeIndex) -> None:
+def test_garment_classes_scope_the_search_whatever_the_shop_calls_them(
+    index: EdgeIndex,
+) -> None:
     recommender = Recommender(index)
-    assert _ids(recommender, categories=["shoes"]) == []
-    # The nearest products are tops: with votes, tops are searched too (one search).
-    voted = _ids(recommender, categories=["shoes"], category_votes=1)
-    assert voted[:2] == [1, 2] and 4 not in voted  # pants (4th nearest) did not get a vote
-    assert 4 in _ids(recommender, categories=["pants"], category_votes=1)
+    assert _ids(recommender, garments=["bottom"]) == [4]
+    assert 4 not in _ids(recommender, garments=["top"])
+    assert _ids(recommender, garments=["top", "bottom"]) == _ids(recommender)
+    assert _ids(recommender, garments=["footwear"]) == []  # the shop sells none
+    [result] = recommender.recommend([_query(garments=["bottom"])])
+    assert result.hits[0].garment == "jeans" and result.hits[0].category == "pants"
+
+
+def test_calibration_places_scores_among_same_kind_neighbours(tmp_path: Path) -> None:
+    from services.recommender.calibration import Calibrator
+
+    engine = EdgeIndex(tmp_path / "calibrated")
+    indexing.ensure_collection(engine, VERSION, DIM)
+    collection = index_layout.collection_name(VERSION)
+    rng = np.random.default_rng(0)
+    # 40 tops around axis 0 (close to each other) and 40 bottoms around axis 1.
+    points = [
+        _point(
+            n,
+            n,
+            (np.eye(DIM)[n % 2] + 0.15 * rng.standard_normal(DIM)).tolist(),
+            colour=int(rng.integers(COLOUR_DIM)),
+            garment_parent=("top", "bottom")[n % 2],
+        )
+        for n in range(1, 81)
+    ]
+    engine.upsert(collection, points)
+    calibration = Calibrator(engine).get(collection)
+    assert calibration is not None and calibration.sample >= 8
+    assert calibration.floor <= calibration.close <= calibration.very_close < 1.0
+    assert calibration.match(0.999) == "very close" and calibration.match(0.0) == "loose"
+    assert calibration.is_close(calibration.very_close) and not calibration.is_close(0.1)
+    recommender = Recommender(engine)
+    [near] = recommender.recommend([_query(embedding=_unit(_axis(0)), garments=["top"])])
+    assert near.close_match is True and near.hits[0].match == "very close"
+    [far] = recommender.recommend([_query(embedding=_unit(_axis(5)), garments=["top"])])
+    assert far.close_match is False and far.hits[0].match == "loose"
+    engine.close()
+
+
+def test_a_tiny_catalog_has_no_scale(index: EdgeIndex) -> None:
+    [result] = Recommender(index).recommend([_query()])
+    assert result.close_match is None and {hit.match for hit in result.hits} == {None}
+
+
+def test_an_unsure_querys_classes_share_the_places(tmp_path: Path) -> None:
+    engine = EdgeIndex(tmp_path / "shares")
+    indexing.ensure_collection(engine, VERSION, DIM)
+    collection = index_layout.collection_name(VERSION)
+    # Eight bottoms nearer the query than any of the eight tops.
+    engine.upsert(
+        collection,
+        [_point(n, n, _axis(0, 0.05 * n), colour=3, garment_parent="bottom") for n in range(1, 9)]
+        + [
+            _point(n, n, _axis(0, 0.5 + 0.05 * n), colour=3, garment_parent="top")
+            for n in range(9, 17)
+        ],
+    )
+    recommender = Recommender(engine)
+
+    def parents(**values: object) -> list[str]:
+        [result] = recommender.recommend([_query(k=6, **values)])
+        hits = [hit.product_id for hit in result.hits]
+        assert hits == sorted(
+            hits, key=lambda i: -next(h.score for h in result.hits if h.product_id == i)
+        )
+        return ["bottom" if i <= 8 else "top" for i in hits]
+
+    assert parents(garments=["top", "bottom"]).count("top") == 0  # no shares: best scores
+    shared = parents(garments=["top", "bottom"], garment_shares=[0.6, 0.4])
+    assert shared.count("top") == 4 and shared.count("bottom") == 2
+    # A class with too few products leaves its places to the others.
+    assert parents(garments=["dress", "bottom"], garment_shares=[0.9, 0.1]) == ["bottom"] * 6
+    engine.close()

@@ -1,0 +1,124 @@
+"""Scores a shopper can read: a raw shape similarity placed among how close products of the
+same kind are in this very catalog.
+
+For a sample of the catalog's crops, the similarity of each to its nearest other product of
+the same garment class (``garment_parent``) is measured; its quantiles are the scale. A hit as
+close as the median same-kind neighbour is "very close", one above the low quantile
+:data:`CLOSE_Q` is "close", the rest "loose"; a garment whose best hit is below the floor
+quantile :data:`FLOOR_Q` has "no close match in this shop". The scale is learnt per collection
+and kept for :data:`TTL_S` (a catalog grows slowly).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from shared.colour import COLOUR_DIM
+from shared.index_layout import COLOUR_VECTOR, SHAPE_VECTOR
+from shared.vectors import PayloadFilter, VectorIndex
+
+__all__ = ["Calibration", "Calibrator", "Match"]
+
+Match = Literal["very close", "close", "loose"]
+SAMPLE = 192
+"""Catalog crops measured per collection (one k-NN search each)."""
+PROBES = 6
+VERY_CLOSE_Q = 0.5
+CLOSE_Q = 0.1
+FLOOR_Q = 0.01
+TTL_S = 3600.0
+MIN_SAMPLE = 8
+"""Below this many measured crops there is no scale (a tiny catalog): no labels, no floor."""
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Quantiles of the similarity between a catalog crop and its nearest same-kind product."""
+
+    very_close: float
+    close: float
+    floor: float
+    sample: int
+
+    def match(self, similarity: float | None) -> Match | None:
+        if similarity is None:
+            return None
+        if similarity >= self.very_close:
+            return "very close"
+        return "close" if similarity >= self.close else "loose"
+
+    def is_close(self, similarity: float | None) -> bool:
+        """Whether a garment's best hit is within the catalog's own spread of same-kind pairs."""
+        return similarity is not None and similarity >= self.floor
+
+
+class Calibrator:
+    """Learns and caches a :class:`Calibration` per collection."""
+
+    def __init__(self, index: VectorIndex, *, sample: int = SAMPLE, seed: int = 0) -> None:
+        self.index = index
+        self.sample = sample
+        self.seed = seed
+        self._lock = threading.Lock()
+        self._cache: dict[str, tuple[float, Calibration | None]] = {}
+
+    def get(self, collection: str) -> Calibration | None:
+        """The collection's scale (learnt on first use, then every :data:`TTL_S`), or ``None``
+        for a catalog too small to have one."""
+        now = time.monotonic()
+        with self._lock:
+            cached = self._cache.get(collection)
+            if cached is not None and now - cached[0] < TTL_S:
+                return cached[1]
+            calibration = self.learn(collection)
+            self._cache[collection] = (now, calibration)
+            return calibration
+
+    def learn(self, collection: str) -> Calibration | None:
+        """Measure a sample of the collection (random colour probes find varied crops)."""
+        rng = np.random.default_rng(self.seed)
+        seen: dict[str, tuple[list[float], int, str]] = {}
+        per_probe = max(1, self.sample // PROBES)
+        for _ in range(PROBES):
+            probe = rng.random(COLOUR_DIM).astype(np.float32).tolist()
+            hits = self.index.search(
+                collection,
+                COLOUR_VECTOR,
+                probe,
+                limit=per_probe,
+                where=PayloadFilter(equals={"active": 1}),
+                with_vectors=[SHAPE_VECTOR],
+            )
+            for hit in hits:
+                vector = (hit.vectors or {}).get(SHAPE_VECTOR)
+                kind = hit.payload.get("garment_parent")
+                if vector is not None and kind:
+                    seen[hit.id] = (vector, int(hit.payload["product_id"]), str(kind))
+        similarities = []
+        for vector, product_id, kind in seen.values():
+            nearest = self.index.search(
+                collection,
+                SHAPE_VECTOR,
+                vector,
+                limit=1,
+                where=PayloadFilter(
+                    equals={"active": 1, "garment_parent": kind},
+                    excludes={"product_id": [product_id]},
+                ),
+            )
+            if nearest:
+                similarities.append(max(0.0, min(1.0, nearest[0].score)))
+        if len(similarities) < MIN_SAMPLE:
+            return None
+        q = np.quantile(np.asarray(similarities), [VERY_CLOSE_Q, CLOSE_Q, FLOOR_Q])
+        return Calibration(
+            very_close=round(float(q[0]), 4),
+            close=round(float(q[1]), 4),
+            floor=round(float(q[2]), 4),
+            sample=len(similarities),
+        )
