@@ -77,12 +77,15 @@ class RecommenderSettings(BaseModel):
     """Below this probability of its garment class a query crop is unsure: the top
     ``max_categories`` classes are searched."""
     max_categories: int = Field(default=2, gt=0)
-    detector_weight: float = Field(default=0.5, ge=0.0, le=1.0)
+    detector_weight: float = Field(default=0.8, ge=0.0, le=1.0)
     """The detector's share of a street crop's garment class, the classifier's the rest (see
-    ``services/gateway/scope.py``)."""
-    neighbour_weight: float = Field(default=0.7, ge=0.0, le=1.0)
+    ``services/gateway/scope.py``). At 0.8 the detector's class is always searched first; the
+    classifier names the garment within it. Dev street photos, garment hit@10: 0.5 -> 0.649,
+    0.6 -> 0.654, 0.7 -> 0.661, 0.8 -> 0.692 (BENCHMARKS.md)."""
+    neighbour_weight: float = Field(default=1.0, ge=0.0, le=1.0)
     """The nearest catalog products' share of a product shot's garment class, the
-    classifier's the rest."""
+    classifier's the rest (the street-trained classifier knows shop photos least). Dev
+    product photos, P@10 same parent: 0.7 -> 0.926, 0.9 -> 0.962, 1.0 -> 0.963."""
     category_votes: int = Field(default=3, ge=0, le=10)
     """A garment's results start with the shop categories of its this many nearest products
     of the classes searched (0: by score alone)."""
@@ -95,7 +98,8 @@ class RecommenderSettings(BaseModel):
     top-10 neighbours of the same article type and base colour 0.225 -> 0.306 at 0.2, same type
     alone 0.767 -> 0.734 (a category-filtered search loses none of that)."""
     classifier: str | None = "street-lite0"
-    """Classifier for query crops when the embedding model has no head (unset: none)."""
+    """The garment classifier of query and catalog crops when the embedding model has no head
+    (unset: none; searches are then scoped by the detector and the neighbours alone)."""
 
 
 class IngestSettings(BaseModel):

@@ -361,8 +361,8 @@ class RecommendPipeline:
                     )
                 )
             notice = None
-            if not recommendations and garment.parents:
-                kinds = " or ".join(str(label(p, plural=True)).lower() for p in garment.parents)
+            if not recommendations and result.garments:
+                kinds = " or ".join(str(label(p, plural=True)).lower() for p in result.garments)
                 notice = f"This shop has no {kinds}."
             elif recommendations and result.close_match is False:
                 notice = NO_CLOSE_MATCH
@@ -371,7 +371,7 @@ class RecommendPipeline:
                     box=garment.box,
                     category=garment.category,
                     probability=garment.probability,
-                    searched=garment.categories or list(garment.parents),
+                    searched=garment.categories or result.garments,
                     notice=notice,
                     recommendations=recommendations,
                 )

@@ -139,7 +139,8 @@ def sweep_command(once: bool, every: float, pending_after: float) -> None:
     "--all",
     "everything",
     is_flag=True,
-    help="Re-embed every image, also those this model already embedded (a lost collection).",
+    help="Re-embed every image, also those this model already embedded (a lost collection, or "
+    "an index made before crops carried garment classes: this backfills them).",
 )
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def reindex_command(

@@ -117,6 +117,11 @@ class RecommendResult(BaseModel):
     hits: list[ProductHit]
     collection: str | None = None
     candidates: int = Field(default=0, description="Candidate points scored.")
+    garments: list[str] = Field(
+        default_factory=list,
+        description="The garment classes searched (the query's, unless the index has none "
+        "yet); empty: any.",
+    )
     close_match: bool | None = Field(
         default=None,
         description="Whether the best hit is as close as nearly all same-kind pairs of the "

@@ -54,6 +54,7 @@ from shared.index_layout import (
     collection_name,
     live_collection,
 )
+from shared.taxonomy import PARENTS
 from shared.vectors import Distance, Hit, PayloadFilter, VectorIndex
 
 __all__ = ["COLOUR_VECTOR", "SHAPE_VECTORS", "Recommender", "query_filter", "shape_similarity"]
@@ -62,6 +63,7 @@ log = logging.getLogger(__name__)
 
 POINTS_PER_PRODUCT = 16
 """Upper bound of crops per product assumed when a search is restricted to given products."""
+LABEL_CHECK_S = 60.0
 MAX_WIDENING = 2
 """Times the candidate pool is widened (x4) when deduplication leaves fewer than ``k``."""
 _PROBE = [1.0 / math.sqrt(COLOUR_DIM)] * COLOUR_DIM
@@ -123,6 +125,7 @@ class Recommender:
         self.index = index
         self.candidates = candidates
         self.calibrator = Calibrator(index)
+        self._labelled: dict[str, float] = {}
 
     # ---------------------------------------------------------------------------- queries
 
@@ -150,6 +153,8 @@ class Recommender:
         collection = self._collection(query.model_version)
         if collection is None:
             return RecommendResult(hits=[], collection=None, candidates=0)
+        if query.garments and not self.labelled(collection):
+            query = query.model_copy(update={"garments": [], "garment_shares": []})
         where = query_filter(query)
         limit = max(query.candidates or self.candidates, 4 * query.k)
         for _ in range(MAX_WIDENING + 1):
@@ -172,7 +177,11 @@ class Recommender:
                 hit.match = calibration.match(hit.shape_score)
             close_match = calibration.is_close(max(hit.shape_score or 0.0 for hit in hits))
         return RecommendResult(
-            hits=hits, collection=collection, candidates=len(scored), close_match=close_match
+            hits=hits,
+            collection=collection,
+            candidates=len(scored),
+            garments=query.garments,
+            close_match=close_match,
         )
 
     def _score(
@@ -279,6 +288,28 @@ class Recommender:
             remaining.discard(pick)
             closest = np.maximum(closest, similarity[pick])
         return [pool[i] for i in chosen]
+
+    def labelled(self, collection: str) -> bool:
+        """Whether the collection's crops carry garment classes. An index made before they did
+        cannot be scoped (every class is searched, and the answer's ``searched`` says so
+        through the gateway) until ``lookalike reindex --all`` backfills it; checked again
+        every minute."""
+        checked = self._labelled.get(collection)
+        if checked == math.inf:
+            return True
+        if checked is not None and time.monotonic() - checked < LABEL_CHECK_S:
+            return False
+        where = PayloadFilter(equals={"garment_parent": list(PARENTS)})
+        if self.index.count(collection, where) > 0:
+            self._labelled[collection] = math.inf
+            return True
+        log.warning(
+            "collection %s has no garment classes: searches are not scoped until "
+            "`lookalike reindex --all` backfills them",
+            collection,
+        )
+        self._labelled[collection] = time.monotonic()
+        return False
 
     # -------------------------------------------------------------------- "more like this"
 

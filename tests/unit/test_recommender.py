@@ -332,3 +332,19 @@ def test_an_unsure_querys_classes_share_the_places(tmp_path: Path) -> None:
     # A class with too few products leaves its places to the others.
     assert parents(garments=["dress", "bottom"], garment_shares=[0.9, 0.1]) == ["bottom"] * 6
     engine.close()
+
+
+def test_an_index_made_before_garment_classes_is_searched_whole_and_says_so(
+    tmp_path: Path,
+) -> None:
+    engine = EdgeIndex(tmp_path / "old")
+    indexing.ensure_collection(engine, VERSION, DIM)
+    collection = index_layout.collection_name(VERSION)
+    old = [_point(n, n, _axis(0, 0.1 * n), colour=3) for n in range(1, 4)]
+    for point in old:
+        del point.payload["garment"], point.payload["garment_parent"]
+    engine.upsert(collection, old)
+    [result] = Recommender(engine).recommend([_query(garments=["bottom"])])
+    assert [hit.product_id for hit in result.hits] == [1, 2, 3]
+    assert result.garments == []  # not scoped: the gateway's `searched` is empty
+    engine.close()
