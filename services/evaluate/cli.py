@@ -7,6 +7,7 @@ import shlex
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -47,6 +48,15 @@ DATA = Path("../shared/data")
     default=None,
     help="Merge the figures into this file under their own heading (e.g. BENCHMARKS.md).",
 )
+@click.option(
+    "--variant",
+    "variants",
+    multiple=True,
+    metavar="NAME=JSON",
+    help="Also score these query-time settings on the same indexed catalog, e.g. "
+    'det.6=\'{"recommender": {"detector_weight": 0.6}}\' (groups: recommender, detector, '
+    "gateway); repeatable.",
+)
 @click.option("--sheets", type=click.Path(file_okay=False, path_type=Path), default=None)
 @click.option("--sheets-max", default=25, show_default=True, help="Sheets per photo kind.")
 def eval_e2e_command(
@@ -59,17 +69,33 @@ def eval_e2e_command(
     data_dir: Path | None,
     json_out: Path | None,
     markdown: Path | None,
+    variants: tuple[str, ...],
     sheets: Path | None,
     sheets_max: int,
 ) -> None:
     """Index a labelled shop, answer street and product photos end to end, score per class."""
     from services.benchmarks import machine
-    from services.evaluate.e2e import E2EConfig, run
+    from services.evaluate.e2e import E2EConfig, run, variant_settings
     from services.evaluate.report import write_markdown
+    from shared.errors import ConfigurationError
 
     for folder, name in ((catalog, "labels.csv"), (street, "boxes.csv")):
         if not (folder / name).is_file():
             raise click.BadParameter(f"{folder / name} does not exist")
+    settings = get_settings()
+    chosen: dict[str, dict[str, Any]] = {}
+    for given in variants:
+        name, equals, body = given.partition("=")
+        try:
+            if not equals or not name.strip():
+                raise ValueError("want NAME=JSON object")
+            overrides = json.loads(body)
+            if not isinstance(overrides, dict):
+                raise ValueError("want NAME=JSON object")
+            variant_settings(settings, overrides)
+        except (ValueError, ConfigurationError) as exc:
+            raise click.BadParameter(f"{given!r}: {exc}", param_hint="--variant") from exc
+        chosen[name.strip()] = overrides
     config = E2EConfig(
         catalog=catalog,
         street=street,
@@ -80,12 +106,13 @@ def eval_e2e_command(
         data_dir=data_dir,
         sheets=sheets,
         sheets_max=sheets_max,
+        variants=chosen,
     )
 
     def progress(line: str) -> None:
         click.echo(line, err=True)
 
-    figures = run(config, get_settings(), progress)
+    figures = run(config, settings, progress)
     report = {
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": shlex.join(["lookalike", *sys.argv[1:]]),

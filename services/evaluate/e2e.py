@@ -28,6 +28,8 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ValidationError
+
 from services.evaluate.matching import TOP_K, Box, GroupAnswer, PhotoScore, score_photo
 from services.gateway.schemas import Group, RecommendParams, RecommendResponse
 from shared.db import Catalog, ImageIn, ProductIn, SourceIn
@@ -48,6 +50,8 @@ __all__ = [
 Progress = Callable[[str], None]
 CHUNK = 64
 """Images per ingest call (a worker's chunk)."""
+VARIANT_GROUPS = ("recommender", "detector", "gateway")
+"""Settings a variant may change: query time only (the catalog is indexed once)."""
 EVERY = 25
 """Photos between progress lines."""
 
@@ -86,6 +90,8 @@ class E2EConfig:
     data_dir: Path | None = None
     sheets: Path | None = None
     sheets_max: int = 25
+    variants: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Other query-time settings to score on the same indexed catalog (name -> overrides)."""
 
 
 @dataclass
@@ -382,12 +388,32 @@ def product_figures(answers: Sequence[Answer]) -> dict[str, Any]:
     return {**figures(answers), "per_class": per_parent}
 
 
+def variant_settings(settings: Settings, overrides: dict[str, Any]) -> Settings:
+    """``settings`` with query-time overrides (``{"recommender": {...}, "detector": {...},
+    "gateway": {...}}``): the catalog stays as it was indexed."""
+    unknown = sorted(set(overrides) - set(VARIANT_GROUPS))
+    if unknown:
+        raise ConfigurationError(
+            f"a variant may set only {', '.join(VARIANT_GROUPS)} (query time), not "
+            f"{', '.join(unknown)}"
+        )
+    groups: dict[str, BaseModel] = {}
+    for group, values in overrides.items():
+        if not isinstance(values, dict):
+            raise ConfigurationError(f"variant group {group!r} must be an object of settings")
+        current: BaseModel = getattr(settings, group)
+        unknown = sorted(set(values) - set(type(current).model_fields))
+        if unknown:
+            raise ConfigurationError(f"{group} has no setting {', '.join(unknown)}")
+        try:
+            groups[group] = type(current).model_validate({**current.model_dump(), **values})
+        except ValidationError as exc:
+            raise ConfigurationError(f"invalid {group} settings: {exc}") from exc
+    return settings.model_copy(update=groups)
+
+
 def run(config: E2EConfig, settings: Settings, progress: Progress = print) -> dict[str, Any]:
     """Index the catalog, answer the photos, score them; returns the report (JSON-ready)."""
-    from services.embedder.client import make_embedder
-    from services.gateway.detection import make_detector
-    from services.gateway.service import RecommendPipeline
-    from services.recommender.client import make_recommender
     from shared.download import make_client
     from shared.vectors import open_index
 
@@ -396,6 +422,7 @@ def run(config: E2EConfig, settings: Settings, progress: Progress = print) -> di
     photos = read_street(config.street)[: config.limit]
     indexed, queries = split(items, config)
     queries = queries[: config.limit]
+    variants = {name: variant_settings(settings, o) for name, o in config.variants.items()}
     progress(
         f"catalog: {len(items)} products ({len(indexed)} indexed, {len(queries)} held back as "
         f"queries); street: {len(photos)} photos"
@@ -422,66 +449,21 @@ def run(config: E2EConfig, settings: Settings, progress: Progress = print) -> di
         progress(f"ingest: {ingest}")
 
         http = stack.enter_context(make_client(timeout_s=local.gateway.download_timeout_s))
-        embedder = make_embedder(local, catalog=catalog)
-        recommender = make_recommender(local, index=index)
-        detector = make_detector(local)
-        for thing in (embedder, recommender, detector):
-            close = getattr(thing, "close", None)
-            if callable(close):
-                stack.callback(close)
-        pipeline = RecommendPipeline(local, catalog, detector, embedder, recommender, http=http)
-        params = RecommendParams(k=TOP_K)
         by_url = {_product_url(base, item): item for item in items}
-
-        def answer(path: Path, truth: tuple[tuple[str, Box], ...]) -> Answer:
-            data = path.read_bytes()
-            began = time.perf_counter()
-            response = pipeline.from_bytes(data, params)
-            wall = (time.perf_counter() - began) * 1000
-            return Answer(path, truth, response, round(wall, 1))
-
-        street: list[Answer] = []
-        meter = _Meter("street photos", len(photos), progress)
-        for photo in photos:
-            result = answer(photo.path, photo.truth)
-            result.score = score_photo(
-                photo.truth, [_group_answer(g) for g in result.response.groups]
-            )
-            street.append(result)
-            meter.tick(len(street))
-
-        products: list[Answer] = []
-        meter = _Meter("product photos", len(queries), progress)
-        for item in queries:
-            result = answer(item.path, ())
-            group = _main_group(result.response)
-            recs = group.recommendations[:TOP_K] if group else []
-            found = [by_url.get(r.url) for r in recs]
-            own = garment_class(item.article_type)
-            result.extra = {
-                "parent": parent(own),
-                "products": len(recs),
-                "flagged": group is not None and group.notice is not None,
-                "same_type": sum(
-                    f is not None and f.article_type == item.article_type for f in found
-                ),
-                "same_class": sum(
-                    f is not None and own is not None and garment_class(f.article_type) == own
-                    for f in found
-                ),
-                "same_parent": sum(
-                    f is not None and own is not None and parent(f.article_type) == own.parent
-                    for f in found
-                ),
-                "same_type_colour": sum(
-                    f is not None
-                    and f.article_type == item.article_type
-                    and f.colour == item.colour
-                    for f in found
-                ),
+        answer = functools.partial(
+            _answer_all, catalog=catalog, index=index, http=http, by_url=by_url, progress=progress
+        )
+        street, products = answer(local, photos, queries)
+        compared = {}
+        for name, chosen in variants.items():
+            progress(f"variant {name}: {config.variants[name]}")
+            other = embedded_settings(chosen, data_dir)
+            street_v, products_v = answer(other, photos, queries)
+            compared[name] = {
+                "settings": config.variants[name],
+                "street": street_figures([a.score for a in street_v if a.score]),
+                "products": product_figures(products_v),
             }
-            products.append(result)
-            meter.tick(len(products))
 
         if config.sheets is not None:
             from services.evaluate.sheets import write_sheets
@@ -508,5 +490,89 @@ def run(config: E2EConfig, settings: Settings, progress: Progress = print) -> di
         "ingest": ingest,
         "street": {**street_figures([a.score for a in street if a.score]), **_timing(street)},
         "products": {**product_figures(products), **_timing(products)},
+        **({"variants": compared} if compared else {}),
         "seconds": round(time.perf_counter() - started, 1),
+    }
+
+
+def _answer_all(
+    settings: Settings,
+    photos: Sequence[StreetPhoto],
+    queries: Sequence[CatalogItem],
+    *,
+    catalog: Catalog,
+    index: Any,
+    http: Any,
+    by_url: dict[str, CatalogItem],
+    progress: Progress,
+) -> tuple[list[Answer], list[Answer]]:
+    """Every street and product photo answered by the recommend pipeline as the gateway wires
+    it in process with ``settings``, and scored."""
+    from services.embedder.client import make_embedder
+    from services.gateway.detection import make_detector
+    from services.gateway.service import RecommendPipeline
+    from services.recommender.client import make_recommender
+
+    with ExitStack() as stack:
+        embedder = make_embedder(settings, catalog=catalog)
+        recommender = make_recommender(settings, index=index)
+        detector = make_detector(settings)
+        for thing in (embedder, recommender, detector):
+            close = getattr(thing, "close", None)
+            if callable(close):
+                stack.callback(close)
+        pipeline = RecommendPipeline(settings, catalog, detector, embedder, recommender, http=http)
+        params = RecommendParams(k=TOP_K)
+
+        def answer(path: Path, truth: tuple[tuple[str, Box], ...]) -> Answer:
+            data = path.read_bytes()
+            began = time.perf_counter()
+            response = pipeline.from_bytes(data, params)
+            wall = (time.perf_counter() - began) * 1000
+            return Answer(path, truth, response, round(wall, 1))
+
+        street: list[Answer] = []
+        meter = _Meter("street photos", len(photos), progress)
+        for photo in photos:
+            result = answer(photo.path, photo.truth)
+            result.score = score_photo(
+                photo.truth, [_group_answer(g) for g in result.response.groups]
+            )
+            street.append(result)
+            meter.tick(len(street))
+
+        products: list[Answer] = []
+        meter = _Meter("product photos", len(queries), progress)
+        for item in queries:
+            result = answer(item.path, ())
+            result.extra = _product_score(item, _main_group(result.response), by_url)
+            products.append(result)
+            meter.tick(len(products))
+    return street, products
+
+
+def _product_score(
+    item: CatalogItem, group: Group | None, by_url: dict[str, CatalogItem]
+) -> dict[str, Any]:
+    """How many of a product photo's top 10 share its type, class, parent, type + colour."""
+    recs = group.recommendations[:TOP_K] if group else []
+    found = [by_url.get(r.url) for r in recs]
+    own = garment_class(item.article_type)
+    return {
+        "parent": parent(own),
+        "products": len(recs),
+        "flagged": group is not None and group.notice is not None,
+        "same_type": sum(f is not None and f.article_type == item.article_type for f in found),
+        "same_class": sum(
+            f is not None and own is not None and garment_class(f.article_type) == own
+            for f in found
+        ),
+        "same_parent": sum(
+            f is not None and own is not None and parent(f.article_type) == own.parent
+            for f in found
+        ),
+        "same_type_colour": sum(
+            f is not None and f.article_type == item.article_type and f.colour == item.colour
+            for f in found
+        ),
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -75,9 +76,40 @@ def render_markdown(report: dict[str, Any]) -> str:
         "",
         f"Latency p50 {products.get('p50_ms')} ms, p95 {products.get('p95_ms')} ms; "
         f"{products.get('flagged', 0)} said no close match.",
-        END,
     ]
+    lines += _variants(report, c["k"])
+    lines.append(END)
     return "\n".join(lines)
+
+
+def _variants(report: dict[str, Any], k: int) -> list[str]:
+    """The variants scored on the same indexed catalog, next to the defaults."""
+    variants = report.get("variants") or {}
+    if not variants:
+        return []
+    classes = [name for name in report["street"]["per_class"] if name not in ("overall", "other")]
+    lines = [
+        "",
+        "**Variants** (query-time settings on the same indexed catalog; street garment "
+        f"hit@{k} per class, then product photos' P@{k}):",
+        "",
+        f"| variant | street hit@{k} | {' | '.join(classes)} | found | spurious / photo "
+        f"| product same type | same parent |",
+        "|---|" + "---|" * (len(classes) + 5),
+    ]
+    rows = {"defaults": {"settings": {}, **report}, **variants}
+    for name, row in rows.items():
+        street, products = row["street"], row["products"]
+        per_class = street["per_class"]
+        cells = [_pct(per_class[c]["hit10_rate"]) for c in classes]
+        overall = per_class["overall"]
+        setting = f" `{json.dumps(row['settings'])}`" if row["settings"] else ""
+        lines.append(
+            f"| {name}{setting} | {_pct(overall['hit10_rate'])} | {' | '.join(cells)} | "
+            f"{_pct(overall['found_rate'])} | {street['spurious_per_photo']} | "
+            f"{_pct(products['same_type'])} | {_pct(products['same_parent'])} |"
+        )
+    return lines
 
 
 def write_markdown(report: dict[str, Any], path: Path) -> None:

@@ -89,6 +89,7 @@ def test_eval_e2e_on_a_generated_shop(
         "--markdown", str(markdown),
         "--sheets", str(tmp_path / "sheets"),
         "--sheets-max", "2",
+        "--variant", 'strict={"detector": {"min_score": 0.99}}',
     ]  # fmt: skip
     result = runner.invoke(main, args, catch_exceptions=False)
     assert result.exit_code == 0, result.output
@@ -122,9 +123,44 @@ def test_eval_e2e_on_a_generated_shop(
     assert text.startswith("# Benchmarks") and "kept" in text
     assert "## End to end: photos to products (issue #17)" in text
     assert "| **overall** | 6 |" in text
+    # A variant is scored on the same indexed catalog: a detector that keeps almost nothing
+    # finds at most what the defaults found.
+    strict = report["variants"]["strict"]
+    assert strict["settings"] == {"detector": {"min_score": 0.99}}
+    assert strict["street"]["per_class"]["overall"]["found"] <= overall["found"]
+    assert strict["products"]["queries"] == 6
+    assert "**Variants**" in text and '| strict `{"detector": {"min_score": 0.99}}` |' in text
     sheets = sorted(p.name for p in (tmp_path / "sheets").iterdir())
     assert [s.split("-")[0] for s in sheets] == ["product", "product", "street", "street"]
     assert all(s.endswith(".jpg") for s in sheets)
 
     again = runner.invoke(main, args)
     assert again.exit_code != 0 and "already holds a catalog" in again.output
+
+
+@pytest.mark.parametrize(
+    ("variant", "message"),
+    [
+        ("nameless", "want NAME=JSON object"),
+        ("x=[1]", "want NAME=JSON object"),
+        ("x={not json", "Expecting property name"),
+        ('x={"ingest": {"detect": true}}', "only recommender, detector, gateway"),
+        ('x={"detector": {"min_scor": 0.5}}', "detector has no setting min_scor"),
+        ('x={"detector": {"min_score": 7}}', "invalid detector settings"),
+        ('x={"recommender": 3}', "must be an object of settings"),
+    ],
+)
+def test_a_bad_variant_is_refused_before_any_work(
+    runner: CliRunner, tmp_path: Path, variant: str, message: str
+) -> None:
+    _catalog(tmp_path / "catalog", DemoCatalog.generate(12, seed=1))
+    _street(tmp_path / "street", DemoCatalog.generate(12, seed=1), photos=1)
+    args = [
+        "eval-e2e",
+        "--catalog", str(tmp_path / "catalog"),
+        "--street", str(tmp_path / "street"),
+        "--variant", variant,
+    ]  # fmt: skip
+    result = runner.invoke(main, args)
+    assert result.exit_code == 2, result.output
+    assert "--variant" in result.output and message in result.output
