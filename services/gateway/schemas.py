@@ -130,8 +130,9 @@ class Recommendation(BaseModel):
     score: float = Field(description="Similarity, higher is better (0-1).")
     match: Literal["very close", "close", "loose"] | None = Field(
         default=None,
-        description="The similarity in a shopper's words: as close as the catalog's typical "
-        "same-kind neighbours (very close), within their usual spread (close), or not (loose).",
+        description="The similarity in a shopper's words: the product stands out from the "
+        "other candidates as a catalog product's nearest same-kind product typically does "
+        "(very close), within their usual spread (close), or less (loose).",
     )
 
 

@@ -1,18 +1,22 @@
-"""Scores a shopper can read: a raw shape similarity placed among how close products of the
-same kind are in this very catalog.
+"""Scores a shopper can read: a hit's similarity placed among how close products of the same
+kind are in this very catalog.
 
-For a sample of the catalog's crops, the similarity of each to its nearest other product of
-the same garment class (``garment_parent``) is measured; its quantiles are the scale. A hit as
-close as the median same-kind neighbour is "very close", one above the low quantile
-:data:`CLOSE_Q` is "close", the rest "loose"; a garment whose best hit is below the floor
-quantile :data:`FLOOR_Q` has "no close match in this shop". The scale is learnt per collection
-and kept for :data:`TTL_S` (a catalog grows slowly).
+Raw similarities do not travel between domains: a street crop's best catalog match scores
+far lower than a catalog photo's nearest neighbour does, however good the match. What travels
+is the *lead*: how far a hit stands above the query's background, the median similarity of
+its candidates ranked :data:`BACKGROUND` (other products of the kind searched). For a sample
+of the catalog's crops the lead of each one's nearest same-kind product is measured; its
+quantiles are the scale. A hit that leads like the median same-kind neighbour is "very
+close", one above the low quantile :data:`CLOSE_Q` is "close", the rest "loose"; a garment
+whose best hit leads less than the floor quantile :data:`FLOOR_Q` has "no close match in this
+shop". The scale is learnt per collection and kept for :data:`TTL_S` (a catalog grows slowly).
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -22,9 +26,11 @@ from shared.colour import COLOUR_DIM
 from shared.index_layout import COLOUR_VECTOR, SHAPE_VECTOR
 from shared.vectors import PayloadFilter, VectorIndex
 
-__all__ = ["Calibration", "Calibrator", "Match"]
+__all__ = ["Calibration", "Calibrator", "Match", "background"]
 
 Match = Literal["very close", "close", "loose"]
+BACKGROUND = slice(10, 50)
+"""Candidates (ranked by shape similarity, one per product) whose median is the background."""
 SAMPLE = 192
 """Catalog crops measured per collection (one k-NN search each)."""
 PROBES = 6
@@ -32,29 +38,42 @@ VERY_CLOSE_Q = 0.5
 CLOSE_Q = 0.1
 FLOOR_Q = 0.01
 TTL_S = 3600.0
+MIN_BACKGROUND = 10
 MIN_SAMPLE = 8
 """Below this many measured crops there is no scale (a tiny catalog): no labels, no floor."""
 
 
+def background(similarities: Sequence[float]) -> float | None:
+    """The median of the :data:`BACKGROUND` ranks of ``similarities`` (best first), or
+    ``None`` when there are too few candidates to tell."""
+    ranked = sorted(similarities, reverse=True)[BACKGROUND]
+    return float(np.median(ranked)) if len(ranked) >= MIN_BACKGROUND else None
+
+
 @dataclass(frozen=True)
 class Calibration:
-    """Quantiles of the similarity between a catalog crop and its nearest same-kind product."""
+    """Quantiles of a catalog crop's nearest same-kind product's lead over its background."""
 
     very_close: float
     close: float
     floor: float
     sample: int
 
-    def match(self, similarity: float | None) -> Match | None:
-        if similarity is None:
+    def match(self, similarity: float | None, floor: float | None) -> Match | None:
+        """A hit's label from its similarity and its query's background."""
+        if similarity is None or floor is None:
             return None
-        if similarity >= self.very_close:
+        lead = similarity - floor
+        if lead >= self.very_close:
             return "very close"
-        return "close" if similarity >= self.close else "loose"
+        return "close" if lead >= self.close else "loose"
 
-    def is_close(self, similarity: float | None) -> bool:
-        """Whether a garment's best hit is within the catalog's own spread of same-kind pairs."""
-        return similarity is not None and similarity >= self.floor
+    def is_close(self, similarity: float | None, floor: float | None) -> bool | None:
+        """Whether a garment's best hit leads like nearly all same-kind pairs of the catalog
+        (``None``: too few candidates to tell)."""
+        if similarity is None or floor is None:
+            return None
+        return similarity - floor >= self.floor
 
 
 class Calibrator:
@@ -99,26 +118,28 @@ class Calibrator:
                 kind = hit.payload.get("garment_parent")
                 if vector is not None and kind:
                     seen[hit.id] = (vector, int(hit.payload["product_id"]), str(kind))
-        similarities = []
+        leads = []
         for vector, product_id, kind in seen.values():
             nearest = self.index.search(
                 collection,
                 SHAPE_VECTOR,
                 vector,
-                limit=1,
+                limit=BACKGROUND.stop,
                 where=PayloadFilter(
                     equals={"active": 1, "garment_parent": kind},
                     excludes={"product_id": [product_id]},
                 ),
             )
-            if nearest:
-                similarities.append(max(0.0, min(1.0, nearest[0].score)))
-        if len(similarities) < MIN_SAMPLE:
+            scores = [max(0.0, min(1.0, hit.score)) for hit in nearest]
+            floor = background(scores)
+            if floor is not None:
+                leads.append(scores[0] - floor)
+        if len(leads) < MIN_SAMPLE:
             return None
-        q = np.quantile(np.asarray(similarities), [VERY_CLOSE_Q, CLOSE_Q, FLOOR_Q])
+        q = np.quantile(np.asarray(leads), [VERY_CLOSE_Q, CLOSE_Q, FLOOR_Q])
         return Calibration(
             very_close=round(float(q[0]), 4),
             close=round(float(q[1]), 4),
             floor=round(float(q[2]), 4),
-            sample=len(similarities),
+            sample=len(leads),
         )

@@ -108,8 +108,9 @@ class ProductHit(BaseModel):
     model_version: str | None = None
     match: Literal["very close", "close", "loose"] | None = Field(
         default=None,
-        description="The shape similarity placed among how close same-kind products of this "
-        "catalog are to each other (null: the catalog is too small to tell).",
+        description="How far the hit stands above the query's other candidates, placed among "
+        "how far a catalog product's nearest same-kind product stands above the rest (null: "
+        "the catalog or the candidates are too few to tell).",
     )
 
 
@@ -124,8 +125,8 @@ class RecommendResult(BaseModel):
     )
     close_match: bool | None = Field(
         default=None,
-        description="Whether the best hit is as close as nearly all same-kind pairs of the "
-        "catalog are (false: no close match in this shop; null: no hits, or no scale).",
+        description="Whether the best hit stands out as nearly every catalog product's nearest "
+        "same-kind product does (false: no close match in this shop; null: cannot tell).",
     )
 
 

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from services.recommender.calibration import Calibrator
+from services.recommender.calibration import Calibrator, background
 from services.recommender.schemas import (
     ProductHit,
     ProductPoints,
@@ -160,6 +160,7 @@ class Recommender:
         for _ in range(MAX_WIDENING + 1):
             scored, exhausted = self._score(collection, query, where, limit)
             ranked = self._best_per_product(scored)
+            shapes = [item.shape for item in ranked if item.shape is not None]
             if len(ranked) >= query.k or exhausted:
                 break
             limit *= 4
@@ -173,9 +174,10 @@ class Recommender:
         close_match = None
         calibration = self.calibrator.get(collection) if hits else None
         if calibration is not None and query.metric == "cosine":
+            floor = background(shapes)
             for hit in hits:
-                hit.match = calibration.match(hit.shape_score)
-            close_match = calibration.is_close(max(hit.shape_score or 0.0 for hit in hits))
+                hit.match = calibration.match(hit.shape_score, floor)
+            close_match = calibration.is_close(max(h.shape_score or 0.0 for h in hits), floor)
         return RecommendResult(
             hits=hits,
             collection=collection,

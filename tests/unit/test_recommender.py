@@ -273,28 +273,35 @@ def test_calibration_places_scores_among_same_kind_neighbours(tmp_path: Path) ->
     indexing.ensure_collection(engine, VERSION, DIM)
     collection = index_layout.collection_name(VERSION)
     rng = np.random.default_rng(0)
-    # 40 tops around axis 0 (close to each other) and 40 bottoms around axis 1.
+    # 30 pairs of near twins in random directions: a product's nearest same-kind neighbour
+    # stands far above the rest of them.
+    bases = rng.standard_normal((30, DIM))
     points = [
         _point(
-            n,
-            n,
-            (np.eye(DIM)[n % 2] + 0.15 * rng.standard_normal(DIM)).tolist(),
+            2 * n + twin + 1,
+            2 * n + twin + 1,
+            (base + 0.4 * twin * rng.standard_normal(DIM)).tolist(),
             colour=int(rng.integers(COLOUR_DIM)),
-            garment_parent=("top", "bottom")[n % 2],
         )
-        for n in range(1, 81)
+        for n, base in enumerate(bases)
+        for twin in (0, 1)
     ]
     engine.upsert(collection, points)
     calibration = Calibrator(engine).get(collection)
     assert calibration is not None and calibration.sample >= 8
-    assert calibration.floor <= calibration.close <= calibration.very_close < 1.0
-    assert calibration.match(0.999) == "very close" and calibration.match(0.0) == "loose"
-    assert calibration.is_close(calibration.very_close) and not calibration.is_close(0.1)
+    assert 0 < calibration.floor <= calibration.close <= calibration.very_close < 1.0
+    assert calibration.match(1.0, 0.0) == "very close"
+    assert calibration.match(0.3, 0.2) == "loose" and calibration.match(0.3, None) is None
+    assert calibration.is_close(1.0, 0.0) and not calibration.is_close(0.3, 0.2)
+
     recommender = Recommender(engine)
-    [near] = recommender.recommend([_query(embedding=_unit(_axis(0)), garments=["top"])])
-    assert near.close_match is True and near.hits[0].match == "very close"
-    [far] = recommender.recommend([_query(embedding=_unit(_axis(5)), garments=["top"])])
-    assert far.close_match is False and far.hits[0].match == "loose"
+    [twin] = recommender.recommend([_query(embedding=_unit(bases[4].tolist()), garments=["top"])])
+    assert twin.close_match is True and twin.hits[0].match == "very close"
+    assert twin.hits[-1].match == "loose"
+    # Between every product: none stands out, as no catalog product's nearest one fails to.
+    middle = _unit(bases.mean(axis=0).tolist())
+    [vague] = recommender.recommend([_query(embedding=middle, garments=["top"])])
+    assert vague.close_match is False
     engine.close()
 
 
