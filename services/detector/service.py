@@ -107,9 +107,10 @@ class Detector:
             else:
                 pending.append((index, decoded))
         if pending and self.model is not None:
+            floors = self.settings.class_min_score.values()
             found = self.model.detect(
                 [img for _, img in pending],
-                min_score=self.settings.min_score,
+                min_score=min([self.settings.min_score, *floors]),
                 max_detections=self.settings.max_detections,
             )
             for (index, img), detections in zip(pending, found, strict=True):
@@ -118,7 +119,7 @@ class Detector:
                     if len(garments) < 2:
                         results[index] = self._result(img, FOREGROUND, [person_checks[index]], None)
                         continue
-                detections = one_per_garment(detections, self.settings.overlap_iou)
+                detections = one_per_garment(self._confident(detections), self.settings.overlap_iou)
                 if detections:
                     results[index] = self._result(img, MODEL, [], detections)
         return [
@@ -127,6 +128,14 @@ class Detector:
             else DetectionResult.whole_image(img.width, img.height, model_version=self.version)
             for result, img in zip(results, images, strict=True)
         ]
+
+    def _confident(self, detections: list[Detection]) -> list[Detection]:
+        """The detections above their class's own lowest score (``class_min_score``)."""
+        floors = self.settings.class_min_score
+        if not floors:
+            return detections
+        floor = self.settings.min_score
+        return [d for d in detections if d.score >= floors.get(d.category or "", floor)]
 
     def _result(
         self,

@@ -151,3 +151,47 @@ def test_client_reports_a_down_service() -> None:
     client = HttpDetector(f"http://127.0.0.1:{free_port()}", timeout_s=1)
     with pytest.raises(ServiceUnavailableError):
         client.detect([Image.new("RGB", (32, 32))])
+
+
+def test_a_class_can_have_its_own_lowest_score(tmp_path: Path) -> None:
+    """``class_min_score`` drops a class's weaker boxes (or the class), and can keep a class's
+    boxes below ``min_score``; other classes are untouched."""
+    shop = DemoCatalog.generate(24, seed=5)
+    tops = [p for p in shop.products if p.category in {"tops", "outerwear"}]
+    bottoms = [p for p in shop.products if p.category in {"pants", "skirts"}]
+    photos = [
+        Image.open(io.BytesIO(compose_outfit(tops[n], bottoms[n], seed=n).jpeg)).convert("RGB")
+        for n in range(3)
+    ]
+
+    def detections(**scores: float) -> list[list[tuple[str | None, float]]]:
+        settings = Settings(data_dir=tmp_path)
+        detector = settings.detector.model_copy(update={"class_min_score": scores})
+        found = load_detector(settings.model_copy(update={"detector": detector})).detect(photos)
+        return [[(d.category, d.score) for d in result.detections] for result in found]
+
+    plain = detections()
+    classes = {name for photo in plain for name, _ in photo}
+    assert classes, plain
+    dropped = next(iter(sorted(classes, key=str)))
+    without = detections(**{str(dropped): 1.0})
+    assert all(name != dropped for photo in without for name, _ in photo)
+    for before, after in zip(plain, without, strict=True):
+        assert [d for d in before if d[0] != dropped] == [d for d in after if d[0] != dropped]
+    lenient = detections(**dict.fromkeys(map(str, classes), 0.05))
+    assert sum(map(len, lenient)) >= sum(map(len, plain))
+
+
+@pytest.mark.parametrize(
+    ("scores", "message"),
+    [({"shoes": 0.5}, "no detector class 'shoes'"), ({"bag": 1.5}, "between 0 and 1")],
+)
+def test_class_min_score_names_detector_classes_and_scores(
+    scores: dict[str, float], message: str
+) -> None:
+    from pydantic import ValidationError
+
+    from shared.settings import DetectorSettings
+
+    with pytest.raises(ValidationError, match=message):
+        DetectorSettings(class_min_score=scores)
