@@ -36,10 +36,6 @@ class Scope:
     shares: tuple[float, ...] = ()
     """Each parent's blended probability (the share of the results it gets)."""
 
-    @property
-    def unsure(self) -> bool:
-        return len(self.parents) > 1
-
 
 def parent_probabilities(probabilities: Mapping[str, float]) -> dict[str, float]:
     """A classifier's class probabilities summed per taxonomy parent, most probable first
@@ -66,14 +62,11 @@ def decide(
     nearest catalog products) and the classifier's probabilities; any may be missing."""
     by_parent = parent_probabilities(probabilities)
     detected_parent = parent(detected)
-    known = [top for top in map(parent, neighbours) if top is not None]
+    votes = _rank_votes(neighbours)
     if detected_parent is not None:
         other, weight = {detected_parent: 1.0}, detector_weight
-    elif known:
-        other = _rank_votes(neighbours)
-        weight = neighbour_weight
     else:
-        other, weight = {}, 0.0
+        other, weight = votes, neighbour_weight
     if not by_parent:
         weight = 1.0
     if not other:

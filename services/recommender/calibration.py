@@ -14,6 +14,7 @@ shop". The scale is learnt per collection and kept for :data:`TTL_S` (a catalog 
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Sequence
@@ -27,6 +28,8 @@ from shared.index_layout import COLOUR_VECTOR, SHAPE_VECTOR
 from shared.vectors import PayloadFilter, VectorIndex
 
 __all__ = ["Calibration", "Calibrator", "Match", "background"]
+
+log = logging.getLogger(__name__)
 
 Match = Literal["very close", "close", "loose"]
 BACKGROUND = slice(10, 50)
@@ -77,7 +80,9 @@ class Calibration:
 
 
 class Calibrator:
-    """Learns and caches a :class:`Calibration` per collection."""
+    """Learns and caches a :class:`Calibration` per collection, off the query path: a query
+    reads the cached scale and, when it is missing or older than :data:`TTL_S`, starts one
+    background refresh (a query before the first one ends has no labels)."""
 
     def __init__(self, index: VectorIndex, *, sample: int = SAMPLE, seed: int = 0) -> None:
         self.index = index
@@ -85,18 +90,38 @@ class Calibrator:
         self.seed = seed
         self._lock = threading.Lock()
         self._cache: dict[str, tuple[float, Calibration | None]] = {}
+        self._learning: dict[str, threading.Thread] = {}
 
-    def get(self, collection: str) -> Calibration | None:
-        """The collection's scale (learnt on first use, then every :data:`TTL_S`), or ``None``
-        for a catalog too small to have one."""
-        now = time.monotonic()
+    def get(self, collection: str, *, wait: bool = False) -> Calibration | None:
+        """The collection's cached scale, or ``None`` (not learnt yet, or a catalog too small
+        to have one); ``wait``: until a refresh this call starts or finds has ended."""
         with self._lock:
             cached = self._cache.get(collection)
-            if cached is not None and now - cached[0] < TTL_S:
-                return cached[1]
+            thread = self._learning.get(collection)
+            stale = cached is None or time.monotonic() - cached[0] >= TTL_S
+            if stale and thread is None:
+                thread = threading.Thread(
+                    target=self._refresh, args=(collection,), daemon=True, name="calibration"
+                )
+                self._learning[collection] = thread
+                thread.start()
+        if wait and thread is not None:
+            thread.join()
+            with self._lock:
+                cached = self._cache.get(collection)
+        return cached[1] if cached is not None else None
+
+    def _refresh(self, collection: str) -> None:
+        try:
             calibration = self.learn(collection)
-            self._cache[collection] = (now, calibration)
-            return calibration
+        except Exception:  # any index error: logged, and the next query tries again
+            log.warning("could not learn the match scale of %s", collection, exc_info=True)
+            with self._lock:
+                del self._learning[collection]
+            return
+        with self._lock:
+            self._cache[collection] = (time.monotonic(), calibration)
+            del self._learning[collection]
 
     def learn(self, collection: str) -> Calibration | None:
         """Measure a sample of the collection (random colour probes find varied crops)."""

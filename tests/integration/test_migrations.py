@@ -50,9 +50,30 @@ def _rows(engine: Engine, table: str, **values: Any) -> None:
         conn.execute(Table(table, MetaData(), autoload_with=conn).insert(), [values])
 
 
+def _source(engine: Engine, source_id: int, name: str, seen: datetime) -> None:
+    _rows(
+        engine,
+        "sources",
+        id=source_id,
+        name=name,
+        base_url="http://127.0.0.1:1000",
+        config={},
+        enabled=True,
+        created_at=seen,
+        updated_at=seen,
+    )
+
+
 def _product(
-    engine: Engine, product_id: int, source_id: int, url: str, sku: str | None, seen: datetime
+    engine: Engine,
+    product_id: int,
+    source_id: int,
+    url: str,
+    sku: str | None,
+    seen: datetime,
+    **columns: Any,
 ) -> None:
+    """A product row of the 0001 schema; ``columns``: those later revisions added."""
     _rows(
         engine,
         "products",
@@ -69,6 +90,7 @@ def _product(
         first_seen=seen,
         last_seen=seen,
         updated_at=seen,
+        **columns,
     )
 
 
@@ -78,17 +100,7 @@ def test_0002_keys_existing_products_and_merges_the_duplicates_of_a_move(blank_u
     upgrade(engine, "0001")
     now = utcnow()
     for source_id, name in ((1, "demo-shop"), (2, "other")):
-        _rows(
-            engine,
-            "sources",
-            id=source_id,
-            name=name,
-            base_url="http://127.0.0.1:1000",
-            config={},
-            enabled=True,
-            created_at=now,
-            updated_at=now,
-        )
+        _source(engine, source_id, name, now)
     old, new = "http://127.0.0.1:1000", "http://127.0.0.1:2000"
     hour = timedelta(hours=1)
     _product(engine, 1, 1, f"{old}/p/1", "SKU-1", now - hour)  # crawled at the old port
@@ -140,35 +152,8 @@ def test_0003_gives_existing_crops_an_empty_garment_vote(blank_url: str) -> None
     engine = catalog.engine
     upgrade(engine, "0002")
     now = utcnow()
-    _rows(
-        engine,
-        "sources",
-        id=1,
-        name="acme",
-        base_url="https://shop.example",
-        config={},
-        enabled=True,
-        created_at=now,
-        updated_at=now,
-    )
-    _rows(
-        engine,
-        "products",
-        id=1,
-        source_id=1,
-        canonical_url="https://shop.example/p/1",
-        identity_key="id:SKU-1",
-        external_id="SKU-1",
-        title="product 1",
-        category_labels=[],
-        attributes={},
-        fingerprint="f",
-        active=True,
-        missed_runs=0,
-        first_seen=now,
-        last_seen=now,
-        updated_at=now,
-    )
+    _source(engine, 1, "acme", now)
+    _product(engine, 1, 1, "https://shop.example/p/1", "SKU-1", now, identity_key="id:SKU-1")
     _rows(
         engine,
         "product_images",

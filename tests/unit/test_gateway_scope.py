@@ -22,14 +22,14 @@ def test_classifier_names_are_read_as_taxonomy_parents() -> None:
 
 def test_detector_and_classifier_agreeing_search_one_class_named_finely() -> None:
     scope = decide("bottom", {"pants": 0.7, "tops": 0.3}, **SURE)
-    assert scope.parents == ("bottom",) and not scope.unsure
+    assert scope.parents == ("bottom",)
     assert scope.garment == "trousers" and scope.probability == pytest.approx(0.85)
 
 
 def test_disagreement_searches_the_top_two_most_probable_first() -> None:
     # The detector saw a box at the feet; the crop classifier thought leggings.
     scope = decide("footwear", {"leggings": 0.9, "footwear": 0.1}, **SURE)
-    assert scope.unsure and scope.parents == ("footwear", "bottom")
+    assert scope.parents == ("footwear", "bottom")
     assert scope.garment == "footwear"
 
 

@@ -287,14 +287,18 @@ def test_calibration_places_scores_among_same_kind_neighbours(tmp_path: Path) ->
         for twin in (0, 1)
     ]
     engine.upsert(collection, points)
-    calibration = Calibrator(engine).get(collection)
+    recommender = Recommender(engine)
+    # Learnt off the query path: the first query finds no scale and starts learning it.
+    [first] = recommender.recommend([_query(embedding=_unit(bases[4].tolist()))])
+    assert first.close_match is None and {hit.match for hit in first.hits} == {None}
+    calibration = recommender.calibrator.get(collection, wait=True)
+    assert calibration == Calibrator(engine).learn(collection)
     assert calibration is not None and calibration.sample >= 8
     assert 0 < calibration.floor <= calibration.close <= calibration.very_close < 1.0
     assert calibration.match(1.0, 0.0) == "very close"
     assert calibration.match(0.3, 0.2) == "loose" and calibration.match(0.3, None) is None
     assert calibration.is_close(1.0, 0.0) and not calibration.is_close(0.3, 0.2)
 
-    recommender = Recommender(engine)
     [twin] = recommender.recommend([_query(embedding=_unit(bases[4].tolist()), garments=["top"])])
     assert twin.close_match is True and twin.hits[0].match == "very close"
     assert twin.hits[-1].match == "loose"
