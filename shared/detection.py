@@ -6,6 +6,8 @@ depend on this module only, so the embedded mode and compose behave the same.
 
 from __future__ import annotations
 
+import math
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
@@ -45,6 +47,30 @@ class Detection:
     @property
     def region(self) -> tuple[float, float, float, float]:
         return self.crop_box or self.box
+
+
+def grow_box(
+    box: tuple[float, float, float, float], margin: float, width: int, height: int
+) -> tuple[float, float, float, float]:
+    """``box`` grown by ``margin`` x its size on each side, clipped to the image: the region a
+    detector cuts for the embedder (``Detection.crop_box``), and training cuts the same way."""
+    x0, y0, x1, y1 = box
+    dx, dy = (x1 - x0) * margin, (y1 - y0) * margin
+    return (
+        max(0.0, math.floor(x0 - dx)),
+        max(0.0, math.floor(y0 - dy)),
+        min(float(width), math.ceil(x1 + dx)),
+        min(float(height), math.ceil(y1 + dy)),
+    )
+
+
+def held_out(n: int, val_fraction: float, seed: int) -> frozenset[int]:
+    """Indices of the street photos a training run holds out: a seeded shuffle of ``range(n)``,
+    its first ``val_fraction``. The detector and the garment classifier hold out the same photos
+    of a box dataset (listed in name order), so neither model has seen the other's check set."""
+    order = list(range(n))
+    random.Random(seed).shuffle(order)  # noqa: S311 - a data split, not a secret
+    return frozenset(order[: round(n * val_fraction)])
 
 
 @dataclass(frozen=True)

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import random
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from shared.detection import COARSE_CATEGORIES
+from shared.detection import COARSE_CATEGORIES, held_out
 from shared.errors import InvalidInputError, NotFoundError
 
 __all__ = [
@@ -101,10 +100,7 @@ def split(
     """A seeded shuffle split by image: ``(train, val)``; the same seed gives the same split."""
     if not 0.0 <= val_fraction < 1.0:
         raise InvalidInputError(f"val_fraction must be in [0, 1), got {val_fraction}")
-    order = list(range(len(items)))
-    random.Random(seed).shuffle(order)  # noqa: S311 - a data split, not a secret
-    n_val = round(len(items) * val_fraction)
-    val_ids = set(order[:n_val])
+    val_ids = held_out(len(items), val_fraction, seed)
     train = [item for i, item in enumerate(items) if i not in val_ids]
     val = [item for i, item in enumerate(items) if i in val_ids]
     return train, val

@@ -14,7 +14,6 @@ Odd images (tiny, huge, grayscale, transparent) never raise: the worst answer is
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -22,7 +21,7 @@ from PIL import Image
 
 from services.detector.foreground import analyse_foreground, paint_background
 from services.detector.postprocess import one_per_garment
-from shared.detection import FOREGROUND, WHOLE_IMAGE, Detection, DetectionResult
+from shared.detection import FOREGROUND, WHOLE_IMAGE, Detection, DetectionResult, grow_box
 from shared.errors import LookalikeError
 from shared.images import to_rgb
 from shared.settings import DetectorSettings
@@ -34,7 +33,6 @@ __all__ = [
     "Detector",
     "ModelBackend",
     "crop_detections",
-    "grow_box",
 ]
 
 log = logging.getLogger(__name__)
@@ -54,20 +52,6 @@ class ModelBackend(Protocol):
     def detect(
         self, images: Sequence[Image.Image], *, min_score: float, max_detections: int
     ) -> list[list[Detection]]: ...
-
-
-def grow_box(
-    box: tuple[float, float, float, float], margin: float, width: int, height: int
-) -> tuple[float, float, float, float]:
-    """``box`` grown by ``margin`` x its size on each side, clipped to the image."""
-    x0, y0, x1, y1 = box
-    dx, dy = (x1 - x0) * margin, (y1 - y0) * margin
-    return (
-        max(0.0, math.floor(x0 - dx)),
-        max(0.0, math.floor(y0 - dy)),
-        min(float(width), math.ceil(x1 + dx)),
-        min(float(height), math.ceil(y1 + dy)),
-    )
 
 
 class Detector:

@@ -15,6 +15,61 @@ DATA_HELP = "A folder of class folders (DIR/<category>/*.jpg) or a CSV with file
 @click.command("train")
 @click.option("--data", required=True, type=click.Path(exists=True), help=DATA_HELP)
 @click.option("--label-column", default=None, help="Label column of a CSV (e.g. articleType).")
+@click.option(
+    "--extra",
+    "extras",
+    multiple=True,
+    type=click.Path(exists=True),
+    help="More training data (repeatable): a folder, a CSV or a boxes CSV (x1,y1,x2,y2 columns; "
+    "crops cut as the detector cuts them). Labels are read in --data's classes through the "
+    "garment taxonomy; the validation split stays within --data.",
+)
+@click.option(
+    "--weight",
+    "weights",
+    multiple=True,
+    type=click.FloatRange(0.0),
+    help="Sampling weight of each source: --data, each --extra, --shop (repeatable; missing "
+    "ones are 1).",
+)
+@click.option(
+    "--alias",
+    "aliases",
+    multiple=True,
+    help="LABEL=CLASS for an --extra label the taxonomy files elsewhere (e.g. jeans=pants).",
+)
+@click.option(
+    "--holdout-photos",
+    default=0.3,
+    show_default=True,
+    type=click.FloatRange(0.0, 0.9),
+    help="Share of a boxes CSV's photos never trained on (split by photo as the detector splits "
+    "them, with --seed): their crops are scored into the card as query-time checks.",
+)
+@click.option(
+    "--shop",
+    default=None,
+    type=click.Path(exists=True),
+    help="A shop catalog (folder or CSV) to train with, its own labels (e.g. articleType) as "
+    "the embedding's finer level; --holdout-shop of it is kept out to measure street -> shop "
+    "and shop -> shop P@10 with the embedding alone.",
+)
+@click.option(
+    "--holdout-shop",
+    default=0.2,
+    show_default=True,
+    type=click.FloatRange(0.0, 0.9),
+    help="Share of each --shop label's images never trained on.",
+)
+@click.option(
+    "--balance-classes", is_flag=True, help="Draw every class equally often (within weights)."
+)
+@click.option(
+    "--epoch-images",
+    default=0,
+    type=click.IntRange(0),
+    help="Stage 2 images per epoch, drawn by weight (0: every training image once).",
+)
 @click.option("--backbone", default="efficientnet_lite0", show_default=True)
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Model directory.")
 @click.option("--name", default=None, help="Model name (default: the --out folder's name).")
@@ -27,6 +82,13 @@ DATA_HELP = "A folder of class folders (DIR/<category>/*.jpg) or a CSV with file
     show_default=True,
     type=click.FloatRange(0.5, 1.0),
     help="Share of the resized image the centre crop keeps (0.875: the ImageNet recipe).",
+)
+@click.option(
+    "--fit",
+    type=click.Choice(["crop", "squash"]),
+    default="crop",
+    show_default=True,
+    help="crop: shorter side resized, centre crop; squash: resized to a square, aspect not kept.",
 )
 @click.option("--epochs", default=6, show_default=True, help="Stage 2 (all layers) epochs.")
 @click.option("--head-epochs", default=40, show_default=True, help="Stage 1 (heads) epochs.")
@@ -49,11 +111,20 @@ DATA_HELP = "A folder of class folders (DIR/<category>/*.jpg) or a CSV with file
 def train_command(
     data: str,
     label_column: str | None,
+    extras: tuple[str, ...],
+    weights: tuple[float, ...],
+    aliases: tuple[str, ...],
+    holdout_photos: float,
+    shop: str | None,
+    holdout_shop: float,
+    balance_classes: bool,
+    epoch_images: int,
     backbone: str,
     out: str,
     name: str | None,
     input_size: int,
     crop_fraction: float,
+    fit: str,
     epochs: int,
     head_epochs: int,
     lr: float,
@@ -66,18 +137,35 @@ def train_command(
     device: str,
 ) -> None:
     """Fine-tune a backbone (two stages) into a model directory with a JSON model card."""
-    from services.embedder.data import load_labelled
+    from services.embedder.data import load_labelled, mix
     from services.embedder.training import TrainConfig, train
 
-    images = load_labelled(data, label_column, min_per_class=min_per_class)
+    n_sources = 1 + len(extras) + (shop is not None)
+    if len(weights) > n_sources:
+        raise click.BadParameter(
+            f"{len(weights)} weights for {n_sources} sources", param_hint="--weight"
+        )
+    primary = load_labelled(data, label_column, min_per_class=min_per_class)
+    mixture = mix(
+        primary,
+        [load_labelled(e) for e in extras],
+        _aliases(aliases),
+        shop=None if shop is None else load_labelled(shop),
+        holdout_photos=holdout_photos,
+        holdout_shop=holdout_shop,
+        seed=seed,
+    )
+    images = mixture.images
     click.echo(
         f"{len(images)} images, {len(images.classes)} classes from {data}"
+        + (f" and {n_sources - 1} more sources" if n_sources > 1 else "")
         + (f" (skipped: {images.skipped})" if images.skipped else "")
     )
     config = TrainConfig(
         backbone=backbone,
         input_size=input_size or None,
         crop_fraction=crop_fraction,
+        fit=fit,  # type: ignore[arg-type]
         val_fraction=val_fraction,
         seed=seed,
         batch_size=batch_size,
@@ -88,12 +176,33 @@ def train_command(
         max_minutes=max_minutes or None,
         device=device,
         name=name,
+        source_weights=weights,
+        balance_classes=balance_classes,
+        epoch_images=epoch_images or None,
     )
-    result = train(images, out, config)
+    result = train(images, out, config, checks=mixture.checks, shop=mixture.shop)
     metrics = result.card.metrics
     summary = {k: metrics[k] for k in ("p@1", "p@5", "p@10", "map@10", "accuracy", "ece")}
     click.echo(f"saved {result.card.version} to {out} in {result.card.training['time_s']} s")
     click.echo(f"validation ({metrics['n_images']} images): {json.dumps(summary)}")
+    for checked in metrics.get("checks", []):
+        click.echo(
+            f"checks ({checked['n_images']} {checked['source']}): accuracy "
+            f"{checked['accuracy']}, ECE {checked['ece']}"
+        )
+    if "street_to_shop" in metrics:
+        click.echo(f"retrieval, embedding only: {json.dumps(metrics['street_to_shop'])}")
+
+
+def _aliases(pairs: tuple[str, ...]) -> dict[str, str]:
+    """``LABEL=CLASS`` pairs as a dict; a pair without ``=`` is a usage error."""
+    out = {}
+    for pair in pairs:
+        label, sep, target = pair.partition("=")
+        if not sep or not label.strip() or not target.strip():
+            raise click.BadParameter(f"{pair!r} is not LABEL=CLASS", param_hint="--alias")
+        out[label.strip()] = target.strip()
+    return out
 
 
 @click.command("eval")

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "confusion_matrix",
+    "cross_precision",
     "evaluate_folder",
     "expected_calibration_error",
     "fit_temperature",
@@ -58,6 +59,31 @@ def _neighbours(embeddings: np.ndarray, metric: Distance, k: int, chunk: int = 5
         score[rows, rows + start] = -math.inf
         out[start : start + block.shape[0]] = torch.topk(score, k, dim=1).indices.numpy()
     return out
+
+
+def cross_precision(
+    queries: np.ndarray,
+    query_labels: Sequence[str] | np.ndarray,
+    gallery: np.ndarray,
+    gallery_labels: Sequence[str] | np.ndarray,
+    *,
+    k: int = 10,
+    same: np.ndarray | None = None,
+) -> float:
+    """Mean P@k of ``queries`` searched in another set, ``gallery`` (cosine on L2-normalised
+    rows; a hit = same label). ``same[i]``: the gallery row that *is* query ``i`` (skipped), or
+    ``-1``."""
+    import torch
+
+    q = torch.from_numpy(np.ascontiguousarray(queries, dtype=np.float32))
+    g = torch.from_numpy(np.ascontiguousarray(gallery, dtype=np.float32))
+    score = torch.nn.functional.normalize(q, dim=1) @ torch.nn.functional.normalize(g, dim=1).T
+    if same is not None:
+        rows = np.flatnonzero(same >= 0)
+        score[torch.from_numpy(rows), torch.from_numpy(same[rows])] = -math.inf
+    top = torch.topk(score, min(k, g.shape[0] - 1), dim=1).indices.numpy()
+    hits = np.asarray(gallery_labels)[top] == np.asarray(query_labels)[:, None]
+    return float(hits.mean())
 
 
 def retrieval_metrics(

@@ -22,6 +22,7 @@ import logging
 import math
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -37,10 +38,10 @@ from torch import nn
 
 from services.embedder import evaluation
 from services.embedder.artifact import ModelCard, save_model
-from services.embedder.data import LabelledImages, stratified_split
+from services.embedder.data import LabelledImages, ShopCheck, stratified_split
 from services.embedder.network import EmbeddingNet, resolve_device
 from services.modellab.models import Preprocess, backbone_spec, create_backbone
-from services.modellab.models.preprocess import decode_batch, default_workers
+from services.modellab.models.preprocess import Fit, decode_batch, default_workers
 from services.modellab.onnx import OnnxSession, export_onnx, onnxruntime_available
 from shared.errors import InvalidInputError
 
@@ -56,6 +57,8 @@ class TrainConfig:
     backbone: str = "efficientnet_lite0"
     input_size: int | None = 192
     crop_fraction: float = 1.0
+    fit: Fit = "crop"
+    """``squash``: every image resized to a square, aspect not kept (see ``Preprocess``)."""
     val_fraction: float = 0.2
     seed: int = 0
     batch_size: int = 32
@@ -74,6 +77,12 @@ class TrainConfig:
     device: str = "auto"
     workers: int | None = None
     name: str | None = None
+    source_weights: tuple[float, ...] = ()
+    """Sampling weight of each source's images (primary first; missing ones are 1.0)."""
+    balance_classes: bool = False
+    """Draw every class equally often (within each source's weight)."""
+    epoch_images: int | None = None
+    """Stage 2 images per epoch, drawn by weight (default: as many as there are)."""
 
 
 @dataclass
@@ -135,7 +144,9 @@ class _Batches:
         if cached is None:
             img = self.preprocess.load(self.paths[index])
             side = round(self.preprocess.input_size / self.config.min_scale**0.5)
-            if min(img.size) > side:
+            if self.preprocess.fit == "squash":
+                img = self.preprocess.squash(img, side)
+            elif min(img.size) > side:
                 scale = side / min(img.size)
                 img = img.resize(
                     (round(img.width * scale), round(img.height * scale)),
@@ -224,15 +235,25 @@ class _FeaturesOnly(nn.Module):
 
 
 class _MetricHead(nn.Module):
-    """Normalised-softmax proxies for the projection (training only; not saved)."""
+    """Normalised-softmax proxies for the projection (training only; not saved): one per class
+    and, when the data has a finer level, one per fine label."""
 
-    def __init__(self, dim: int, n_classes: int, scale: float) -> None:
+    def __init__(self, dim: int, n_classes: int, scale: float, n_fine: int = 0) -> None:
         super().__init__()
         self.proxies = nn.Parameter(torch.randn(n_classes, dim) * 0.01)
+        self.fine = nn.Parameter(torch.randn(n_fine, dim) * 0.01) if n_fine else None
         self.scale = scale
 
     def forward(self, embedding: torch.Tensor) -> torch.Tensor:
         return self.scale * embedding @ F.normalize(self.proxies, dim=1).T
+
+    def fine_loss(self, embedding: torch.Tensor, fine: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy over the fine proxies of the images that have a fine label (``>= 0``)."""
+        known = fine >= 0
+        if self.fine is None or not bool(known.any()):
+            return embedding.new_zeros(())
+        logits = self.scale * embedding[known] @ F.normalize(self.fine, dim=1).T
+        return F.cross_entropy(logits, fine[known])
 
 
 def _losses(
@@ -241,12 +262,15 @@ def _losses(
     features: torch.Tensor,
     targets: torch.Tensor,
     smoothing: float,
+    fine: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     embedding, logits = net.heads(features)
     assert logits is not None
     loss = F.cross_entropy(logits, targets, label_smoothing=smoothing)
     if metric is not None:
         loss = loss + F.cross_entropy(metric(embedding), targets)
+        if fine is not None:
+            loss = loss + metric.fine_loss(embedding, fine)
     return loss, logits
 
 
@@ -259,9 +283,13 @@ def _train_heads(
     val_y: np.ndarray,
     config: TrainConfig,
     progress: Callable[..., Any],
+    weights: np.ndarray | None = None,
+    train_fine: np.ndarray | None = None,
 ) -> dict[str, Any]:
-    """Stage 1: heads on cached features; keeps the epoch with the best validation loss."""
+    """Stage 1: heads on cached features (drawn by ``weights`` when given); keeps the epoch with
+    the best validation loss."""
     generator = torch.Generator().manual_seed(config.seed)
+    draw = None if weights is None else torch.from_numpy(weights)
     heads = [m for m in (net.classifier, net.projection, metric) if m is not None]
     params = [p for m in heads for p in m.parameters()]
     optimiser = torch.optim.AdamW(params, lr=config.head_lr, weight_decay=config.weight_decay)
@@ -272,16 +300,22 @@ def _train_heads(
     device = next(net.parameters()).device
     x_train, y_train = torch.from_numpy(train_x).to(device), torch.from_numpy(train_y).to(device)
     x_val, y_val = torch.from_numpy(val_x).to(device), torch.from_numpy(val_y).to(device)
+    f_train = None if train_fine is None else torch.from_numpy(train_fine).to(device)
     best: tuple[float, list[dict[str, Any]], int] | None = None
     history = []
     for epoch in progress(range(config.head_epochs), desc="stage 1: heads", unit="epoch"):
         for m in heads:
             m.train()
         net.dropout.train()
-        order = torch.randperm(len(x_train), generator=generator).to(device)
+        order = (
+            torch.randperm(len(x_train), generator=generator)
+            if draw is None
+            else torch.multinomial(draw, len(x_train), replacement=True, generator=generator)
+        ).to(device)
         for start in range(0, len(order), 128):
             idx = order[start : start + 128]
-            loss, _ = _losses(net, metric, x_train[idx], y_train[idx], config.label_smoothing)
+            fine = None if f_train is None else f_train[idx]
+            loss, _ = _losses(net, metric, x_train[idx], y_train[idx], config.label_smoothing, fine)
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
@@ -355,15 +389,22 @@ def train(
     config: TrainConfig | None = None,
     *,
     progress: bool = True,
+    checks: Sequence[LabelledImages] = (),
+    shop: ShopCheck | None = None,
 ) -> TrainResult:
-    """Fine-tune ``config.backbone`` on ``images`` and write a model directory to ``out``."""
+    """Fine-tune ``config.backbone`` on ``images`` and write a model directory to ``out``.
+
+    ``checks`` (labelled in ``images``' classes, never trained on) are scored by the final
+    model into the card's ``metrics["checks"]``: e.g. query-time crops of held-out photos.
+    ``shop`` measures retrieval into a shop catalog: ``metrics["street_to_shop"]``.
+    """
     config = config or TrainConfig()
     started = time.perf_counter()
     torch.manual_seed(config.seed)
     bar = _progress_bars(progress)
     split = _split(images, config)
     device = resolve_device(config.device)
-    net, metric, size = _build_network(config, len(split.classes), device)
+    net, metric, size = _build_network(config, len(split.classes), device, len(split.fine_labels))
     log.info(
         "training %s at %d px on %d images (%d train, %d val, %d classes), device %s",
         config.backbone,
@@ -388,6 +429,12 @@ def train(
                 split.val_y,
                 config,
                 bar,
+                None
+                if split.weights is None
+                else np.tile(split.weights, len(frozen.train_views)) / len(frozen.train_views),
+                None
+                if split.train_fine is None
+                else np.tile(split.train_fine, len(frozen.train_views)),
             )
         best = _validate_heads(run)
         with _timed(timings, "stage2_s"):
@@ -396,6 +443,8 @@ def train(
         net.eval().cpu()
         calibration = _calibrate(net, best.result, split.val_y)
         projection_kept, retrieval = _choose_embedding(net, best.result)
+        checked = [_check(run, c) for c in checks]
+        shopped = None if shop is None else _shop_retrieval(run, shop)
     elapsed = time.perf_counter() - started
     card = _model_card(
         images,
@@ -410,6 +459,10 @@ def train(
         timings=timings,
         elapsed=elapsed,
     )
+    if checked:
+        card.metrics["checks"] = checked
+    if shopped is not None:
+        card.metrics["street_to_shop"] = shopped
     card = save_model(net, card, out)
     log.info("saved %s to %s in %.0f s", card.version, out, elapsed)
     return TrainResult(card=card, out=Path(out))
@@ -445,6 +498,17 @@ class _Split:
     val_labels: list[str]
     train_paths: list[Path]
     val_paths: list[Path]
+    weights: np.ndarray | None
+    """Each training image's sampling probability; ``None``: every image once an epoch."""
+    fine_labels: list[str]
+    train_fine: np.ndarray | None
+    """Each training image's fine-label index (``-1``: none); ``None`` without a fine level."""
+
+    def draw(self, rng: np.random.Generator, n: int | None = None) -> np.ndarray:
+        """An epoch's training order: a permutation, or ``n`` draws by weight."""
+        if self.weights is None and n is None:
+            return rng.permutation(len(self.train_paths))
+        return rng.choice(len(self.train_paths), size=n or len(self.train_paths), p=self.weights)
 
 
 def _split(images: LabelledImages, config: TrainConfig) -> _Split:
@@ -455,6 +519,14 @@ def _split(images: LabelledImages, config: TrainConfig) -> _Split:
     if len(val_idx) < 2:
         raise InvalidInputError("the validation split is too small: add images")
     targets = images.targets(classes)
+    weights = _weights(images.domain[train_idx], targets[train_idx], config)
+    fine_labels = sorted({f for f in images.fine if f})
+    index = {f: i for i, f in enumerate(fine_labels)}
+    train_fine = (
+        np.array([index.get(images.fine[i], -1) for i in train_idx], dtype=np.int64)
+        if fine_labels
+        else None
+    )
     return _Split(
         classes=classes,
         train_idx=train_idx,
@@ -464,21 +536,41 @@ def _split(images: LabelledImages, config: TrainConfig) -> _Split:
         val_labels=[images.labels[i] for i in val_idx],
         train_paths=[images.paths[i] for i in train_idx],
         val_paths=[images.paths[i] for i in val_idx],
+        weights=weights,
+        fine_labels=fine_labels,
+        train_fine=train_fine,
     )
 
 
+def _weights(domains: np.ndarray, targets: np.ndarray, config: TrainConfig) -> np.ndarray | None:
+    """Sampling probabilities from the source weights and class balancing (``None``: uniform)."""
+    if not config.balance_classes and all(w == 1.0 for w in config.source_weights):
+        return None
+    per_source = np.ones(int(domains.max()) + 1)
+    per_source[: len(config.source_weights)] = config.source_weights[: len(per_source)]
+    weights = per_source[domains]
+    if config.balance_classes:
+        counts = np.bincount(targets, minlength=int(targets.max()) + 1)
+        weights = weights / counts[targets]
+    if not weights.sum() > 0:
+        raise InvalidInputError("the source weights leave nothing to train on")
+    return weights / weights.sum()
+
+
 def _build_network(
-    config: TrainConfig, n_classes: int, device: torch.device
+    config: TrainConfig, n_classes: int, device: torch.device, n_fine: int = 0
 ) -> tuple[EmbeddingNet, _MetricHead | None, int]:
     """The ImageNet backbone at the input size with fresh heads; also the input size."""
     spec = backbone_spec(config.backbone)
     size = config.input_size or spec.preprocess.input_size
     backbone = create_backbone(config.backbone, "imagenet", input_size=size)
     backbone.drop_imagenet_head()
-    backbone.preprocess = backbone.preprocess.with_input_size(size, config.crop_fraction)
+    backbone.preprocess = backbone.preprocess.with_input_size(
+        size, config.crop_fraction, config.fit
+    )
     net = EmbeddingNet(backbone, n_classes, config.projection_dim).to(device)
     metric = (
-        _MetricHead(config.projection_dim, n_classes, config.metric_scale).to(device)
+        _MetricHead(config.projection_dim, n_classes, config.metric_scale, n_fine).to(device)
         if config.projection_dim
         else None
     )
@@ -604,7 +696,7 @@ def _finetune(run: _Run, best: _Best, started: float, bar: Callable[..., Any]) -
             log.info("stage 2: time budget reached before epoch %d", epoch)
             break
         epoch_start = time.perf_counter()
-        order = generator.permutation(len(run.split.train_paths))
+        order = run.split.draw(generator, config.epoch_images)
         losses = _finetune_epoch(run, optimiser, scheduler, steps, order, epoch, bar)
         run.runner.invalidate()
         result = run.validate()
@@ -649,7 +741,8 @@ def _finetune_optimiser(
         ],
         weight_decay=config.weight_decay,
     )
-    steps = config.finetune_epochs * math.ceil(len(run.split.train_paths) / config.batch_size)
+    per_epoch = config.epoch_images or len(run.split.train_paths)
+    steps = config.finetune_epochs * math.ceil(per_epoch / config.batch_size)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
         optimiser,
         [config.finetune_lr, config.finetune_lr * 10],
@@ -690,7 +783,12 @@ def _finetune_epoch(
             if device.type == "cpu":
                 x = x.contiguous(memory_format=torch.channels_last)
             y = torch.from_numpy(run.split.train_y[idx]).to(device)
-            loss, _ = _losses(net, run.metric, net.backbone(x), y, run.config.label_smoothing)
+            fine = (
+                None
+                if run.split.train_fine is None
+                else torch.from_numpy(run.split.train_fine[idx]).to(device)
+            )
+            loss, _ = _losses(net, run.metric, net.backbone(x), y, run.config.label_smoothing, fine)
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
@@ -722,6 +820,74 @@ def _calibrate(net: EmbeddingNet, best: _Validation, val_y: np.ndarray) -> _Cali
         evaluation.expected_calibration_error(probs_before, val_y),
         evaluation.expected_calibration_error(probs_after, val_y),
     )
+
+
+def _check(run: _Run, checks: LabelledImages) -> dict[str, Any]:
+    """The final model's accuracy, per-class recall and ECE on ``checks``."""
+    classes = run.split.classes
+    y = checks.targets(classes)
+    if len(checks) == 0 or (y < 0).any():
+        raise InvalidInputError(f"the check images need labels among {classes}")
+    run.runner.invalidate()
+    features = np.concatenate(
+        list(run.runner.features(_clean(checks.paths, run.preprocess, run.decode_pool)))
+    )
+    with torch.no_grad():
+        _, logits = run.net.heads(torch.from_numpy(features))
+    assert logits is not None
+    probs = _softmax(logits.float().numpy())
+    hits = probs.argmax(1) == y
+    return {
+        "source": checks.source,
+        "n_images": len(checks),
+        "accuracy": round(float(hits.mean()), 4),
+        "ece": round(evaluation.expected_calibration_error(probs, y), 4),
+        "recall_per_class": {
+            name: round(float(hits[y == i].mean()), 4)
+            for i, name in enumerate(classes)
+            if (y == i).any()
+        },
+    }
+
+
+def _shop_retrieval(run: _Run, shop: ShopCheck) -> dict[str, Any]:
+    """P@10 with the embedding alone: the primary's validation images searched in the shop
+    (same class), and held-out shop images searched in the rest of it (same fine label); for the
+    shipped embedding and for the backbone's own features."""
+    run.runner.invalidate()
+    pool, pre = run.decode_pool, run.preprocess
+    gallery = np.concatenate(list(run.runner.features(_clean(shop.gallery.paths, pre, pool))))
+    street = np.concatenate(list(run.runner.features(run.val_batches())))
+    queries = np.flatnonzero(shop.held)
+    fine = np.asarray(shop.gallery.fine or shop.gallery.labels)
+
+    def figures(embed: Callable[[np.ndarray], np.ndarray]) -> dict[str, float]:
+        g = embed(gallery)
+        return {
+            "street_to_shop_p@10": round(
+                evaluation.cross_precision(
+                    embed(street), run.split.val_labels, g, shop.gallery.labels
+                ),
+                4,
+            ),
+            "shop_to_shop_p@10": round(
+                evaluation.cross_precision(g[queries], fine[queries], g, fine, same=queries), 4
+            ),
+        }
+
+    def shipped(features: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            embedding, _ = run.net.heads(torch.from_numpy(features))
+        return embedding.float().numpy()
+
+    return {
+        "shop": shop.gallery.source,
+        "n_shop": len(shop.gallery),
+        "n_shop_queries": len(queries),
+        "n_street_queries": len(street),
+        "embedding": figures(shipped),
+        "backbone_features": figures(lambda x: x),
+    }
 
 
 def _choose_embedding(net: EmbeddingNet, best: _Validation) -> tuple[bool, dict[str, float]]:
@@ -775,6 +941,7 @@ def _model_card(
             "class_counts": images.counts(),
             "skipped": images.skipped,
             "split": {"val_fraction": config.val_fraction, "seed": config.seed},
+            **({"sources": _sources(images, config)} if images.sources else {}),
         },
         metrics={
             "split": "val",
@@ -804,6 +971,24 @@ def _model_card(
             "temperature": round(calibration.temperature, 4),
         },
     )
+
+
+def _sources(images: LabelledImages, config: TrainConfig) -> list[dict[str, Any]]:
+    """Each source of a combined set: its images per class and its sampling weight."""
+    out = []
+    for d, source in enumerate(images.sources):
+        labels = [images.labels[i] for i in np.flatnonzero(images.domain == d)]
+        weight = config.source_weights[d] if d < len(config.source_weights) else 1.0
+        out.append(
+            {
+                "source": source,
+                "role": "primary (validation split)" if d == 0 else "training only",
+                "n_images": len(labels),
+                "class_counts": dict(sorted(Counter(labels).items())),
+                "weight": weight,
+            }
+        )
+    return out
 
 
 def _clean(

@@ -150,6 +150,115 @@ def test_train_command(garments: Path, tmp_path: Path) -> None:
     assert load_card(out).training["config"]["finetune_epochs"] == 1
 
 
+@pytest.fixture(scope="module")
+def street_boxes(garments: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A boxes CSV over "street photos" (the drawn products), labelled in other words."""
+    root = tmp_path_factory.mktemp("boxes")
+    (root / "images").mkdir()
+    words = {"tops": "blouse", "pants": "jeans", "bags": "purse"}
+    rows = ["filename,category,x1,y1,x2,y2"]
+    for category, word in words.items():
+        for i, image in enumerate(sorted((garments / category).glob("*.jpg"))[:6]):
+            name = f"{category}-{i}.jpg"
+            (root / "images" / name).write_bytes(image.read_bytes())
+            rows.append(f"{name},{word},4,6,90,110")
+    rows.append("tops-0.jpg,bracelet,0,0,20,20")
+    (root / "boxes.csv").write_text("\n".join(rows) + "\n")
+    return root / "boxes.csv"
+
+
+def test_train_command_with_extra_sources(
+    garments: Path, street_boxes: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "mixed"
+    result = CliRunner().invoke(
+        main,
+        ["train", "--data", str(garments), "--extra", str(street_boxes), "--alias", "jeans=pants",
+         "--weight", "1", "--weight", "0.5", "--balance-classes", "--epoch-images", "16",
+         "--out", str(out), "--input-size", "64", "--epochs", "1", "--head-epochs", "5",
+         "--val-fraction", "0.25"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "validation (9 images)" in result.output  # the primary's split, as without extras
+    card = load_card(out)
+    assert card.classes == sorted(CATEGORIES)
+    assert card.data["n_train"] == 27 + 13  # 5 of the 18 photos (30 %) held out
+    primary, extra = card.data["sources"]
+    assert primary["source"] == str(garments) and primary["n_images"] == 36
+    assert extra["class_counts"] == {"bags": 4, "pants": 4, "tops": 5}
+    assert extra["weight"] == 0.5
+    assert card.data["skipped"] == {f"{street_boxes}: not one of the classes": 1}
+    [checked] = card.metrics["checks"]  # the crops of the held-out photos
+    assert checked["n_images"] == 5 and 0 <= checked["accuracy"] <= 1
+    assert card.training["config"]["balance_classes"] is True
+    assert card.training["config"]["epoch_images"] == 16
+
+
+@pytest.fixture(scope="module")
+def shop_csv(garments: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A shop catalog over the drawn products, in its own (finer) words."""
+    root = tmp_path_factory.mktemp("shop")
+    (root / "images").mkdir()
+    words = {"tops": ("Tshirts", "Shirts"), "pants": ("Track Pants", "Trousers"),
+             "bags": ("Handbags", "Backpacks")}  # fmt: skip
+    rows = ["filename,articleType"]
+    for category, (first, second) in words.items():
+        for i, image in enumerate(sorted((garments / category).glob("*.jpg"))):
+            name = f"{category}-{i}.jpg"
+            (root / "images" / name).write_bytes(image.read_bytes())
+            rows.append(f"{name},{first if i % 2 else second}")
+    rows.append("tops-0.jpg,Watches")
+    (root / "labels.csv").write_text("\n".join(rows) + "\n")
+    return root / "labels.csv"
+
+
+def test_train_command_with_a_shop_measures_street_to_shop(
+    garments: Path, shop_csv: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "shop-model"
+    result = CliRunner().invoke(
+        main,
+        ["train", "--data", str(garments), "--shop", str(shop_csv), "--out", str(out),
+         "--input-size", "64", "--epochs", "0", "--head-epochs", "5", "--val-fraction", "0.25",
+         "--holdout-shop", "0.25", "--fit", "squash"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    card = load_card(out)
+    assert card.preprocess["fit"] == "squash"
+    assert card.data["n_train"] == 27 + 24  # 2 of each shop label's 6 photos held out
+    retrieval = card.metrics["street_to_shop"]
+    assert retrieval["n_shop"] == 36 and retrieval["n_shop_queries"] == 12
+    assert retrieval["n_street_queries"] == 9
+    for figures in (retrieval["embedding"], retrieval["backbone_features"]):
+        assert 0 <= figures["street_to_shop_p@10"] <= 1
+        assert 0 <= figures["shop_to_shop_p@10"] <= 1
+    [held] = card.metrics["checks"]
+    assert held["n_images"] == 12 and "held-out photos of" in held["source"]
+    assert "retrieval, embedding only" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--alias", "jeans"], "'jeans' is not LABEL=CLASS"),
+        (["--alias", "jeans=trousers"], "not classes of"),
+        (["--weight", "1", "--weight", "1", "--weight", "1"], "3 weights for 2 sources"),
+        (["--weight", "-1"], "-1"),
+    ],
+)
+def test_train_command_refuses_bad_source_options(
+    garments: Path, street_boxes: Path, tmp_path: Path, args: list[str], message: str
+) -> None:
+    result = CliRunner().invoke(
+        main,
+        ["train", "--data", str(garments), "--extra", str(street_boxes),
+         "--out", str(tmp_path / "m"), *args],
+    )  # fmt: skip
+    assert result.exit_code != 0
+    assert message in result.output
+    assert not (tmp_path / "m").exists()
+
+
 def test_train_command_reports_bad_input(tmp_path: Path) -> None:
     (tmp_path / "one" / "only").mkdir(parents=True)
     result = CliRunner().invoke(

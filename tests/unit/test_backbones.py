@@ -69,6 +69,33 @@ def test_preprocess_resizes_keep_the_crop_fraction_and_round_trip() -> None:
         Preprocess(224, 200)
 
 
+def test_squash_keeps_a_tall_crop_whole() -> None:
+    """A tall garment crop (red neckline, blue hem): the centre crop loses both ends, the squash
+    keeps them; cards written before ``fit`` existed read as ``crop``."""
+    from PIL import Image
+
+    tall = Image.new("RGB", (40, 120), (0, 255, 0))
+    tall.paste((255, 0, 0), (0, 0, 40, 20))
+    tall.paste((0, 0, 255), (0, 100, 40, 120))
+    crop = Preprocess(32, 32).geometry(tall)
+    squash = Preprocess(32, 32, fit="squash").geometry(tall)
+    assert crop.size == squash.size == (32, 32)
+    assert crop.getpixel((16, 1)) == crop.getpixel((16, 30)) == (0, 255, 0)
+    red, green, blue = (
+        squash.getpixel((16, 1)),
+        squash.getpixel((16, 16)),
+        squash.getpixel((16, 30)),
+    )
+    assert red[0] > 200 and green[1] > 200 and blue[2] > 200
+    squashing = Preprocess(224, 256, fit="squash")
+    assert Preprocess.from_dict(squashing.to_dict()) == squashing
+    assert squashing.with_input_size(192).fit == "squash"
+    old = {k: v for k, v in Preprocess(224, 256).to_dict().items() if k != "fit"}
+    assert Preprocess.from_dict(old).fit == "crop"
+    with pytest.raises(InvalidInputError, match="fit must be crop or squash"):
+        Preprocess(224, 256, fit="stretch")  # type: ignore[arg-type]
+
+
 def test_unknown_backbone_names_the_choices() -> None:
     with pytest.raises(InvalidInputError, match="efficientnet_lite0"):
         create_backbone("alexnet")

@@ -11,8 +11,8 @@ from PIL import Image
 from services.demo_shop import DemoCatalog, DemoProduct, compose_outfit, render_image
 from services.detector.foreground import analyse_foreground, paint_background
 from services.detector.postprocess import iou_matrix
-from services.detector.service import FOREGROUND, Detector, crop_detections, grow_box
-from shared.detection import WHOLE_IMAGE, DetectionResult, GarmentDetector
+from services.detector.service import FOREGROUND, Detector, crop_detections
+from shared.detection import WHOLE_IMAGE, DetectionResult, GarmentDetector, grow_box
 from shared.settings import DetectorSettings
 
 pytestmark = pytest.mark.unit

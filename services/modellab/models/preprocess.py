@@ -35,19 +35,26 @@ ImageInput: TypeAlias = ImageSource | Image.Image
 """What the embedder accepts: a path, raw bytes, a binary stream or a PIL image."""
 
 Interpolation = Literal["bilinear", "bicubic"]
+Fit = Literal["crop", "squash"]
 _RESAMPLE = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC}
 
 
 @dataclass(frozen=True)
 class Preprocess:
     """How a model wants its input: shorter side to ``resize_size``, centre ``input_size`` crop,
-    then ``(x / 255 - mean) / std`` per RGB channel."""
+    then ``(x / 255 - mean) / std`` per RGB channel.
+
+    ``fit="squash"`` resizes both sides to ``resize_size`` instead (aspect not kept): a tall
+    garment crop keeps its neckline and hem, as the squared street crops and catalog photos
+    the classifier learns from do.
+    """
 
     input_size: int
     resize_size: int
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
     interpolation: Interpolation = "bilinear"
+    fit: Fit = "crop"
 
     def __post_init__(self) -> None:
         if self.input_size <= 0 or self.resize_size < self.input_size:
@@ -56,17 +63,27 @@ class Preprocess:
             )
         if self.interpolation not in _RESAMPLE:
             raise InvalidInputError(f"interpolation must be bilinear or bicubic, not {self!r}")
+        if self.fit not in ("crop", "squash"):
+            raise InvalidInputError(f"fit must be crop or squash, not {self.fit!r}")
 
     @property
     def crop_fraction(self) -> float:
         return self.input_size / self.resize_size
 
-    def with_input_size(self, input_size: int, crop_fraction: float | None = None) -> Preprocess:
-        """The same transform at another resolution, keeping (or setting) the crop fraction."""
+    def with_input_size(
+        self, input_size: int, crop_fraction: float | None = None, fit: Fit | None = None
+    ) -> Preprocess:
+        """The same transform at another resolution, keeping (or setting) the crop fraction and
+        the fit."""
         fraction = self.crop_fraction if crop_fraction is None else crop_fraction
         if not 0 < fraction <= 1:
             raise InvalidInputError(f"crop fraction must be in (0, 1], got {fraction}")
-        return replace(self, input_size=input_size, resize_size=round(input_size / fraction))
+        return replace(
+            self,
+            input_size=input_size,
+            resize_size=round(input_size / fraction),
+            fit=fit or self.fit,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "mean": list(self.mean), "std": list(self.std)}
@@ -82,6 +99,7 @@ class Preprocess:
             mean=(float(mean[0]), float(mean[1]), float(mean[2])),
             std=(float(std[0]), float(std[1]), float(std[2])),
             interpolation=data.get("interpolation", "bilinear"),
+            fit=data.get("fit", "crop"),
         )
 
     def load(self, source: ImageInput) -> Image.Image:
@@ -91,10 +109,17 @@ class Preprocess:
         return load_image(source, draft=(self.resize_size, self.resize_size))
 
     def geometry(self, img: Image.Image) -> Image.Image:
-        """Resize the shorter side and take the centre crop."""
-        return resize_center_crop(
-            img, self.resize_size, self.input_size, resample=_RESAMPLE[self.interpolation]
-        )
+        """Resize (the shorter side, or both with ``squash``) and take the centre crop."""
+        resample = _RESAMPLE[self.interpolation]
+        if self.fit == "squash":
+            img = self.squash(img, self.resize_size)
+        return resize_center_crop(img, self.resize_size, self.input_size, resample=resample)
+
+    def squash(self, img: Image.Image, side: int) -> Image.Image:
+        """``img`` resized to a ``side`` square, whatever its aspect."""
+        if img.size == (side, side):
+            return img
+        return img.resize((side, side), _RESAMPLE[self.interpolation])
 
     def array(self, img: Image.Image) -> np.ndarray:
         """Normalised float32 CHW array of an image that already has the input size."""
