@@ -198,19 +198,26 @@ class _FeatureRunner:
         self.input_size = input_size
         self.use_onnx = device.type == "cpu" and onnxruntime_available()
         self._session: OnnxSession | None = None
+        self._exports = 0
 
     def invalidate(self) -> None:
-        """The backbone's weights changed: export again before the next use."""
+        """The backbone's weights changed: export again (to a new file: an export is written
+        once per path) before the next use."""
         self._session = None
+        self._path.unlink(missing_ok=True)
+        self._exports += 1
+
+    @property
+    def _path(self) -> Path:
+        return self.workdir / f"backbone-{self._exports}.onnx"
 
     def features(self, batches: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
         """Backbone features, one array per batch."""
         self.net.eval()
         if self.use_onnx:
             if self._session is None:
-                path = self.workdir / "backbone.onnx"
-                export_onnx(_FeaturesOnly(self.net.backbone), path, self.input_size)
-                self._session = OnnxSession(path)
+                export_onnx(_FeaturesOnly(self.net.backbone), self._path, self.input_size)
+                self._session = OnnxSession(self._path)
             for batch in batches:
                 yield self._session.run(batch)[0]
             return

@@ -304,3 +304,29 @@ def test_artifacts_round_trip(tmp_path: Path, backbone_weights: str) -> None:
     assert la is not None and lb is not None
     torch.testing.assert_close(a, b, atol=2e-3, rtol=1e-2)
     torch.testing.assert_close(la, lb, atol=2e-2, rtol=1e-2)
+
+
+def test_validation_features_follow_the_weights(tmp_path: Path) -> None:
+    """Stage 2 validates on the backbone's current weights: after an update the feature runner
+    exports a new ONNX file instead of reading the first export again."""
+    import torch
+
+    from services.embedder.network import EmbeddingNet
+    from services.embedder.training import _FeatureRunner
+    from services.modellab.models import create_backbone
+
+    torch.manual_seed(0)
+    net = EmbeddingNet(create_backbone("efficientnet_lite0", "random", input_size=32), 3)
+    runner = _FeatureRunner(net, torch.device("cpu"), tmp_path, 32)
+    batch = np.random.default_rng(0).standard_normal((2, 3, 32, 32)).astype(np.float32)
+    before = next(runner.features(iter([batch])))
+    with torch.no_grad():
+        for p in net.backbone.parameters():
+            p.mul_(1.5)
+    runner.invalidate()
+    after = next(runner.features(iter([batch])))
+    with torch.inference_mode():
+        expected = net.backbone(torch.from_numpy(batch)).numpy()
+    assert not np.allclose(before, after, atol=1e-3)
+    np.testing.assert_allclose(after, expected, atol=1e-3)
+    assert [p.name for p in tmp_path.glob("*.onnx")] == ["backbone-1.onnx"]
