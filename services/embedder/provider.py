@@ -105,10 +105,13 @@ class ModelProvider:
             return model
 
     def active_spec(self) -> tuple[ModelSpec, bool]:
-        """The catalog's active embedder spec (and True), or the default (and False)."""
+        """The catalog's active embedder spec (and True), or ``recommender.embedder``'s (and
+        False)."""
         active = self.catalog.active_model_version("embedder")
         spec = ModelSpec.from_card(active.card) if active is not None else None
-        return (spec, True) if spec is not None else (ModelSpec(), False)
+        if spec is not None:
+            return spec, True
+        return ModelSpec.parse(self.settings.recommender.embedder), False
 
     def current(self) -> Embedder:
         """The active model; the default one becomes active when none is."""

@@ -159,3 +159,29 @@ def test_reindex_command(data_settings: Settings, shop: DemoShop) -> None:
         assert index.count(index_layout.ALIAS) == n_points
     finally:
         index.close()
+
+
+def test_a_fresh_catalog_starts_with_the_configured_embedder(data_settings: Settings) -> None:
+    """``recommender.embedder`` names the model a catalog without an active one starts with;
+    once registered, the catalog's own choice wins over the setting."""
+    from services.embedder.provider import ModelProvider
+
+    chosen = data_settings.model_copy(
+        update={
+            "recommender": data_settings.recommender.model_copy(update={"embedder": "street-lite0"})
+        }
+    )
+    catalog = Catalog.from_settings(chosen)
+    catalog.migrate()
+    provider = ModelProvider(catalog, chosen)
+    try:
+        assert provider.active_spec() == (ModelSpec(source="street-lite0"), False)
+        model = provider.current()
+        assert model.info.name == "street-lite0"
+        active = catalog.active_model_version("embedder")
+        assert active is not None and active.name == model.info.version
+        later = ModelProvider(catalog, data_settings)  # the setting changed back: no effect
+        assert later.active_spec() == (ModelSpec(source="street-lite0"), True)
+    finally:
+        provider.close()
+        catalog.dispose()
