@@ -4,6 +4,8 @@ importing this module (as ``lookalike status`` does) stays cheap."""
 from __future__ import annotations
 
 import json
+import shlex
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -180,7 +182,8 @@ def train_command(
         balance_classes=balance_classes,
         epoch_images=epoch_images or None,
     )
-    result = train(images, out, config, checks=mixture.checks, shop=mixture.shop)
+    command = shlex.join(["lookalike", *sys.argv[1:]]) if sys.argv[1:2] == ["train"] else None
+    result = train(images, out, config, checks=mixture.checks, shop=mixture.shop, command=command)
     metrics = result.card.metrics
     summary = {k: metrics[k] for k in ("p@1", "p@5", "p@10", "map@10", "accuracy", "ece")}
     click.echo(f"saved {result.card.version} to {out} in {result.card.training['time_s']} s")

@@ -398,12 +398,14 @@ def train(
     progress: bool = True,
     checks: Sequence[LabelledImages] = (),
     shop: ShopCheck | None = None,
+    command: str | None = None,
 ) -> TrainResult:
     """Fine-tune ``config.backbone`` on ``images`` and write a model directory to ``out``.
 
     ``checks`` (labelled in ``images``' classes, never trained on) are scored by the final
     model into the card's ``metrics["checks"]``: e.g. query-time crops of held-out photos.
     ``shop`` measures retrieval into a shop catalog: ``metrics["street_to_shop"]``.
+    ``command`` (the command line that reproduces the run) goes into the card's training record.
     """
     config = config or TrainConfig()
     started = time.perf_counter()
@@ -470,6 +472,8 @@ def train(
         card.metrics["checks"] = checked
     if shopped is not None:
         card.metrics["street_to_shop"] = shopped
+    if command is not None:
+        card.training["command"] = command
     card = save_model(net, card, out)
     log.info("saved %s to %s in %.0f s", card.version, out, elapsed)
     return TrainResult(card=card, out=Path(out))
