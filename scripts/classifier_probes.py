@@ -125,6 +125,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=Path("../shared/data"))
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument(
+        "--limit",
+        type=int,
+        default=None,
+        help="A seeded sample of N training images (a quick look).",
+    )
     args = parser.parse_args()
     torch.set_num_threads(2)
     mixture = mix(
@@ -142,10 +148,22 @@ def main() -> None:
         domains=images.domains + (3,) * len(held),
         sources=(*images.sources, held.source),
     )
-    y = everything.targets(images.classes)
-    domain = everything.domain
     train, street_val = stratified_split(images, 0.5, 0)
     box_val = np.arange(len(images), len(everything))
+    if args.limit:
+        rng = np.random.default_rng(0)
+        train = np.sort(rng.choice(train, min(args.limit, len(train)), replace=False))
+        street_val = np.sort(
+            rng.choice(street_val, min(args.limit // 4, len(street_val)), replace=False)
+        )
+        box_val = np.sort(rng.choice(box_val, min(args.limit // 4, len(box_val)), replace=False))
+    used = np.concatenate([train, street_val, box_val])
+    everything = everything.subset(used)
+    train, street_val, box_val = np.split(
+        np.arange(len(used)), [len(train), len(train) + len(street_val)]
+    )
+    y = everything.targets(images.classes)
+    domain = everything.domain
     report: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
         for fit in ("crop", "squash"):
