@@ -124,12 +124,6 @@ class LabelledImages:
             fine=tuple(self.fine[i] for i in indices) if self.fine else (),
         )
 
-    def primary(self) -> LabelledImages:
-        """The images of source 0 (all of them for a single source)."""
-        if not self.domains:
-            return self
-        return self.subset([i for i, d in enumerate(self.domains) if d == 0])
-
     def fingerprint(self) -> str:
         """SHA-256 of the sorted (file name, label) list: the same data gives the same hash. An
         image of another source than the primary counts by its source's and its own name."""

@@ -452,6 +452,7 @@ def train(
         net.eval().cpu()
         calibration = _calibrate(net, best.result, split.val_y)
         projection_kept, retrieval = _choose_embedding(net, best.result)
+        run.runner.invalidate()  # the best epoch's weights are loaded: export them once
         checked = [_check(run, c) for c in checks]
         shopped = None if shop is None else _shop_retrieval(run, shop)
     elapsed = time.perf_counter() - started
@@ -839,7 +840,6 @@ def _check(run: _Run, checks: LabelledImages) -> dict[str, Any]:
     y = checks.targets(classes)
     if len(checks) == 0 or (y < 0).any():
         raise InvalidInputError(f"the check images need labels among {classes}")
-    run.runner.invalidate()
     features = np.concatenate(
         list(run.runner.features(_clean(checks.paths, run.preprocess, run.decode_pool)))
     )
@@ -865,7 +865,6 @@ def _shop_retrieval(run: _Run, shop: ShopCheck) -> dict[str, Any]:
     """P@10 with the embedding alone: the primary's validation images searched in the shop
     (same class), and held-out shop images searched in the rest of it (same fine label); for the
     shipped embedding and for the backbone's own features."""
-    run.runner.invalidate()
     pool, pre = run.decode_pool, run.preprocess
     gallery = np.concatenate(list(run.runner.features(_clean(shop.gallery.paths, pre, pool))))
     street = np.concatenate(list(run.runner.features(run.val_batches())))
