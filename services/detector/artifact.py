@@ -20,7 +20,12 @@ from typing import Any
 import torch
 from pydantic import BaseModel, Field
 
-from services.detector.network import DetectionHead, DetectorNet, build_lite_trunk
+from services.detector.network import (
+    DetectionHead,
+    DetectorNet,
+    build_lite_trunk,
+    tuned_prefixes,
+)
 from services.modellab.artifact import (
     CARD_FILE,
     WEIGHTS_FILE,
@@ -62,6 +67,8 @@ class DetectorCard(BaseModel):
     backbone_weights: str = "imagenet"
     tuned_tail: bool = False
     """Whether the backbone blocks after stride 16 were fine-tuned (then they ship too)."""
+    tuned_stride16: bool = False
+    """Whether the stride-16 blocks were fine-tuned too (then they ship as well)."""
     head_channels: int = 64
     head_layers: int = 1
     long_side: int = 416
@@ -76,6 +83,13 @@ class DetectorCard(BaseModel):
     paths: dict[str, str] = Field(default_factory=dict)
     """Which path answers which kind of image (``model``, ``foreground``, ``whole-image``)."""
     notes: str = ""
+
+    @property
+    def tune(self) -> str:
+        """What was trained besides the head (``network.TUNE_CHOICES``)."""
+        if self.tuned_stride16:
+            return "stride16"
+        return "tail" if self.tuned_tail else "head"
 
 
 def find_model_dir(model: str | os.PathLike[str] | None) -> Path | None:
@@ -100,8 +114,9 @@ def build_net(card: DetectorCard, weights: str = "imagenet") -> DetectorNet:
 
 
 def save_net(net: DetectorNet, card: DetectorCard, out: str | Path) -> DetectorCard:
-    """Write the head (and tuned tail) in float16 plus the card; return the completed card."""
-    prefixes = ("head.", "trunk.tail.") if card.tuned_tail else ("head.",)
+    """Write the head and the tuned backbone blocks in float16 plus the card; return the
+    completed card."""
+    prefixes = tuned_prefixes(card.tune)
     state = {k: v for k, v in net.state_dict().items() if k.startswith(prefixes)}
     return write_artifact(state, card, out)
 
@@ -117,7 +132,7 @@ def load_net(path: str | Path) -> tuple[DetectorNet, DetectorCard]:
         raise ConfigurationError(f"cannot read detector weights {weights_path}: {exc}") from exc
     state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
     missing, unexpected = net.load_state_dict(state, strict=False)
-    shipped = ("head.", "trunk.tail.") if card.tuned_tail else ("head.",)
+    shipped = tuned_prefixes(card.tune)
     absent = [k for k in missing if k.startswith(shipped)]
     if absent or unexpected:
         raise ConfigurationError(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shlex
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +27,38 @@ DATA_HELP = "A box dataset: DIR/boxes.csv (filename, coarse_category, x1, y1, x2
     "--synthetic", default=400, show_default=True, help="Demo-shop outfit photos added to training."
 )
 @click.option(
-    "--tune-tail/--frozen",
-    default=True,
+    "--tune",
+    type=click.Choice(["head", "tail", "stride16"]),
+    default="tail",
     show_default=True,
-    help="Also fine-tune the backbone's stride-32 blocks (they then ship too, ~4.5 MB).",
+    help="What trains with the head: nothing, the backbone's stride-32 blocks (they then ship "
+    "too, ~4.5 MB) or its stride-16 blocks as well.",
+)
+@click.option(
+    "--jitter-views",
+    default=0,
+    show_default=True,
+    help="Extra views of each photo at a random scale, aspect stretch, offset and flip.",
+)
+@click.option(
+    "--paste-from",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="A catalog labels.csv (filename, articleType): its products on a plain background "
+    "are cut out and pasted onto training photos.",
+)
+@click.option("--paste", default=0, show_default=True, help="Training photos with cutouts pasted.")
+@click.option(
+    "--paste-classes",
+    default="bag,footwear,accessory",
+    show_default=True,
+    help="Detector classes whose catalog products are pasted (comma-separated).",
+)
+@click.option(
+    "--checkpoint",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Save the state after every epoch here; a rerun with the same settings resumes.",
 )
 @click.option("--head-channels", default=96, show_default=True)
 @click.option("--head-layers", default=2, show_default=True, help="3x3 layers of the shared tower.")
@@ -52,7 +82,12 @@ def train_detector_command(
     lr: float,
     val_fraction: float,
     synthetic: int,
-    tune_tail: bool,
+    tune: str,
+    jitter_views: int,
+    paste_from: str | None,
+    paste: int,
+    paste_classes: str,
+    checkpoint: str | None,
     head_channels: int,
     head_layers: int,
     long_side: int,
@@ -61,9 +96,9 @@ def train_detector_command(
     cache_dir: str | None,
     progress: bool,
 ) -> None:
-    """Train the garment detector (EfficientNet-Lite0, its stride-32 blocks fine-tuned, +
-    anchor-free head), evaluate it on the held-out split and write a model directory with a
-    JSON model card. The defaults are the shipped model's configuration."""
+    """Train the garment detector (EfficientNet-Lite0, its last blocks fine-tuned, + anchor-free
+    head), choose its best epoch on the held-out split, evaluate it there and write a model
+    directory with a JSON model card."""
     import torch
 
     from services.detector.artifact import DetectorCard, save_net, write_card
@@ -71,6 +106,7 @@ def train_detector_command(
     from services.detector.evaluation import evaluate
     from services.detector.inference import ModelRunner
     from services.detector.network import STRIDE_MULTIPLE
+    from services.detector.pasting import read_cutouts
     from services.detector.training import TrainConfig, train_detector
     from shared.settings import DetectorSettings
 
@@ -78,8 +114,20 @@ def train_detector_command(
         raise click.BadParameter(
             f"must be a multiple of {STRIDE_MULTIPLE}", param_hint="--long-side"
         )
+    if paste and not paste_from:
+        raise click.BadParameter("--paste needs --paste-from", param_hint="--paste")
+    if paste < 0 or jitter_views < 0:
+        raise click.BadParameter("counts images: 0 or more", param_hint="--paste/--jitter-views")
+    classes = [c.strip() for c in paste_classes.split(",") if c.strip()]
+    unknown = sorted(set(classes) - set(CLASSES))
+    if unknown or not classes:
+        raise click.BadParameter(
+            f"{unknown or 'none'}: the classes are {', '.join(CLASSES)}",
+            param_hint="--paste-classes",
+        )
     items = read_boxes(data)
     train_items, val_items = split(items, val_fraction, seed)
+    cutouts = read_cutouts(paste_from, classes) if paste and paste_from else []
     click.echo(f"{len(train_items)} training images, {len(val_items)} held out (seed {seed})")
     canvas = (long_side, long_side * 2 // 3 // STRIDE_MULTIPLE * STRIDE_MULTIPLE)
     config = TrainConfig(
@@ -87,23 +135,33 @@ def train_detector_command(
         epochs=epochs,
         batch_size=batch_size,
         lr=lr,
-        tune_tail=tune_tail,
+        tune=tune,
+        jitter_views=jitter_views,
+        paste=paste,
         head_channels=head_channels,
         head_layers=head_layers,
         seed=seed,
         max_minutes=max_minutes,
     )
+    min_score = DetectorSettings().min_score
     net, stats = train_detector(
         train_items,
         config,
         synthetic=synthetic,
+        cutouts=cutouts,
+        val_items=val_items,
+        min_score=min_score,
+        checkpoint=Path(checkpoint) if checkpoint else None,
         progress=progress,
         cache_dir=Path(cache_dir) if cache_dir else None,
     )
+    if sys.argv[1:2] == ["train-detector"]:
+        stats["command"] = shlex.join(["lookalike", *sys.argv[1:]])
     card = DetectorCard(
         name=name or Path(out).name,
         classes=list(CLASSES),
-        tuned_tail=tune_tail,
+        tuned_tail=tune != "head",
+        tuned_stride16=tune == "stride16",
         head_channels=config.head_channels,
         head_layers=config.head_layers,
         long_side=long_side,
@@ -114,6 +172,9 @@ def train_detector_command(
             "images": len(items),
             "split": {"val_fraction": val_fraction, "seed": seed, "val_images": len(val_items)},
             "synthetic_outfits": synthetic,
+            "pasted": {"catalog": str(paste_from), "photos": paste, "classes": classes}
+            if paste
+            else None,
             "classes_note": "coarse categories eyewear, jewellery, legwear, hat and "
             "swimwear/intimate are dropped (not garments the shop sells as such, or too rare)",
         },
@@ -127,7 +188,6 @@ def train_detector_command(
     card = save_net(net, card, out)
     if val_items:
         runner = ModelRunner(out, runtime="torch")
-        min_score = DetectorSettings().min_score
         metrics = evaluate(
             lambda imgs, s, n: runner.detect(imgs, min_score=s, max_detections=n),
             val_items,

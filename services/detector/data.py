@@ -24,6 +24,7 @@ __all__ = [
     "LITE_STD",
     "BoxedImage",
     "Letterbox",
+    "Sample",
     "data_fingerprint",
     "letterbox",
     "read_boxes",
@@ -49,6 +50,15 @@ class BoxedImage:
     @property
     def name(self) -> str:
         return self.path.name
+
+
+@dataclass
+class Sample:
+    """A training image in memory with its boxes (pixels) and class indices."""
+
+    image: Image.Image
+    boxes: np.ndarray  # (n, 4) float32
+    labels: np.ndarray  # (n,) int64
 
 
 def read_boxes(data_dir: str | Path, classes: tuple[str, ...] = CLASSES) -> list[BoxedImage]:

@@ -24,7 +24,14 @@ from services.detector.postprocess import iou_matrix
 from shared.detection import Detection, DetectionResult
 from shared.images import load_image
 
-__all__ = ["AP_MIN_SCORE", "TARGET_CATEGORIES", "average_precision", "evaluate", "measure_latency"]
+__all__ = [
+    "AP_MIN_SCORE",
+    "TARGET_CATEGORIES",
+    "average_precision",
+    "evaluate",
+    "measure_latency",
+    "score_detections",
+]
 
 AP_MIN_SCORE = 0.05
 TARGET_CATEGORIES = ("top", "bottom", "dress", "outerwear", "footwear", "bag")
@@ -90,18 +97,31 @@ def evaluate(
     """The eval-detector figures of ``detect`` on ``items``."""
     from tqdm import tqdm
 
-    matches: list[tuple[str, float, bool]] = []
-    n_gt = dict.fromkeys(classes, 0)
+    found: list[list[Detection]] = []
     for start in tqdm(
         range(0, len(items), batch_size), desc="evaluating", unit="batch", disable=not progress
     ):
         chunk = items[start : start + batch_size]
-        images = [load_image(item.path) for item in chunk]
-        found = detect(images, AP_MIN_SCORE, 100)
-        for item, detections in zip(chunk, found, strict=True):
-            for label in item.labels:
-                n_gt[classes[int(label)]] += 1
-            matches.extend(_match(detections, item.boxes, item.labels, classes, iou))
+        found.extend(detect([load_image(item.path) for item in chunk], AP_MIN_SCORE, 100))
+    return score_detections(found, items, classes, min_score=min_score, iou=iou)
+
+
+def score_detections(
+    found: Sequence[list[Detection]],
+    items: Sequence[BoxedImage],
+    classes: list[str],
+    *,
+    min_score: float,
+    iou: float = 0.5,
+) -> dict[str, Any]:
+    """Recall and precision at ``min_score``, AP and mAP of each image's detections (down to
+    :data:`AP_MIN_SCORE`) against its ground-truth boxes."""
+    matches: list[tuple[str, float, bool]] = []
+    n_gt = dict.fromkeys(classes, 0)
+    for item, detections in zip(items, found, strict=True):
+        for label in item.labels:
+            n_gt[classes[int(label)]] += 1
+        matches.extend(_match(detections, item.boxes, item.labels, classes, iou))
     per_category: dict[str, dict[str, float | int]] = {}
     totals = {"tp": 0, "fp": 0, "gt": 0}
     for name in classes:

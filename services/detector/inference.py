@@ -25,7 +25,7 @@ from services.modellab.runtime import LoadOnce
 from shared.detection import Detection
 from shared.errors import ConfigurationError, InvalidInputError
 
-__all__ = ["ModelRunner", "Runtime", "export_detector_onnx"]
+__all__ = ["ModelRunner", "Runtime", "export_detector_onnx", "to_detections"]
 
 log = logging.getLogger(__name__)
 
@@ -129,33 +129,47 @@ class ModelRunner(LoadOnce):
         for ids in groups.values():
             peaks, distances = self.forward(np.stack([boxes_in[i].array for i in ids]))
             for row, index in enumerate(ids):
-                img, scale = images[index], boxes_in[index].scale
-                boxes, scores, labels = decode(
+                out[index] = to_detections(
                     peaks[row],
                     distances[row],
-                    stride=OUTPUT_STRIDE,
+                    boxes_in[index].scale,
+                    images[index].size,
+                    self.classes,
                     min_score=min_score,
                     max_detections=max_detections,
                 )
-                boxes = boxes / scale
-                boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, img.width)
-                boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, img.height)
-                for box, score, label in zip(boxes, scores, labels, strict=True):
-                    if box[2] - box[0] < 1 or box[3] - box[1] < 1:
-                        continue
-                    out[index].append(
-                        Detection(
-                            box=(
-                                round(float(box[0]), 1),
-                                round(float(box[1]), 1),
-                                round(float(box[2]), 1),
-                                round(float(box[3]), 1),
-                            ),
-                            category=self.classes[int(label)],
-                            score=round(float(score), 4),
-                        )
-                    )
         return out
+
+
+def to_detections(
+    peaks: np.ndarray,
+    distances: np.ndarray,
+    scale: float,
+    size: tuple[int, int],
+    classes: Sequence[str],
+    *,
+    min_score: float,
+    max_detections: int,
+) -> list[Detection]:
+    """One image's network outputs as detections in its own pixels (``size``: width, height),
+    best first; ``scale`` is its letterbox factor."""
+    boxes, scores, labels = decode(
+        peaks, distances, stride=OUTPUT_STRIDE, min_score=min_score, max_detections=max_detections
+    )
+    boxes = boxes / scale
+    boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, size[0])
+    boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, size[1])
+    out = []
+    for box, score, label in zip(boxes, scores, labels, strict=True):
+        if box[2] - box[0] < 1 or box[3] - box[1] < 1:
+            continue
+        x0, y0, x1, y1 = (round(float(v), 1) for v in box)
+        out.append(
+            Detection(
+                box=(x0, y0, x1, y1), category=classes[int(label)], score=round(float(score), 4)
+            )
+        )
+    return out
 
 
 def _onnxruntime_available() -> bool:

@@ -22,10 +22,13 @@ __all__ = [
     "C4_BLOCK",
     "OUTPUT_STRIDE",
     "STRIDE_MULTIPLE",
+    "TUNE_CHOICES",
     "DetectionHead",
     "DetectorNet",
     "LiteTrunk",
     "build_lite_trunk",
+    "peaks",
+    "tuned_prefixes",
 ]
 
 OUTPUT_STRIDE = 8
@@ -35,6 +38,9 @@ C3_BLOCK = 4
 C4_BLOCK = 10
 """Last block at stride 16 (112 channels); blocks after it form the tunable tail."""
 LITE0_CHANNELS = (40, 112, 320)
+TUNE_CHOICES = ("head", "tail", "stride16")
+"""What a detector trains besides its head: nothing, the stride-32 blocks, or also the
+stride-16 blocks."""
 _MAX_LOG_DISTANCE = 7.0
 
 
@@ -47,14 +53,23 @@ class LiteTrunk(nn.Module):
         self.body = nn.ModuleList(net._blocks[: C4_BLOCK + 1])
         self.tail = nn.ModuleList(net._blocks[C4_BLOCK + 1 :])
 
-    def forward_body(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward_c3(self, x: torch.Tensor) -> torch.Tensor:
+        """Stem and the blocks up to stride 8."""
         x = self.stem(x)
-        c3 = x
-        for index, block in enumerate(self.body):
+        for block in self.body[: C3_BLOCK + 1]:
             x = block(x)
-            if index == C3_BLOCK:
-                c3 = x
-        return c3, x
+        return x
+
+    def forward_mid(self, c3: torch.Tensor) -> torch.Tensor:
+        """The stride-16 blocks (trained when a detector tunes from stride 16)."""
+        x = c3
+        for block in self.body[C3_BLOCK + 1 :]:
+            x = block(x)
+        return x
+
+    def forward_body(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        c3 = self.forward_c3(x)
+        return c3, self.forward_mid(c3)
 
     def forward_tail(self, c4: torch.Tensor) -> torch.Tensor:
         x = c4
@@ -65,6 +80,26 @@ class LiteTrunk(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         c3, c4 = self.forward_body(x)
         return c3, c4, self.forward_tail(c4)
+
+
+def tuned_prefixes(tune: str) -> tuple[str, ...]:
+    """State-dict prefixes of what ``tune`` trains (and a model directory ships)."""
+    if tune not in TUNE_CHOICES:
+        raise ValueError(f"tune is one of {TUNE_CHOICES}, not {tune!r}")
+    prefixes = ["head."]
+    if tune in ("tail", "stride16"):
+        prefixes.append("trunk.tail.")
+    if tune == "stride16":
+        prefixes += [f"trunk.body.{i}." for i in range(C3_BLOCK + 1, C4_BLOCK + 1)]
+    return tuple(prefixes)
+
+
+def peaks(logits: torch.Tensor) -> torch.Tensor:
+    """Centre probabilities kept only at their 3x3 local maxima (a max-pool "NMS"), so
+    decoding is a plain threshold."""
+    heat = torch.sigmoid(logits)
+    top = F.max_pool2d(heat, 3, stride=1, padding=1)
+    return heat * (top == heat).to(heat.dtype)
 
 
 def build_lite_trunk(weights: str = "imagenet") -> LiteTrunk:
@@ -139,7 +174,4 @@ class DetectorNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         logits, distances = self.head(*self.trunk(x))
-        heat = torch.sigmoid(logits)
-        # Keep only local maxima (a 3x3 max-pool "NMS"), so decoding is a plain threshold.
-        peaks = F.max_pool2d(heat, 3, stride=1, padding=1)
-        return heat * (peaks == heat).to(heat.dtype), distances
+        return peaks(logits), distances

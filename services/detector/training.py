@@ -1,11 +1,16 @@
-"""Training the default detector on a CPU in minutes.
+"""Training the default detector on a CPU.
 
-The backbone up to stride 16 stays frozen, so its features are computed once per augmented
-view (scales, flips, colour jitter) and cached; training then runs only the pyramid head and,
-optionally (``tune_tail``), the last backbone blocks (stride 32, cheap at 1/32 resolution).
-Targets follow TTFNet: an elliptical Gaussian centre heatmap per class and box distances
-regressed with a GIoU loss at every cell of the Gaussian's core. Synthetic street photos of
-demo-shop products (``services.demo_shop.compose_outfit``) can be mixed into training.
+The backbone's early blocks stay frozen, so their features are computed once per augmented
+view (scales, flips, aspect stretch, colour jitter) and cached; training then runs the pyramid
+head and what ``tune`` names: the stride-32 blocks (``tail``, cheap at 1/32 resolution) or the
+stride-16 blocks too (``stride16``). Targets follow TTFNet: an elliptical Gaussian centre
+heatmap per class and box distances regressed with a GIoU loss at every cell of the Gaussian's
+core. Synthetic street photos of demo-shop products (``services.demo_shop.compose_outfit``) and
+street photos with catalog products pasted in (``services.detector.pasting``) can be mixed in.
+
+With held-out photos, every epoch is scored on them (mAP@0.5 over the target categories) and
+the best epoch is what comes back; with a checkpoint file, an interrupted run resumes at the
+epoch after the last one finished.
 """
 
 from __future__ import annotations
@@ -16,22 +21,29 @@ import logging
 import math
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image, ImageEnhance, ImageOps
 
-from services.detector.data import CLASSES, LITE_MEAN, LITE_STD, BoxedImage
+from services.detector.data import CLASSES, LITE_MEAN, LITE_STD, BoxedImage, Sample, letterbox
 from services.detector.network import (
+    C3_BLOCK,
     OUTPUT_STRIDE,
+    TUNE_CHOICES,
     DetectionHead,
     DetectorNet,
     LiteTrunk,
     build_lite_trunk,
+    peaks,
+    tuned_prefixes,
 )
+from services.detector.pasting import Cutout, paste_photos
+from shared.errors import InvalidInputError
 
 __all__ = ["TrainConfig", "synthetic_outfits", "train_detector"]
 
@@ -57,11 +69,17 @@ class TrainConfig:
     """Training canvas (height, width): street photos are portrait."""
     scales: tuple[float, ...] = (1.0, 0.75)
     flips: bool = True
+    jitter_views: int = 0
+    """Extra views of each photo at a random scale (0.55-1.3), aspect stretch (0.8-1.25),
+    offset and flip, on top of ``scales`` x ``flips``."""
+    paste: int = 0
+    """Street photos with catalog cutouts pasted in, added to training (needs cutouts)."""
     epochs: int = 12
     batch_size: int = 32
     lr: float = 3e-3
     tail_lr: float = 3e-4
-    tune_tail: bool = True
+    tune: str = "tail"
+    """``head``, ``tail`` (stride-32 blocks) or ``stride16`` (stride-16 and -32 blocks)."""
     head_channels: int = 96
     head_layers: int = 2
     weight_decay: float = 1e-4
@@ -69,15 +87,14 @@ class TrainConfig:
     seed: int = 0
     max_minutes: float = 25.0
 
+    def __post_init__(self) -> None:
+        if self.tune not in TUNE_CHOICES:
+            raise InvalidInputError(f"tune is one of {', '.join(TUNE_CHOICES)}, not {self.tune!r}")
+        if self.jitter_views < 0 or self.paste < 0:
+            raise InvalidInputError("jitter_views and paste count images: not negative")
 
-@dataclass
-class _Sample:
-    image: Image.Image
-    boxes: np.ndarray
-    labels: np.ndarray
 
-
-def synthetic_outfits(count: int, seed: int) -> list[_Sample]:
+def synthetic_outfits(count: int, seed: int) -> list[Sample]:
     """Street-like photos of demo-shop products worn as outfits, with their boxes."""
     from services.demo_shop import DemoCatalog, compose_outfit
     from services.demo_shop.vocabulary import LOWER_BODY, UPPER_BODY
@@ -101,7 +118,7 @@ def synthetic_outfits(count: int, seed: int) -> list[_Sample]:
                 labels.append(CLASSES.index(_DEMO_TO_COARSE[garment.category]))
         image = Image.open(io.BytesIO(photo.jpeg)).convert("RGB")
         samples.append(
-            _Sample(
+            Sample(
                 image,
                 np.array(boxes, np.float32).reshape(-1, 4),
                 np.array(labels, np.int64),
@@ -111,22 +128,31 @@ def synthetic_outfits(count: int, seed: int) -> list[_Sample]:
 
 
 def _augment(
-    sample: _Sample, canvas: tuple[int, int], scale: float, flip: bool, rng: random.Random
+    sample: Sample,
+    canvas: tuple[int, int],
+    scale: float,
+    flip: bool,
+    rng: random.Random,
+    stretch: float = 1.0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One augmented view on the canvas: normalised CHW array, boxes, labels."""
+    """One augmented view on the canvas: normalised CHW array, boxes, labels. ``stretch``
+    widens (> 1) or narrows the photo relative to its height."""
     ch, cw = canvas
     img, boxes = sample.image, sample.boxes.copy()
     if flip:
         img = ImageOps.mirror(img)
         boxes[:, [0, 2]] = img.width - boxes[:, [2, 0]]
-    if scale != 1.0 or flip:
+    if scale != 1.0 or flip or stretch != 1.0:
         img = ImageEnhance.Brightness(img).enhance(rng.uniform(0.75, 1.25))
         img = ImageEnhance.Contrast(img).enhance(rng.uniform(0.75, 1.25))
         img = ImageEnhance.Color(img).enhance(rng.uniform(0.7, 1.3))
-    factor = min(cw / img.width, ch / img.height) * scale
-    width, height = max(1, round(img.width * factor)), max(1, round(img.height * factor))
+    factor = min(cw / (img.width * math.sqrt(stretch)), ch / (img.height / math.sqrt(stretch)))
+    factor *= scale
+    sx, sy = factor * math.sqrt(stretch), factor / math.sqrt(stretch)
+    width, height = max(1, round(img.width * sx)), max(1, round(img.height * sy))
     img = img.resize((width, height), Image.Resampling.BILINEAR)
-    boxes *= factor
+    boxes[:, [0, 2]] *= sx
+    boxes[:, [1, 3]] *= sy
     # Place (smaller) or crop (larger) at a random offset.
     dx = rng.randint(min(0, cw - width), max(0, cw - width))
     dy = rng.randint(min(0, ch - height), max(0, ch - height))
@@ -183,73 +209,131 @@ def _targets(
     return heat, box_target, weight
 
 
-class _Cache:
-    """Frozen-trunk features and targets of every augmented view, in float16."""
+_FEATURES = {"head": ("c3", "c4", "c5"), "tail": ("c3", "c4"), "stride16": ("c3",)}
+"""The frozen backbone outputs each way of tuning needs (cached once per view)."""
 
-    def __init__(self) -> None:
-        self.c3: list[torch.Tensor] = []
-        self.c4: list[torch.Tensor] = []
-        self.c5: list[torch.Tensor] = []
-        self.heat: list[torch.Tensor] = []
-        self.box: list[torch.Tensor] = []
-        self.weight: list[torch.Tensor] = []
 
-    def __len__(self) -> int:
-        return len(self.c3)
+def _frozen_features(trunk: LiteTrunk, images: torch.Tensor, tune: str) -> dict[str, torch.Tensor]:
+    with torch.no_grad():
+        out = {"c3": trunk.forward_c3(images)}
+        if tune != "stride16":
+            out["c4"] = trunk.forward_mid(out["c3"])
+        if tune == "head":
+            out["c5"] = trunk.forward_tail(out["c4"])
+    return out
 
-    def stack(self) -> dict[str, torch.Tensor]:
-        return {
-            "c3": torch.stack(self.c3),
-            "c4": torch.stack(self.c4),
-            "c5": torch.stack(self.c5) if self.c5 else torch.zeros(0),
-            "heat": torch.stack(self.heat),
-            "box": torch.stack(self.box),
-            "weight": torch.stack(self.weight),
-        }
+
+def _forward(
+    trunk: LiteTrunk, head: DetectionHead, features: dict[str, torch.Tensor], tune: str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Heatmap logits and distances from cached frozen features, through what is trained."""
+    c3 = features["c3"].float()
+    c4 = trunk.forward_mid(c3) if tune == "stride16" else features["c4"].float()
+    c5 = features["c5"].float() if tune == "head" else trunk.forward_tail(c4)
+    return head(c3, c4, c5)
 
 
 def _views(
-    samples: list[_Sample], config: TrainConfig, rng: random.Random
+    samples: list[Sample], config: TrainConfig, rng: random.Random
 ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     flips = (False, True) if config.flips else (False,)
     for sample in samples:
         for scale in config.scales:
             for flip in flips:
                 yield _augment(sample, config.canvas, scale, flip, rng)
+        for _ in range(config.jitter_views):
+            scale = rng.uniform(0.55, 1.3)
+            stretch = math.exp(rng.uniform(math.log(0.8), math.log(1.25)))
+            yield _augment(sample, config.canvas, scale, rng.random() < 0.5, rng, stretch)
 
 
 def _cache_features(
     trunk: LiteTrunk,
-    samples: list[_Sample],
+    samples: list[Sample],
     config: TrainConfig,
     progress: Callable[[int], None],
 ) -> dict[str, torch.Tensor]:
+    """Frozen features (float16) and targets of every augmented view."""
     rng = random.Random(config.seed)  # noqa: S311 - augmentation, not secrets
-    cache = _Cache()
+    cache: dict[str, list[torch.Tensor]] = {
+        k: [] for k in (*_FEATURES[config.tune], "heat", "box", "weight")
+    }
     out_shape = (config.canvas[0] // OUTPUT_STRIDE, config.canvas[1] // OUTPUT_STRIDE)
     batch: list[np.ndarray] = []
 
     def flush() -> None:
-        with torch.inference_mode():
-            c3, c4 = trunk.forward_body(torch.from_numpy(np.stack(batch)))
-            if not config.tune_tail:
-                cache.c5.extend(trunk.forward_tail(c4).half())
-        cache.c3.extend(c3.half())
-        cache.c4.extend(c4.half())
+        for name, value in _frozen_features(
+            trunk, torch.from_numpy(np.stack(batch)), config.tune
+        ).items():
+            cache[name].extend(value.half())
         progress(len(batch))
         batch.clear()
 
     for array, boxes, labels in _views(samples, config, rng):
         heat, box, weight = _targets(boxes, labels, len(CLASSES), out_shape)
-        cache.heat.append(torch.from_numpy(heat).half())
-        cache.box.append(torch.from_numpy(box))
-        cache.weight.append(torch.from_numpy(weight))
+        cache["heat"].append(torch.from_numpy(heat).half())
+        cache["box"].append(torch.from_numpy(box))
+        cache["weight"].append(torch.from_numpy(weight))
         batch.append(array)
         if len(batch) == 16:
             flush()
     if batch:
         flush()
-    return cache.stack()
+    return {k: torch.stack(v) for k, v in cache.items()}
+
+
+class _Validator:
+    """Scores a model under training on held-out photos, their frozen features computed once."""
+
+    def __init__(
+        self, items: Sequence[BoxedImage], trunk: LiteTrunk, config: TrainConfig, min_score: float
+    ) -> None:
+        from shared.images import load_image
+
+        self.items = list(items)
+        self.tune = config.tune
+        self.min_score = min_score
+        self.sizes: list[tuple[int, int]] = []
+        self.scales: list[float] = []
+        shapes: dict[tuple[int, ...], list[int]] = {}
+        arrays = []
+        for index, item in enumerate(self.items):
+            img = load_image(item.path)
+            boxed = letterbox(img, config.canvas[0])
+            self.sizes.append(img.size)
+            self.scales.append(boxed.scale)
+            arrays.append(boxed.array)
+            shapes.setdefault(boxed.array.shape, []).append(index)
+        self.groups: list[tuple[list[int], dict[str, torch.Tensor]]] = []
+        for ids in shapes.values():
+            for start in range(0, len(ids), 16):
+                chunk = ids[start : start + 16]
+                images = torch.from_numpy(np.stack([arrays[i] for i in chunk]))
+                self.groups.append((chunk, _frozen_features(trunk, images, config.tune)))
+
+    def __call__(self, trunk: LiteTrunk, head: DetectionHead) -> dict[str, Any]:
+        from services.detector.evaluation import AP_MIN_SCORE, score_detections
+        from services.detector.inference import to_detections
+
+        found: list[list[Any]] = [[] for _ in self.items]
+        head.eval()
+        with torch.inference_mode():
+            for ids, features in self.groups:
+                logits, distances = _forward(trunk, head, features, self.tune)
+                heat = peaks(logits).numpy()
+                dist = distances.numpy()
+                for row, index in enumerate(ids):
+                    found[index] = to_detections(
+                        heat[row],
+                        dist[row],
+                        self.scales[index],
+                        self.sizes[index],
+                        CLASSES,
+                        min_score=AP_MIN_SCORE,
+                        max_detections=100,
+                    )
+        head.train()
+        return score_detections(found, self.items, list(CLASSES), min_score=self.min_score)
 
 
 def _focal_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -286,25 +370,47 @@ def _giou_loss(distances: torch.Tensor, target: torch.Tensor, weight: torch.Tens
     return ((1 - giou) * wts).sum() / wts.sum()
 
 
-def _cache_file(
-    cache_dir: Path | None, items: list[BoxedImage], synthetic: int, config: TrainConfig
-) -> Path | None:
+def _cache_file(cache_dir: Path | None, key: str, config: TrainConfig) -> Path | None:
     if cache_dir is None:
         return None
+    return cache_dir / f"detector-features-{config.tune}-{key}.pt"
+
+
+def _data_key(
+    items: list[BoxedImage], synthetic: int, cutouts: Sequence[Cutout], config: TrainConfig
+) -> str:
+    """What the cached views depend on: the photos, their boxes and the augmentation."""
     key = hashlib.sha256()
     for item in items:
         key.update(
             f"{item.path}:{item.path.stat().st_size}:{item.boxes.tobytes().hex()}\n".encode()
         )
-    parts = (synthetic, config.canvas, config.scales, config.flips, config.seed, config.tune_tail)
+    for cutout in cutouts:
+        key.update(cutout.image.tobytes()[:256] + bytes([cutout.label]))
+    parts = (synthetic, config.canvas, config.scales, config.flips, config.seed, config.tune)
     key.update(repr(parts).encode())
-    return cache_dir / f"detector-features-{key.hexdigest()[:16]}.pt"
+    if config.jitter_views or config.paste or cutouts:
+        key.update(repr((config.jitter_views, config.paste, len(cutouts))).encode())
+    return key.hexdigest()[:16]
 
 
-def _to_samples(items: list[BoxedImage]) -> list[_Sample]:
+def _to_samples(items: list[BoxedImage]) -> list[Sample]:
     from shared.images import load_image
 
-    return [_Sample(load_image(item.path), item.boxes, item.labels) for item in items]
+    return [Sample(load_image(item.path), item.boxes, item.labels) for item in items]
+
+
+def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    """Write atomically: a run killed while saving keeps the previous checkpoint."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".partial")
+    torch.save(state, partial)
+    partial.replace(path)
+
+
+def _trained_state(net: DetectorNet, tune: str) -> dict[str, torch.Tensor]:
+    prefixes = tuned_prefixes(tune)
+    return {k: v.detach().clone() for k, v in net.state_dict().items() if k.startswith(prefixes)}
 
 
 def train_detector(
@@ -312,61 +418,99 @@ def train_detector(
     config: TrainConfig,
     *,
     synthetic: int = 0,
+    cutouts: Sequence[Cutout] = (),
+    val_items: Sequence[BoxedImage] = (),
+    min_score: float = 0.35,
+    checkpoint: Path | None = None,
     progress: bool = True,
     cache_dir: Path | None = None,
 ) -> tuple[DetectorNet, dict[str, object]]:
-    """Train a detector on ``train_items`` (+ ``synthetic`` demo outfits); return it and stats.
+    """Train a detector on ``train_items`` (+ ``synthetic`` demo outfits, + ``config.paste``
+    photos with ``cutouts`` pasted in); return it and its statistics.
 
-    With ``cache_dir``, the frozen-trunk features are kept there (keyed by the images and the
-    augmentation settings), so a second run with other training settings starts at once.
+    With ``val_items``, every epoch is scored on them (mAP@0.5 of the target categories; recall
+    and precision at ``min_score``) and the best epoch's weights come back. With ``checkpoint``,
+    the state after each epoch is saved there and a later call with the same data and settings
+    resumes after the last finished epoch. With ``cache_dir``, the frozen features are kept
+    there (keyed by the images and the augmentation), so a run with other training settings
+    starts at once.
     """
     from tqdm import tqdm
 
+    from services.detector.evaluation import TARGET_CATEGORIES
+
+    if config.paste and not cutouts:
+        raise InvalidInputError("paste > 0 needs catalog cutouts to paste")
     started = time.monotonic()
     random.seed(config.seed)
     np.random.seed(config.seed)
     torch.manual_seed(config.seed)
     trunk = build_lite_trunk("imagenet")
-    cache_file = _cache_file(cache_dir, train_items, synthetic, config)
+    key = _data_key(train_items, synthetic, cutouts, config)
+    cache_file = _cache_file(cache_dir, key, config)
     if cache_file is not None and cache_file.is_file():
         cache = torch.load(cache_file, weights_only=True)
         log.info("features from %s", cache_file)
     else:
-        samples = _to_samples(train_items) + synthetic_outfits(synthetic, config.seed)
-        views = len(samples) * len(config.scales) * (2 if config.flips else 1)
-        with tqdm(total=views, desc="caching features", unit="view", disable=not progress) as bar:
+        street = _to_samples(train_items)
+        samples = street + synthetic_outfits(synthetic, config.seed)
+        samples += paste_photos(street, cutouts, config.paste, config.seed)
+        per_sample = len(config.scales) * (2 if config.flips else 1) + config.jitter_views
+        with tqdm(
+            total=len(samples) * per_sample,
+            desc="caching features",
+            unit="view",
+            disable=not progress,
+        ) as bar:
             cache = _cache_features(trunk, samples, config, bar.update)
         if cache_file is not None:
             cache_file.parent.mkdir(parents=True, exist_ok=True)
             torch.save(cache, cache_file)
+    validate = _Validator(val_items, trunk, config, min_score) if val_items else None
     cache_s = time.monotonic() - started
     head = DetectionHead(len(CLASSES), config.head_channels, config.head_layers)
     net = DetectorNet(trunk, head)
     for param in trunk.parameters():
         param.requires_grad_(False)
     groups: list[dict[str, object]] = [{"params": list(head.parameters()), "lr": config.lr}]
-    if config.tune_tail:
-        tail_params = list(trunk.tail.parameters())
-        for param in tail_params:
+    if config.tune != "head":
+        tuned = list(trunk.tail.parameters())
+        if config.tune == "stride16":
+            tuned += [p for block in trunk.body[C3_BLOCK + 1 :] for p in block.parameters()]
+        for param in tuned:
             param.requires_grad_(True)
-        groups.append({"params": tail_params, "lr": config.tail_lr})
+        groups.append({"params": tuned, "lr": config.tail_lr})
     optimizer = torch.optim.AdamW(groups, weight_decay=config.weight_decay)
     n = cache["c3"].shape[0]
     steps_per_epoch = max(1, n // config.batch_size)
-    total_steps = steps_per_epoch * config.epochs
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
         optimizer,
         max_lr=[g["lr"] for g in groups],  # type: ignore[misc]
-        total_steps=total_steps,
+        total_steps=steps_per_epoch * config.epochs,
         pct_start=0.1,
     )
     generator = torch.Generator().manual_seed(config.seed)
-    deadline = started + config.max_minutes * 60 if config.max_minutes > 0 else math.inf
     history: list[dict[str, float]] = []
-    epochs_done = 0
+    best: dict[str, Any] = {"epoch": 0, "score": -1.0, "state": None}
+    settings = {k: v for k, v in asdict(config).items() if k != "max_minutes"}
+    fingerprint = {"config": settings, "data": key, "val": len(val_items)}
+    first_epoch = 0
+    if checkpoint is not None and checkpoint.is_file():
+        saved = torch.load(checkpoint, weights_only=False)
+        if saved["fingerprint"] != fingerprint:
+            raise InvalidInputError(
+                f"{checkpoint} is a checkpoint of other data or settings; remove it to start over"
+            )
+        net.load_state_dict(saved["trained"], strict=False)
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        generator.set_state(saved["generator"])
+        history, best, first_epoch = saved["history"], saved["best"], saved["epoch"]
+        log.info("resuming %s after epoch %d", checkpoint, first_epoch)
+    deadline = time.monotonic() + config.max_minutes * 60 if config.max_minutes > 0 else math.inf
     trunk.eval()  # batch-norm statistics of the backbone stay the ImageNet ones
     head.train()
-    for epoch in range(config.epochs):
+    for epoch in range(first_epoch, config.epochs):
         order = torch.randperm(n, generator=generator)
         totals = {"heatmap": 0.0, "box": 0.0}
         bar = tqdm(
@@ -377,10 +521,8 @@ def train_detector(
         )
         for step in bar:
             ids = order[step * config.batch_size : (step + 1) * config.batch_size]
-            c3 = cache["c3"][ids].float()
-            c4 = cache["c4"][ids].float()
-            c5 = trunk.forward_tail(c4) if config.tune_tail else cache["c5"][ids].float()
-            logits, distances = head(c3, c4, c5)
+            features = {name: cache[name][ids] for name in _FEATURES[config.tune]}
+            logits, distances = _forward(trunk, head, features, config.tune)
             heat_loss = _focal_loss(logits, cache["heat"][ids].float())
             box_loss = _giou_loss(distances, cache["box"][ids], cache["weight"][ids])
             loss = heat_loss + config.box_loss_weight * box_loss
@@ -392,12 +534,51 @@ def train_detector(
             totals["box"] += box_loss.item()
             bar.set_postfix(heat=f"{heat_loss.item():.3f}", box=f"{box_loss.item():.3f}")
         bar.close()
-        epochs_done = epoch + 1
-        history.append({k: round(v / steps_per_epoch, 4) for k, v in totals.items()})
-        log.info("epoch %d: %s", epochs_done, history[-1])
+        row = {k: round(v / steps_per_epoch, 4) for k, v in totals.items()}
+        if validate is not None:
+            metrics = validate(trunk, head)
+            targets = [
+                metrics["per_category"][c]
+                for c in TARGET_CATEGORIES
+                if c in metrics["per_category"]
+            ]
+            row.update(
+                {
+                    "val_map_targets": metrics["map@0.5_targets"],
+                    "val_recall": metrics["recall@0.5"],
+                    "val_precision": metrics["precision@0.5"],
+                    "val_mean_recall_targets": round(
+                        sum(float(t["recall"]) for t in targets) / max(1, len(targets)), 4
+                    ),
+                }
+            )
+            if metrics["map@0.5_targets"] > best["score"]:
+                best = {
+                    "epoch": epoch + 1,
+                    "score": metrics["map@0.5_targets"],
+                    "state": _trained_state(net, config.tune),
+                }
+        history.append(row)
+        log.info("epoch %d: %s", epoch + 1, row)
+        if checkpoint is not None:
+            _save_checkpoint(
+                checkpoint,
+                {
+                    "fingerprint": fingerprint,
+                    "epoch": epoch + 1,
+                    "trained": _trained_state(net, config.tune),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "generator": generator.get_state(),
+                    "history": history,
+                    "best": best,
+                },
+            )
         if time.monotonic() > deadline:
-            log.warning("time budget reached after %d epochs", epochs_done)
+            log.warning("time budget reached after %d epochs", epoch + 1)
             break
+    if best["state"] is not None:
+        net.load_state_dict(best["state"], strict=False)
     head.eval()
     for param in net.parameters():
         param.requires_grad_(False)
@@ -405,8 +586,11 @@ def train_detector(
         "config": asdict(config),
         "train_images": len(train_items),
         "synthetic_images": synthetic,
+        "pasted_images": config.paste,
+        "cutouts": len(cutouts),
         "views": n,
-        "epochs_done": epochs_done,
+        "epochs_done": len(history),
+        "best_epoch": best["epoch"] or len(history),
         "feature_cache_s": round(cache_s, 1),
         "train_time_s": round(time.monotonic() - started, 1),
         "loss_history": history,

@@ -94,7 +94,8 @@ def tiny_model(box_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> P
             "160",
             "--val-fraction",
             "0.34",
-            "--frozen",
+            "--tune",
+            "head",
             "--head-channels",
             "64",
             "--head-layers",
@@ -337,3 +338,154 @@ def test_torchvision_checkpoint_plugs_in(tmp_path: Path) -> None:
         assert detection.category in (None, "top", "bottom")
     assert coarse_category("Long_Sleeve_Dress") == "dress"
     assert coarse_category("spaceship") is None
+
+
+@pytest.fixture(scope="module")
+def tiny_catalog(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Product shots on white (a bag, a shoe), a T-shirt (not pasted by default) and a bag
+    photographed on a busy background (nothing to cut out)."""
+    from PIL import ImageDraw
+
+    root = tmp_path_factory.mktemp("catalog")
+    (root / "images").mkdir()
+    rows = [("1.jpg", "Handbags"), ("2.jpg", "Casual Shoes"), ("3.jpg", "Tshirts")]
+    for (name, _), colour in zip(rows, [(150, 30, 40), (20, 20, 160), (20, 140, 20)], strict=True):
+        img = Image.new("RGB", (224, 224), (255, 255, 255))
+        ImageDraw.Draw(img).rectangle((50, 70, 170, 180), fill=colour)
+        img.save(root / "images" / name, quality=95)
+    noise = np.random.default_rng(0).integers(0, 255, (224, 224, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(root / "images" / "4.jpg")
+    rows.append(("4.jpg", "Handbags"))
+    with (root / "labels.csv").open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["filename", "articleType"])
+        writer.writerows((f"images/{name}", kind) for name, kind in rows)
+    return root / "labels.csv"
+
+
+def test_catalog_products_are_cut_out_and_pasted_with_their_boxes(
+    tiny_catalog: Path, box_dataset: Path
+) -> None:
+    from services.detector.data import CLASSES, Sample, read_boxes
+    from services.detector.pasting import paste_photos, read_cutouts
+
+    cutouts = read_cutouts(tiny_catalog, ["bag", "footwear", "accessory"])
+    assert sorted(CLASSES[c.label] for c in cutouts) == ["bag", "footwear"]  # not the noisy bag
+    assert all(c.image.mode == "RGBA" and c.image.size == (121, 111) for c in cutouts)
+    items = read_boxes(box_dataset)
+    photos = [Sample(Image.open(i.path).convert("RGB"), i.boxes, i.labels) for i in items]
+    pasted = paste_photos(photos, cutouts, 8, seed=1)
+    assert len(pasted) == 8 and paste_photos(photos, cutouts, 8, seed=1)[0].boxes.tolist() == (
+        pasted[0].boxes.tolist()
+    )
+    for sample in pasted:
+        base = next(p for p in photos if np.array_equal(p.boxes, sample.boxes[: len(p.boxes)]))
+        new = sample.boxes[len(base.boxes) :]
+        assert 1 <= len(new) <= 3
+        assert {CLASSES[label] for label in sample.labels[len(base.boxes) :]} <= {"bag", "footwear"}
+        x0, y0, x1, y1 = new[0].astype(int)
+        inside = np.asarray(sample.image)[y0:y1, x0:x1].astype(int)
+        assert np.abs(inside - np.asarray(base.image)[y0:y1, x0:x1]).mean() > 20, "pasted"
+        assert np.asarray(base.image).shape == np.asarray(sample.image).shape
+
+
+def test_bad_paste_sources_are_refused(tiny_catalog: Path, tmp_path: Path) -> None:
+    from services.detector.pasting import read_cutouts
+    from shared.errors import InvalidInputError, NotFoundError
+
+    with pytest.raises(NotFoundError):
+        read_cutouts(tmp_path / "labels.csv", ["bag"])
+    with pytest.raises(InvalidInputError, match="no detector class"):
+        read_cutouts(tiny_catalog, ["handbag"])
+    with pytest.raises(InvalidInputError, match="could be cut out"):
+        read_cutouts(tiny_catalog, ["dress"])
+    (tmp_path / "bad.csv").write_text("name,kind\nx.jpg,bag\n")
+    with pytest.raises(InvalidInputError, match="filename and articleType"):
+        read_cutouts(tmp_path / "bad.csv", ["bag"])
+
+
+def _train(box_dataset: Path, out: Path, *extra: str) -> object:
+    from services.cli import main
+
+    return CliRunner().invoke(
+        main,
+        ["train-detector", "--data", str(box_dataset), "--out", str(out), "--batch-size", "4",
+         "--synthetic", "0", "--long-side", "160", "--head-channels", "32", "--head-layers", "1",
+         "--quiet", *extra],
+    )  # fmt: skip
+
+
+def test_stride16_tuning_with_jitter_and_paste_ships_its_blocks_and_picks_an_epoch(
+    box_dataset: Path, tiny_catalog: Path, tmp_path: Path
+) -> None:
+    from services.detector.artifact import load_card, load_net
+    from services.detector.network import build_lite_trunk
+
+    out = tmp_path / "s16"
+    result = _train(
+        box_dataset, out, "--tune", "stride16", "--epochs", "2", "--jitter-views", "1",
+        "--paste", "3", "--paste-from", str(tiny_catalog), "--val-fraction", "0.34",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
+    card = load_card(out)
+    assert card.tuned_stride16 and card.tuned_tail and card.tune == "stride16"
+    training = card.training
+    assert training["views"] == (4 + 3) * 5  # (train photos + pasted) x (2 scales x 2 flips + 1)
+    assert training["pasted_images"] == 3 and training["cutouts"] == 2
+    assert card.data["pasted"]["classes"] == ["bag", "footwear", "accessory"]
+    assert len(training["loss_history"]) == 2
+    assert {"val_map_targets", "val_recall", "val_mean_recall_targets"} <= set(
+        training["loss_history"][0]
+    )
+    assert training["best_epoch"] in (1, 2)
+    saved = torch.load(out / "weights.pt", weights_only=True)
+    assert any(k.startswith("trunk.body.5.") for k in saved)
+    assert not any(k.startswith("trunk.body.4.") for k in saved), "stride-8 blocks stay stock"
+    net, _ = load_net(out)
+    name = next(k for k in saved if k.startswith("trunk.body.10.") and k.endswith("weight"))
+    assert torch.equal(net.state_dict()[name], saved[name].float())
+    assert not torch.equal(saved[name].float(), build_lite_trunk().state_dict()[name[6:]])
+
+
+def test_an_interrupted_training_resumes_from_its_checkpoint(
+    box_dataset: Path, tmp_path: Path
+) -> None:
+    from services.detector.data import read_boxes
+    from services.detector.training import TrainConfig, train_detector
+    from shared.errors import InvalidInputError
+
+    items = read_boxes(box_dataset)
+    checkpoint = tmp_path / "run.pt"
+    config = TrainConfig(
+        canvas=(160, 96), epochs=3, batch_size=4, head_channels=32, head_layers=1, tune="head",
+        max_minutes=1e-6,
+    )  # fmt: skip
+    _, first = train_detector(items, config, checkpoint=checkpoint, progress=False)
+    assert first["epochs_done"] == 1, "the time budget stops it after one epoch"
+    saved = torch.load(checkpoint, weights_only=False)
+    assert saved["epoch"] == 1
+    again = TrainConfig(**{**config.__dict__, "max_minutes": 0})
+    _, second = train_detector(items, again, checkpoint=checkpoint, progress=False)
+    assert second["epochs_done"] == 3
+    assert second["loss_history"][0] == first["loss_history"][0], "epoch 1 was not redone"
+    other = TrainConfig(**{**config.__dict__, "lr": 1e-2})
+    with pytest.raises(InvalidInputError, match="other data or settings"):
+        train_detector(items, other, checkpoint=checkpoint, progress=False)
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--paste", "2"], "--paste needs --paste-from"),
+        (["--paste-classes", "bag,hat"], "the classes are"),
+        (["--jitter-views", "-1"], "0 or more"),
+        (["--tune", "everything"], "Invalid value for '--tune'"),
+    ],
+)
+def test_bad_training_options_are_refused_before_any_work(
+    box_dataset: Path, tmp_path: Path, extra: list[str], message: str
+) -> None:
+    result = _train(box_dataset, tmp_path / "never", *extra)
+    assert result.exit_code != 0  # type: ignore[attr-defined]
+    assert message in result.output  # type: ignore[attr-defined]
+    assert not (tmp_path / "never").exists()
