@@ -64,6 +64,10 @@ def grow_box(
     )
 
 
+HELD_OUT_PHOTOS = 0.3
+"""Share of a box dataset's street photos that training holds out by default (seed 0)."""
+
+
 def held_out(n: int, val_fraction: float, seed: int) -> frozenset[int]:
     """Indices of the street photos a training run holds out: a seeded shuffle of ``range(n)``,
     its first ``val_fraction``. The detector and the garment classifier hold out the same photos

@@ -34,6 +34,13 @@ DATA = Path("../shared/data")
 @click.option("--holdout", default=0.1, show_default=True, help="Share of products held back.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the hold-out split.")
 @click.option("--limit", type=int, default=None, help="At most N street and N product photos.")
+@click.option(
+    "--photos",
+    type=click.Choice(["all", "held-out"]),
+    default="all",
+    show_default=True,
+    help="Every street photo, or only the 30% the shipped detector and classifier held out.",
+)
 @click.option("--max-products", type=int, default=None, help="Index a seeded sample of N.")
 @click.option(
     "--data-dir",
@@ -65,6 +72,7 @@ def eval_e2e_command(
     holdout: float,
     seed: int,
     limit: int | None,
+    photos: str,
     max_products: int | None,
     data_dir: Path | None,
     json_out: Path | None,
@@ -102,6 +110,7 @@ def eval_e2e_command(
         holdout=holdout,
         seed=seed,
         limit=limit,
+        photos=photos,
         max_products=max_products,
         data_dir=data_dir,
         sheets=sheets,

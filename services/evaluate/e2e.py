@@ -33,15 +33,18 @@ from pydantic import BaseModel, ValidationError
 from services.evaluate.matching import TOP_K, Box, GroupAnswer, PhotoScore, score_photo
 from services.gateway.schemas import Group, RecommendParams, RecommendResponse
 from shared.db import Catalog, ImageIn, ProductIn, SourceIn
+from shared.detection import HELD_OUT_PHOTOS, held_out
 from shared.errors import ConfigurationError
 from shared.settings import Settings
 from shared.taxonomy import TARGET_PARENTS, garment_class, parent
 
 __all__ = [
+    "PHOTO_CHOICES",
     "Answer",
     "CatalogItem",
     "E2EConfig",
     "StreetPhoto",
+    "choose_photos",
     "read_catalog",
     "read_street",
     "run",
@@ -85,6 +88,8 @@ class E2EConfig:
     seed: int = 0
     limit: int | None = None
     """At most this many street photos and this many product photos."""
+    photos: str = "all"
+    """``all`` street photos, or the ``held-out`` ones no shipped model trained on."""
     max_products: int | None = None
     """Index a seeded sample of this many catalog products (all by default)."""
     data_dir: Path | None = None
@@ -128,6 +133,21 @@ def read_catalog(folder: Path) -> list[CatalogItem]:
                 )
             )
     return items
+
+
+PHOTO_CHOICES = ("all", "held-out")
+
+
+def choose_photos(photos: Sequence[StreetPhoto], which: str) -> list[StreetPhoto]:
+    """``all`` of ``photos`` (in name order), or those a training run holds out with the
+    defaults of ``train-detector`` and ``train --holdout-photos`` (30%, seed 0): the shipped
+    detector and classifier never saw them."""
+    if which not in PHOTO_CHOICES:
+        raise ConfigurationError(f"photos is one of {', '.join(PHOTO_CHOICES)}, not {which!r}")
+    if which == "all":
+        return list(photos)
+    keep = held_out(len(photos), HELD_OUT_PHOTOS, 0)
+    return [photo for index, photo in enumerate(photos) if index in keep]
 
 
 def read_street(folder: Path) -> list[StreetPhoto]:
@@ -419,7 +439,7 @@ def run(config: E2EConfig, settings: Settings, progress: Progress = print) -> di
 
     started = time.perf_counter()
     items = read_catalog(config.catalog)
-    photos = read_street(config.street)[: config.limit]
+    photos = choose_photos(read_street(config.street), config.photos)[: config.limit]
     indexed, queries = split(items, config)
     queries = queries[: config.limit]
     variants = {name: variant_settings(settings, o) for name, o in config.variants.items()}
@@ -479,6 +499,7 @@ def run(config: E2EConfig, settings: Settings, progress: Progress = print) -> di
             "holdout": config.holdout,
             "seed": config.seed,
             "limit": config.limit,
+            "photos": config.photos,
             "max_products": config.max_products,
             "k": TOP_K,
             "min_iou": 0.5,

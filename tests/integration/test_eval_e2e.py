@@ -164,3 +164,18 @@ def test_a_bad_variant_is_refused_before_any_work(
     result = runner.invoke(main, args)
     assert result.exit_code == 2, result.output
     assert "--variant" in result.output and message in result.output
+
+
+def test_held_out_photos_are_those_the_shipped_models_never_trained_on(tmp_path: Path) -> None:
+    from services.detector.data import read_boxes, split
+    from services.evaluate.e2e import choose_photos, read_street
+    from shared.errors import ConfigurationError
+
+    _street(tmp_path / "street", DemoCatalog.generate(12, seed=1), photos=10)
+    photos = read_street(tmp_path / "street")
+    chosen = choose_photos(photos, "held-out")
+    _, detector_val = split(read_boxes(tmp_path / "street"), 0.3, seed=0)
+    assert [p.path.name for p in chosen] == [item.path.name for item in detector_val]
+    assert len(chosen) == 3 and choose_photos(photos, "all") == photos
+    with pytest.raises(ConfigurationError, match="held-out"):
+        choose_photos(photos, "some")
