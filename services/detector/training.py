@@ -495,6 +495,7 @@ def train_detector(
     settings = {k: v for k, v in asdict(config).items() if k != "max_minutes"}
     fingerprint = {"config": settings, "data": key, "val": len(val_items)}
     first_epoch = 0
+    earlier_s = 0.0  # time spent by the runs a checkpoint resumes
     if checkpoint is not None and checkpoint.is_file():
         saved = torch.load(checkpoint, weights_only=False)
         if saved["fingerprint"] != fingerprint:
@@ -506,6 +507,7 @@ def train_detector(
         scheduler.load_state_dict(saved["scheduler"])
         generator.set_state(saved["generator"])
         history, best, first_epoch = saved["history"], saved["best"], saved["epoch"]
+        earlier_s = saved.get("train_s", 0.0)
         log.info("resuming %s after epoch %d", checkpoint, first_epoch)
     deadline = time.monotonic() + config.max_minutes * 60 if config.max_minutes > 0 else math.inf
     trunk.eval()  # batch-norm statistics of the backbone stay the ImageNet ones
@@ -572,6 +574,7 @@ def train_detector(
                     "generator": generator.get_state(),
                     "history": history,
                     "best": best,
+                    "train_s": earlier_s + time.monotonic() - started,
                 },
             )
         if time.monotonic() > deadline:
@@ -592,7 +595,7 @@ def train_detector(
         "epochs_done": len(history),
         "best_epoch": best["epoch"] or len(history),
         "feature_cache_s": round(cache_s, 1),
-        "train_time_s": round(time.monotonic() - started, 1),
+        "train_time_s": round(earlier_s + time.monotonic() - started, 1),
         "loss_history": history,
     }
     return net.eval(), stats

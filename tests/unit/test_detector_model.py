@@ -468,6 +468,7 @@ def test_an_interrupted_training_resumes_from_its_checkpoint(
     _, second = train_detector(items, again, checkpoint=checkpoint, progress=False)
     assert second["epochs_done"] == 3
     assert second["loss_history"][0] == first["loss_history"][0], "epoch 1 was not redone"
+    assert second["train_time_s"] >= first["train_time_s"], "the time of both runs"
     other = TrainConfig(**{**config.__dict__, "lr": 1e-2})
     with pytest.raises(InvalidInputError, match="other data or settings"):
         train_detector(items, other, checkpoint=checkpoint, progress=False)
