@@ -2,9 +2,10 @@
 
 The shipped detector's held-out split (``split(…, 0.3, seed 0)``, as its card says) is cut in
 two: each class's threshold is the one that maximises its F-beta at IoU 0.5 on half A, and
-both the uniform ``min_score`` and the chosen thresholds are then scored on half B (the
-shipped defaults take these, with ``accessory`` off: it finds 2 of 46 boxes, and
-``lookalike eval-e2e`` showed fewer spurious groups at no cost without it)::
+both the uniform ``min_score`` and the chosen thresholds are then scored on half B. End to end
+decides what ships (``lookalike eval-e2e --photos held-out`` with the thresholds as variants):
+for the session-8 detector, the uniform 0.35 with ``accessory`` off. Point it at another model
+with ``LOOKALIKE_DETECTOR__MODEL``::
 
     .venv/bin/python scripts/detector_class_thresholds.py [--beta 1.0]
 """
