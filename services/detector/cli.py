@@ -20,6 +20,13 @@ DATA_HELP = "A box dataset: DIR/boxes.csv (filename, coarse_category, x1, y1, x2
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Model directory.")
 @click.option("--name", default=None, help="Model name (default: the --out folder's name).")
 @click.option("--epochs", default=12, show_default=True)
+@click.option(
+    "--stop-after",
+    default=0,
+    show_default=True,
+    help="Stop after this epoch of the --epochs schedule (0: run it all); with "
+    "--val-fraction 0, the epoch a split run chose.",
+)
 @click.option("--batch-size", default=32, show_default=True)
 @click.option("--lr", default=3e-3, show_default=True, help="Head learning rate.")
 @click.option("--val-fraction", default=0.3, show_default=True, help="Held-out share of images.")
@@ -78,6 +85,7 @@ def train_detector_command(
     out: str,
     name: str | None,
     epochs: int,
+    stop_after: int,
     batch_size: int,
     lr: float,
     val_fraction: float,
@@ -118,6 +126,10 @@ def train_detector_command(
         raise click.BadParameter("--paste needs --paste-from", param_hint="--paste")
     if paste < 0 or jitter_views < 0:
         raise click.BadParameter("counts images: 0 or more", param_hint="--paste/--jitter-views")
+    if not 0 <= stop_after <= epochs:
+        raise click.BadParameter(
+            f"an epoch of the schedule (1-{epochs}) or 0", param_hint="--stop-after"
+        )
     classes = [c.strip() for c in paste_classes.split(",") if c.strip()]
     unknown = sorted(set(classes) - set(CLASSES))
     if unknown or not classes:
@@ -142,6 +154,7 @@ def train_detector_command(
         head_layers=head_layers,
         seed=seed,
         max_minutes=max_minutes,
+        stop_after=stop_after,
     )
     min_score = DetectorSettings().min_score
     net, stats = train_detector(

@@ -86,12 +86,20 @@ class TrainConfig:
     box_loss_weight: float = 5.0
     seed: int = 0
     max_minutes: float = 25.0
+    stop_after: int = 0
+    """Run only the first ``stop_after`` epochs of the ``epochs``-epoch schedule (0: all). The
+    epoch a split chose, repeated on all photos with no split to choose by."""
 
     def __post_init__(self) -> None:
         if self.tune not in TUNE_CHOICES:
             raise InvalidInputError(f"tune is one of {', '.join(TUNE_CHOICES)}, not {self.tune!r}")
         if self.jitter_views < 0 or self.paste < 0:
             raise InvalidInputError("jitter_views and paste count images: not negative")
+        if not 0 <= self.stop_after <= self.epochs:
+            raise InvalidInputError(
+                f"stop_after is an epoch of the schedule (1-{self.epochs}) or 0, "
+                f"not {self.stop_after}"
+            )
 
 
 def synthetic_outfits(count: int, seed: int) -> list[Sample]:
@@ -492,7 +500,9 @@ def train_detector(
     generator = torch.Generator().manual_seed(config.seed)
     history: list[dict[str, float]] = []
     best: dict[str, Any] = {"epoch": 0, "score": -1.0, "state": None}
-    settings = {k: v for k, v in asdict(config).items() if k != "max_minutes"}
+    settings = {
+        k: v for k, v in asdict(config).items() if k not in ("max_minutes", "stop_after")
+    }
     fingerprint = {"config": settings, "data": key, "val": len(val_items)}
     first_epoch = 0
     earlier_s = 0.0  # time spent by the runs a checkpoint resumes
@@ -512,7 +522,7 @@ def train_detector(
     deadline = time.monotonic() + config.max_minutes * 60 if config.max_minutes > 0 else math.inf
     trunk.eval()  # batch-norm statistics of the backbone stay the ImageNet ones
     head.train()
-    for epoch in range(first_epoch, config.epochs):
+    for epoch in range(first_epoch, config.stop_after or config.epochs):
         order = torch.randperm(n, generator=generator)
         totals = {"heatmap": 0.0, "box": 0.0}
         bar = tqdm(

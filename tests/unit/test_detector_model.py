@@ -469,6 +469,10 @@ def test_an_interrupted_training_resumes_from_its_checkpoint(
     assert second["epochs_done"] == 3
     assert second["loss_history"][0] == first["loss_history"][0], "epoch 1 was not redone"
     assert second["train_time_s"] >= first["train_time_s"], "the time of both runs"
+    cut = TrainConfig(**{**config.__dict__, "max_minutes": 0, "stop_after": 2})
+    _, shorter = train_detector(items, cut, checkpoint=tmp_path / "two.pt", progress=False)
+    assert shorter["epochs_done"] == 2, "the first two epochs of the three-epoch schedule"
+    assert shorter["loss_history"] == second["loss_history"][:2], "the same schedule, cut"
     other = TrainConfig(**{**config.__dict__, "lr": 1e-2})
     with pytest.raises(InvalidInputError, match="other data or settings"):
         train_detector(items, other, checkpoint=checkpoint, progress=False)
@@ -481,6 +485,7 @@ def test_an_interrupted_training_resumes_from_its_checkpoint(
         (["--paste-classes", "bag,hat"], "the classes are"),
         (["--jitter-views", "-1"], "0 or more"),
         (["--tune", "everything"], "Invalid value for '--tune'"),
+        (["--epochs", "4", "--stop-after", "5"], "an epoch of the schedule (1-4) or 0"),
     ],
 )
 def test_bad_training_options_are_refused_before_any_work(
