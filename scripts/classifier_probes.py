@@ -5,9 +5,12 @@ The validation images are those ``lookalike train --val-fraction 0.5`` validates
 ``street-crops-dev``) plus the query-time crops of the 30 % of street photos that the detector
 and ``lookalike train --extra boxes.csv`` hold out (``shared.detection.held_out``). Each variant
 is trained with two seeds and the accuracies averaged; "flip" adds the mirrored crop's logits
-(test-time augmentation). Features are computed once (about 6 minutes on 2 cores)::
+(test-time augmentation). Features are computed once (about 6 minutes on 2 cores for
+EfficientNet-Lite0 at 192 px; ``--backbone`` and ``--input-size`` probe others)::
 
-    .venv/bin/python scripts/classifier_probes.py [--data ../shared/data] [--json out.json]
+    .venv/bin/python scripts/classifier_probes.py [--data ../shared/data] [--json out.json] \
+        [--backbone efficientnet_lite2 --input-size 260] [--fits squash] \
+        [--variants 'street only;street + boxes, weights 3/1']
 """
 
 from __future__ import annotations
@@ -40,9 +43,11 @@ VARIANTS: list[tuple[str, dict[str, Any]]] = [
 ]
 
 
-def features(images: LabelledImages, fit: str, tmp: Path) -> dict[str, np.ndarray]:
+def features(
+    images: LabelledImages, fit: str, tmp: Path, backbone: str, input_size: int | None
+) -> dict[str, np.ndarray]:
     """Frozen backbone features of every image: as is, mirrored and one augmented view."""
-    config = TrainConfig(fit=fit)  # type: ignore[arg-type]
+    config = TrainConfig(fit=fit, backbone=backbone, input_size=input_size)  # type: ignore[arg-type]
     net, _, size = _build_network(config, 2, torch.device("cpu"))
     pre = net.backbone.preprocess
     runner = _FeatureRunner(net, torch.device("cpu"), tmp, size)
@@ -131,7 +136,20 @@ def main() -> None:
         default=None,
         help="A seeded sample of N training images (a quick look).",
     )
+    parser.add_argument("--backbone", default=TrainConfig.backbone, help="A registry backbone.")
+    parser.add_argument(
+        "--input-size", type=int, default=TrainConfig.input_size, help="Pixels (the trainer's)."
+    )
+    parser.add_argument("--fits", default="crop,squash", help="Framings, comma-separated.")
+    parser.add_argument(
+        "--variants", default=None, help="Only these variants (names, separated by ';')."
+    )
     args = parser.parse_args()
+    variants = [
+        (name, options)
+        for name, options in VARIANTS
+        if args.variants is None or name in args.variants.split(";")
+    ]
     torch.set_num_threads(2)
     mixture = mix(
         load_labelled(args.data / "street-crops-dev"),
@@ -166,23 +184,32 @@ def main() -> None:
     domain = everything.domain
     report: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
-        for fit in ("crop", "squash"):
-            x = {k: torch.from_numpy(v) for k, v in features(everything, fit, Path(tmp)).items()}
-            for name, options in VARIANTS:
+        for fit in args.fits.split(","):
+            x = {
+                k: torch.from_numpy(v)
+                for k, v in features(
+                    everything, fit, Path(tmp), args.backbone, args.input_size
+                ).items()
+            }
+            for name, options in variants:
                 runs = [
                     probe(x, y, domain, train, [street_val, box_val], seed=s, **options)
                     for s in (0, 1)
                 ]
                 street, street_flip, boxes, boxes_flip = np.mean(runs, axis=0).round(3).tolist()
-                row = {"fit": fit, "variant": name, "street": street, "street_flip": street_flip,
+                row = {"backbone": args.backbone, "input_size": args.input_size, "fit": fit,
+                       "variant": name, "street": street, "street_flip": street_flip,
                        "boxes": boxes, "boxes_flip": boxes_flip}  # fmt: skip
                 report.append(row)
                 print(json.dumps(row), flush=True)
     print(f"\nstreet val {len(street_val)} crops; query-time crops {len(box_val)} ({held.source})")
-    print("| fit | sources | street crops | + flip | query-time crops | + flip |")
-    print("|---|---|---|---|---|---|")
+    print(
+        "| backbone | input | fit | sources | street crops | + flip | query-time crops | + flip |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
     for r in report:
-        print(f"| {r['fit']} | {r['variant']} | {r['street']:.3f} | {r['street_flip']:.3f} | "
+        print(f"| {r['backbone']} | {r['input_size']} | {r['fit']} | {r['variant']} | "
+              f"{r['street']:.3f} | {r['street_flip']:.3f} | "
               f"{r['boxes']:.3f} | {r['boxes_flip']:.3f} |")  # fmt: skip
     if args.json:
         args.json.write_text(json.dumps(report, indent=1))
