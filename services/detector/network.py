@@ -1,4 +1,4 @@
-"""The trained detector: an anchor-free (CenterNet/TTFNet-style) head on EfficientNet-Lite0.
+"""The trained detector: an anchor-free (CenterNet/TTFNet-style) head on EfficientNet-Lite.
 
 The backbone gives three feature maps (stride 8, 16 and 32); a small top-down pyramid merges
 them at stride 8, and a shared tower of depthwise-separable 3x3 convs feeds two 1x1 outputs: a
@@ -18,8 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = [
-    "C3_BLOCK",
-    "C4_BLOCK",
+    "BACKBONES",
     "OUTPUT_STRIDE",
     "STRIDE_MULTIPLE",
     "TUNE_CHOICES",
@@ -33,10 +32,8 @@ __all__ = [
 
 OUTPUT_STRIDE = 8
 STRIDE_MULTIPLE = 32
-C3_BLOCK = 4
-"""Last block at stride 8 (40 channels) in EfficientNet-Lite0."""
-C4_BLOCK = 10
-"""Last block at stride 16 (112 channels); blocks after it form the tunable tail."""
+BACKBONES = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
+"""Trunks a detector can be built on (the EfficientNet-Lite sizes with offline weights)."""
 LITE0_CHANNELS = (40, 112, 320)
 TUNE_CHOICES = ("head", "tail", "stride16")
 """What a detector trains besides its head: nothing, the stride-32 blocks, or also the
@@ -45,27 +42,35 @@ _MAX_LOG_DISTANCE = 7.0
 
 
 class LiteTrunk(nn.Module):
-    """EfficientNet-Lite blocks split in two: ``body`` (stem..C4) and ``tail`` (C4..C5)."""
+    """EfficientNet-Lite blocks split in two: ``body`` (stem..C4) and ``tail`` (C4..C5).
+
+    ``c3_block`` and ``c4_block`` index the last block at stride 8 and 16 (4 and 10 in Lite0;
+    the deeper Lite1/2 have more), ``channels`` the widths of C3, C4 and C5."""
 
     def __init__(self, net: Any) -> None:
         super().__init__()
         self.stem = nn.Sequential(net._conv_stem, net._bn0, net._swish)
-        self.body = nn.ModuleList(net._blocks[: C4_BLOCK + 1])
-        self.tail = nn.ModuleList(net._blocks[C4_BLOCK + 1 :])
+        self.c3_block, self.c4_block, self.channels = _stage_ends(self.stem, net._blocks)
+        self.body = nn.ModuleList(net._blocks[: self.c4_block + 1])
+        self.tail = nn.ModuleList(net._blocks[self.c4_block + 1 :])
 
     def forward_c3(self, x: torch.Tensor) -> torch.Tensor:
         """Stem and the blocks up to stride 8."""
         x = self.stem(x)
-        for block in self.body[: C3_BLOCK + 1]:
+        for block in self.body[: self.c3_block + 1]:
             x = block(x)
         return x
 
     def forward_mid(self, c3: torch.Tensor) -> torch.Tensor:
         """The stride-16 blocks (trained when a detector tunes from stride 16)."""
         x = c3
-        for block in self.body[C3_BLOCK + 1 :]:
+        for block in self.body[self.c3_block + 1 :]:
             x = block(x)
         return x
+
+    def mid_blocks(self) -> list[int]:
+        """Indices (in ``body``) of the stride-16 blocks."""
+        return list(range(self.c3_block + 1, self.c4_block + 1))
 
     def forward_body(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         c3 = self.forward_c3(x)
@@ -82,7 +87,22 @@ class LiteTrunk(nn.Module):
         return c3, c4, self.forward_tail(c4)
 
 
-def tuned_prefixes(tune: str) -> tuple[str, ...]:
+def _stage_ends(
+    stem: nn.Module, blocks: Any, size: int = 64
+) -> tuple[int, int, tuple[int, int, int]]:
+    """The last block at stride 8 and at stride 16, and the C3/C4/C5 widths, found by running
+    a small dummy image through the network (the block layout differs per Lite size)."""
+    last: dict[int, tuple[int, int]] = {}
+    with torch.no_grad():
+        x = stem(torch.zeros(1, 3, size, size))
+        for i, block in enumerate(blocks):
+            x = block(x)
+            last[size // x.shape[-1]] = (i, x.shape[1])
+    (c3, w3), (c4, w4), (_, w5) = last[8], last[16], last[32]
+    return c3, c4, (w3, w4, w5)
+
+
+def tuned_prefixes(tune: str, trunk: LiteTrunk) -> tuple[str, ...]:
     """State-dict prefixes of what ``tune`` trains (and a model directory ships)."""
     if tune not in TUNE_CHOICES:
         raise ValueError(f"tune is one of {TUNE_CHOICES}, not {tune!r}")
@@ -90,7 +110,7 @@ def tuned_prefixes(tune: str) -> tuple[str, ...]:
     if tune in ("tail", "stride16"):
         prefixes.append("trunk.tail.")
     if tune == "stride16":
-        prefixes += [f"trunk.body.{i}." for i in range(C3_BLOCK + 1, C4_BLOCK + 1)]
+        prefixes += [f"trunk.body.{i}." for i in trunk.mid_blocks()]
     return tuple(prefixes)
 
 
@@ -102,12 +122,16 @@ def peaks(logits: torch.Tensor) -> torch.Tensor:
     return heat * (top == heat).to(heat.dtype)
 
 
-def build_lite_trunk(weights: str = "imagenet") -> LiteTrunk:
-    """EfficientNet-Lite0 from the backbone registry (offline ImageNet weights by default)."""
+def build_lite_trunk(weights: str = "imagenet", backbone: str = "efficientnet_lite0") -> LiteTrunk:
+    """An EfficientNet-Lite from the backbone registry (offline ImageNet weights by default).
+
+    Built for 224 px, a multiple of :data:`STRIDE_MULTIPLE`, whatever the size's own input."""
     from services.modellab.models import create_backbone
 
-    backbone = create_backbone("efficientnet_lite0", weights=weights)
-    trunk = LiteTrunk(backbone.features.net)
+    if backbone not in BACKBONES:
+        raise ValueError(f"a detector trunk is one of {', '.join(BACKBONES)}, not {backbone!r}")
+    model = create_backbone(backbone, weights=weights, input_size=7 * STRIDE_MULTIPLE)
+    trunk = LiteTrunk(model.features.net)
     return trunk.eval()
 
 

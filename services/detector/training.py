@@ -32,7 +32,7 @@ from PIL import Image, ImageEnhance, ImageOps
 
 from services.detector.data import CLASSES, LITE_MEAN, LITE_STD, BoxedImage, Sample, letterbox
 from services.detector.network import (
-    C3_BLOCK,
+    BACKBONES,
     OUTPUT_STRIDE,
     TUNE_CHOICES,
     DetectionHead,
@@ -85,6 +85,8 @@ class TrainConfig:
     weight_decay: float = 1e-4
     box_loss_weight: float = 5.0
     seed: int = 0
+    backbone: str = "efficientnet_lite0"
+    """The trunk (``network.BACKBONES``)."""
     max_minutes: float = 25.0
     stop_after: int = 0
     """Run only the first ``stop_after`` epochs of the ``epochs``-epoch schedule (0: all). The
@@ -93,6 +95,10 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.tune not in TUNE_CHOICES:
             raise InvalidInputError(f"tune is one of {', '.join(TUNE_CHOICES)}, not {self.tune!r}")
+        if self.backbone not in BACKBONES:
+            raise InvalidInputError(
+                f"backbone is one of {', '.join(BACKBONES)}, not {self.backbone!r}"
+            )
         if self.jitter_views < 0 or self.paste < 0:
             raise InvalidInputError("jitter_views and paste count images: not negative")
         if not 0 <= self.stop_after <= self.epochs:
@@ -397,6 +403,8 @@ def _data_key(
         key.update(cutout.image.tobytes()[:256] + bytes([cutout.label]))
     parts = (synthetic, config.canvas, config.scales, config.flips, config.seed, config.tune)
     key.update(repr(parts).encode())
+    if config.backbone != "efficientnet_lite0":
+        key.update(config.backbone.encode())
     if config.jitter_views or config.paste or cutouts:
         key.update(repr((config.jitter_views, config.paste, len(cutouts))).encode())
     return key.hexdigest()[:16]
@@ -417,7 +425,7 @@ def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
 
 
 def _trained_state(net: DetectorNet, tune: str) -> dict[str, torch.Tensor]:
-    prefixes = tuned_prefixes(tune)
+    prefixes = tuned_prefixes(tune, net.trunk)
     return {k: v.detach().clone() for k, v in net.state_dict().items() if k.startswith(prefixes)}
 
 
@@ -453,7 +461,7 @@ def train_detector(
     random.seed(config.seed)
     np.random.seed(config.seed)
     torch.manual_seed(config.seed)
-    trunk = build_lite_trunk("imagenet")
+    trunk = build_lite_trunk("imagenet", config.backbone)
     key = _data_key(train_items, synthetic, cutouts, config)
     cache_file = _cache_file(cache_dir, key, config)
     if cache_file is not None and cache_file.is_file():
@@ -476,7 +484,7 @@ def train_detector(
             torch.save(cache, cache_file)
     validate = _Validator(val_items, trunk, config, min_score) if val_items else None
     cache_s = time.monotonic() - started
-    head = DetectionHead(len(CLASSES), config.head_channels, config.head_layers)
+    head = DetectionHead(len(CLASSES), config.head_channels, config.head_layers, trunk.channels)
     net = DetectorNet(trunk, head)
     for param in trunk.parameters():
         param.requires_grad_(False)
@@ -484,7 +492,7 @@ def train_detector(
     if config.tune != "head":
         tuned = list(trunk.tail.parameters())
         if config.tune == "stride16":
-            tuned += [p for block in trunk.body[C3_BLOCK + 1 :] for p in block.parameters()]
+            tuned += [p for i in trunk.mid_blocks() for p in trunk.body[i].parameters()]
         for param in tuned:
             param.requires_grad_(True)
         groups.append({"params": tuned, "lr": config.tail_lr})
@@ -500,9 +508,7 @@ def train_detector(
     generator = torch.Generator().manual_seed(config.seed)
     history: list[dict[str, float]] = []
     best: dict[str, Any] = {"epoch": 0, "score": -1.0, "state": None}
-    settings = {
-        k: v for k, v in asdict(config).items() if k not in ("max_minutes", "stop_after")
-    }
+    settings = {k: v for k, v in asdict(config).items() if k not in ("max_minutes", "stop_after")}
     fingerprint = {"config": settings, "data": key, "val": len(val_items)}
     first_epoch = 0
     earlier_s = 0.0  # time spent by the runs a checkpoint resumes

@@ -447,6 +447,38 @@ def test_stride16_tuning_with_jitter_and_paste_ships_its_blocks_and_picks_an_epo
     assert not torch.equal(saved[name].float(), build_lite_trunk().state_dict()[name[6:]])
 
 
+def test_a_lite2_trunk_trains_ships_and_loads_with_its_own_stages(
+    box_dataset: Path, tmp_path: Path
+) -> None:
+    from services.detector.artifact import load_card, load_net
+    from services.detector.cli import train_detector_command
+    from services.detector.network import BACKBONES, build_lite_trunk
+    from shared.errors import ConfigurationError
+
+    out = tmp_path / "lite2"
+    result = _train(
+        box_dataset, out, "--backbone", "efficientnet_lite2", "--tune", "stride16",
+        "--epochs", "1", "--val-fraction", "0",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
+    card = load_card(out)
+    assert card.backbone == "efficientnet_lite2" and card.kind == "centernet-lite2"
+    net, _ = load_net(out)
+    trunk = net.trunk
+    assert (trunk.c3_block, trunk.c4_block, trunk.channels) == (6, 14, (48, 120, 352))
+    saved = torch.load(out / "weights.pt", weights_only=True)
+    assert any(k.startswith("trunk.body.14.") for k in saved), "Lite2's last stride-16 block"
+    assert not any(k.startswith("trunk.body.6.") for k in saved), "its stride-8 blocks stay stock"
+    lite0 = build_lite_trunk()
+    assert (lite0.c3_block, lite0.c4_block, lite0.channels) == (4, 10, (40, 112, 320))
+    option = next(p for p in train_detector_command.params if p.name == "backbone")
+    assert tuple(option.type.choices) == BACKBONES, "the command offers every trunk"  # type: ignore[attr-defined]
+    broken = out / "model.json"
+    broken.write_text(broken.read_text().replace("efficientnet_lite2", "resnet50"))
+    with pytest.raises(ConfigurationError, match="a detector trunk is one of"):
+        load_net(out)
+
+
 def test_an_interrupted_training_resumes_from_its_checkpoint(
     box_dataset: Path, tmp_path: Path
 ) -> None:
@@ -485,6 +517,7 @@ def test_an_interrupted_training_resumes_from_its_checkpoint(
         (["--paste-classes", "bag,hat"], "the classes are"),
         (["--jitter-views", "-1"], "0 or more"),
         (["--tune", "everything"], "Invalid value for '--tune'"),
+        (["--backbone", "resnet50"], "Invalid value for '--backbone'"),
         (["--epochs", "4", "--stop-after", "5"], "an epoch of the schedule (1-4) or 0"),
     ],
 )
