@@ -1,5 +1,6 @@
 """Compare garment-classifier data recipes cheaply: linear heads on frozen EfficientNet-Lite0
-features, one per variant (sources, their weights, class balance, crop vs squash framing).
+features, one per variant (sources, their weights, class balance, label smoothing, the augmented
+view, crop vs squash framing).
 
 The validation images are those ``lookalike train --val-fraction 0.5`` validates on (half of
 ``street-crops-dev``) plus the query-time crops of the 30 % of street photos that the detector
@@ -36,6 +37,18 @@ VARIANTS: list[tuple[str, dict[str, Any]]] = [
     ("street only", {"sources": (0,)}),
     ("street + boxes", {"sources": (0, 1)}),
     ("street + boxes, weights 3/1", {"sources": (0, 1), "weights": (3, 1, 1)}),
+    (
+        "street + boxes, weights 3/1, no label smoothing",
+        {"sources": (0, 1), "weights": (3, 1, 1), "smoothing": 0.0},
+    ),
+    (
+        "street + boxes, weights 3/1, label smoothing 0.2",
+        {"sources": (0, 1), "weights": (3, 1, 1), "smoothing": 0.2},
+    ),
+    (
+        "street + boxes, weights 3/1, no augmented view",
+        {"sources": (0, 1), "weights": (3, 1, 1), "views": ("clean", "flip")},
+    ),
     ("street + boxes, class-balanced", {"sources": (0, 1), "balance": True}),
     ("street + boxes + shop, weights 2/1/0.3", {"weights": (2, 1, 0.3)}),
     ("street + shop", {"sources": (0, 2)}),
@@ -86,6 +99,8 @@ def probe(
     sources: tuple[int, ...] = (0, 1, 2),
     weights: tuple[float, ...] = (1, 1, 1),
     balance: bool = False,
+    smoothing: float = 0.1,
+    views: tuple[str, ...] = VIEWS,
     seed: int = 0,
     epochs: int = 30,
 ) -> list[float]:
@@ -94,9 +109,9 @@ def probe(
     w = np.array([weights[d] for d in domain[idx]], dtype=float)
     if balance:
         w = w / np.bincount(y[idx], minlength=y.max() + 1)[y[idx]]
-    xs = torch.cat([x[v][idx] for v in VIEWS])
-    ys = torch.from_numpy(np.tile(y[idx], len(VIEWS)))
-    ws = torch.from_numpy(np.tile(w / w.sum(), len(VIEWS)))
+    xs = torch.cat([x[v][idx] for v in views])
+    ys = torch.from_numpy(np.tile(y[idx], len(views)))
+    ws = torch.from_numpy(np.tile(w / w.sum(), len(views)))
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     head = torch.nn.Sequential(torch.nn.Dropout(0.2), torch.nn.Linear(xs.shape[1], y.max() + 1))
@@ -108,7 +123,7 @@ def probe(
         order = torch.multinomial(ws, len(xs), replacement=True, generator=generator)
         for start in range(0, len(xs), 256):
             batch = order[start : start + 256]
-            loss = F.cross_entropy(head(xs[batch]), ys[batch], label_smoothing=0.1)
+            loss = F.cross_entropy(head(xs[batch]), ys[batch], label_smoothing=smoothing)
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
