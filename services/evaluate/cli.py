@@ -39,7 +39,9 @@ DATA = Path("../shared/data")
     type=click.Choice(["all", "held-out"]),
     default="all",
     show_default=True,
-    help="Every street photo, or only the 30% the shipped detector and classifier held out.",
+    help="Every street photo, or only the 30% that the shipped classifier and the detector's "
+    "split run held out (the shipped detector then trained on every photo: for it, "
+    "LOOKALIKE_DETECTOR__MODEL=<a split run> measures held-out figures).",
 )
 @click.option("--max-products", type=int, default=None, help="Index a seeded sample of N.")
 @click.option(

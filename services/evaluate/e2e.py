@@ -89,7 +89,8 @@ class E2EConfig:
     limit: int | None = None
     """At most this many street photos and this many product photos."""
     photos: str = "all"
-    """``all`` street photos, or the ``held-out`` ones no shipped model trained on."""
+    """``all`` street photos, or the ``held-out`` ones: the classifier and the detector's split
+    run never trained on them (the shipped detector, retrained on every photo, has)."""
     max_products: int | None = None
     """Index a seeded sample of this many catalog products (all by default)."""
     data_dir: Path | None = None
