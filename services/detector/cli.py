@@ -238,7 +238,8 @@ def train_detector_command(
     type=click.Choice(["auto", "val", "all"]),
     default="auto",
     show_default=True,
-    help="auto: the model card's held-out split when DIR is its training data, else all images.",
+    help="auto: the model card's held-out split when DIR is its training data, else all images "
+    "(reported as 'training' when the model trained on every one of them).",
 )
 @click.option("--min-score", default=None, type=float, help="Operating threshold (settings).")
 @click.option("--latency/--no-latency", default=True, show_default=True)
@@ -293,8 +294,13 @@ def run_evaluation(
         card = load_card(model_dir)
         split_info = card.data.get("split", {})
         if card.data.get("fingerprint") == data_fingerprint(data) and split_info:
-            items = split(items, float(split_info["val_fraction"]), int(split_info["seed"]))[1]
-            chosen = "val"
+            if float(split_info["val_fraction"]) > 0:
+                items = split(items, float(split_info["val_fraction"]), int(split_info["seed"]))[1]
+                chosen = "val"
+            else:
+                chosen = "training"  # every photo trained it: the figures are training figures
+    if which == "val" and chosen == "training":
+        raise ConfigurationError(f"the model trained on every photo of {data}: no val split")
     if which == "val" and chosen != "val":
         raise ConfigurationError(f"{data} is not the training data of the model: no val split")
     report = evaluate(

@@ -452,6 +452,7 @@ def test_a_lite2_trunk_trains_ships_and_loads_with_its_own_stages(
 ) -> None:
     from services.detector.artifact import load_card, load_net
     from services.detector.cli import train_detector_command
+    from services.detector.data import read_boxes
     from services.detector.network import BACKBONES, build_lite_trunk
     from shared.errors import ConfigurationError
 
@@ -473,6 +474,13 @@ def test_a_lite2_trunk_trains_ships_and_loads_with_its_own_stages(
     assert (lite0.c3_block, lite0.c4_block, lite0.channels) == (4, 10, (40, 112, 320))
     option = next(p for p in train_detector_command.params if p.name == "backbone")
     assert tuple(option.type.choices) == BACKBONES, "the command offers every trunk"  # type: ignore[attr-defined]
+    from services.detector.cli import run_evaluation
+
+    report = run_evaluation(box_dataset, str(out), latency=False)
+    assert report["split"] == "training", "no photo held out: all of them, said to be training"
+    assert report["n_images"] == len(read_boxes(box_dataset))
+    with pytest.raises(ConfigurationError, match="trained on every photo"):
+        run_evaluation(box_dataset, str(out), which="val", latency=False)
     broken = out / "model.json"
     broken.write_text(broken.read_text().replace("efficientnet_lite2", "resnet50"))
     with pytest.raises(ConfigurationError, match="a detector trunk is one of"):
