@@ -43,6 +43,7 @@ from services.detector.network import (
     tuned_prefixes,
 )
 from services.detector.pasting import Cutout, paste_photos
+from services.modellab.checkpoint import load_checkpoint, save_checkpoint
 from shared.errors import InvalidInputError
 
 __all__ = ["TrainConfig", "synthetic_outfits", "train_detector"]
@@ -416,14 +417,6 @@ def _to_samples(items: list[BoxedImage]) -> list[Sample]:
     return [Sample(load_image(item.path), item.boxes, item.labels) for item in items]
 
 
-def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    """Write atomically: a run killed while saving keeps the previous checkpoint."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".partial")
-    torch.save(state, partial)
-    partial.replace(path)
-
-
 def _trained_state(net: DetectorNet, tune: str) -> dict[str, torch.Tensor]:
     prefixes = tuned_prefixes(tune, net.trunk)
     return {k: v.detach().clone() for k, v in net.state_dict().items() if k.startswith(prefixes)}
@@ -512,12 +505,8 @@ def train_detector(
     fingerprint = {"config": settings, "data": key, "val": len(val_items)}
     first_epoch = 0
     earlier_s = 0.0  # time spent by the runs a checkpoint resumes
-    if checkpoint is not None and checkpoint.is_file():
-        saved = torch.load(checkpoint, weights_only=False)
-        if saved["fingerprint"] != fingerprint:
-            raise InvalidInputError(
-                f"{checkpoint} is a checkpoint of other data or settings; remove it to start over"
-            )
+    saved = load_checkpoint(checkpoint, fingerprint)
+    if saved is not None:
         net.load_state_dict(saved["trained"], strict=False)
         optimizer.load_state_dict(saved["optimizer"])
         scheduler.load_state_dict(saved["scheduler"])
@@ -579,7 +568,7 @@ def train_detector(
         history.append(row)
         log.info("epoch %d: %s", epoch + 1, row)
         if checkpoint is not None:
-            _save_checkpoint(
+            save_checkpoint(
                 checkpoint,
                 {
                     "fingerprint": fingerprint,

@@ -110,6 +110,13 @@ DATA_HELP = "A folder of class folders (DIR/<category>/*.jpg) or a CSV with file
 @click.option("--seed", default=0, show_default=True)
 @click.option("--max-minutes", default=27.0, show_default=True, help="Time budget (0: none).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@click.option(
+    "--checkpoint",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Save the run after stage 1 and every stage-2 epoch here; a rerun with the same data "
+    "and settings resumes after the last saved step.",
+)
 def train_command(
     data: str,
     label_column: str | None,
@@ -137,6 +144,7 @@ def train_command(
     seed: int,
     max_minutes: float,
     device: str,
+    checkpoint: str | None,
 ) -> None:
     """Fine-tune a backbone (two stages) into a model directory with a JSON model card."""
     from services.embedder.data import load_labelled, mix
@@ -183,7 +191,15 @@ def train_command(
         epoch_images=epoch_images or None,
     )
     command = shlex.join(["lookalike", *sys.argv[1:]]) if sys.argv[1:2] == ["train"] else None
-    result = train(images, out, config, checks=mixture.checks, shop=mixture.shop, command=command)
+    result = train(
+        images,
+        out,
+        config,
+        checks=mixture.checks,
+        shop=mixture.shop,
+        command=command,
+        checkpoint=Path(checkpoint) if checkpoint else None,
+    )
     metrics = result.card.metrics
     summary = {k: metrics[k] for k in ("p@1", "p@5", "p@10", "map@10", "accuracy", "ece")}
     click.echo(f"saved {result.card.version} to {out} in {result.card.training['time_s']} s")

@@ -7,7 +7,9 @@
 2. **All layers at a lower rate.** The whole network trains with augmentation (random resized
    crop, flip, colour jitter) at a learning rate 10x below the heads', validated after each
    epoch (accuracy and leave-one-out P@10 on the validation split) with early stopping; the best
-   epoch is kept. A time budget (``max_minutes``) ends stage 2 before an epoch that would not fit.
+   epoch is kept. A time budget (``max_minutes``) ends stage 2 before an epoch that would not fit;
+   with a checkpoint file, the run is saved after stage 1 and after each epoch, and a rerun
+   resumes there (an hour-long Lite2 run survives being stopped).
 
 Then temperature scaling on the validation split calibrates the classifier (ECE before and
 after go into the model card), and the metric head is kept only if it beats the backbone
@@ -40,6 +42,7 @@ from services.embedder import evaluation
 from services.embedder.artifact import ModelCard, save_model
 from services.embedder.data import LabelledImages, ShopCheck, stratified_split
 from services.embedder.network import EmbeddingNet, resolve_device
+from services.modellab.checkpoint import load_checkpoint, save_checkpoint
 from services.modellab.models import Preprocess, backbone_spec, create_backbone
 from services.modellab.models.preprocess import Fit, decode_batch, default_workers
 from services.modellab.onnx import OnnxSession, export_onnx, onnxruntime_available
@@ -399,6 +402,7 @@ def train(
     checks: Sequence[LabelledImages] = (),
     shop: ShopCheck | None = None,
     command: str | None = None,
+    checkpoint: Path | None = None,
 ) -> TrainResult:
     """Fine-tune ``config.backbone`` on ``images`` and write a model directory to ``out``.
 
@@ -406,6 +410,9 @@ def train(
     model into the card's ``metrics["checks"]``: e.g. query-time crops of held-out photos.
     ``shop`` measures retrieval into a shop catalog: ``metrics["street_to_shop"]``.
     ``command`` (the command line that reproduces the run) goes into the card's training record.
+    With ``checkpoint``, the state after stage 1 and after every stage-2 epoch is saved there,
+    and a later call on the same data with the same settings resumes after the last saved step
+    (the time budget counts the resumed run; the card's time counts every run).
     """
     config = config or TrainConfig()
     started = time.perf_counter()
@@ -424,44 +431,32 @@ def train(
         len(split.classes),
         device,
     )
-    timings: dict[str, float] = {}
+    saver = _Checkpointer(checkpoint, _fingerprint(images, config), started)
+    saved = saver.load()
+    timings = saver.timings
     with _running(config, split, net, metric, device, size) as run:
-        with _timed(timings, "features_s"):
-            frozen = _frozen_features(run)
-        with _timed(timings, "stage1_s"):
-            stage1 = _train_heads(
-                net,
-                metric,
-                np.concatenate(frozen.train_views),
-                np.tile(split.train_y, len(frozen.train_views)),
-                frozen.val,
-                split.val_y,
-                config,
-                bar,
-                None
-                if split.weights is None
-                else np.tile(split.weights, len(frozen.train_views)) / len(frozen.train_views),
-                None
-                if split.train_fine is None
-                else np.tile(split.train_fine, len(frozen.train_views)),
-            )
-        best = _validate_heads(run)
+        if saved is None:
+            scores, stage1, best = _stage1(run, timings, bar)
+            saver.start(scores, stage1)
+            saver.save(run, best, epoch=0)
+        else:
+            scores, stage1, best = saver.resume(run, saved)
         with _timed(timings, "stage2_s"):
             if config.finetune_epochs > 0:
-                _finetune(run, best, started, bar)
+                _finetune(run, best, started, bar, saver)
         net.eval().cpu()
         calibration = _calibrate(net, best.result, split.val_y)
         projection_kept, retrieval = _choose_embedding(net, best.result)
         run.runner.invalidate()  # the best epoch's weights are loaded: export them once
         checked = [_check(run, c) for c in checks]
         shopped = None if shop is None else _shop_retrieval(run, shop)
-    elapsed = time.perf_counter() - started
+    elapsed = saver.elapsed()
     card = _model_card(
         images,
         out,
         run,
         best=best,
-        frozen=frozen,
+        frozen=scores,
         stage1=stage1,
         calibration=calibration,
         projection_kept=projection_kept,
@@ -492,10 +487,10 @@ def _progress_bars(enabled: bool) -> Callable[..., Any]:
 
 @contextmanager
 def _timed(timings: dict[str, float], key: str) -> Iterator[None]:
-    """Record the block's wall time under ``timings[key]`` (when it does not raise)."""
+    """Add the block's wall time to ``timings[key]`` (when it does not raise)."""
     t0 = time.perf_counter()
     yield
-    timings[key] = time.perf_counter() - t0
+    timings[key] = timings.get(key, 0.0) + time.perf_counter() - t0
 
 
 @dataclass(frozen=True)
@@ -638,13 +633,20 @@ def _running(
 
 
 @dataclass(frozen=True)
+class _FrozenScores:
+    """The stock backbone's validation scores (for the card)."""
+
+    retrieval: dict[str, float]
+    probe_accuracy: float
+
+
+@dataclass(frozen=True)
 class _FrozenFeatures:
-    """Stage 1's cache of frozen-backbone features and the stock backbone's validation scores."""
+    """Stage 1's cache of frozen-backbone features and the stock backbone's scores."""
 
     train_views: list[np.ndarray]
     val: np.ndarray
-    retrieval: dict[str, float]
-    probe_accuracy: float
+    scores: _FrozenScores
 
 
 def _frozen_features(run: _Run) -> _FrozenFeatures:
@@ -662,7 +664,7 @@ def _frozen_features(run: _Run) -> _FrozenFeatures:
     probe = evaluation.probe_accuracy(
         views[0], split.train_y, val, split.val_y, seed=run.config.seed
     )
-    return _FrozenFeatures(views, val, retrieval, probe)
+    return _FrozenFeatures(views, val, _FrozenScores(retrieval, probe))
 
 
 @dataclass
@@ -680,6 +682,30 @@ def _snapshot(net: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in net.state_dict().items()}
 
 
+def _stage1(
+    run: _Run, timings: dict[str, float], bar: Callable[..., Any]
+) -> tuple[_FrozenScores, dict[str, Any], _Best]:
+    """Features of the frozen backbone, the heads trained on them, the first validation."""
+    split, net, config = run.split, run.net, run.config
+    with _timed(timings, "features_s"):
+        frozen = _frozen_features(run)
+    n_views = len(frozen.train_views)
+    with _timed(timings, "stage1_s"):
+        stage1 = _train_heads(
+            net,
+            run.metric,
+            np.concatenate(frozen.train_views),
+            np.tile(split.train_y, n_views),
+            frozen.val,
+            split.val_y,
+            config,
+            bar,
+            None if split.weights is None else np.tile(split.weights, n_views) / n_views,
+            None if split.train_fine is None else np.tile(split.train_fine, n_views),
+        )
+    return frozen.scores, stage1, _validate_heads(run)
+
+
 def _validate_heads(run: _Run) -> _Best:
     """Validate after stage 1: the first best, epoch 0 of the history."""
     result = run.validate()
@@ -693,17 +719,23 @@ def _validate_heads(run: _Run) -> _Best:
     return best
 
 
-def _finetune(run: _Run, best: _Best, started: float, bar: Callable[..., Any]) -> None:
+def _finetune(
+    run: _Run, best: _Best, started: float, bar: Callable[..., Any], saver: _Checkpointer
+) -> None:
     """Stage 2: all layers at a lower rate, validated after each epoch, with early stopping and
-    the time budget; updates ``best`` and ends with its weights loaded."""
+    the time budget; updates ``best`` and ends with its weights loaded. Each epoch is saved by
+    ``saver``, and a resumed run goes on after the last saved one."""
     config, net = run.config, run.net
     if run.device.type == "cpu":
         net.to(memory_format=torch.channels_last)
     optimiser, scheduler, steps = _finetune_optimiser(run)
     generator = np.random.default_rng([config.seed, 1])
-    stale = 0
+    progress = _Stage2(optimiser, scheduler, generator)
+    saver.resume_stage2(progress)
+    stale = progress.stale
     epoch_seconds: float | None = None
-    for epoch in range(1, config.finetune_epochs + 1):
+    last = progress.epoch if progress.stopped else config.finetune_epochs
+    for epoch in range(progress.epoch + 1, last + 1):
         if _out_of_time(config, started, epoch_seconds):
             log.info("stage 2: time budget reached before epoch %d", epoch)
             break
@@ -727,10 +759,13 @@ def _finetune(run: _Run, best: _Best, started: float, bar: Callable[..., Any]) -
             best.state = _snapshot(net)
         else:
             stale += 1
-            # The one-cycle rate is high early on: judge only the second half.
-            if stale >= config.patience and epoch > config.finetune_epochs // 2:
-                log.info("stage 2: early stop after epoch %d", epoch)
-                break
+        # The one-cycle rate is high early on: judge only the second half.
+        stop = stale >= config.patience and epoch > config.finetune_epochs // 2
+        progress.epoch, progress.stale, progress.stopped = epoch, stale, stop
+        saver.save(run, best, epoch=epoch, stage2=progress)
+        if stop:
+            log.info("stage 2: early stop after epoch %d", epoch)
+            break
     net.load_state_dict(best.state)
     net.to(memory_format=torch.contiguous_format)
 
@@ -812,6 +847,124 @@ def _finetune_epoch(
                 pbar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
             pbar.update(len(idx))
     return losses
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+
+@dataclass
+class _Stage2:
+    """Stage 2's state between epochs: what a resumed run needs to go on as if never stopped."""
+
+    optimiser: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.OneCycleLR
+    generator: np.random.Generator
+    epoch: int = 0
+    stale: int = 0
+    stopped: bool = False
+    """Early stopping ended stage 2 after ``epoch``."""
+
+
+def _fingerprint(images: LabelledImages, config: TrainConfig) -> dict[str, Any]:
+    """What a checkpoint must share with the run that resumes it: the data and every setting
+    that shapes the weights (not the time budget, the device or the name)."""
+    settings = asdict(config)
+    for key in ("max_minutes", "device", "workers", "name"):
+        settings.pop(key)
+    return {"data": images.fingerprint(), "config": settings}
+
+
+class _Checkpointer:
+    """Saves the run after stage 1 and after each stage-2 epoch (nothing without a ``path``),
+    restores a saved run, and keeps the time of every run."""
+
+    def __init__(self, path: Path | None, fingerprint: dict[str, Any], started: float) -> None:
+        self.path = path
+        self.fingerprint = fingerprint
+        self.started = started
+        self.timings: dict[str, float] = {}
+        self.earlier_s = 0.0
+        self._scores: _FrozenScores | None = None
+        self._stage1: dict[str, Any] = {}
+        self._saved: dict[str, Any] | None = None
+        self._stage2_started = started
+        self._stage2_before = 0.0
+
+    def load(self) -> dict[str, Any] | None:
+        """The saved state of an earlier run of the same fingerprint, if there is one."""
+        self._saved = load_checkpoint(self.path, self.fingerprint)
+        if self._saved is not None:
+            self.timings.update(self._saved["timings"])
+            self.earlier_s = self._saved["elapsed_s"]
+            log.info("resuming %s after stage-2 epoch %d", self.path, self._saved["epoch"])
+        return self._saved
+
+    def elapsed(self) -> float:
+        """Seconds of training, this run's and the runs it resumes."""
+        return self.earlier_s + time.perf_counter() - self.started
+
+    def start(self, scores: _FrozenScores, stage1: dict[str, Any]) -> None:
+        """Stage 1's record, saved with every checkpoint (a resumed run has no cache)."""
+        self._scores, self._stage1 = scores, stage1
+
+    def resume(
+        self, run: _Run, saved: dict[str, Any]
+    ) -> tuple[_FrozenScores, dict[str, Any], _Best]:
+        """Load the saved weights; stage 1's record and the best epoch so far."""
+        run.net.load_state_dict(saved["net"])
+        if run.metric is not None:
+            run.metric.load_state_dict(saved["metric"])
+        torch.set_rng_state(saved["torch_rng"])
+        self.start(saved["scores"], saved["stage1"])
+        return saved["scores"], saved["stage1"], saved["best"]
+
+    def resume_stage2(self, stage2: _Stage2) -> None:
+        """Restore the optimiser, the schedule and the sampling after the last saved epoch."""
+        self._stage2_started = time.perf_counter()
+        self._stage2_before = self.timings.get("stage2_s", 0.0)
+        saved = self._saved["stage2"] if self._saved is not None else None
+        if saved is None:
+            return
+        stage2.optimiser.load_state_dict(saved["optimiser"])
+        stage2.scheduler.load_state_dict(saved["scheduler"])
+        stage2.generator.bit_generator.state = saved["generator"]
+        stage2.epoch, stage2.stale, stage2.stopped = (
+            saved["epoch"],
+            saved["stale"],
+            saved["stopped"],
+        )
+
+    def save(self, run: _Run, best: _Best, *, epoch: int, stage2: _Stage2 | None = None) -> None:
+        if self.path is None:
+            return
+        timings = dict(self.timings)
+        if stage2 is not None:
+            timings["stage2_s"] = self._stage2_before + time.perf_counter() - self._stage2_started
+        save_checkpoint(
+            self.path,
+            {
+                "fingerprint": self.fingerprint,
+                "epoch": epoch,
+                "net": run.net.state_dict(),
+                "metric": None if run.metric is None else run.metric.state_dict(),
+                "torch_rng": torch.get_rng_state(),
+                "best": best,
+                "scores": self._scores,
+                "stage1": self._stage1,
+                "stage2": None
+                if stage2 is None
+                else {
+                    "optimiser": stage2.optimiser.state_dict(),
+                    "scheduler": stage2.scheduler.state_dict(),
+                    "generator": stage2.generator.bit_generator.state,
+                    "epoch": stage2.epoch,
+                    "stale": stage2.stale,
+                    "stopped": stage2.stopped,
+                },
+                "timings": timings,
+                "elapsed_s": self.elapsed(),
+            },
+        )
 
 
 @dataclass(frozen=True)
@@ -918,7 +1071,7 @@ def _model_card(
     run: _Run,
     *,
     best: _Best,
-    frozen: _FrozenFeatures,
+    frozen: _FrozenScores,
     stage1: dict[str, Any],
     calibration: _Calibration,
     projection_kept: bool,

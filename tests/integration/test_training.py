@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -330,3 +331,56 @@ def test_validation_features_follow_the_weights(tmp_path: Path) -> None:
     assert not np.allclose(before, after, atol=1e-3)
     np.testing.assert_allclose(after, expected, atol=1e-3)
     assert [p.name for p in tmp_path.glob("*.onnx")] == ["backbone-1.onnx"]
+
+
+def test_an_interrupted_training_resumes_from_its_checkpoint(
+    garments: Path, model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run stopped by its time budget after stage-2 epoch 1 goes on from its checkpoint
+    without redoing stage 1, and ends where an uninterrupted run ends."""
+    from services.embedder import training
+    from shared.errors import InvalidInputError
+
+    images = load_labelled(garments)
+    checkpoint = tmp_path / "run.pt"
+    stopped = train(
+        images, tmp_path / "first", replace(TINY, max_minutes=1e-6), progress=False,
+        checkpoint=checkpoint,
+    )  # fmt: skip
+    assert [row["epoch"] for row in stopped.card.training["history"]] == [0, 1]
+
+    def no_stage1(*_: object) -> None:
+        raise AssertionError("stage 1 ran again")
+
+    monkeypatch.setattr(training, "_frozen_features", no_stage1)
+    resumed = train(images, tmp_path / "second", TINY, progress=False, checkpoint=checkpoint)
+    whole = load_card(model_dir).training
+    history = resumed.card.training["history"]
+    assert [row["epoch"] for row in history] == [0, 1, 2]
+    for got, expected in zip(history, whole["history"], strict=True):
+        assert got["val_loss"] == pytest.approx(expected["val_loss"], abs=0.02)
+        assert got["val_accuracy"] == pytest.approx(expected["val_accuracy"], abs=0.12)
+    assert resumed.card.training["best_epoch"] == whole["best_epoch"]
+    assert resumed.card.training["stage1"] == stopped.card.training["stage1"]
+    assert resumed.card.training["time_s"] > stopped.card.training["time_s"]
+    assert resumed.card.training["timings_s"]["features_s"] == pytest.approx(
+        stopped.card.training["timings_s"]["features_s"], abs=0.1
+    ), "the first run's feature time, carried over"
+
+    with pytest.raises(InvalidInputError, match="other data or settings"):
+        train(images, tmp_path / "third", replace(TINY, seed=1), progress=False,
+              checkpoint=checkpoint)  # fmt: skip
+
+
+def test_train_command_refuses_a_broken_checkpoint(garments: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "run.pt"
+    broken.write_bytes(b"not a checkpoint")
+    result = CliRunner().invoke(
+        main,
+        ["train", "--data", str(garments), "--out", str(tmp_path / "m"), "--input-size", "64",
+         "--epochs", "1", "--head-epochs", "2", "--checkpoint", str(broken)],
+    )  # fmt: skip
+    assert result.exit_code != 0
+    assert "is not a readable training checkpoint" in result.output
+    assert broken.read_bytes() == b"not a checkpoint", "the file is left as it was"
+    assert not (tmp_path / "m").exists()
