@@ -22,7 +22,7 @@ from services.benchmarks import Figures, benchmark
 from shared.vectors import CollectionSpec, EdgeIndex, PayloadFilter, Point, VectorSpec
 
 DIM = 256
-"""The shipped default model's embedding (a 256-d projection head on efficientnet_lite0)."""
+"""The shipped default model's embedding (a 256-d projection head on efficientnet_lite2)."""
 QUERIES = 200
 CATEGORIES = ("tops", "pants", "dresses", "skirts", "outerwear", "footwear", "bags", "hats")
 

@@ -117,7 +117,7 @@ def test_a_products_own_image_comes_back_first(world: World, client: TestClient)
         assert len({r["id"] for r in group["recommendations"]}) == len(group["recommendations"])
         x0, y0, x1, y1 = group["box"]
         assert 0 <= x0 < x1 <= 400 and 0 <= y0 < y1 <= 500
-    assert body["model_version"].startswith("efficientnet_lite0")
+    assert body["model_version"].startswith(f"{world.settings.recommender.embedder}-")
     for stage in ("decode", "detect", "embed", "search", "hydrate", "total"):
         assert body["timings_ms"][stage] >= 0
 

@@ -67,7 +67,10 @@ def _ingest(settings: Settings, shop: DemoShop, count: int) -> IngestRuntime:
 def test_reindex_switches_the_alias_with_no_gap_in_search(
     data_settings: Settings, shop: DemoShop
 ) -> None:
-    runtime = _ingest(data_settings, shop, 4)
+    # From frozen Lite0 to a random-weight Lite0: one dimension, so one probe vector searches
+    # the alias before, during and after the switch.
+    lite0 = data_settings.recommender.model_copy(update={"embedder": "efficientnet_lite0"})
+    runtime = _ingest(data_settings.model_copy(update={"recommender": lite0}), shop, 4)
     try:
         catalog, index, pipeline = runtime.catalog, runtime.index, runtime.pipeline
         old = index.resolve(index_layout.ALIAS)
