@@ -362,7 +362,9 @@ class EdgeIndex(VectorIndex):
     """Qdrant's engine in this process: one Edge shard directory per collection, aliases in a
     small JSON file. One process owns the directory (a file lock says so clearly)."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, wait_s: float = 0.0) -> None:
+        """``wait_s``: how long to wait for a process that holds the directory to let it go
+        (a short-lived command, e.g. ``lookalike sweep --once``) before giving up."""
         import qdrant_edge
 
         self._e = qdrant_edge
@@ -372,15 +374,22 @@ class EdgeIndex(VectorIndex):
         self._shards: dict[str, Any] = {}
         self._rescore = qdrant_edge.QuantizationSearchParams(rescore=True, oversampling=2.0)
         self._lockfile: IO[str] | None = (root / ".lock").open("w")
-        try:
-            fcntl.flock(self._lockfile, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as exc:
-            self._lockfile.close()
-            self._lockfile = None
-            raise ConfigurationError(
-                f"the embedded vector index at {root} is open in another process; in embedded "
-                "mode run the services in one process (`lookalike run`) or set QDRANT_URL"
-            ) from exc
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                fcntl.flock(self._lockfile, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError as exc:
+                if time.monotonic() < deadline:
+                    time.sleep(0.2)
+                    continue
+                self._lockfile.close()
+                self._lockfile = None
+                raise ConfigurationError(
+                    f"the embedded vector index at {root} is open in another process; in "
+                    "embedded mode run the services in one process (`lookalike run`) or set "
+                    "QDRANT_URL"
+                ) from exc
 
     def _shard_dir(self, name: str) -> Path:
         if not name or "/" in name or name.startswith("."):
@@ -622,11 +631,16 @@ class EdgeIndex(VectorIndex):
 
 
 def open_index(
-    qdrant_url: str | None, qdrant_path: Path | None, api_key: str | None = None
+    qdrant_url: str | None,
+    qdrant_path: Path | None,
+    api_key: str | None = None,
+    *,
+    wait_s: float = 0.0,
 ) -> VectorIndex:
-    """The configured engine: a Qdrant server when ``QDRANT_URL`` is set, else Edge on disk."""
+    """The configured engine: a Qdrant server when ``QDRANT_URL`` is set, else Edge on disk
+    (waiting up to ``wait_s`` for another process to let it go)."""
     if qdrant_url:
         return ClientIndex.connect(qdrant_url, api_key)
     if qdrant_path is None:
         raise ConfigurationError("set QDRANT_URL or a data dir for the embedded index")
-    return EdgeIndex(qdrant_path)
+    return EdgeIndex(qdrant_path, wait_s=wait_s)

@@ -86,6 +86,9 @@ DOWNLOAD_THREADS = 8
 WAVE = 8
 """Images per model call within a chunk: the first wave embeds while the rest download."""
 SOURCES_TTL_S = 60.0
+INDEX_WAIT_S = 15.0
+"""How long a starting worker waits for the embedded index while a short-lived command
+(``lookalike sweep --once``, ``ingest-status``) holds it, before it gives up and says why."""
 
 
 # ------------------------------------------------------------------------------------ models
@@ -676,7 +679,12 @@ class IngestRuntime:
             detector = load_detector(settings)
         catalog = catalog or Catalog.from_settings(settings)
         if index is None:
-            index = open_index(settings.qdrant_url, settings.qdrant_path, settings.qdrant_api_key)
+            index = open_index(
+                settings.qdrant_url,
+                settings.qdrant_path,
+                settings.qdrant_api_key,
+                wait_s=INDEX_WAIT_S,
+            )
         pipeline = IngestPipeline(
             catalog,
             index,

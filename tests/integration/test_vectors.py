@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -219,8 +220,21 @@ def test_embedded_index_is_owned_by_one_process(tmp_path: Path) -> None:
     first = EdgeIndex(tmp_path / "edge")
     with pytest.raises(ConfigurationError, match="another process"):
         EdgeIndex(tmp_path / "edge")
+    with pytest.raises(ConfigurationError, match="another process"):
+        EdgeIndex(tmp_path / "edge", wait_s=0.3)  # held all along: waits, then says why
     first.close()
     EdgeIndex(tmp_path / "edge").close()
+
+
+def test_opening_the_embedded_index_waits_for_a_short_holder(tmp_path: Path) -> None:
+    """A worker starting while ``lookalike sweep --once`` holds the index waits its turn."""
+    holder = EdgeIndex(tmp_path / "edge")
+    releaser = threading.Timer(0.5, holder.close)
+    releaser.start()
+    try:
+        EdgeIndex(tmp_path / "edge", wait_s=10.0).close()
+    finally:
+        releaser.join()
 
 
 def test_optimised_embedded_collection_answers_the_same(tmp_path: Path) -> None:
