@@ -14,25 +14,15 @@ from __future__ import annotations
 
 import argparse
 from collections import Counter
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from services.embedder.data import load_labelled, mix, stratified_split
+from services.embedder.evaluation import cross_hits
 from services.embedder.inference import Embedder
 
 ALIASES = {"jeans": "pants", "shorts": "pants", "stockings": "leggings", "tights": "leggings"}
-
-
-def precision_at_10(
-    queries: np.ndarray, gallery: np.ndarray, q_labels: Sequence[str], g_labels: Sequence[str]
-) -> np.ndarray:
-    """Each query's share of same-class images among its 10 nearest (cosine) gallery rows."""
-    q = queries / np.linalg.norm(queries, axis=1, keepdims=True)
-    g = gallery / np.linalg.norm(gallery, axis=1, keepdims=True)
-    top = np.argsort(-(q @ g.T), axis=1)[:, :10]
-    return (np.asarray(g_labels)[top] == np.asarray(q_labels)[:, None]).mean(axis=1)
 
 
 def main() -> None:
@@ -55,8 +45,8 @@ def main() -> None:
     for model in args.model:
         embedder = Embedder(model)
         gallery = embedder.embed([str(p) for p in shop.gallery.paths])
-        figures[model] = precision_at_10(
-            embedder.embed(query_paths), gallery, query_labels, gallery_labels
+        figures[model] = cross_hits(
+            embedder.embed(query_paths), query_labels, gallery, gallery_labels
         )
     names = [Path(m).name for m in args.model]
     print(f"| class | street queries | shop images | chance | {' | '.join(names)} |")

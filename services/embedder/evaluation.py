@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "confusion_matrix",
+    "cross_hits",
     "cross_precision",
     "evaluate_folder",
     "expected_calibration_error",
@@ -70,8 +71,21 @@ def cross_precision(
     k: int = 10,
     same: np.ndarray | None = None,
 ) -> float:
-    """Mean P@k of ``queries`` searched in another set, ``gallery`` (cosine on L2-normalised
-    rows; a hit = same label). ``same[i]``: the gallery row that *is* query ``i`` (skipped), or
+    """Mean P@k of ``queries`` searched in another set, ``gallery`` (see :func:`cross_hits`)."""
+    return float(cross_hits(queries, query_labels, gallery, gallery_labels, k=k, same=same).mean())
+
+
+def cross_hits(
+    queries: np.ndarray,
+    query_labels: Sequence[str] | np.ndarray,
+    gallery: np.ndarray,
+    gallery_labels: Sequence[str] | np.ndarray,
+    *,
+    k: int = 10,
+    same: np.ndarray | None = None,
+) -> np.ndarray:
+    """Each query's P@k searched in another set, ``gallery`` (cosine on L2-normalised rows; a
+    hit = same label). ``same[i]``: the gallery row that *is* query ``i`` (skipped), or
     ``-1``."""
     import torch
 
@@ -83,7 +97,7 @@ def cross_precision(
         score[torch.from_numpy(rows), torch.from_numpy(same[rows])] = -math.inf
     top = torch.topk(score, min(k, g.shape[0] - 1), dim=1).indices.numpy()
     hits = np.asarray(gallery_labels)[top] == np.asarray(query_labels)[:, None]
-    return float(hits.mean())
+    return hits.mean(axis=1)
 
 
 def retrieval_metrics(

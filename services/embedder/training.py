@@ -896,7 +896,9 @@ class _Checkpointer:
         if self._saved is not None:
             self.timings.update(self._saved["timings"])
             self.earlier_s = self._saved["elapsed_s"]
-            log.info("resuming %s after stage-2 epoch %d", self.path, self._saved["epoch"])
+            epoch = self._saved["epoch"]
+            after = f"stage-2 epoch {epoch}" if epoch else "stage 1"
+            log.info("resuming %s after %s", self.path, after)
         return self._saved
 
     def elapsed(self) -> float:
