@@ -30,7 +30,14 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from services.evaluate.matching import TOP_K, Box, GroupAnswer, PhotoScore, score_photo
+from services.evaluate.matching import (
+    MIN_SAME,
+    TOP_K,
+    Box,
+    GroupAnswer,
+    PhotoScore,
+    score_photo,
+)
 from services.gateway.schemas import Group, RecommendParams, RecommendResponse
 from shared.db import Catalog, ImageIn, ProductIn, SourceIn
 from shared.detection import HELD_OUT_PHOTOS, held_out
@@ -379,6 +386,7 @@ def street_figures(scores: Sequence[PhotoScore]) -> dict[str, Any]:
     return {
         "photos": photos,
         "per_class": rows,
+        "per_fine_class": _fine_class_figures(scores),
         "groups_per_photo": _rate(sum(s.groups for s in scores), photos),
         "spurious_per_photo": _rate(sum(s.spurious for s in scores), photos),
         "spurious_flagged_rate": _rate(
@@ -386,6 +394,28 @@ def street_figures(scores: Sequence[PhotoScore]) -> dict[str, Any]:
         ),
         "duplicates_per_photo": _rate(sum(t.duplicates for s in scores for t in s.truths), photos),
     }
+
+
+def _fine_class_figures(scores: Sequence[PhotoScore]) -> dict[str, dict[str, Any]]:
+    """The boxes whose label is finer than its parent (jeans, skirt, boots ...), in the target
+    parents: how many of the top 10 are of that very class, per class and ``overall``."""
+    fine = [
+        t for s in scores for t in s.truths if t.garment is not None and t.parent in TARGET_PARENTS
+    ]
+    rows: dict[str, dict[str, Any]] = {}
+    for name in [*sorted({t.garment for t in fine if t.garment}), "overall"]:
+        truths = [t for t in fine if name == "overall" or t.garment == name]
+        found = [t for t in truths if t.found]
+        rows[name] = {
+            "boxes": len(truths),
+            "found": len(found),
+            "class_p10": _rate(sum(t.same_class_in_top for t in found), len(found) * TOP_K),
+            "class_hit10_rate": _rate(
+                sum(t.same_class_in_top >= MIN_SAME for t in truths), len(truths)
+            ),
+            "hit10_rate": _rate(sum(t.hit for t in truths), len(truths)),
+        }
+    return rows
 
 
 def product_figures(answers: Sequence[Answer]) -> dict[str, Any]:
@@ -504,7 +534,7 @@ def run(config: E2EConfig, settings: Settings, progress: Progress = print) -> di
             "max_products": config.max_products,
             "k": TOP_K,
             "min_iou": 0.5,
-            "hit_min_same": 5,
+            "hit_min_same": MIN_SAME,
             "model_version": model_version,
             "detector": local.detector.model or "shipped default",
             "classifier": local.recommender.classifier,

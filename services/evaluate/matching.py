@@ -4,7 +4,10 @@ A group (one garment of a ``/recommend`` answer) matches the ground-truth box it
 when that IoU is at least ``min_iou``. A ground-truth box is *found* when a group matches it;
 further groups on the same box are *duplicates*; groups matching no box are *spurious*. A
 found box is a *garment hit* when at least ``min_same`` of its best group's top ``k`` products
-are of its parent class.
+are of its parent class. Where the box's label names a class finer than its parent (``jeans``,
+``skirt``, ``boots``, not ``blouse``, which the taxonomy reads as ``top``), the same count is
+kept at that class too (``same_class_in_top``): skirts answered for jeans count for the parent
+figure, not for this one.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from shared.taxonomy import parent
+from shared.taxonomy import garment_class, parent
 
 __all__ = ["Box", "GroupAnswer", "PhotoScore", "TruthScore", "iou", "score_photo"]
 
@@ -61,6 +64,9 @@ class TruthScore:
     duplicates: int
     flagged: bool = False
     """Its group told the shopper it has no close match (or no products)."""
+    garment: str | None = None
+    """The box's class when it is finer than its parent, else ``None``."""
+    same_class_in_top: int = 0
 
 
 @dataclass
@@ -73,6 +79,17 @@ class PhotoScore:
 
 def _same(label: str | None, wanted: str | None) -> bool:
     return wanted is not None and parent(label) == wanted
+
+
+def _fine(label: str | None) -> str | None:
+    """The taxonomy class of ``label`` when it is finer than its parent, else ``None``."""
+    known = garment_class(label) if label else None
+    return None if known is None or known.is_parent else known.name
+
+
+def _same_class(label: str | None, wanted: str) -> bool:
+    known = garment_class(label) if label else None
+    return known is not None and known.name == wanted
 
 
 def score_photo(
@@ -96,14 +113,17 @@ def score_photo(
             matched.setdefault(best, []).append((overlaps[best], g))
     score = PhotoScore(spurious=spurious, groups=len(groups), spurious_flagged=flagged)
     for t, (label, _) in enumerate(truth):
-        wanted = parent(label)
+        wanted, fine = parent(label), _fine(label)
         hits = sorted(matched.get(t, []), reverse=True)
         if not hits:
-            score.truths.append(TruthScore(wanted, False, 0.0, False, False, False, 0, 0))
+            score.truths.append(
+                TruthScore(wanted, False, 0.0, False, False, False, 0, 0, garment=fine)
+            )
             continue
         overlap, g = hits[0]
         group = groups[g]
-        same = sum(_same(product, wanted) for product in group.products[:k])
+        top = group.products[:k]
+        same = sum(_same(product, wanted) for product in top)
         score.truths.append(
             TruthScore(
                 parent=wanted,
@@ -115,6 +135,8 @@ def score_photo(
                 same_in_top=same,
                 duplicates=len(hits) - 1,
                 flagged=group.notice is not None,
+                garment=fine,
+                same_class_in_top=0 if fine is None else sum(_same_class(p, fine) for p in top),
             )
         )
     return score

@@ -56,6 +56,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"p50 {street.get('p50_ms')} ms, p95 {street.get('p95_ms')} ms "
         f"(stages p50: {street.get('stages_p50_ms')}). `overall` is the six target classes; "
         "`other` is eyewear, hats, legwear, accessories, jewellery and innerwear.",
+        *_fine_classes(street.get("per_fine_class") or {}, c),
         "",
         f"**Product photos** ({products['queries']} held-back catalog photos, the largest "
         f"group's top {c['k']}; the product itself is not in the index):",
@@ -82,6 +83,28 @@ def render_markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _fine_classes(rows: dict[str, Any], c: dict[str, Any]) -> list[str]:
+    """The boxes labelled finer than their parent: products of that very class in the top k."""
+    if not rows:
+        return []
+    lines = [
+        "",
+        f"**At the class level** (boxes labelled finer than their parent class; class P@{c['k']}: "
+        f"share of a found box's top {c['k']} of its very class, so skirts answered for jeans "
+        f"count against it; class hit@{c['k']}: >= {c['hit_min_same']} of them):",
+        "",
+        f"| class | boxes | found | class P@{c['k']} | class hit@{c['k']} | garment hit@{c['k']} |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, row in rows.items():
+        label = f"**{name}**" if name == "overall" else name
+        lines.append(
+            f"| {label} | {row['boxes']} | {row['found']} | {_pct(row['class_p10'])} | "
+            f"{_pct(row['class_hit10_rate'])} | {_pct(row['hit10_rate'])} |"
+        )
+    return lines
+
+
 def _variants(report: dict[str, Any], k: int) -> list[str]:
     """The variants scored on the same indexed catalog, next to the defaults."""
     variants = report.get("variants") or {}
@@ -94,8 +117,8 @@ def _variants(report: dict[str, Any], k: int) -> list[str]:
         f"hit@{k} per class, then product photos' P@{k}):",
         "",
         f"| variant | street hit@{k} | {' | '.join(classes)} | found | spurious / photo "
-        f"| product same type | same parent |",
-        "|---|" + "---|" * (len(classes) + 5),
+        f"| class P@{k} | product same type | same parent |",
+        "|---|" + "---|" * (len(classes) + 6),
     ]
     rows = {"defaults": {"settings": {}, **report}, **variants}
     for name, row in rows.items():
@@ -103,10 +126,12 @@ def _variants(report: dict[str, Any], k: int) -> list[str]:
         per_class = street["per_class"]
         cells = [_pct(per_class[c]["hit10_rate"]) for c in classes]
         overall = per_class["overall"]
+        fine = (street.get("per_fine_class") or {}).get("overall", {})
         setting = f" `{json.dumps(row['settings'])}`" if row["settings"] else ""
         lines.append(
             f"| {name}{setting} | {_pct(overall['hit10_rate'])} | {' | '.join(cells)} | "
             f"{_pct(overall['found_rate'])} | {street['spurious_per_photo']} | "
+            f"{_pct(fine.get('class_p10'))} | "
             f"{_pct(products['same_type'])} | {_pct(products['same_parent'])} |"
         )
     return lines

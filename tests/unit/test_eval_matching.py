@@ -69,3 +69,22 @@ def test_hit_needs_five_of_the_top_ten() -> None:
 def test_no_groups_and_no_truth() -> None:
     assert score_photo([("shirt", SHIRT)], []).truths[0].found is False
     assert score_photo([], [GroupAnswer(SHIRT, "tops")]).spurious == 1
+
+
+def test_the_class_level_count_needs_the_very_class() -> None:
+    skirts_for_jeans = ("Skirts",) * 6 + ("Jeans",) * 4
+    [jeans] = score_photo(
+        [("jeans", JEANS)], [GroupAnswer(JEANS, "pants", ("bottom",), skirts_for_jeans)]
+    ).truths
+    assert jeans.hit and jeans.same_in_top == 10  # the parent figure counts the skirts
+    assert (jeans.garment, jeans.same_class_in_top) == ("jeans", 4)
+    [pants] = score_photo(
+        [("pants", JEANS)], [GroupAnswer(JEANS, "pants", (), ("Trousers",) * 10)]
+    ).truths
+    assert (pants.garment, pants.same_class_in_top) == ("trousers", 10)
+    [blouse] = score_photo(
+        [("blouse", SHIRT)], [GroupAnswer(SHIRT, "tops", (), ("Tops",) * 10)]
+    ).truths
+    assert blouse.garment is None and blouse.hit  # "blouse" reads as the parent "top"
+    [missed] = score_photo([("skirt", JEANS)], []).truths
+    assert (missed.garment, missed.found, missed.same_class_in_top) == ("skirt", False, 0)
