@@ -14,6 +14,11 @@ The most probable parent is searched alone when its probability reaches
 ``recommender.category_threshold``; below it, the top ``recommender.max_categories`` parents
 are, sharing the places by probability. The search never widens to every class on its own: a
 class the shop does not sell answers no products and says so.
+
+Within the parents searched, the classes finer than their parent that the classifier knows and
+all but rules out (probability below ``recommender.unlikely_class``) are *unlikely*: their
+products come after the others. Jeans the classifier reads as trousers then meet trousers,
+jeans and shorts before skirts; a class the classifier has no name for is never ruled out.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from dataclasses import dataclass
 
 from shared.taxonomy import garment_class, parent
 
-__all__ = ["Scope", "decide", "label", "parent_probabilities"]
+__all__ = ["Scope", "decide", "label", "parent_probabilities", "unlikely_classes"]
 
 
 @dataclass(frozen=True)
@@ -35,6 +40,8 @@ class Scope:
     parents: tuple[str, ...]
     shares: tuple[float, ...] = ()
     """Each parent's blended probability (the share of the results it gets)."""
+    unlikely: tuple[str, ...] = ()
+    """Finer classes of the parents searched whose products come last."""
 
 
 def parent_probabilities(probabilities: Mapping[str, float]) -> dict[str, float]:
@@ -57,6 +64,7 @@ def decide(
     neighbour_weight: float = 0.0,
     threshold: float,
     max_parents: int,
+    unlikely_below: float = 0.0,
 ) -> Scope:
     """The scope of one crop's search from the detector's class (else the classes of the
     nearest catalog products) and the classifier's probabilities; any may be missing."""
@@ -80,12 +88,27 @@ def decide(
     best, probability = ranked[0]
     count = 1 if probability >= threshold else max_parents
     chosen = [(name, p) for name, p in ranked[:count] if p > 0.0]
+    parents = tuple(name for name, _ in chosen)
     return Scope(
         _finest(best, probabilities),
         round(probability, 4),
-        tuple(name for name, _ in chosen),
+        parents,
         tuple(round(p, 4) for _, p in chosen),
+        unlikely_classes(probabilities, parents, unlikely_below),
     )
+
+
+def unlikely_classes(
+    probabilities: Mapping[str, float], parents: Sequence[str], below: float
+) -> tuple[str, ...]:
+    """The classifier's classes finer than their parent, under ``parents``, with a probability
+    below ``below`` (sorted; none when ``below`` is 0)."""
+    totals: dict[str, float] = {}
+    for name, probability in probabilities.items():
+        known = garment_class(name)
+        if known is not None and not known.is_parent and known.parent in parents:
+            totals[known.name] = totals.get(known.name, 0.0) + probability
+    return tuple(sorted(name for name, p in totals.items() if p < below))
 
 
 def _rank_votes(neighbours: Sequence[str | None]) -> dict[str, float]:

@@ -80,6 +80,7 @@ class _Garment:
     probability: float | None
     parents: tuple[str, ...] = ()
     shares: tuple[float, ...] = ()
+    unlikely: tuple[str, ...] = ()
 
 
 def _as_catalog_frames(detections: list[Detection], width: int, height: int) -> Detection:
@@ -263,11 +264,19 @@ class RecommendPipeline:
             neighbour_weight=recommender.neighbour_weight,
             threshold=recommender.category_threshold,
             max_parents=recommender.max_categories,
+            unlikely_below=recommender.unlikely_class,
         )
         if params.cross_category:
             return _Garment(box, crop, [], scope.garment, scope.probability)
         return _Garment(
-            box, crop, [], scope.garment, scope.probability, scope.parents, scope.shares
+            box,
+            crop,
+            [],
+            scope.garment,
+            scope.probability,
+            scope.parents,
+            scope.shares,
+            scope.unlikely,
         )
 
     def _ranking(self, params: RecommendParams) -> dict[str, Any]:
@@ -302,6 +311,7 @@ class RecommendPipeline:
             categories=garment.categories,
             garments=list(garment.parents),
             garment_shares=list(garment.shares),
+            unlikely_garments=list(garment.unlikely),
             category_votes=self.settings.recommender.category_votes if garment.parents else 0,
             **self._ranking(params),
         )

@@ -77,6 +77,13 @@ class RecommendQuery(Ranking):
         description="With several garments: the share of the k places each one gets (in the "
         "order of ``garments``; the best scores fill what a class cannot).",
     )
+    unlikely_garments: list[str] = Field(
+        default_factory=list,
+        max_length=32,
+        description="Garment classes the query is unlikely to show (the crop classifier's "
+        "view): their products come after the others, each part in its order; jeans read as "
+        "trousers do not meet skirts first.",
+    )
     exclude_product_ids: list[int] = Field(default_factory=list)
 
 

@@ -9,7 +9,8 @@
    Shape similarity is the cosine for ``cosine`` and ``1 - d / (2 sqrt(dim))`` for an L1
    distance ``d`` between unit vectors (about the cosine's scale, so the colour weight means
    the same for both metrics); colour similarity is the descriptors' Bhattacharyya coefficient.
-3. **Re-ranking**: one hit per product (its best crop wins); with several garment classes and
+3. **Re-ranking**: one hit per product (its best crop wins); the products of the garment
+   classes the query is unlikely to show go last; with several garment classes and
    their shares, each class gets its share of the places (an unsure query's likelier class is
    not crowded out by the other), else with ``category_votes`` the products of the shop
    categories of the nearest few come first; then optionally maximal marginal relevance
@@ -164,6 +165,8 @@ class Recommender:
             if len(ranked) >= query.k or exhausted:
                 break
             limit *= 4
+        if query.unlikely_garments:
+            ranked = _likely_first(ranked, frozenset(query.unlikely_garments))
         if len(query.garments) > 1 and len(query.garment_shares) == len(query.garments):
             ranked = _by_shares(ranked, query.garments, query.garment_shares, query.k)
         elif query.category_votes > 0:
@@ -394,6 +397,12 @@ def index_errors() -> tuple[type[BaseException], ...]:
 
 def _ms(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 1)
+
+
+def _likely_first(ranked: list[_Scored], unlikely: frozenset[str]) -> list[_Scored]:
+    """The products of the ``unlikely`` garment classes after the others, each part in order."""
+    first = [item for item in ranked if item.hit.payload.get("garment") not in unlikely]
+    return first + [item for item in ranked if item.hit.payload.get("garment") in unlikely]
 
 
 def _categories_first(ranked: list[_Scored], votes: int) -> list[_Scored]:

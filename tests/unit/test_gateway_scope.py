@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.gateway.scope import decide, label, parent_probabilities
+from services.gateway.scope import decide, label, parent_probabilities, unlikely_classes
 
 pytestmark = pytest.mark.unit
 
@@ -82,3 +82,15 @@ def test_a_product_shots_nearest_catalog_products_vote_a_street_crops_do_not() -
         max_parents=2,
     )
     assert street.parents == ("top",) and street.probability == pytest.approx(0.8)
+
+
+def test_finer_classes_the_classifier_all_but_rules_out_are_unlikely() -> None:
+    street = {"pants": 0.82, "skirts": 0.03, "leggings": 0.12, "tops": 0.03}
+    scope = decide("bottom", street, **SURE, unlikely_below=0.1)
+    assert scope.garment == "trousers" and scope.unlikely == ("skirt",)
+    assert decide("bottom", street, **SURE).unlikely == ()  # 0: off
+    # Parent-level classes (tops) are never unlikely, nor classes of parents not searched.
+    assert unlikely_classes(street, ["top"], 0.5) == ()
+    assert unlikely_classes(street, ["bottom"], 0.5) == ("leggings", "skirt")
+    # Two names of one class count together.
+    assert unlikely_classes({"skirts": 0.06, "skirt": 0.06}, ["bottom"], 0.1) == ()

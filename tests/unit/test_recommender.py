@@ -266,6 +266,29 @@ def test_garment_classes_scope_the_search_whatever_the_shop_calls_them(
     assert result.hits[0].garment == "jeans" and result.hits[0].category == "pants"
 
 
+def test_the_products_of_unlikely_garment_classes_come_last(tmp_path: Path) -> None:
+    engine = EdgeIndex(tmp_path / "unlikely")
+    indexing.ensure_collection(engine, VERSION, DIM)
+    # Nearest first: a skirt, jeans, a skirt, trousers, jeans.
+    garments = ["skirt", "jeans", "skirt", "trousers", "jeans"]
+    engine.upsert(
+        index_layout.collection_name(VERSION),
+        [
+            _point(
+                n, n, _axis(0, 0.1 * n), colour=3, category=g, garment=g, garment_parent="bottom"
+            )
+            for n, g in enumerate(garments, start=1)
+        ],
+    )
+    recommender = Recommender(engine)
+    assert _ids(recommender, garments=["bottom"]) == [1, 2, 3, 4, 5]
+    assert _ids(recommender, garments=["bottom"], unlikely_garments=["skirt"]) == [2, 4, 5, 1, 3]
+    # The shop category of the nearest product votes among the likely ones only: jeans.
+    voted = _ids(recommender, garments=["bottom"], unlikely_garments=["skirt"], category_votes=1)
+    assert voted == [2, 5, 4, 1, 3]
+    engine.close()
+
+
 def test_calibration_places_scores_among_same_kind_neighbours(tmp_path: Path) -> None:
     from services.recommender.calibration import Calibrator
 
