@@ -9,7 +9,9 @@ coarse as the parent (``Topwear``, ``Bottomwear``, the detector's ``bottom``).
 
 :func:`map_category` decides which class a shop's category means: the operator's override,
 else the taxonomy reading of the label, else the majority vote of the garment classifier over
-the category's crops (the same classifier that reads a shopper's photo).
+the category's crops (the same classifier that reads a shopper's photo). A label the taxonomy
+reads as no garment at all (perfume, deodorant, a football: :func:`is_not_garment`) is never
+voted into a class: its products stay out of every garment-scoped search.
 Pure data and functions: no I/O.
 """
 
@@ -30,6 +32,7 @@ __all__ = [
     "MappingHow",
     "class_named",
     "garment_class",
+    "is_not_garment",
     "map_category",
     "normalise",
     "parent",
@@ -127,6 +130,15 @@ CLASSES: Final[tuple[GarmentClass, ...]] = (
 )
 """Every class; parents have their own name as parent."""
 
+NOT_GARMENT_WORDS: Final[frozenset[str]] = frozenset({
+    "perfume", "fragrance", "deodorant", "cologne", "parfum", "mist", "grooming", "beauty",
+    "cosmetic", "makeup", "lipstick", "lip", "nail", "skincare", "lotion", "cream", "soap",
+    "moisturiser", "moisturizer", "shampoo", "candle", "decor", "kitchen", "gift", "toy",
+    "football", "basketball", "sporting", "equipment", "book", "phone", "electronic", "care",
+    "free",
+})  # fmt: skip
+"""Words of shop labels that name no garment (singular, lower case)."""
+
 PARENTS: Final[tuple[str, ...]] = tuple(c.name for c in CLASSES if c.is_parent)
 """The top level, in display order."""
 
@@ -200,6 +212,16 @@ def parent(label: str | GarmentClass | None) -> str | None:
     return garment.parent if garment is not None else None
 
 
+def is_not_garment(label: str | None) -> bool:
+    """Whether ``label`` names something that is no garment: no class reads from it and one of
+    its words is a :data:`NOT_GARMENT_WORDS` one (``"Perfume and Body Mist"``, ``"Beauty >
+    Fragrance"``; ``"Football Shoes"`` is footwear)."""
+    if not label or garment_class(label) is not None:
+        return False
+    words = {_singular(w) for part in _SEPARATORS.split(label) for w in normalise(part).split()}
+    return not words.isdisjoint(NOT_GARMENT_WORDS)
+
+
 def class_named(label: str) -> GarmentClass:
     """The class ``label`` names, in any spelling :func:`garment_class` reads (``"Pants"`` ->
     trousers); a :class:`ValueError` listing the class names when it names none."""
@@ -210,7 +232,7 @@ def class_named(label: str) -> GarmentClass:
     return found
 
 
-MappingHow = Literal["operator", "name", "votes", "unknown"]
+MappingHow = Literal["operator", "name", "not a garment", "votes", "unknown"]
 
 
 @dataclass(frozen=True)
@@ -218,7 +240,8 @@ class CategoryMapping:
     """The garment class a shop category means, and how that was decided.
 
     ``how``: ``operator`` (the source's ``garment_map`` pins it), ``name`` (the taxonomy reads
-    the label), ``votes`` (most of the category's crops were classified as it) or ``unknown``.
+    the label), ``not a garment`` (the label names no garment: no class, whatever the votes),
+    ``votes`` (most of the category's crops were classified as it) or ``unknown``.
     ``votes``: the crops' votes counted (whatever decided); ``share``: the fraction of them
     whose parent is the parent of ``garment`` (for ``unknown``: of the most voted parent), so
     the operator sees when the crops disagree with a name or an override.
@@ -247,7 +270,8 @@ def map_category(
 
     The operator's ``override`` wins (a class name in any spelling :func:`garment_class`
     reads; anything else is a :class:`ValueError`); else the taxonomy reading of the label
-    (``"Casual Shoes"`` -> footwear, ``"Women > Clothing > Tops"`` -> top); else the majority
+    (``"Casual Shoes"`` -> footwear, ``"Women > Clothing > Tops"`` -> top); no class for a
+    label that names no garment (:func:`is_not_garment`); else the majority
     of the crops' ``votes`` ({class: crops}): at least ``min_votes`` votes, counted by parent
     first (``jeans`` and ``trousers`` both vote ``bottom``), and the winning parent holds at
     least ``min_share`` of them and no other parent as many. The class reported is the most
@@ -269,6 +293,8 @@ def map_category(
     named = garment_class(category)
     if named is not None:
         return CategoryMapping(category, named.name, "name", total, share_of(named.parent))
+    if is_not_garment(category):
+        return CategoryMapping(category, None, "not a garment", total, 0.0)
     ranked = sorted(by_parent.items(), key=lambda item: -item[1])
     if not ranked:
         return CategoryMapping(category, None, "unknown", 0, 0.0)

@@ -4,7 +4,9 @@ to the kind of garment she photographed whatever the shop calls it.
 A crop takes its product's class: the mapping of the product's shop category (the operator's
 ``garment_map``, else the taxonomy's reading of the label, else the votes of the classifier
 over that category's crops; :meth:`Catalog.category_garments`). A product whose category maps
-to nothing (no label, an unknown word, too few votes yet) takes the crop's own classifier vote.
+to nothing (no label, an unknown word, too few votes yet) takes the crop's own classifier vote,
+unless its category names no garment (perfume, a football): then it has no class and stays out
+of every garment-scoped search.
 The classifier is the query's (:meth:`ModelProvider.classifier`), so both sides speak alike.
 """
 
@@ -19,7 +21,7 @@ import numpy as np
 
 from shared.db import Catalog
 from shared.db.schemas import ProductOut
-from shared.taxonomy import GarmentClass, garment_class
+from shared.taxonomy import GarmentClass, garment_class, is_not_garment
 
 __all__ = ["CategoryLabels", "CropVote", "crop_votes"]
 
@@ -92,5 +94,9 @@ class CategoryLabels:
         return garment_class(name)
 
     def label(self, product: ProductOut, vote: CropVote) -> GarmentClass | None:
-        """The class a crop of ``product`` is indexed under: the product's, else the crop's."""
-        return self.product_class(product) or garment_class(vote.garment)
+        """The class a crop of ``product`` is indexed under: the product's, else the crop's
+        (none for a product whose category names no garment)."""
+        known = self.product_class(product)
+        if known is not None or is_not_garment(product.category):
+            return known
+        return garment_class(vote.garment)

@@ -274,7 +274,8 @@ class CategoryGarment(_Out):
     parent: str | None = Field(description="The class's parent (top, bottom, footwear ...).")
     how: MappingHow = Field(
         description="operator (the source's garment_map), name (the taxonomy reads the "
-        "category), votes (most of its crops were classified so) or unknown."
+        "category), not a garment (the category names none: perfume, a football), votes (most "
+        "of its crops were classified so) or unknown."
     )
     votes: int = Field(description="Crops of the category's active products with a vote.")
     share: float = Field(

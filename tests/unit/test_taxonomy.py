@@ -14,6 +14,7 @@ from shared.taxonomy import (
     TARGET_PARENTS,
     GarmentClass,
     garment_class,
+    is_not_garment,
     normalise,
     parent,
 )
@@ -170,6 +171,11 @@ def test_fixed_samples_of_real_labels() -> None:
         assert parent(folder) == expected, folder
     for label in NO_GARMENT:
         assert garment_class(label) is None, label
+        # Too broad to be one class is not "no garment": their crops' votes still place them.
+        assert is_not_garment(label) == (label not in {"", "Apparel", "Apparel Set"}), label
+    for label in ("Football Shoes", "Accessory Gift Set", "Ball Gown", "Sonstiges", None):
+        assert not is_not_garment(label), label
+    assert is_not_garment("Beauty > Fragrance") and is_not_garment("Nail Polish")
 
 
 def test_model_and_demo_shop_classes() -> None:

@@ -49,6 +49,13 @@ def test_votes_count_by_parent_first_and_a_tie_within_it_reports_the_parent() ->
     assert mapping.share == pytest.approx(4 / 7)
 
 
+def test_a_label_that_names_no_garment_gets_no_class_whatever_its_crops_look_like() -> None:
+    perfume = map_category("Perfume and Body Mist", votes={"outerwear": 4, "bag": 1})
+    assert perfume == CategoryMapping("Perfume and Body Mist", None, "not a garment", 5, 0.0)
+    pinned = map_category("Perfume and Body Mist", override="bag", votes={"bag": 1})
+    assert (pinned.garment, pinned.how) == ("bag", "operator")  # the operator still decides
+
+
 def test_products_without_a_category_map_by_their_votes() -> None:
     mapping = map_category(None, votes={"dress": 4})
     assert mapping == CategoryMapping(None, "dress", "votes", votes=4, share=1.0)
