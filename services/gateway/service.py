@@ -274,9 +274,9 @@ class RecommendPipeline:
             [],
             scope.garment,
             scope.probability,
-            scope.parents,
-            scope.shares,
-            scope.unlikely,
+            parents=scope.parents,
+            shares=scope.shares,
+            unlikely=scope.unlikely,
         )
 
     def _ranking(self, params: RecommendParams) -> dict[str, Any]:
