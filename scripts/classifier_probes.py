@@ -57,9 +57,14 @@ VARIANTS: list[tuple[str, dict[str, Any]]] = [
 
 
 def features(
-    images: LabelledImages, fit: str, tmp: Path, backbone: str, input_size: int | None
+    images: LabelledImages,
+    fit: str,
+    tmp: Path,
+    backbone: str,
+    input_size: int | None,
+    views: tuple[str, ...] = VIEWS,
 ) -> dict[str, np.ndarray]:
-    """Frozen backbone features of every image: as is, mirrored and one augmented view."""
+    """Frozen backbone features of every image in ``views``: as is, mirrored, augmented."""
     config = TrainConfig(fit=fit, backbone=backbone, input_size=input_size)  # type: ignore[arg-type]
     net, _, size = _build_network(config, 2, torch.device("cpu"))
     pre = net.backbone.preprocess
@@ -78,7 +83,7 @@ def features(
 
     out = {}
     with ThreadPoolExecutor(2) as pool:
-        for view in VIEWS:
+        for view in views:
             batches = (
                 np.stack(
                     list(pool.map(lambda i, v=view: load(i, v), range(s, min(s + 64, len(images)))))
