@@ -7,6 +7,12 @@ with one garment that shows two)::
 
     .venv/bin/python scripts/classifier_mistakes.py --out mistakes.png \
         [--model services/embedder/artifacts/street-lite0] [--data ../shared/data/street-crops-dev]
+
+A catalog model's mistakes on its own validation split (a fifth of each class)::
+
+    .venv/bin/python scripts/classifier_mistakes.py --out mistakes.png --model DIR \
+        --data ../shared/data/catalog-products-dev/labels.csv --label-column articleType \
+        --val-fraction 0.2 --min-per-class 2
 """
 
 from __future__ import annotations
@@ -32,8 +38,10 @@ def main() -> None:
     )
     parser.add_argument("--data", type=Path, default=Path("../shared/data/street-crops-dev"))
     parser.add_argument("--val-fraction", type=float, default=0.5)
+    parser.add_argument("--label-column", default=None, help="The label column of a CSV.")
+    parser.add_argument("--min-per-class", type=int, default=1, help="The trainer's.")
     args = parser.parse_args()
-    street = load_labelled(args.data)
+    street = load_labelled(args.data, args.label_column, min_per_class=args.min_per_class)
     _, val = stratified_split(street, args.val_fraction, 0)
     paths = [street.paths[i] for i in val]
     truth = [street.labels[i] for i in val]
