@@ -21,7 +21,8 @@ import statistics
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -352,9 +353,11 @@ def _rate(numerator: float, denominator: float) -> float | None:
     return round(numerator / denominator, 3) if denominator else None
 
 
-def street_figures(scores: Sequence[PhotoScore]) -> dict[str, Any]:
-    """Per parent class (the targets, ``overall`` over them, ``other`` for the rest) and per
-    photo."""
+def street_figures(
+    scores: Sequence[PhotoScore], shop: Mapping[str, int] | None = None
+) -> dict[str, Any]:
+    """Per parent class (the targets, ``overall`` over them, ``other`` for the rest), per
+    finer class (``shop``: the indexed products of each class) and per photo."""
     rows: dict[str, dict[str, Any]] = {}
     buckets = [*TARGET_PARENTS, "overall", "other"]
     for name in buckets:
@@ -386,7 +389,7 @@ def street_figures(scores: Sequence[PhotoScore]) -> dict[str, Any]:
     return {
         "photos": photos,
         "per_class": rows,
-        "per_fine_class": _fine_class_figures(scores),
+        "per_fine_class": _fine_class_figures(scores, shop or {}),
         "groups_per_photo": _rate(sum(s.groups for s in scores), photos),
         "spurious_per_photo": _rate(sum(s.spurious for s in scores), photos),
         "spurious_flagged_rate": _rate(
@@ -396,17 +399,25 @@ def street_figures(scores: Sequence[PhotoScore]) -> dict[str, Any]:
     }
 
 
-def _fine_class_figures(scores: Sequence[PhotoScore]) -> dict[str, dict[str, Any]]:
+def _fine_class_figures(
+    scores: Sequence[PhotoScore], shop: Mapping[str, int]
+) -> dict[str, dict[str, Any]]:
     """The boxes whose label is finer than its parent (jeans, skirt, boots ...), in the target
-    parents: how many of the top 10 are of that very class, per class and ``overall``."""
+    parents: how many of the top 10 are of that very class, per class (with the shop's
+    products of it), ``overall`` and ``overall, stocked`` (the classes of which the shop has at
+    least 10 products, so that a full top 10 is possible)."""
     fine = [
         t for s in scores for t in s.truths if t.garment is not None and t.parent in TARGET_PARENTS
     ]
+    names = sorted({t.garment for t in fine if t.garment is not None})
+    groups = {name: [t for t in fine if t.garment == name] for name in names}
+    groups["overall"] = fine
+    groups["overall, stocked"] = [t for t in fine if shop.get(t.garment or "", 0) >= TOP_K]
     rows: dict[str, dict[str, Any]] = {}
-    for name in [*sorted({t.garment for t in fine if t.garment}), "overall"]:
-        truths = [t for t in fine if name == "overall" or t.garment == name]
+    for name, truths in groups.items():
         found = [t for t in truths if t.found]
         rows[name] = {
+            "shop_products": shop.get(name, 0) if name in names else None,
             "boxes": len(truths),
             "found": len(found),
             "class_p10": _rate(sum(t.same_class_in_top for t in found), len(found) * TOP_K),
@@ -505,6 +516,9 @@ def run(config: E2EConfig, settings: Settings, progress: Progress = print) -> di
             _answer_all, catalog=catalog, index=index, http=http, by_url=by_url, progress=progress
         )
         street, products = answer(local, photos, queries)
+        stocked = Counter(
+            known.name for item in indexed if (known := garment_class(item.article_type))
+        )
         compared = {}
         for name, chosen in variants.items():
             progress(f"variant {name}: {config.variants[name]}")
@@ -512,7 +526,7 @@ def run(config: E2EConfig, settings: Settings, progress: Progress = print) -> di
             street_v, products_v = answer(other, photos, queries)
             compared[name] = {
                 "settings": config.variants[name],
-                "street": street_figures([a.score for a in street_v if a.score]),
+                "street": street_figures([a.score for a in street_v if a.score], stocked),
                 "products": product_figures(products_v),
             }
 
@@ -540,7 +554,10 @@ def run(config: E2EConfig, settings: Settings, progress: Progress = print) -> di
             "classifier": local.recommender.classifier,
         },
         "ingest": ingest,
-        "street": {**street_figures([a.score for a in street if a.score]), **_timing(street)},
+        "street": {
+            **street_figures([a.score for a in street if a.score], stocked),
+            **_timing(street),
+        },
         "products": {**product_figures(products), **_timing(products)},
         **({"variants": compared} if compared else {}),
         "seconds": round(time.perf_counter() - started, 1),

@@ -93,15 +93,23 @@ def _fine_classes(rows: dict[str, Any], c: dict[str, Any]) -> list[str]:
         f"share of a found box's top {c['k']} of its very class, so skirts answered for jeans "
         f"count against it; class hit@{c['k']}: >= {c['hit_min_same']} of them):",
         "",
-        f"| class | boxes | found | class P@{c['k']} | class hit@{c['k']} | garment hit@{c['k']} |",
-        "|---|---|---|---|---|---|",
+        f"| class | shop products | boxes | found | class P@{c['k']} | class hit@{c['k']} "
+        f"| garment hit@{c['k']} |",
+        "|---|---|---|---|---|---|---|",
     ]
     for name, row in rows.items():
-        label = f"**{name}**" if name == "overall" else name
+        overall = row.get("shop_products") is None
+        label = f"**{name}**" if overall else name
         lines.append(
-            f"| {label} | {row['boxes']} | {row['found']} | {_pct(row['class_p10'])} | "
-            f"{_pct(row['class_hit10_rate'])} | {_pct(row['hit10_rate'])} |"
+            f"| {label} | {'' if overall else row['shop_products']} | {row['boxes']} | "
+            f"{row['found']} | {_pct(row['class_p10'])} | {_pct(row['class_hit10_rate'])} | "
+            f"{_pct(row['hit10_rate'])} |"
         )
+    lines += [
+        "",
+        f"`overall, stocked`: the classes of which the shop has at least {c['k']} products (a "
+        f"full top {c['k']} is possible).",
+    ]
     return lines
 
 
@@ -117,7 +125,7 @@ def _variants(report: dict[str, Any], k: int) -> list[str]:
         f"hit@{k} per class, then product photos' P@{k}):",
         "",
         f"| variant | street hit@{k} | {' | '.join(classes)} | found | spurious / photo "
-        f"| class P@{k} | product same type | same parent |",
+        f"| class P@{k} (stocked) | product same type | same parent |",
         "|---|" + "---|" * (len(classes) + 6),
     ]
     rows = {"defaults": {"settings": {}, **report}, **variants}
@@ -126,7 +134,7 @@ def _variants(report: dict[str, Any], k: int) -> list[str]:
         per_class = street["per_class"]
         cells = [_pct(per_class[c]["hit10_rate"]) for c in classes]
         overall = per_class["overall"]
-        fine = (street.get("per_fine_class") or {}).get("overall", {})
+        fine = (street.get("per_fine_class") or {}).get("overall, stocked", {})
         setting = f" `{json.dumps(row['settings'])}`" if row["settings"] else ""
         lines.append(
             f"| {name}{setting} | {_pct(overall['hit10_rate'])} | {' | '.join(cells)} | "
