@@ -43,7 +43,9 @@ def main() -> None:
     trunks: dict[str, dict[str, torch.Tensor]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for backbone, size in TRUNKS:
-            found = features(images, "crop", Path(tmp), backbone, size, views=VIEWS)
+            folder = Path(tmp) / backbone  # each trunk its own exported graph
+            folder.mkdir()
+            found = features(images, "crop", folder, backbone, size, views=VIEWS)
             trunks[backbone] = {view: torch.from_numpy(found[view]) for view in VIEWS}
             print(f"{backbone}: features {tuple(found['clean'].shape)}", flush=True)
     trunks["all three, concatenated"] = {
