@@ -111,10 +111,12 @@ class RecommenderSettings(BaseModel):
     category_votes: int = Field(default=3, ge=0, le=10)
     """A garment's results start with the shop categories of its this many nearest products
     of the classes searched (0: by score alone)."""
-    unlikely_class: float = Field(default=0.0, ge=0.0, le=1.0)
+    unlikely_class: float = Field(default=0.1, ge=0.0, le=1.0)
     """Within the classes searched, the products of a finer class (skirts, leggings ...) that
     the crop classifier gives less than this probability come after the others (0: by score
-    alone; see ``services/gateway/scope.py``)."""
+    alone; see ``services/gateway/scope.py``). Held-out dev street photos, class P@10: 0.353
+    -> 0.360 at 0.05 and 0.1 (leggings 0.20 -> 0.45; no stocked class moves), 0.358 at 0.3
+    (skirts lose); nothing else moves (BENCHMARKS.md)."""
     neighbours: int = Field(default=10, ge=0, le=50)
     """Nearest catalog products (of any class) that vote on a product shot's garment class
     (0: none, one search less)."""
