@@ -50,6 +50,22 @@ def test_random_backbone_embeds_to_unit_vectors(name: str) -> None:
     assert imagenet.shape == (1, 1000)
 
 
+def test_the_three_lite_trunks_side_by_side_concatenate_their_features() -> None:
+    torch.manual_seed(0)
+    trio = create_backbone("efficientnet_lite012", weights="random", input_size=64)
+    assert trio.dim == 3840 == backbone_spec("efficientnet_lite012").dim
+    x = torch.randn(2, 3, 64, 64)
+    with torch.inference_mode():
+        features = trio(x)
+        parts = [part(x) for part in trio.features.parts]  # type: ignore[union-attr]
+    assert features.shape == (2, 3840)
+    torch.testing.assert_close(features, torch.cat(parts, dim=1))
+    with pytest.raises(InvalidInputError, match="no ImageNet classifier"):
+        trio.imagenet_logits(features)
+    with pytest.raises(ConfigurationError, match="imagenet or random"):
+        create_backbone("efficientnet_lite012", weights="/tmp/lite.pth")
+
+
 def test_each_entry_has_its_own_preprocessing() -> None:
     lite0 = backbone_spec("efficientnet_lite0").preprocess
     lite2 = backbone_spec("efficientnet_lite2").preprocess
