@@ -516,7 +516,7 @@ def run(config: E2EConfig, settings: Settings, progress: Progress = print) -> di
             _answer_all, catalog=catalog, index=index, http=http, by_url=by_url, progress=progress
         )
         street, products = answer(local, photos, queries)
-        stocked = Counter(
+        shop_counts = Counter(
             known.name for item in indexed if (known := garment_class(item.article_type))
         )
         compared = {}
@@ -526,7 +526,7 @@ def run(config: E2EConfig, settings: Settings, progress: Progress = print) -> di
             street_v, products_v = answer(other, photos, queries)
             compared[name] = {
                 "settings": config.variants[name],
-                "street": street_figures([a.score for a in street_v if a.score], stocked),
+                "street": street_figures([a.score for a in street_v if a.score], shop_counts),
                 "products": product_figures(products_v),
             }
 
@@ -555,7 +555,7 @@ def run(config: E2EConfig, settings: Settings, progress: Progress = print) -> di
         },
         "ingest": ingest,
         "street": {
-            **street_figures([a.score for a in street if a.score], stocked),
+            **street_figures([a.score for a in street if a.score], shop_counts),
             **_timing(street),
         },
         "products": {**product_figures(products), **_timing(products)},
