@@ -250,6 +250,19 @@ class Embedder(LoadOnce):
         for embedding, _ in self._stream(groups):
             yield embedding
 
+    def classify_stream(
+        self, groups: Iterable[Sequence[ImageInput]]
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """:meth:`embed_stream` with the calibrated class probabilities of the same pass."""
+        self.load()
+        if not self.info.classes:
+            raise InvalidInputError(f"model {self.info.version} has no classifier head")
+        for embedding, logits in self._stream(groups):
+            if logits is None:  # an empty group
+                yield embedding, np.zeros((0, len(self.info.classes)), np.float32)
+            else:
+                yield embedding, _softmax(logits)
+
     def embed(self, images: Sequence[ImageInput]) -> np.ndarray:
         """L2-normalised float32 embeddings, one row per image, in order."""
         self.load()

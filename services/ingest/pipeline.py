@@ -373,8 +373,12 @@ class IngestPipeline:
         if not images:
             return report
         jobs = self._jobs(images, report)
-        decoded, crops, embeddings = self._embed_as_they_arrive(jobs, model, report)
-        votes = self._classify(crops, model)
+        decoded, crops, embeddings, probabilities = self._embed_as_they_arrive(jobs, model, report)
+        votes = (
+            crop_votes(model.info.classes, probabilities)
+            if probabilities is not None
+            else self._classify(crops, model)
+        )
         version = model.info.version
         points, by_image = self._points(decoded, crops, embeddings, votes, version)
         if decoded:
@@ -398,10 +402,12 @@ class IngestPipeline:
 
     def _embed_as_they_arrive(
         self, jobs: list[_Job], model: Embedder, report: IngestReport
-    ) -> tuple[list[_Decoded], list[_Crop], np.ndarray]:
+    ) -> tuple[list[_Decoded], list[_Crop], np.ndarray, np.ndarray | None]:
         """Every download starts now and the model embeds wave after wave as the images arrive:
         downloads, detection, crops and colour run in the embedder's prefetch thread while the
-        model runs the previous wave (its throughput is flat from batches of 8 on)."""
+        model runs the previous wave (its throughput is flat from batches of 8 on). A model
+        with a classifier head classifies in the same pass (its class probabilities come
+        back; else ``None``)."""
         fetches = [(job, self._pool.submit(self._fetch, job)) for job in jobs]
         decoded: list[_Decoded] = []
         crops: list[_Crop] = []
@@ -421,12 +427,19 @@ class IngestPipeline:
                 crops.extend(found)
                 yield [crop.picture for crop in found]
 
-        dim = model.info.dim
-        embeddings = np.concatenate([np.zeros((0, dim), np.float32), *model.embed_stream(waves())])
-        return decoded, crops, embeddings
+        empty = np.zeros((0, model.info.dim), np.float32)
+        if not model.info.classes:
+            return decoded, crops, np.concatenate([empty, *model.embed_stream(waves())]), None
+        outputs = list(model.classify_stream(waves()))
+        embeddings = np.concatenate([empty, *(embedding for embedding, _ in outputs)])
+        probabilities = np.concatenate(
+            [np.zeros((0, len(model.info.classes)), np.float32), *(p for _, p in outputs)]
+        )
+        return decoded, crops, embeddings, probabilities
 
     def _classify(self, crops: list[_Crop], model: Embedder) -> list[CropVote]:
-        """The query's garment classifier on every crop (no votes without a classifier)."""
+        """The query's garment classifier, separate from ``model`` (which has no head), on
+        every crop (no votes without a classifier)."""
         classifier = self.models.classifier(model)
         if classifier is None or not crops:
             return [CropVote(()) for _ in crops]

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 import redis
@@ -88,8 +89,17 @@ def test_catalog_becomes_searchable(runtime: IngestRuntime, shop: DemoShop) -> N
     assert all(catalog.get_image(i).state is ImageState.DONE for i in ids)
     crops = _crops(catalog)
     assert len(crops) == len(ids) == index.count(index_layout.ALIAS) == report.points
-    model = runtime.pipeline.models.current().info
+    embedder = runtime.pipeline.models.current()
+    model = embedder.info
     assert index.resolve(index_layout.ALIAS) == index_layout.collection_name(model.version)
+    # The default embedding has a classifier head: the crops' votes come from the same pass as
+    # their vectors, and they are what the model classifies on its own.
+    assert model.classes and runtime.pipeline.models.classifier(embedder) is embedder
+    first = catalog.get_image(crops[0].image_id)
+    _, alone = embedder.classify([httpx.get(first.url, trust_env=False).content])
+    best = int(np.argmax(alone[0]))
+    assert garment_class(model.classes[best]).name == crops[0].garment  # type: ignore[union-attr]
+    assert crops[0].garment_p == pytest.approx(float(alone[0][best]), abs=1e-3)
     for crop in crops:
         image = catalog.get_image(crop.image_id)
         product = catalog.get_product(image.product_id)

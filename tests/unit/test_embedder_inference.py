@@ -182,3 +182,16 @@ def test_the_shipped_street_model_loads_by_name() -> None:
     assert prediction.category in card.classes
     assert prediction.embedding.shape == (card.embedding_dim,)
     assert sum(prediction.probabilities.values()) <= 1.0 + 1e-5
+
+
+def test_a_stream_classifies_in_the_embedding_pass(embedder: Embedder) -> None:
+    street = Embedder("street-lite0", runtime="torch", device="cpu", batch_size=4)
+    images = _jpegs(5)
+    streamed = list(street.classify_stream([images[:3], [], images[3:]]))
+    assert [len(e) for e, _ in streamed] == [3, 0, 2]
+    assert streamed[1][1].shape == (0, len(street.info.classes))
+    embeddings, probabilities = street.classify(images)
+    np.testing.assert_allclose(np.concatenate([e for e, _ in streamed]), embeddings, atol=1e-5)
+    np.testing.assert_allclose(np.concatenate([p for _, p in streamed]), probabilities, atol=1e-5)
+    with pytest.raises(InvalidInputError, match="no classifier"):
+        next(embedder.classify_stream([images]))
