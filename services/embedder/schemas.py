@@ -16,7 +16,9 @@ class CropFeatures(BaseModel):
     category: str | None = None
     probability: float | None = None
     probabilities: dict[str, float] = Field(
-        default_factory=dict, description="The top categories, most probable first."
+        default_factory=dict,
+        description="Every category of the classifier, most probable first (the gateway reads "
+        "a class the classifier all but rules out from it).",
     )
 
 

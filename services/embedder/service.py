@@ -43,11 +43,9 @@ class EmbedderService:
         self,
         models: ModelProvider,
         *,
-        top: int = 5,
         refresh_s: float = 10.0,
     ) -> None:
         self.models = models
-        self.top = top
         self.refresh_s = refresh_s
         self._lock = threading.Lock()
         self._spec: ModelSpec | None = None
@@ -108,7 +106,7 @@ class EmbedderService:
                 colour=colours[i].astype(np.float32).tolist(),
             )
             if probabilities is not None:
-                order = np.argsort(-probabilities[i])[: self.top]
+                order = np.argsort(-probabilities[i])
                 item.probabilities = {
                     classes[j]: round(float(probabilities[i][j]), 6) for j in order
                 }

@@ -195,3 +195,24 @@ def test_a_stream_classifies_in_the_embedding_pass(embedder: Embedder) -> None:
     np.testing.assert_allclose(np.concatenate([p for _, p in streamed]), probabilities, atol=1e-5)
     with pytest.raises(InvalidInputError, match="no classifier"):
         next(embedder.classify_stream([images]))
+
+
+def test_query_crops_carry_every_class_probability() -> None:
+    """The gateway rules out a class the classifier all but excludes, so no class is cut off."""
+    from services.embedder.service import EmbedderService
+
+    street = Embedder("street-lite0", runtime="torch", device="cpu")
+
+    class OneModel:
+        def current(self) -> Embedder:
+            return street
+
+        def active_spec(self) -> tuple[str, bool]:
+            return "street-lite0", True
+
+    service = EmbedderService(OneModel())  # type: ignore[arg-type]
+    [crop] = service.features([Image.open(io.BytesIO(_jpegs(1)[0]))]).crops
+    shares = list(crop.probabilities.values())
+    assert shares == sorted(shares, reverse=True)
+    assert set(crop.probabilities) == set(street.info.classes)
+    assert sum(crop.probabilities.values()) == pytest.approx(1.0, abs=1e-3)
