@@ -115,8 +115,9 @@ class RecommenderSettings(BaseModel):
     """Within the classes searched, the products of a finer class (skirts, leggings ...) that
     the crop classifier gives less than this probability come after the others (0: by score
     alone; see ``services/gateway/scope.py``). Held-out dev street photos, class P@10: 0.353
-    -> 0.360 at 0.05 and 0.1 (leggings 0.20 -> 0.45; no stocked class moves), 0.358 at 0.3
-    (skirts lose); nothing else moves (BENCHMARKS.md)."""
+    -> 0.357 at 0.05 and 0.1 (leggings 0.20 -> 0.45, skirts 0.353 -> 0.321), 0.356 at 0.2;
+    nothing else moves. The demo shop's trousers in street photo 0043 meet 12 trousers, no
+    longer 5 skirts first (BENCHMARKS.md)."""
     neighbours: int = Field(default=10, ge=0, le=50)
     """Nearest catalog products (of any class) that vote on a product shot's garment class
     (0: none, one search less)."""
