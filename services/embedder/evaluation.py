@@ -28,7 +28,6 @@ if TYPE_CHECKING:
 __all__ = [
     "confusion_matrix",
     "cross_hits",
-    "cross_precision",
     "evaluate_folder",
     "expected_calibration_error",
     "fit_temperature",
@@ -60,19 +59,6 @@ def _neighbours(embeddings: np.ndarray, metric: Distance, k: int, chunk: int = 5
         score[rows, rows + start] = -math.inf
         out[start : start + block.shape[0]] = torch.topk(score, k, dim=1).indices.numpy()
     return out
-
-
-def cross_precision(
-    queries: np.ndarray,
-    query_labels: Sequence[str] | np.ndarray,
-    gallery: np.ndarray,
-    gallery_labels: Sequence[str] | np.ndarray,
-    *,
-    k: int = 10,
-    same: np.ndarray | None = None,
-) -> float:
-    """Mean P@k of ``queries`` searched in another set, ``gallery`` (see :func:`cross_hits`)."""
-    return float(cross_hits(queries, query_labels, gallery, gallery_labels, k=k, same=same).mean())
 
 
 def cross_hits(

@@ -1028,16 +1028,13 @@ def _shop_retrieval(run: _Run, shop: ShopCheck) -> dict[str, Any]:
 
     def figures(embed: Callable[[np.ndarray], np.ndarray]) -> dict[str, float]:
         g = embed(gallery)
+        street_hits = evaluation.cross_hits(
+            embed(street), run.split.val_labels, g, shop.gallery.labels
+        )
+        shop_hits = evaluation.cross_hits(g[queries], fine[queries], g, fine, same=queries)
         return {
-            "street_to_shop_p@10": round(
-                evaluation.cross_precision(
-                    embed(street), run.split.val_labels, g, shop.gallery.labels
-                ),
-                4,
-            ),
-            "shop_to_shop_p@10": round(
-                evaluation.cross_precision(g[queries], fine[queries], g, fine, same=queries), 4
-            ),
+            "street_to_shop_p@10": round(float(street_hits.mean()), 4),
+            "shop_to_shop_p@10": round(float(shop_hits.mean()), 4),
         }
 
     def shipped(features: np.ndarray) -> np.ndarray:

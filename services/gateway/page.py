@@ -199,14 +199,11 @@ MAX_CATEGORY_ROWS = 50
 lists them all."""
 
 
-_NO_CLASS = {"not a garment": "none"}
-
-
 def _category_row(row: CategoryGarment) -> str:
     marked = ' class="unknown"' if row.how == "unknown" else ""
     category = escape(row.category) if row.category is not None else "<em>none</em>"
     share = f"{row.share:.0%}" if row.votes else ""
-    garment = row.garment or _NO_CLASS.get(row.how, "unknown")
+    garment = row.garment or ("none" if row.how == "not a garment" else "unknown")
     return (
         f"<tr{marked}><td>{escape(row.source)}</td><td>{category}</td>"
         f'<td class="num">{row.products:,}</td><td>{escape(garment)}</td>'
