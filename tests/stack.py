@@ -44,6 +44,17 @@ def _wait_until_healthy(url: str, process: subprocess.Popen[bytes], log: Path) -
     raise RuntimeError(f"lookalike run did not become healthy:\n{log.read_text()}")
 
 
+def wait_until_ready(url: str, timeout_s: float = 180) -> httpx.Response:
+    """``/readyz`` once it answers 200 (models load, a first run exports them), or its last
+    answer when ``timeout_s`` passes."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        ready = httpx.get(f"{url}/readyz", timeout=30)
+        if ready.status_code == 200 or time.monotonic() > deadline:
+            return ready
+        time.sleep(0.5)
+
+
 def stack_env(data_dir: Path) -> dict[str, str]:
     """This environment without any Lookalike setting or server URL: embedded defaults."""
     env = {

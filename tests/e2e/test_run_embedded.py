@@ -10,13 +10,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.stack import Stack, free_port, stack_env
+from tests.stack import Stack, free_port, stack_env, wait_until_ready
 
 pytestmark = pytest.mark.e2e
 
 
 def test_stack_is_ready_with_embedded_stores(stack: Stack) -> None:
-    ready = httpx.get(f"{stack.url}/readyz", timeout=10)
+    ready = wait_until_ready(stack.url)
     assert ready.status_code == 200, ready.text
     checks = ready.json()["checks"]
     assert checks["database"]["detail"].startswith("sqlite")

@@ -8,11 +8,9 @@ are not an image, a category the catalog does not have)."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from decimal import Decimal
 
-import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
@@ -21,6 +19,7 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 from shared.db import Catalog, ImageIn, ProductIn, SourceIn
 from tests.gateway_support import gateway_settings, serve
 from tests.ingest_support import link_models, shared_models_dir
+from tests.stack import wait_until_ready
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(360)]
 
@@ -44,16 +43,10 @@ def api_schema(tmp_path_factory: pytest.TempPathFactory) -> Iterator[schemathesi
         update={"detector_url": None, "embedder_url": None}
     )
     with serve(real_models, catalog) as url:
-        _wait_until_ready(url)  # a first start exports the models: /readyz is 503 meanwhile
+        ready = wait_until_ready(url, timeout_s=240)  # a first start exports the models
+        assert ready.status_code == 200, "the gateway did not load its models in time"
         yield schemathesis.openapi.from_url(f"{url}/openapi.json")
     catalog.dispose()
-
-
-def _wait_until_ready(url: str, timeout_s: float = 240.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while httpx.get(f"{url}/readyz", timeout=30).status_code != 200:
-        assert time.monotonic() < deadline, "the gateway did not load its models in time"
-        time.sleep(0.5)
 
 
 def test_every_answer_is_documented_and_none_is_a_server_error(
