@@ -333,6 +333,15 @@ def _main_group(response: RecommendResponse) -> Group | None:
     return max(response.groups, key=area, default=None)
 
 
+def _own_first(item: CatalogItem, response: RecommendResponse) -> bool | None:
+    """The answer's first group is of the product's own parent class (``None``: the product's
+    type names no garment class)."""
+    own = parent(item.article_type)
+    if own is None:
+        return None
+    return bool(response.groups) and parent(response.groups[0].category) == own
+
+
 def _timing(answers: Sequence[Answer]) -> dict[str, Any]:
     if not answers:
         return {}
@@ -386,8 +395,11 @@ def street_figures(
             ),
         }
     photos = len(scores)
+    main_found = [s.main_first for s in scores if s.main_first is not None]
     return {
         "photos": photos,
+        "main_found": len(main_found),
+        "main_first_rate": _rate(sum(main_found), len(main_found)),
         "per_class": rows,
         "per_fine_class": _fine_class_figures(scores, shop or {}),
         "groups_per_photo": _rate(sum(s.groups for s in scores), photos),
@@ -441,6 +453,10 @@ def product_figures(answers: Sequence[Answer]) -> dict[str, Any]:
                 for key in ("same_type", "same_class", "same_parent", "same_type_colour")
             },
             "no_products": sum(a.extra["products"] == 0 for a in chosen),
+            "own_first_rate": _rate(
+                sum(a.extra["own_first"] is True for a in chosen),
+                sum(a.extra["own_first"] is not None for a in chosen),
+            ),
             "flagged": sum(a.extra.get("flagged", False) for a in chosen),
         }
 
@@ -615,6 +631,7 @@ def _answer_all(
         for item in queries:
             result = answer(item.path, ())
             result.extra = _product_score(item, _main_group(result.response), by_url)
+            result.extra["own_first"] = _own_first(item, result.response)
             products.append(result)
             meter.tick(len(products))
     return street, products

@@ -8,6 +8,11 @@ are of its parent class. Where the box's label names a class finer than its pare
 ``skirt``, ``boots``, not ``blouse``, which the taxonomy reads as ``top``), the same count is
 kept at that class too (``same_class_in_top``): skirts answered for jeans count for the parent
 figure, not for this one.
+
+Footwear is boxed shoe by shoe in the ground truth, while a detector may answer a pair with one
+group: a group matching no single box but the union of two footwear boxes finds both. The
+photo's *main* garment is its largest ground-truth box; ``main_first`` says whether the group
+that found it comes first in the answer (the garment the page opens on).
 """
 
 from __future__ import annotations
@@ -75,6 +80,9 @@ class PhotoScore:
     spurious: int = 0
     groups: int = 0
     spurious_flagged: int = 0
+    main_first: bool | None = None
+    """The largest ground-truth box was found by the answer's first group (``None``: it was
+    not found at all)."""
 
 
 def _same(label: str | None, wanted: str | None) -> bool:
@@ -92,6 +100,22 @@ def _same_class(label: str | None, wanted: str) -> bool:
     return known is not None and known.name == wanted
 
 
+def _area(box: Box) -> float:
+    return max(0.0, box[2] - box[0]) * max(0.0, box[3] - box[1])
+
+
+def _shoe_pairs(truth: Sequence[tuple[str, Box]]) -> list[tuple[tuple[int, int], Box]]:
+    """Every two footwear boxes and the box around both."""
+    shoes = [t for t, (label, _) in enumerate(truth) if parent(label) == "footwear"]
+    pairs = []
+    for n, i in enumerate(shoes):
+        for j in shoes[n + 1 :]:
+            a, b = truth[i][1], truth[j][1]
+            union = (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
+            pairs.append(((i, j), union))
+    return pairs
+
+
 def score_photo(
     truth: Sequence[tuple[str, Box]],
     groups: Sequence[GroupAnswer],
@@ -103,14 +127,21 @@ def score_photo(
     """Score the groups of one answer against the ground-truth ``(label, box)`` pairs."""
     matched: dict[int, list[tuple[float, int]]] = {}
     spurious = flagged = 0
+    pairs = _shoe_pairs(truth)
     for g, group in enumerate(groups):
         overlaps = [iou(group.box, box) for _, box in truth]
         best = max(range(len(truth)), key=overlaps.__getitem__, default=None)
-        if best is None or overlaps[best] < min_iou:
+        if best is not None and overlaps[best] >= min_iou:
+            matched.setdefault(best, []).append((overlaps[best], g))
+            continue
+        pair_overlaps = [iou(group.box, union) for _, union in pairs]
+        pair = max(range(len(pairs)), key=pair_overlaps.__getitem__, default=None)
+        if pair is not None and pair_overlaps[pair] >= min_iou:
+            for t in pairs[pair][0]:
+                matched.setdefault(t, []).append((pair_overlaps[pair], g))
+        else:
             spurious += 1
             flagged += group.notice is not None
-        else:
-            matched.setdefault(best, []).append((overlaps[best], g))
     score = PhotoScore(spurious=spurious, groups=len(groups), spurious_flagged=flagged)
     for t, (label, _) in enumerate(truth):
         wanted, fine = parent(label), _fine(label)
@@ -139,4 +170,8 @@ def score_photo(
                 same_class_in_top=0 if fine is None else sum(_same_class(p, fine) for p in top),
             )
         )
+    if truth:
+        main = max(range(len(truth)), key=lambda t: _area(truth[t][1]))
+        if main in matched:
+            score.main_first = any(g == 0 for _, g in matched[main])
     return score

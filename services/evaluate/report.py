@@ -50,6 +50,10 @@ def render_markdown(report: dict[str, Any]) -> str:
         )
     lines += [
         "",
+        f"Main garment first: {_pct(street.get('main_first_rate'))} of the "
+        f"{street.get('main_found')} photos whose largest box is found (its group is the "
+        "answer's first; a group around two shoe boxes finds both).",
+        "",
         f"Per photo: {street['groups_per_photo']} groups, {street['spurious_per_photo']} "
         f"spurious (matching no box; {_pct(street.get('spurious_flagged_rate'))} of them said "
         f"no close match), {street['duplicates_per_photo']} duplicates; latency "
@@ -76,7 +80,8 @@ def render_markdown(report: dict[str, Any]) -> str:
     lines += [
         "",
         f"Latency p50 {products.get('p50_ms')} ms, p95 {products.get('p95_ms')} ms; "
-        f"{products.get('flagged', 0)} said no close match.",
+        f"{products.get('flagged', 0)} said no close match; the product's own class first: "
+        f"{_pct(products.get('own_first_rate'))}.",
     ]
     lines += _variants(report, c["k"])
     lines.append(END)
@@ -125,8 +130,9 @@ def _variants(report: dict[str, Any], k: int) -> list[str]:
         f"hit@{k} per class, then product photos' P@{k}):",
         "",
         f"| variant | street hit@{k} | {' | '.join(classes)} | found | spurious / photo "
-        f"| class P@{k} (stocked) | product same type | same parent |",
-        "|---|" + "---|" * (len(classes) + 6),
+        f"| class P@{k} (stocked) | product same type | same parent | main first | own first "
+        "| groups / photo |",
+        "|---|" + "---|" * (len(classes) + 9),
     ]
     rows = {"defaults": {"settings": {}, **report}, **variants}
     for name, row in rows.items():
@@ -140,7 +146,9 @@ def _variants(report: dict[str, Any], k: int) -> list[str]:
             f"| {name}{setting} | {_pct(overall['hit10_rate'])} | {' | '.join(cells)} | "
             f"{_pct(overall['found_rate'])} | {street['spurious_per_photo']} | "
             f"{_pct(fine.get('class_p10'))} | "
-            f"{_pct(products['same_type'])} | {_pct(products['same_parent'])} |"
+            f"{_pct(products['same_type'])} | {_pct(products['same_parent'])} | "
+            f"{_pct(street.get('main_first_rate'))} | {_pct(products.get('own_first_rate'))} | "
+            f"{street['groups_per_photo']} |"
         )
     return lines
 

@@ -118,6 +118,8 @@ def test_eval_e2e_on_a_generated_shop(
         if row["boxes"]:
             assert row["class_hit10_rate"] <= row["hit10_rate"]
     assert street["p50_ms"] > 0 and "detect" in street["stages_p50_ms"]
+    assert 0 <= street["main_found"] <= 3
+    assert street["main_first_rate"] is None or 0 <= street["main_first_rate"] <= 1
 
     products = report["products"]
     assert products["queries"] == 6
@@ -126,6 +128,7 @@ def test_eval_e2e_on_a_generated_shop(
     assert products["same_parent"] >= products["same_class"] >= products["same_type"]
     assert products["same_type"] >= products["same_type_colour"]
     assert products["same_type"] > 0, "a demo product's category neighbours come back"
+    assert 0 <= products["own_first_rate"] <= 1  # every demo product's type names a class
 
     text = markdown.read_text()
     assert text.startswith("# Benchmarks") and "kept" in text
@@ -138,6 +141,7 @@ def test_eval_e2e_on_a_generated_shop(
     assert strict["settings"] == {"detector": {"min_score": 0.99}}
     assert strict["street"]["per_class"]["overall"]["found"] <= overall["found"]
     assert strict["products"]["queries"] == 6
+    assert "Main garment first:" in text and "the product's own class first:" in text
     assert "**Variants**" in text and '| strict `{"detector": {"min_score": 0.99}}` |' in text
     sheets = sorted(p.name for p in (tmp_path / "sheets").iterdir())
     assert [s.split("-")[0] for s in sheets] == ["product", "product", "street", "street"]

@@ -88,3 +88,27 @@ def test_the_class_level_count_needs_the_very_class() -> None:
     assert blouse.garment is None and blouse.hit  # "blouse" reads as the parent "top"
     [missed] = score_photo([("skirt", JEANS)], []).truths
     assert (missed.garment, missed.found, missed.same_class_in_top) == ("skirt", False, 0)
+
+
+LEFT_SHOE = (20.0, 300.0, 48.0, 330.0)
+RIGHT_SHOE = (52.0, 300.0, 80.0, 330.0)
+
+
+def test_one_group_around_a_pair_of_shoes_finds_both() -> None:
+    pair = GroupAnswer((18.0, 298.0, 82.0, 331.0), "shoes", (), ("Sneakers",) * 10)
+    score = score_photo([("shoes", LEFT_SHOE), ("shoes", RIGHT_SHOE)], [pair])
+    assert [t.found for t in score.truths] == [True, True]
+    assert all(t.hit and t.class_right for t in score.truths)
+    assert score.spurious == 0
+    # the pair's box is no match for two boxes of other classes
+    other = score_photo([("bag", LEFT_SHOE), ("belt", RIGHT_SHOE)], [pair])
+    assert [t.found for t in other.truths] == [False, False] and other.spurious == 1
+
+
+def test_main_first_asks_whether_the_largest_box_leads_the_answer() -> None:
+    truth = [("shoes", LEFT_SHOE), ("jeans", JEANS), ("shirt", SHIRT)]
+    jeans, shoe = GroupAnswer(JEANS, "pants"), GroupAnswer(LEFT_SHOE, "shoes")
+    assert score_photo(truth, [jeans, shoe]).main_first is True
+    assert score_photo(truth, [shoe, jeans]).main_first is False
+    assert score_photo(truth, [shoe]).main_first is None  # the jeans are not found at all
+    assert score_photo([], [shoe]).main_first is None
