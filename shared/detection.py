@@ -79,7 +79,7 @@ def held_out(n: int, val_fraction: float, seed: int) -> frozenset[int]:
 
 @dataclass(frozen=True)
 class DetectionResult:
-    """All garments of one image, best first.
+    """All garments of one image, most prominent first (the main garment leads).
 
     ``fallback`` is true when nothing was found and ``detections`` holds the whole image as one
     crop; ``path`` names what answered (e.g. ``"model"``, ``"foreground"``, ``"whole-image"``).

@@ -1,14 +1,43 @@
-"""Turn the network's peak heatmap and box distances into boxes (numpy only, no torch)."""
+"""Turn the network's peak heatmap and box distances into boxes, and boxes into garments
+(numpy only, no torch).
+
+A photo's garments, as the shopper sees them: the two shoes of a pair are one garment, a box
+inside a box of its own class is the same garment again, and the upper half of a dress is no
+top of its own. The garments then come most prominent first (:func:`prominence`), so that an
+answer opens on the main garment, not on the shoes at the photo's edge.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 
 from shared.detection import Detection
 
-__all__ = ["decode", "iou_matrix", "nms", "one_per_garment"]
+__all__ = [
+    "by_prominence",
+    "decode",
+    "iou_matrix",
+    "merge_garments",
+    "nms",
+    "one_per_garment",
+    "prominence",
+]
+
+Box = tuple[float, float, float, float]
+
+FULL_SCORE = 0.5
+"""A detection scored this or more counts fully in :func:`prominence`; a weaker one less."""
+EDGE_WEIGHT = 0.5
+""":func:`prominence`'s centrality at the image's edge (1 at its centre, linear between)."""
+CONTAINED = 0.9
+"""Share of a box inside another for it to count as contained."""
+_PAIR_SIZE = 0.5  # the smaller shoe of a pair is at least this share of the larger's area
+_PAIR_LEVEL = 0.5  # ... and overlaps it vertically by this share of the smaller's height
+_PAIR_GAP = 0.5  # ... with at most this share of the wider shoe's width between them
+_SKIRT_FILL = 0.5  # share of a dress's lower half that a bottom box covers: a top and a skirt
 
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -83,3 +112,108 @@ def one_per_garment(detections: Sequence[Detection], threshold: float) -> list[D
     scores = np.asarray([d.score for d in detections], dtype=np.float32)
     kept = set(nms(boxes, scores, threshold).tolist())
     return [d for i, d in enumerate(detections) if i in kept]
+
+
+def _area(box: Box) -> float:
+    return max(0.0, box[2] - box[0]) * max(0.0, box[3] - box[1])
+
+
+def _inside(inner: Box, outer: Box) -> float:
+    """Share of ``inner``'s area that lies in ``outer``."""
+    w = min(inner[2], outer[2]) - max(inner[0], outer[0])
+    h = min(inner[3], outer[3]) - max(inner[1], outer[1])
+    area = _area(inner)
+    return max(0.0, w) * max(0.0, h) / area if area > 0 else 0.0
+
+
+def prominence(detection: Detection, width: int, height: int) -> float:
+    """How much a garment is the photo's subject: its share of the image's area, times its
+    score up to :data:`FULL_SCORE`, times its centrality (1 at the centre, :data:`EDGE_WEIGHT`
+    with its centre on the edge)."""
+    x0, y0, x1, y1 = detection.box
+    share = _area(detection.box) / max(1.0, float(width * height))
+    off = max(abs((x0 + x1) / width - 1.0), abs((y0 + y1) / height - 1.0))
+    centrality = 1.0 - (1.0 - EDGE_WEIGHT) * min(1.0, off)
+    return share * min(1.0, detection.score / FULL_SCORE) * centrality
+
+
+def by_prominence(detections: Sequence[Detection], width: int, height: int) -> list[Detection]:
+    """``detections`` most prominent first (ties keep their order)."""
+    return sorted(detections, key=lambda d: -prominence(d, width, height))
+
+
+def _a_pair(a: Box, b: Box) -> bool:
+    """Two shoe boxes side by side, of similar size, at one height."""
+    small, large = sorted((_area(a), _area(b)))
+    if large <= 0 or small < _PAIR_SIZE * large:
+        return False
+    level = min(a[3], b[3]) - max(a[1], b[1])
+    if level < _PAIR_LEVEL * min(a[3] - a[1], b[3] - b[1]):
+        return False
+    gap = max(a[0], b[0]) - min(a[2], b[2])
+    return gap <= _PAIR_GAP * max(a[2] - a[0], b[2] - b[0])
+
+
+def _merge_pairs(detections: Sequence[Detection]) -> list[Detection]:
+    """Each footwear box joined with its pair, best-scored shoes first: one box around both,
+    in the place of the better-scored shoe."""
+    partner: dict[int, int] = {}
+    used: set[int] = set()
+    shoes = [i for i, d in enumerate(detections) if d.category == "footwear"]
+    shoes.sort(key=lambda i: -detections[i].score)
+    for i in shoes:
+        if i in used:
+            continue
+        for j in shoes:
+            if j != i and j not in used and _a_pair(detections[i].box, detections[j].box):
+                partner[i] = j
+                used |= {i, j}
+                break
+    out = []
+    for i, detection in enumerate(detections):
+        if i in partner:
+            other = detections[partner[i]]
+            a, b = detection.box, other.box
+            union = (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
+            out.append(replace(detection, box=union, score=max(detection.score, other.score)))
+        elif i not in used:
+            out.append(detection)
+    return out
+
+
+def _contained(detection: Detection, others: Sequence[Detection]) -> bool:
+    """Inside a larger box of its own class."""
+    return any(
+        other is not detection
+        and other.category == detection.category
+        and _area(other.box) > _area(detection.box)
+        and _inside(detection.box, other.box) >= CONTAINED
+        for other in others
+    )
+
+
+def _dress_top(detection: Detection, others: Sequence[Detection]) -> bool:
+    """A top in a dress's upper half, and no bottom filling the dress's lower half (then the
+    "dress" is a top and a skirt, and the top stays)."""
+    if detection.category != "top":
+        return False
+    for dress in others:
+        if dress.category != "dress":
+            continue
+        x0, y0, x1, y1 = dress.box
+        middle = (y0 + y1) / 2
+        if _inside(detection.box, (x0, y0, x1, middle)) < CONTAINED:
+            continue
+        lower = (x0, middle, x1, y1)
+        skirt = any(o.category == "bottom" and _inside(lower, o.box) >= _SKIRT_FILL for o in others)
+        if not skirt:
+            return True
+    return False
+
+
+def merge_garments(detections: Sequence[Detection]) -> list[Detection]:
+    """One detection per garment a shopper sees: shoe pairs joined, boxes inside a box of their
+    own class and tops in a dress's upper half dropped. Order is kept."""
+    joined = _merge_pairs(detections)
+    kept = [d for d in joined if not _contained(d, joined)]
+    return [d for d in kept if not _dress_top(d, kept)]

@@ -4,7 +4,12 @@
   separate foreground object is one tight box. No model runs, unless the one object looks like
   a person (tall) and the model finds two or more different garments on it: then ``model``.
 - ``model``: a trained detector (the shipped default, a torchvision checkpoint or a YOLO file)
-  finds garments with categories and scores.
+  finds garments with categories and scores; shoe pairs, boxes inside their own class's box and
+  a dress's upper half are merged into the garments a shopper sees
+  (:func:`~services.detector.postprocess.merge_garments`).
+
+Every path answers its garments most prominent first (area, centrality, score:
+:func:`~services.detector.postprocess.prominence`): callers show the first one first.
 - ``whole-image``: nothing found, or an image too small to look at: the whole image is one
   crop and ``fallback`` is true.
 
@@ -20,7 +25,7 @@ from typing import Protocol
 from PIL import Image
 
 from services.detector.foreground import analyse_foreground, paint_background
-from services.detector.postprocess import one_per_garment
+from services.detector.postprocess import by_prominence, merge_garments, one_per_garment
 from shared.detection import FOREGROUND, WHOLE_IMAGE, Detection, DetectionResult, grow_box
 from shared.errors import LookalikeError
 from shared.images import to_rgb
@@ -103,7 +108,8 @@ class Detector:
                     if len(garments) < 2:
                         results[index] = self._result(img, FOREGROUND, [person_checks[index]], None)
                         continue
-                detections = one_per_garment(self._confident(detections), self.settings.overlap_iou)
+                garments = merge_garments(self._confident(detections))
+                detections = one_per_garment(garments, self.settings.overlap_iou)
                 if detections:
                     results[index] = self._result(img, MODEL, [], detections)
         return [
@@ -129,6 +135,7 @@ class Detector:
         detections: list[Detection] | None,
     ) -> DetectionResult:
         found = detections or [Detection(box=box, category=None, score=1.0) for box in boxes]
+        found = by_prominence(found, img.width, img.height)
         margin = self.settings.margin
         out = [
             Detection(
