@@ -36,7 +36,8 @@ CONTAINED = 0.9
 """Share of a box inside another for it to count as contained."""
 _PAIR_SIZE = 0.5  # the smaller shoe of a pair is at least this share of the larger's area
 _PAIR_LEVEL = 0.5  # ... and overlaps it vertically by this share of the smaller's height
-_PAIR_GAP = 0.5  # ... with at most this share of the wider shoe's width between them
+_PAIR_GAP = 1.0  # ... with at most the wider shoe's width between them (feet apart)
+_UPPER_HALF = 0.7  # share of a top inside a dress's upper half for it to be the dress's bodice
 _SKIRT_FILL = 0.5  # share of a dress's lower half that a bottom box covers: a top and a skirt
 
 
@@ -155,8 +156,8 @@ def _a_pair(a: Box, b: Box) -> bool:
 
 
 def _merge_pairs(detections: Sequence[Detection]) -> list[Detection]:
-    """Each footwear box joined with its pair, best-scored shoes first: one box around both,
-    in the place of the better-scored shoe."""
+    """Each footwear box joined with the nearest shoe it pairs with, best-scored shoes first:
+    one box around both, in the place of the better-scored shoe."""
     partner: dict[int, int] = {}
     used: set[int] = set()
     shoes = [i for i, d in enumerate(detections) if d.category == "footwear"]
@@ -164,11 +165,12 @@ def _merge_pairs(detections: Sequence[Detection]) -> list[Detection]:
     for i in shoes:
         if i in used:
             continue
-        for j in shoes:
-            if j != i and j not in used and _a_pair(detections[i].box, detections[j].box):
-                partner[i] = j
-                used |= {i, j}
-                break
+        box = detections[i].box
+        pairs = [j for j in shoes if j != i and j not in used and _a_pair(box, detections[j].box)]
+        if pairs:
+            j = min(pairs, key=lambda j: abs(_centre_x(detections[j].box) - _centre_x(box)))
+            partner[i] = j
+            used |= {i, j}
     out = []
     for i, detection in enumerate(detections):
         if i in partner:
@@ -179,6 +181,10 @@ def _merge_pairs(detections: Sequence[Detection]) -> list[Detection]:
         elif i not in used:
             out.append(detection)
     return out
+
+
+def _centre_x(box: Box) -> float:
+    return (box[0] + box[2]) / 2
 
 
 def _contained(detection: Detection, others: Sequence[Detection]) -> bool:
@@ -202,7 +208,7 @@ def _dress_top(detection: Detection, others: Sequence[Detection]) -> bool:
             continue
         x0, y0, x1, y1 = dress.box
         middle = (y0 + y1) / 2
-        if _inside(detection.box, (x0, y0, x1, middle)) < CONTAINED:
+        if _inside(detection.box, (x0, y0, x1, middle)) < _UPPER_HALF:
             continue
         lower = (x0, middle, x1, y1)
         skirt = any(o.category == "bottom" and _inside(lower, o.box) >= _SKIRT_FILL for o in others)
