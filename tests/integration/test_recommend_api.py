@@ -563,3 +563,20 @@ def test_a_photo_with_no_garment_answers_no_group_with_a_notice(client: TestClie
     body = response.json()
     assert body["groups"] == []
     assert body["notice"] == "We couldn't find any clothing in this photo."
+
+
+def test_the_answer_opens_on_the_most_prominent_garment(world: World, client: TestClient) -> None:
+    """A coat over trousers: the detector is surer of the trousers, but the coat covers twice
+    their area nearer the middle, and the answer's first group is the coat (issue 27)."""
+    from services.demo_shop.images import compose_outfit
+    from shared.taxonomy import parent
+
+    products = world.shop.catalog.products
+    coats = [p for p in products if p.category == "outerwear"]
+    trousers = [p for p in products if p.category == "pants"]
+    for seed in range(3):
+        outfit = compose_outfit(coats[seed % len(coats)], trousers[seed % len(trousers)], seed=seed)
+        groups = _post(client, outfit.jpeg)["groups"]
+        assert [parent(g["category"]) for g in groups] == ["outerwear", "bottom"], groups
+        areas = [(x1 - x0) * (y1 - y0) for x0, y0, x1, y1 in (g["box"] for g in groups)]
+        assert areas[0] > 1.5 * areas[1]
