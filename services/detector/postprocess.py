@@ -199,12 +199,13 @@ def _contained(detection: Detection, others: Sequence[Detection]) -> bool:
 
 
 def _dress_top(detection: Detection, others: Sequence[Detection]) -> bool:
-    """A top in a dress's upper half, and no bottom filling the dress's lower half (then the
-    "dress" is a top and a skirt, and the top stays)."""
+    """A top in the upper half of a dress scored at least as well, and no bottom filling the
+    dress's lower half (then, or when the top is the surer one, the "dress" is a top and a
+    skirt, and the top stays)."""
     if detection.category != "top":
         return False
     for dress in others:
-        if dress.category != "dress":
+        if dress.category != "dress" or dress.score < detection.score:
             continue
         x0, y0, x1, y1 = dress.box
         middle = (y0 + y1) / 2

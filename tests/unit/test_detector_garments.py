@@ -21,7 +21,7 @@ TROUSERS = _d("bottom", (120.0, 250.0, 280.0, 540.0), 0.6)
 LEFT_SHOE = _d("footwear", (130.0, 545.0, 190.0, 590.0), 0.9)
 RIGHT_SHOE = _d("footwear", (210.0, 548.0, 272.0, 596.0), 0.85)
 DRESS = _d("dress", (110.0, 100.0, 290.0, 520.0), 0.7)
-BODICE = _d("top", (120.0, 110.0, 280.0, 290.0), 0.75)
+BODICE = _d("top", (120.0, 110.0, 280.0, 290.0), 0.65)
 
 
 def test_prominence_weighs_area_score_and_centrality() -> None:
@@ -91,3 +91,6 @@ def test_a_top_in_a_dress_upper_half_is_no_garment_of_its_own() -> None:
 def test_a_dress_whose_lower_half_is_a_skirt_keeps_its_top() -> None:
     skirt = _d("bottom", (112.0, 300.0, 288.0, 525.0), 0.6)
     assert merge_garments([BODICE, DRESS, skirt]) == [BODICE, DRESS, skirt]
+    # so does a "dress" the detector is less sure of than of the top
+    unsure = _d("dress", DRESS.box, 0.4)
+    assert merge_garments([BODICE, unsure]) == [BODICE, unsure]
