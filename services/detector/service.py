@@ -108,8 +108,8 @@ class Detector:
                     if len(garments) < 2:
                         results[index] = self._result(img, FOREGROUND, [person_checks[index]], None)
                         continue
-                garments = merge_garments(self._confident(detections))
-                detections = one_per_garment(garments, self.settings.overlap_iou)
+                merged = merge_garments(self._confident(detections))
+                detections = one_per_garment(merged, self.settings.overlap_iou)
                 if detections:
                     results[index] = self._result(img, MODEL, [], detections)
         return [
