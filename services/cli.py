@@ -26,13 +26,16 @@ from shared.settings import get_settings
 
 
 class _Cli(click.Group):
-    """Turn the project's own errors into a one-line message and exit status 1."""
+    """Turn the project's own errors into a one-line message and their exit status (1; 2 for a
+    bad setting)."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except LookalikeError as exc:
-            raise click.ClickException(exc.message) from exc
+            error = click.ClickException(exc.message)
+            error.exit_code = exc.exit_code
+            raise error from exc
 
 
 @click.group(cls=_Cli)

@@ -15,7 +15,9 @@ class _Main(click.Group):
         try:
             return super().invoke(ctx)
         except LookalikeError as exc:
-            raise click.ClickException(exc.message) from exc
+            error = click.ClickException(exc.message)
+            error.exit_code = exc.exit_code
+            raise error from exc
 
 
 @click.group(cls=_Main, invoke_without_command=True)

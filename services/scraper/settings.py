@@ -16,7 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.scraper.middlewares import ALLOW_PRIVATE_SETTING
 from services.scraper.schemas import SourceConfig
-from shared.settings import Settings
+from shared.settings import Settings, load_settings
 
 PROJECT_URL = "https://github.com/lookalike"
 BATCH_SIZE_SETTING = "LOOKALIKE_WRITE_BATCH_SIZE"
@@ -57,7 +57,7 @@ class ScraperSettings(BaseSettings):
 
 @lru_cache(maxsize=1)
 def get_scraper_settings() -> ScraperSettings:
-    return ScraperSettings()
+    return load_settings(ScraperSettings)
 
 
 def user_agent() -> str:
