@@ -203,5 +203,12 @@ def run(settings: Settings, *, demo_products: int, seed: int, verbose: bool = Fa
         app.state.ingest = worker
         stack.enter_context(Progress(catalog, app, worker, scheduler, url))
         log.info("serving %s  (loading models, crawling and indexing the shop)", url)
-        serve(app, settings.host, settings.port, setting=PORT_SETTING)
+        serve(
+            app,
+            settings.host,
+            settings.port,
+            setting=PORT_SETTING,
+            access_log=verbose or settings.logs_requests,
+            header_timeout_s=settings.header_timeout_s,
+        )
     catalog.dispose()

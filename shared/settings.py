@@ -293,6 +293,11 @@ class Settings(BaseSettings):
         return None if self.qdrant_url else self.data_dir / "qdrant"
 
     @property
+    def logs_requests(self) -> bool:
+        """A log line per HTTP request: ``access_log``, or everything at ``DEBUG``."""
+        return self.access_log or self.log_level == "DEBUG"
+
+    @property
     def models_dir(self) -> Path:
         return self.data_dir / "models"
 

@@ -11,7 +11,13 @@ from shared.web import serve
 def main() -> None:
     settings = settings_or_exit()
     configure_logging(settings.log_level)
-    serve(create_app(settings), settings.host, settings.port)
+    serve(
+        create_app(settings),
+        settings.host,
+        settings.port,
+        access_log=settings.logs_requests,
+        header_timeout_s=settings.header_timeout_s,
+    )
 
 
 if __name__ == "__main__":
