@@ -33,9 +33,8 @@ class _Cli(click.Group):
         try:
             return super().invoke(ctx)
         except LookalikeError as exc:
-            error = click.ClickException(exc.message)
-            error.exit_code = exc.exit_code
-            raise error from exc
+            click.echo(f"Error: {exc.message}", err=True)
+            ctx.exit(exc.exit_code)
 
 
 @click.group(cls=_Cli)

@@ -34,6 +34,7 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from shared.errors import InvalidSettingError
+from shared.netsafe import host_port
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +56,12 @@ class ImageSettings(BaseModel):
 
 
 class GatewaySettings(BaseModel):
+    allow_private_image_hosts: list[str] = Field(default_factory=list)
+    """``host:port`` pairs that ``image_url`` may reach although they are private/loopback
+    (JSON list: ``LOOKALIKE_GATEWAY__ALLOW_PRIVATE_IMAGE_HOSTS='["127.0.0.1:8001"]'``;
+    ``lookalike run`` adds its demo shop's)."""
     allow_private_image_urls: bool = False
-    """Let ``image_url`` point at private/loopback addresses (a local demo; never in public)."""
+    """Let ``image_url`` point at any private/loopback address (never in public)."""
     download_timeout_s: float = Field(default=10.0, gt=0)
     embedder_timeout_s: float = Field(default=5.0, gt=0)
     trusted_proxies: list[str] = Field(default_factory=list)
@@ -70,6 +75,11 @@ class GatewaySettings(BaseModel):
     """Per client on ``POST /feedback`` without an API key; 0 turns the limit off."""
     feedback_window_s: int = Field(default=3600, gt=0)
     """How long after a ``/recommend`` answer feedback without an API key may refer to it."""
+
+    @field_validator("allow_private_image_hosts")
+    @classmethod
+    def _host_ports(cls, hosts: list[str]) -> list[str]:
+        return [host_port(host) for host in hosts]
 
 
 class DetectorSettings(BaseModel):
