@@ -132,7 +132,7 @@ class Progress:
             log.info("models loaded in %.1f s", warmup.seconds or 0.0)
         stats = self.catalog.stats()
         progress = self.catalog.ingest_progress()
-        crawling = sorted(self.scheduler.running)
+        crawling = self.scheduler.crawling()
         counts = (stats.products_active, progress.total, progress.done, len(crawling))
         if counts != self._said and stats.products_active:
             self._said = counts
