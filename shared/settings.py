@@ -22,6 +22,7 @@ from types import NoneType, UnionType
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 
 import annotated_types
+from dotenv import dotenv_values
 from pydantic import (
     AliasChoices,
     BaseModel,
@@ -466,12 +467,15 @@ def load_settings(model: type[S]) -> S:
 
 
 def warn_unknown(model: type[BaseSettings]) -> None:
-    """Warn about each variable under ``model``'s prefix that names no setting, with the
-    closest real name (a misspelt name would otherwise be silently ignored)."""
+    """Warn about each variable under ``model``'s prefix (in the environment or the ``.env``
+    file) that names no setting, with the closest real name (a misspelt name would otherwise
+    be silently ignored)."""
     known = env_names(model)
     prefix = _env_prefix(model)
     others = OTHER_VARIABLES if model is Settings else ()
-    for name in sorted(os.environ):
+    env_file = Path(str(model.model_config.get("env_file") or ".env"))
+    in_file = dotenv_values(env_file) if env_file.is_file() else {}
+    for name in sorted({*os.environ, *in_file}):
         upper = name.upper()
         if not upper.startswith(prefix) or upper in known or upper.startswith(others):
             continue

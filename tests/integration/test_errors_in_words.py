@@ -20,6 +20,7 @@ def _run(command: list[str], tmp_path: Path, **env: str) -> subprocess.Completed
     return subprocess.run(
         command,
         env={**clean, "LOOKALIKE_DATA_DIR": str(tmp_path), **env},
+        cwd=tmp_path,  # the .env file read is the one there
         capture_output=True,
         text=True,
         timeout=120,
@@ -83,6 +84,9 @@ def test_a_misspelt_name_is_warned_once_with_the_closest_real_name(tmp_path: Pat
     ]
     crawl = _run([*LOOKALIKE, "crawl", "nowhere"], tmp_path, LOOKALIKE_SCRAPER__POLL_INTERVALS="5")
     assert "did you mean LOOKALIKE_SCRAPER__POLL_INTERVAL_S?" in crawl.stderr
+    (tmp_path / ".env").write_text("LOOKALIKE_INGEST__BATCHSIZE=8\n")
+    from_file = _run([*LOOKALIKE, "sources", "list"], tmp_path)
+    assert "did you mean LOOKALIKE_INGEST__BATCH_SIZE?" in from_file.stderr
 
 
 def test_an_unmigrated_catalog_says_what_to_run(tmp_path: Path) -> None:
