@@ -26,13 +26,15 @@ from shared.settings import get_settings
 
 
 class _Cli(click.Group):
-    """Turn the project's own errors into a one-line message and exit status 1."""
+    """Turn the project's own errors into a one-line message and their exit status (1; 2 for a
+    bad setting)."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except LookalikeError as exc:
-            raise click.ClickException(exc.message) from exc
+            click.echo(f"Error: {exc.message}", err=True)
+            ctx.exit(exc.exit_code)
 
 
 @click.group(cls=_Cli)

@@ -17,7 +17,6 @@ their own chatter to warnings unless ``--verbose``.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import os
 import threading
@@ -25,6 +24,7 @@ import time
 from contextlib import ExitStack
 from types import TracebackType
 from typing import Self
+from urllib.parse import urlsplit
 
 from fastapi import FastAPI
 
@@ -35,6 +35,7 @@ from services.ingest.tasks import InProcessWorker
 from services.scraper.scheduler import Scheduler
 from services.scraper.settings import get_scraper_settings
 from shared.db import Catalog, SourceIn
+from shared.netsafe import host_port
 from shared.settings import Settings
 from shared.vectors import open_index
 from shared.web import ensure_port_free, serve
@@ -60,31 +61,25 @@ def register_demo_source(catalog: Catalog, shop_url: str) -> None:
             base_url=shop_url,
             config={
                 "start_urls": [shop_url],
-                # The demo shop lives on 127.0.0.1; real sources never get this by default.
-                "allow_private_addresses": True,
+                # The demo shop lives on 127.0.0.1: exactly its address may be crawled.
+                "allow_private_hosts": [_host_port(shop_url)],
                 "demo": True,
             },
         )
     )
 
 
-def demo_gateway_settings(settings: Settings) -> Settings:
-    """With the demo shop on this machine and the gateway listening on loopback only, let
-    ``image_url`` reach local addresses (the demo shop's own pictures), unless the setting was
-    given explicitly."""
+def demo_gateway_settings(settings: Settings, shop_url: str) -> Settings:
+    """Let ``image_url`` reach the demo shop's own pictures (exactly its ``host:port``)."""
     gateway = settings.gateway
-    if "allow_private_image_urls" in gateway.model_fields_set or not _loopback(settings.host):
-        return settings
-    log.info("image_url may point at this machine (gateway on %s only)", settings.host)
-    allowed = gateway.model_copy(update={"allow_private_image_urls": True})
+    hosts = [*gateway.allow_private_image_hosts, _host_port(shop_url)]
+    allowed = gateway.model_copy(update={"allow_private_image_hosts": hosts})
     return settings.model_copy(update={"gateway": allowed})
 
 
-def _loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
+def _host_port(url: str) -> str:
+    parts = urlsplit(url)
+    return host_port(f"{parts.hostname}:{parts.port}")
 
 
 def quiet_logs(verbose: bool) -> None:
@@ -137,7 +132,7 @@ class Progress:
             log.info("models loaded in %.1f s", warmup.seconds or 0.0)
         stats = self.catalog.stats()
         progress = self.catalog.ingest_progress()
-        crawling = sorted(self.scheduler.running)
+        crawling = self.scheduler.crawling()
         counts = (stats.products_active, progress.total, progress.done, len(crawling))
         if counts != self._said and stats.products_active:
             self._said = counts
@@ -191,7 +186,7 @@ def run(settings: Settings, *, demo_products: int, seed: int, verbose: bool = Fa
             shop = stack.enter_context(DemoShop(demo, host="127.0.0.1", port=settings.demo_port))
             register_demo_source(catalog, shop.url)
             log.info("demo shop: %d products at %s/", demo_products, shop.url)
-            settings = demo_gateway_settings(settings)
+            settings = demo_gateway_settings(settings, shop.url)
         index = open_index(settings.qdrant_url, settings.qdrant_path, settings.qdrant_api_key)
         stack.callback(index.close)
         worker = stack.enter_context(InProcessWorker(settings, catalog, index))
@@ -203,5 +198,12 @@ def run(settings: Settings, *, demo_products: int, seed: int, verbose: bool = Fa
         app.state.ingest = worker
         stack.enter_context(Progress(catalog, app, worker, scheduler, url))
         log.info("serving %s  (loading models, crawling and indexing the shop)", url)
-        serve(app, settings.host, settings.port, setting=PORT_SETTING)
+        serve(
+            app,
+            settings.host,
+            settings.port,
+            setting=PORT_SETTING,
+            access_log=verbose or settings.logs_requests,
+            header_timeout_s=settings.header_timeout_s,
+        )
     catalog.dispose()

@@ -10,6 +10,7 @@ the header. Errors say whether trying again later can help (:attr:`DownloadError
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Collection
 from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
@@ -61,6 +62,7 @@ def fetch_image(
     *,
     client: httpx.Client,
     allow_private: bool = False,
+    allow_hosts: Collection[str] = (),
     max_bytes: int = 20 * 1024 * 1024,
     max_redirects: int = 5,
 ) -> Downloaded:
@@ -68,7 +70,9 @@ def fetch_image(
 
     Raises :class:`DownloadError`: retryable for timeouts, connection failures, HTTP 408/429/5xx
     and unresolvable hosts; permanent for 4xx, private addresses, redirect loops, bodies over
-    ``max_bytes`` and bodies that are not an image.
+    ``max_bytes`` and bodies that are not an image. Private addresses are refused unless
+    ``allow_private``, or the hop's ``host:port`` is in ``allow_hosts`` (see
+    :func:`shared.netsafe.check_url`; a redirect elsewhere is checked on its own).
     """
     current = url
     seen: set[str] = set()
@@ -77,7 +81,7 @@ def fetch_image(
             raise DownloadError(f"redirect loop at {current}", retryable=False)
         seen.add(current)
         try:
-            checked = check_url(current, allow_private=allow_private)
+            checked = check_url(current, allow_private=allow_private, allow_hosts=allow_hosts)
         except UnresolvableURLError as exc:
             raise DownloadError(exc.message, retryable=True) from exc
         except LookalikeError as exc:

@@ -13,6 +13,8 @@ class LookalikeError(Exception):
 
     status_code: int = 500
     code: str = "internal_error"
+    exit_code: int = 1
+    """A command line's exit status when it stops on this error."""
 
     def __init__(self, message: str, *, status_code: int | None = None) -> None:
         super().__init__(message)
@@ -28,6 +30,20 @@ class ConfigurationError(LookalikeError):
     """A setting is missing or inconsistent."""
 
     code = "configuration_error"
+
+
+class InvalidSettingError(ConfigurationError):
+    """A setting's value is not one it accepts (exit status 2, like a bad option)."""
+
+    code = "invalid_setting"
+    exit_code = 2
+
+
+class CatalogNotMigratedError(LookalikeError):
+    """The catalog database has no schema (or an older one) yet."""
+
+    status_code = 503
+    code = "catalog_not_migrated"
 
 
 class NotFoundError(LookalikeError):

@@ -2,15 +2,17 @@
 
 The scraper, the ingest downloader and the gateway's ``image_url`` all fetch URLs that come
 from outside. :func:`check_url` accepts only http(s) URLs whose host resolves exclusively to
-public addresses, unless the caller explicitly allows private ones (a demo shop on 127.0.0.1,
-a source an operator marked as internal). It returns the resolved addresses so that a client
-can connect to exactly what was checked.
+public addresses, unless the caller explicitly allows private ones: for exactly named
+``host:port`` pairs (:func:`host_port`; the demo shop on ``127.0.0.1:8001``), or for any host (a
+source an operator marked as internal). It returns the resolved addresses so that a client can
+connect to exactly what was checked.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import socket
+from collections.abc import Collection
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -128,9 +130,31 @@ def resolve(host: str, port: int) -> tuple[str, ...]:
     return tuple(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
-def check_url(url: str, *, allow_private: bool = False, resolve_host: bool = True) -> CheckedURL:
+def host_port(text: str) -> str:
+    """``host:port`` in the one spelling :func:`check_url` compares (host lower-cased, IPv6 in
+    brackets); raises ``ValueError`` when ``text`` is not a host and a port."""
+    parts = urlsplit(f"//{text.strip()}")
+    try:
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError(f"{text!r} is not host:port ({exc})") from exc
+    if not parts.hostname or port is None or parts.username is not None or parts.path:
+        raise ValueError(f"{text!r} is not host:port (like 127.0.0.1:8001)")
+    host = parts.hostname.lower()
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def check_url(
+    url: str,
+    *,
+    allow_private: bool = False,
+    allow_hosts: Collection[str] = (),
+    resolve_host: bool = True,
+) -> CheckedURL:
     """Validate ``url`` for fetching; raise :class:`UnsafeURLError` or
-    :class:`UnresolvableURLError` with a message a user can act on."""
+    :class:`UnresolvableURLError` with a message a user can act on. Private addresses are
+    allowed with ``allow_private``, or when the URL's ``host:port`` is in ``allow_hosts``
+    (spelt as :func:`host_port` spells them; the port is the URL's or its scheme's)."""
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -153,7 +177,8 @@ def check_url(url: str, *, allow_private: bool = False, resolve_host: bool = Tru
             addresses = (str(ipaddress.ip_address(host)),)
         except ValueError:
             addresses = ()
-    if not allow_private:
+    named = host_port(f"[{host}]:{port}" if ":" in host else f"{host}:{port}") in allow_hosts
+    if not (allow_private or named):
         for address in addresses:
             if not is_public_address(ipaddress.ip_address(address.split("%", 1)[0])):
                 raise PrivateAddressError(host, address)

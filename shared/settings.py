@@ -11,12 +11,33 @@ Nothing here reads the environment at import time: call :func:`get_settings`.
 
 from __future__ import annotations
 
+import difflib
+import json
+import logging
+import os
+import sys
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from types import NoneType, UnionType
+from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 
-from pydantic import AliasChoices, BaseModel, Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+import annotated_types
+from dotenv import dotenv_values
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
+
+from shared.errors import InvalidSettingError
+from shared.netsafe import host_port
+
+log = logging.getLogger(__name__)
 
 
 def _default_data_dir() -> Path:
@@ -36,8 +57,12 @@ class ImageSettings(BaseModel):
 
 
 class GatewaySettings(BaseModel):
+    allow_private_image_hosts: list[str] = Field(default_factory=list)
+    """``host:port`` pairs that ``image_url`` may reach although they are private/loopback
+    (JSON list: ``LOOKALIKE_GATEWAY__ALLOW_PRIVATE_IMAGE_HOSTS='["127.0.0.1:8001"]'``;
+    ``lookalike run`` adds its demo shop's)."""
     allow_private_image_urls: bool = False
-    """Let ``image_url`` point at private/loopback addresses (a local demo; never in public)."""
+    """Let ``image_url`` point at any private/loopback address (never in public)."""
     download_timeout_s: float = Field(default=10.0, gt=0)
     embedder_timeout_s: float = Field(default=5.0, gt=0)
     trusted_proxies: list[str] = Field(default_factory=list)
@@ -51,6 +76,11 @@ class GatewaySettings(BaseModel):
     """Per client on ``POST /feedback`` without an API key; 0 turns the limit off."""
     feedback_window_s: int = Field(default=3600, gt=0)
     """How long after a ``/recommend`` answer feedback without an API key may refer to it."""
+
+    @field_validator("allow_private_image_hosts")
+    @classmethod
+    def _host_ports(cls, hosts: list[str]) -> list[str]:
+        return [host_port(host) for host in hosts]
 
 
 class DetectorSettings(BaseModel):
@@ -180,6 +210,12 @@ class Settings(BaseSettings):
     demo_port: int = Field(default=8001, ge=0, le=65535)
     """Where ``lookalike run`` serves the generated demo shop (when no real shop is set up)."""
     api_key: str | None = None
+    access_log: bool = False
+    """A log line per HTTP request (also on with ``--verbose`` or at ``DEBUG``); off, only
+    errors and slow start-up steps reach the console."""
+    header_timeout_s: float = Field(default=10.0, gt=0)
+    """A connection that has not sent its whole request head in this long gets 408 and is
+    closed (slow-header clients cannot hold the server's connections)."""
 
     database_url: str | None = Field(
         default=None, validation_alias=AliasChoices("DATABASE_URL", "LOOKALIKE_DATABASE_URL")
@@ -268,6 +304,11 @@ class Settings(BaseSettings):
         return None if self.qdrant_url else self.data_dir / "qdrant"
 
     @property
+    def logs_requests(self) -> bool:
+        """A log line per HTTP request: ``access_log``, or everything at ``DEBUG``."""
+        return self.access_log or self.log_level == "DEBUG"
+
+    @property
     def models_dir(self) -> Path:
         return self.data_dir / "models"
 
@@ -291,7 +332,170 @@ def normalize_database_url(url: str) -> str:
     return url
 
 
+OTHER_VARIABLES = ("LOOKALIKE_BENCH_", "LOOKALIKE_TEST_", "LOOKALIKE_SCRAPER__")
+"""Prefixes of ``LOOKALIKE_`` variables that are not :class:`Settings`: benchmark and test knobs,
+and the scraper's own settings (checked by the scraper)."""
+
+S = TypeVar("S", bound=BaseSettings)
+
+
+def _env_prefix(model: type[BaseSettings]) -> str:
+    return str(model.model_config.get("env_prefix", "")).upper()
+
+
+def _annotation(field: FieldInfo) -> Any:
+    """The field's type without ``None`` (``int | None`` -> ``int``)."""
+    annotation = field.annotation
+    if get_origin(annotation) in (Union, UnionType):
+        args = [arg for arg in get_args(annotation) if arg is not NoneType]
+        annotation = args[0] if len(args) == 1 else annotation
+    return annotation
+
+
+def env_names(model: type[BaseSettings]) -> dict[str, FieldInfo]:
+    """Every environment variable that sets a field of ``model`` (nested groups with ``__``,
+    the old names of moved settings too), with the field it sets."""
+    names: dict[str, FieldInfo] = {}
+
+    def walk(fields: dict[str, FieldInfo], prefix: str) -> None:
+        for name, field in fields.items():
+            alias = field.validation_alias
+            if not prefix and isinstance(alias, AliasChoices):
+                names.update({str(choice).upper(): field for choice in alias.choices})
+                continue
+            annotation = _annotation(field)
+            if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+                walk(annotation.model_fields, f"{prefix}{name.upper()}__")
+            names[f"{prefix}{name.upper()}"] = field
+
+    walk(model.model_fields, _env_prefix(model))
+    prefix = _env_prefix(model)
+    for (old_group, name), new_group in MOVED.items() if model is Settings else ():
+        names[f"{prefix}{old_group.upper()}__{name.upper()}"] = names[
+            f"{prefix}{new_group.upper()}__{name.upper()}"
+        ]
+    return names
+
+
+def accepts(field: FieldInfo) -> str:
+    """What a setting takes, in words: ``a whole number from 0 to 65535``."""
+    annotation = _annotation(field)
+    origin = get_origin(annotation)
+    if origin is Literal:
+        return "one of " + ", ".join(str(arg) for arg in get_args(annotation))
+    if annotation is bool:
+        return "true or false"
+    if origin is list or annotation is list:
+        return 'a JSON list, e.g. ["a", "b"]'
+    if origin is dict or annotation is dict:
+        return 'a JSON object, e.g. {"name": 0.5}'
+    kind = {int: "a whole number", float: "a number"}.get(annotation, "text")
+    low = high = ""
+    for item in field.metadata:
+        if isinstance(item, annotated_types.Ge):
+            low = f"from {item.ge}"
+        elif isinstance(item, annotated_types.Gt):
+            low = f"above {item.gt}"
+        elif isinstance(item, annotated_types.Le):
+            high = f"to {item.le}" if low.startswith("from") else f"up to {item.le}"
+        elif isinstance(item, annotated_types.Lt):
+            high = f"below {item.lt}"
+    return " ".join(part for part in (kind, low, high) if part)
+
+
+def _error_name(model: type[BaseSettings], loc: tuple[Any, ...]) -> tuple[str, FieldInfo | None]:
+    """The environment variable and the field an error's location points at."""
+    fields: dict[str, FieldInfo] = model.model_fields
+    parts: list[str] = []
+    field: FieldInfo | None = None
+    for part in loc:
+        if not isinstance(part, str) or part not in fields:
+            break
+        field = fields[part]
+        if not parts and isinstance(field.validation_alias, AliasChoices):
+            return str(field.validation_alias.choices[0]), field
+        parts.append(part.upper())
+        annotation = _annotation(field)
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            break
+        fields = annotation.model_fields
+    return _env_prefix(model) + "__".join(parts), field
+
+
+def invalid_setting(model: type[BaseSettings], exc: ValidationError) -> InvalidSettingError:
+    """One line for every bad value: the variable, what was given and what it accepts."""
+    problems = []
+    for error in exc.errors():
+        name, field = _error_name(model, tuple(error["loc"]))
+        given = error.get("input")
+        shown = f"={given}" if isinstance(given, str) else ""
+        if error["type"] == "value_error" or field is None:
+            reason = str(error["msg"]).removeprefix("Value error, ")
+        else:
+            reason = f"it takes {accepts(field)}"
+        problems.append(f"{name}{shown} is not valid: {reason}")
+    return InvalidSettingError("; ".join(problems))
+
+
+def _undecodable(model: type[BaseSettings]) -> InvalidSettingError:
+    """A list or map setting whose value is not JSON (pydantic-settings names only its group)."""
+    names = env_names(model)
+    problems = []
+    for name, value in os.environ.items():
+        field = names.get(name.upper())
+        takes = accepts(field) if field is not None else ""
+        if not takes.startswith("a JSON"):
+            continue
+        try:
+            json.loads(value)
+        except ValueError:
+            problems.append(f"{name.upper()}={value} is not valid: it takes {takes}")
+    return InvalidSettingError("; ".join(problems) or "a setting is not valid JSON")
+
+
+def load_settings(model: type[S]) -> S:
+    """``model()`` from the environment, a bad value raised as :class:`InvalidSettingError`,
+    and a warning for each ``LOOKALIKE_`` variable under its prefix that sets nothing."""
+    try:
+        settings = model()
+    except ValidationError as exc:
+        raise invalid_setting(model, exc) from None
+    except SettingsError as exc:
+        raise _undecodable(model) from exc
+    warn_unknown(model)
+    return settings
+
+
+def warn_unknown(model: type[BaseSettings]) -> None:
+    """Warn about each variable under ``model``'s prefix (in the environment or the ``.env``
+    file) that names no setting, with the closest real name (a misspelt name would otherwise
+    be silently ignored)."""
+    known = env_names(model)
+    prefix = _env_prefix(model)
+    others = OTHER_VARIABLES if model is Settings else ()
+    env_file = Path(str(model.model_config.get("env_file") or ".env"))
+    in_file = dotenv_values(env_file) if env_file.is_file() else {}
+    for name in sorted({*os.environ, *in_file}):
+        upper = name.upper()
+        if not upper.startswith(prefix) or upper in known or upper.startswith(others):
+            continue
+        close = difflib.get_close_matches(upper, list(known), n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        log.warning("%s is not a Lookalike setting and is ignored%s", name, hint)
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    """The process-wide settings; tests build their own ``Settings(...)`` or clear this cache."""
-    return Settings()
+    """The process-wide settings (read and checked once per process); tests build their own
+    ``Settings(...)`` or clear this cache. Raises :class:`InvalidSettingError`."""
+    return load_settings(Settings)
+
+
+def settings_or_exit() -> Settings:
+    """For a ``python -m`` entry point: the settings, or the bad value in one line on stderr
+    and exit status 2."""
+    try:
+        return get_settings()
+    except InvalidSettingError as exc:
+        print(f"Error: {exc.message}", file=sys.stderr)
+        raise SystemExit(exc.exit_code) from None

@@ -3,6 +3,8 @@
 * :class:`RequestContextMiddleware` (pure ASGI) takes ``X-Request-ID`` from the request or makes
   one, keeps it in :data:`REQUEST_ID` for the request's code (the service clients forward it
   downstream), returns it in the response header and logs one access line with it.
+* :func:`serve` runs an app with uvicorn: a header timeout (:class:`HeaderTimeoutProtocol`),
+  access lines only when asked for, no forwarded headers trusted by uvicorn itself.
 * :func:`add_error_handlers` renders :class:`LookalikeError`, request validation errors and
   the framework's own HTTP errors (404 route, 405, a multipart body that does not parse) as
   ``{"error": <code>, "detail": <message>}`` with their status code.
@@ -10,6 +12,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import socket
@@ -27,6 +30,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from shared.errors import ConfigurationError, LookalikeError
 
@@ -36,6 +40,7 @@ if TYPE_CHECKING:
 __all__ = [
     "REQUEST_ID",
     "REQUEST_ID_HEADER",
+    "HeaderTimeoutProtocol",
     "RequestContextMiddleware",
     "add_error_handlers",
     "ensure_port_free",
@@ -235,10 +240,64 @@ def ensure_port_free(host: str, port: int, setting: str) -> None:
             ) from exc
 
 
-def serve(app: ASGIApp, host: str, port: int, *, setting: str = "LOOKALIKE_PORT") -> None:
-    """Serve ``app`` with uvicorn until interrupted: the port checked first, one access line
-    per request (ours, with the request id; uvicorn's own is off), our logging set-up, and no
-    forwarded headers trusted by uvicorn itself."""
+class HeaderTimeoutProtocol(H11Protocol):
+    """uvicorn's h11 protocol with a time limit on a connection's first request head: a client
+    that has not sent its whole head within :attr:`header_timeout_s` gets 408 and is closed,
+    so trickled headers cannot hold connections open. Later requests on a kept-alive
+    connection are limited by uvicorn's keep-alive timeout (5 s), which runs until a whole
+    head has arrived. :func:`header_timeout_protocol` makes one with another limit."""
+
+    header_timeout_s: float = 10.0
+    _RESPONSE = (
+        b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain; charset=utf-8\r\n"
+        b"connection: close\r\ncontent-length: 31\r\n\r\nrequest headers took too long\r\n"
+    )
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)  # type: ignore[arg-type]
+        self._header_timer: asyncio.TimerHandle | None = self.loop.call_later(
+            self.header_timeout_s, self._header_timeout
+        )
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self.scope is not None:  # a whole request head has arrived
+            self._cancel_header_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_header_timer()
+        super().connection_lost(exc)
+
+    def _cancel_header_timer(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def _header_timeout(self) -> None:
+        self._header_timer = None
+        if self.scope is None and not self.transport.is_closing():
+            log.debug("no request head from %s in %.0f s: 408", self.client, self.header_timeout_s)
+            self.transport.write(self._RESPONSE)
+            self.transport.close()
+
+
+def header_timeout_protocol(seconds: float) -> type[HeaderTimeoutProtocol]:
+    """:class:`HeaderTimeoutProtocol` with a limit of ``seconds``."""
+    return type("HeaderTimeoutProtocol", (HeaderTimeoutProtocol,), {"header_timeout_s": seconds})
+
+
+def serve(
+    app: ASGIApp,
+    host: str,
+    port: int,
+    *,
+    setting: str = "LOOKALIKE_PORT",
+    access_log: bool = False,
+    header_timeout_s: float = 10.0,
+) -> None:
+    """Serve ``app`` with uvicorn until interrupted: the port checked first, a header timeout,
+    our access line per request (with the request id; uvicorn's own is off) only with
+    ``access_log``, our logging set-up, and no forwarded headers trusted by uvicorn itself."""
     import uvicorn
 
     try:
@@ -246,6 +305,16 @@ def serve(app: ASGIApp, host: str, port: int, *, setting: str = "LOOKALIKE_PORT"
     except ConfigurationError as exc:
         logging.getLogger(__name__).error("%s", exc.message)
         raise SystemExit(2) from exc
+    # Errors (5xx, logged at WARNING) still reach the console without access lines.
+    log.setLevel(logging.NOTSET if access_log else logging.WARNING)
     # proxy_headers off: uvicorn would trust X-Forwarded-For from any local peer; the gateway
     # applies gateway.trusted_proxies itself.
-    uvicorn.run(app, host=host, port=port, log_config=None, access_log=False, proxy_headers=False)
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        proxy_headers=False,
+        http=header_timeout_protocol(header_timeout_s),
+    )

@@ -86,7 +86,7 @@ class ModelRunner(LoadOnce):
             self._session = self._onnx_session(net)
         self._net = net
         self.runtime = runtime
-        log.info("detector %s loaded (%s)", self.version, runtime)
+        self.announce(log, "detector %s loaded (%s)", self.version, runtime)
 
     def _onnx_session(self, net: Any) -> Any:
         if not _onnxruntime_available():

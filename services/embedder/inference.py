@@ -172,7 +172,7 @@ class Embedder(LoadOnce):
             runtime=runtime,
             device=str(device),
         )
-        log.info("loaded model %s (%s, %s on %s)", version, backbone, runtime, device)
+        self.announce(log, "loaded model %s (%s, %s on %s)", version, backbone, runtime, device)
 
     def _weights_tag(self) -> str:
         if str(self.weights) in ("imagenet", "random"):

@@ -44,6 +44,7 @@ from shared.settings import Settings
 __all__ = ["RecommendPipeline", "Timings"]
 
 PRIVATE_URLS_SETTING = "LOOKALIKE_GATEWAY__ALLOW_PRIVATE_IMAGE_URLS"
+PRIVATE_HOSTS_SETTING = "LOOKALIKE_GATEWAY__ALLOW_PRIVATE_IMAGE_HOSTS"
 NO_GARMENT = "We couldn't find any clothing in this photo."
 NO_CLOSE_MATCH = "No close match in this shop: these are the nearest we have."
 
@@ -120,24 +121,29 @@ class RecommendPipeline:
     # ------------------------------------------------------------------------------ inputs
 
     def from_url(self, url: str, params: RecommendParams) -> RecommendResponse:
-        """Fetch ``url`` with the safe downloader (private addresses refused unless
+        """Fetch ``url`` with the safe downloader (private addresses refused unless their
+        ``host:port`` is in ``gateway.allow_private_image_hosts``, or
         ``gateway.allow_private_image_urls``), then as :meth:`from_bytes`."""
         self._check_categories(params)
         timings = Timings()
-        allow_private = self.settings.gateway.allow_private_image_urls
+        gateway = self.settings.gateway
+        allow_private = gateway.allow_private_image_urls
+        allow_hosts = frozenset(gateway.allow_private_image_hosts)
         with timings.stage("download"):
             try:
-                check_url(url, allow_private=allow_private)
+                check_url(url, allow_private=allow_private, allow_hosts=allow_hosts)
                 downloaded = fetch_image(
                     url,
                     client=self.http,
                     allow_private=allow_private,
+                    allow_hosts=allow_hosts,
                     max_bytes=self.settings.images.max_upload_bytes,
                 )
             except PrivateAddressError as exc:
                 raise UnsafeURLError(
-                    f"{exc.message}: {PRIVATE_URLS_SETTING}=true lets image_url reach private "
-                    "addresses (for a local demo, never on a public gateway)"
+                    f"{exc.message}: {PRIVATE_HOSTS_SETTING}='[\"HOST:PORT\"]' lets image_url "
+                    f"reach that address ({PRIVATE_URLS_SETTING}=true: any private address; "
+                    "for a local demo, never on a public gateway)"
                 ) from exc
         return self._photo(downloaded.content, params, timings)
 

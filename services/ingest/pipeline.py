@@ -6,7 +6,8 @@ This is the logic behind the Celery tasks (:mod:`services.ingest.tasks`, thin wr
 1. claim them in the catalog (``pending -> processing``; ids that are not pending are skipped,
    so a duplicate or redelivered message is harmless);
 2. download each image with the safe fetcher (per-host rate limit, the source's
-   ``allow_private_addresses``), check and decode it with pixel limits;
+   ``allow_private_hosts`` or ``allow_private_addresses``), check and decode it with pixel
+   limits;
 3. find garment crops with a :class:`~shared.detection.GarmentDetector` (in process or the
    detector service; the whole image when nothing is found); in a photo of a model wearing
    several garments, the boxes of the product's own kind of garment (:mod:`.garments`);
@@ -111,6 +112,8 @@ class SourcePolicy:
 
     name: str | None = None
     allow_private: bool = False
+    private_hosts: frozenset[str] = frozenset()
+    """The source's ``allow_private_hosts``: exactly these ``host:port`` may be private."""
     rate_per_s: float = 4.0
     burst: int = 4
 
@@ -126,6 +129,7 @@ class SourcePolicy:
         return cls(
             name=source.name,
             allow_private=bool(config.get("allow_private_addresses", False)),
+            private_hosts=frozenset(config.get("allow_private_hosts") or ()),
             rate_per_s=0.0 if delay <= 0 else 1.0 / delay,
             burst=max(1, burst),
         )
@@ -576,6 +580,7 @@ class IngestPipeline:
                 claim.url,
                 client=self.client,
                 allow_private=policy.allow_private,
+                allow_hosts=policy.private_hosts,
                 max_bytes=max_bytes,
             )
         except DownloadError as exc:

@@ -15,7 +15,8 @@ class _Main(click.Group):
         try:
             return super().invoke(ctx)
         except LookalikeError as exc:
-            raise click.ClickException(exc.message) from exc
+            click.echo(f"Error: {exc.message}", err=True)
+            ctx.exit(exc.exit_code)
 
 
 @click.group(cls=_Main, invoke_without_command=True)

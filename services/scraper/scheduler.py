@@ -124,6 +124,12 @@ class Scheduler:
                 due.append(source)
         return due
 
+    def crawling(self) -> list[str]:
+        """The sources whose crawl process is still alive: a crawl that ended is not listed,
+        even before the next tick reaps it (up to ``poll_interval_s`` later)."""
+        alive = [name for name, crawl in list(self.running.items()) if crawl.process.poll() is None]
+        return sorted(alive)
+
     def tick(self) -> None:
         """Reap finished crawls, stop overdue ones, start due ones."""
         self.reap()

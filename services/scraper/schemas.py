@@ -42,6 +42,7 @@ from pydantic import (
 
 from shared.db import SourceIn, SourceOut
 from shared.errors import ConfigurationError, InvalidInputError
+from shared.netsafe import host_port
 from shared.taxonomy import class_named
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$", re.IGNORECASE)
@@ -186,8 +187,12 @@ class SourceConfig(_Model):
     max_images_per_product: int = Field(default=20, ge=1, le=200)
     deactivate_after_missed_runs: int = Field(default=3, ge=1)
     """A product missing from this many complete crawls in a row becomes inactive."""
+    allow_private_hosts: list[str] = Field(default_factory=list)
+    """``host:port`` pairs allowed past the refusal of loopback/private/reserved addresses,
+    for pages and images (the demo shop registers exactly its own, ``127.0.0.1:8001``)."""
     allow_private_addresses: bool = False
-    """Allow loopback/private/reserved addresses (a local demo shop, an internal site)."""
+    """Allow every loopback/private/reserved address (an internal site; prefer
+    ``allow_private_hosts``)."""
     demo: bool = False
     """The generated demo shop: crawled without delays unless ``politeness`` says otherwise."""
     politeness: Politeness = Field(default_factory=Politeness)
@@ -200,6 +205,11 @@ class SourceConfig(_Model):
             if parts.scheme not in {"http", "https"} or not parts.hostname:
                 raise ValueError(f"{url!r} is not an absolute http(s) URL")
         return urls
+
+    @field_validator("allow_private_hosts")
+    @classmethod
+    def _host_ports(cls, hosts: list[str]) -> list[str]:
+        return [host_port(host) for host in hosts]
 
     @field_validator("allowed_domains")
     @classmethod

@@ -14,9 +14,9 @@ from typing import Any, Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from services.scraper.middlewares import ALLOW_PRIVATE_SETTING
+from services.scraper.middlewares import ALLOW_PRIVATE_HOSTS_SETTING, ALLOW_PRIVATE_SETTING
 from services.scraper.schemas import SourceConfig
-from shared.settings import Settings
+from shared.settings import Settings, load_settings
 
 PROJECT_URL = "https://github.com/lookalike"
 BATCH_SIZE_SETTING = "LOOKALIKE_WRITE_BATCH_SIZE"
@@ -57,7 +57,7 @@ class ScraperSettings(BaseSettings):
 
 @lru_cache(maxsize=1)
 def get_scraper_settings() -> ScraperSettings:
-    return ScraperSettings()
+    return load_settings(ScraperSettings)
 
 
 def user_agent() -> str:
@@ -112,5 +112,6 @@ def scrapy_settings(
         },
         "ITEM_PIPELINES": PIPELINES,
         ALLOW_PRIVATE_SETTING: config.allow_private_addresses,
+        ALLOW_PRIVATE_HOSTS_SETTING: config.allow_private_hosts,
         BATCH_SIZE_SETTING: scraper.write_batch_size,
     }

@@ -12,9 +12,14 @@ from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared.db.engine import SQLITE_IMMEDIATE, make_engine
+from shared.errors import CatalogNotMigratedError
+
+_NO_TABLE = ("no such table", "UndefinedTable")
+"""How SQLite and Postgres (psycopg) say that a table does not exist."""
 
 
 class Store:
@@ -42,14 +47,28 @@ class Store:
 
     @contextmanager
     def reading(self) -> Iterator[Session]:
-        with self._read() as session:
+        with self._schema_checked(), self._read() as session:
             yield session
 
     @contextmanager
     def writing(self) -> Iterator[Session]:
         """A write transaction: committed on success, rolled back on any error."""
-        with self._write() as session, session.begin():
+        with self._schema_checked(), self._write() as session, session.begin():
             yield session
+
+    @contextmanager
+    def _schema_checked(self) -> Iterator[None]:
+        """A missing table means the catalog was never migrated: say so, and what to run."""
+        try:
+            yield
+        except (OperationalError, ProgrammingError) as exc:
+            orig = exc.orig
+            if not any(s in f"{type(orig).__name__} {orig}" for s in _NO_TABLE):
+                raise
+            where = self.engine.url.render_as_string(hide_password=True)
+            raise CatalogNotMigratedError(
+                f"the catalog ({where}) is not migrated: run lookalike migrate"
+            ) from exc
 
     def _insert(self, model: type[Any]) -> Any:
         dialect = postgresql if self.dialect == "postgresql" else sqlite

@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -100,3 +101,39 @@ def test_the_demo_port_is_a_setting(tmp_path: Path) -> None:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("LOOKALIKE_DEMO_PORT", "18123")
         assert Settings(_env_file=None).demo_port == 18123
+
+
+def _stack_log_when_ready(stack: Stack) -> list[str]:
+    """The run's log once it said ``ready`` (the crawl and the indexing done)."""
+    assert wait_until_ready(stack.url).status_code == 200
+    deadline = time.monotonic() + 120
+    while "lookalike: ready: " not in stack.log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return stack.log.read_text().splitlines()
+
+
+def _seconds(line: str) -> int:
+    hours, minutes, seconds = line.split(" ", 1)[0].split(":")
+    return int(hours) * 3600 + int(minutes) * 60 + int(seconds)
+
+
+def test_start_up_says_each_model_once_and_logs_no_requests(stack: Stack) -> None:
+    for path in ("/", "/status", "/status-page", "/no-such-page"):
+        httpx.get(f"{stack.url}{path}", timeout=30)
+    lines = _stack_log_when_ready(stack)
+    assert any("lookalike: ready: " in line for line in lines), "\n".join(lines)
+    loaded = [line for line in lines if "loaded model " in line]
+    assert len(loaded) == 1, "\n".join(loaded)
+    assert sum("lookalike: models loaded in " in line for line in lines) == 1
+    requests = [line for line in lines if "lookalike.access" in line or " GET /" in line]
+    assert requests == []
+
+
+def test_the_crawling_line_ends_with_the_crawl(stack: Stack) -> None:
+    lines = _stack_log_when_ready(stack)
+    ended = next(i for i, line in enumerate(lines) if "crawl 1 succeeded" in line)
+    progress = [(i, line) for i, line in enumerate(lines) if "lookalike: catalog: " in line]
+    after = next(line for i, line in progress if i > ended and "crawling" not in line)
+    # The progress thread looks every 3 s; before, the line waited for the scheduler's next
+    # poll (30 s) to reap the crawl.
+    assert (_seconds(after) - _seconds(lines[ended])) % 86400 <= 6, "\n".join(lines)

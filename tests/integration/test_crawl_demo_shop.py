@@ -306,6 +306,32 @@ def test_private_addresses_are_refused_unless_the_source_allows_them(
     assert pg_catalog.list_products(source_id=pg_catalog.get_source("internal").id) == []
 
 
+def test_the_demo_source_may_reach_exactly_its_own_host_and_port(
+    pg_catalog: Catalog, pg_settings: Settings, shop: DemoShop
+) -> None:
+    register_demo_source(pg_catalog, shop.url)
+    config = pg_catalog.get_source(DEMO_SOURCE).config
+    assert "allow_private_addresses" not in config
+    assert config["allow_private_hosts"] == [shop.url.removeprefix("http://")]
+    run = crawl(pg_catalog, pg_settings, DEMO_SOURCE)
+    assert run.status is CrawlStatus.SUCCEEDED, run.stats
+    assert_matches_shop(products(pg_catalog, pg_catalog.get_source(DEMO_SOURCE).id), shop)
+
+    host, port = shop.url.removeprefix("http://").rsplit(":", 1)
+    add_source(
+        pg_catalog,
+        "next-door",
+        shop.url,
+        allow_private_addresses=False,
+        allow_private_hosts=[f"{host}:{int(port) + 1}", f"localhost:{port}"],
+    )
+    requests = shop.stats.requests
+    refused = crawl(pg_catalog, pg_settings, "next-door")
+    assert refused.status is CrawlStatus.FAILED
+    assert refused.stats["lookalike/errors/refused_url"] >= 1
+    assert shop.stats.requests == requests
+
+
 def test_broker_down_leaves_images_pending_on_sqlite(
     sqlite_catalog: Catalog, settings: Settings, shop: DemoShop
 ) -> None:

@@ -48,6 +48,9 @@ class Handler(BaseHTTPRequestHandler):
             "/broken.jpg": lambda: self._send(500, b"oops"),
             "/busy.jpg": lambda: self._send(429, b"slow down"),
             "/moved": lambda: self._send(302, Location="/ok.jpg"),
+            "/elsewhere": lambda: self._send(
+                302, Location=f"http://localhost:{self.server.server_address[1]}/ok.jpg"
+            ),
             "/loop-a": lambda: self._send(302, Location="/loop-b"),
             "/loop-b": lambda: self._send(302, Location="/loop-a"),
             "/host": lambda: self._send(200, JPEG + self.headers["Host"].encode()),
@@ -115,6 +118,16 @@ def test_private_addresses_are_refused_unless_allowed(server: str, client: httpx
     port = server.rsplit(":", 1)[1]
     with pytest.raises(DownloadError, match="refused"):
         fetch_image(f"http://localhost:{port}/ok.jpg", client=client)
+
+
+def test_exactly_the_allowed_host_and_port_pass(server: str, client: httpx.Client) -> None:
+    allowed = {server.removeprefix("http://")}
+    assert fetch_image(f"{server}/moved", client=client, allow_hosts=allowed).content == JPEG
+    port = server.rsplit(":", 1)[1]
+    with pytest.raises(DownloadError, match="refused"):  # the same server, another name
+        fetch_image(f"http://localhost:{port}/ok.jpg", client=client, allow_hosts=allowed)
+    with pytest.raises(DownloadError, match=r"localhost resolves to .* refused"):
+        fetch_image(f"{server}/elsewhere", client=client, allow_hosts=allowed)
 
 
 def test_connection_is_pinned_but_host_header_is_kept(server: str, client: httpx.Client) -> None:

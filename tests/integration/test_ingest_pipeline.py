@@ -331,6 +331,8 @@ def test_source_policy_follows_politeness() -> None:
     assert (demo.rate_per_s, demo.allow_private) == (0.0, True)
     slow = SourcePolicy.of(_source({"politeness": {"download_delay": 2.0, "concurrency": 1}}))
     assert (slow.rate_per_s, slow.burst, slow.allow_private) == (0.5, 1, False)
+    named = SourcePolicy.of(_source({"allow_private_hosts": ["127.0.0.1:8001"]}))
+    assert (named.allow_private, named.private_hosts) == (False, {"127.0.0.1:8001"})
 
 
 def _source(config: dict[str, object]) -> SourceOut:

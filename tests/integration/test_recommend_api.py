@@ -253,17 +253,21 @@ def test_more_like_this(world: World, client: TestClient) -> None:
 
 def test_image_url_from_an_allowed_private_host(world: World) -> None:
     demo = world.shop.catalog.products[0]
+    closed = f"127.0.0.1:{_closed_port()}"
+    hosts = [world.shop.url.removeprefix("http://"), closed]
     with _client(
-        world, gateway=world.settings.gateway.model_copy(update={"allow_private_image_urls": True})
+        world,
+        gateway=world.settings.gateway.model_copy(update={"allow_private_image_hosts": hosts}),
     ) as client:
         response = client.post("/recommend", json={"image_url": world.shop.image_url(demo)})
         assert response.status_code == 200, response.text
         body = response.json()
         assert body["groups"][0]["recommendations"][0]["id"] == world.ids[demo.sku]
         assert body["timings_ms"]["download"] > 0
-        dead = client.post(
-            "/recommend", json={"image_url": f"http://127.0.0.1:{_closed_port()}/x.jpg"}
-        )
+        for other in ("http://127.0.0.1:9/x.jpg", "http://169.254.169.254/latest/meta-data/"):
+            refused = client.post("/recommend", json={"image_url": other})
+            assert refused.status_code == 422 and refused.json()["error"] == "unsafe_url"
+        dead = client.post("/recommend", json={"image_url": f"http://{closed}/x.jpg"})
         assert dead.status_code == 422
         assert dead.json()["error"] == "download_failed"
         assert "could not connect" in dead.json()["detail"]
@@ -281,7 +285,7 @@ def test_private_image_urls_are_refused(client: TestClient, world: World) -> Non
         assert response.status_code == 422, response.text
         assert response.json()["error"] == "unsafe_url"
         assert "private" in response.json()["detail"]
-        assert "LOOKALIKE_GATEWAY__ALLOW_PRIVATE_IMAGE_URLS=true" in response.json()["detail"]
+        assert "LOOKALIKE_GATEWAY__ALLOW_PRIVATE_IMAGE_HOSTS" in response.json()["detail"]
     bad = client.post("/recommend", json={"image_url": "file:///etc/passwd"})
     assert bad.status_code == 422 and "http" in bad.json()["detail"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.netsafe import UnresolvableURLError, UnsafeURLError, check_url
+from shared.netsafe import UnresolvableURLError, UnsafeURLError, check_url, host_port
 
 pytestmark = pytest.mark.unit
 
@@ -82,3 +82,37 @@ def test_unresolvable_host_is_a_clear_error() -> None:
 )
 def test_public_addresses_pass_also_when_embedded(host: str) -> None:
     assert check_url(f"http://{host}/a.jpg", resolve_host=False).addresses
+
+
+@pytest.mark.parametrize(
+    ("text", "spelt"),
+    [
+        ("127.0.0.1:8001", "127.0.0.1:8001"),
+        ("LocalHost:80", "localhost:80"),
+        ("[::1]:8001", "[::1]:8001"),
+        (" shop.internal:443 ", "shop.internal:443"),
+    ],
+)
+def test_host_port_has_one_spelling(text: str, spelt: str) -> None:
+    assert host_port(text) == spelt
+
+
+@pytest.mark.parametrize("text", ["127.0.0.1", "http://127.0.0.1:8001", "a:b", ":8001", "h:1/x"])
+def test_host_port_refuses_anything_else(text: str) -> None:
+    with pytest.raises(ValueError, match="host:port"):
+        host_port(text)
+
+
+def test_only_the_named_host_and_port_pass() -> None:
+    allowed = {"127.0.0.1:8001", "[::1]:8001"}
+    assert check_url("http://127.0.0.1:8001/p/1", allow_hosts=allowed).port == 8001
+    assert check_url("http://[::1]:8001/", allow_hosts=allowed).addresses == ("::1",)
+    for url in (
+        "http://127.0.0.1:8002/p/1",  # another port on the same host
+        "http://127.0.0.1/p/1",  # the scheme's port
+        "http://169.254.169.254:8001/latest/meta-data/",  # another private host
+        "http://10.0.0.1:8001/",
+    ):
+        with pytest.raises(UnsafeURLError, match="refused"):
+            check_url(url, allow_hosts=allowed)
+    assert check_url("https://127.0.0.1/x", allow_hosts={"127.0.0.1:443"}).port == 443
