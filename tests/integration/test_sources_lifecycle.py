@@ -74,7 +74,7 @@ def test_re_adding_a_source_disabled_makes_its_products_inactive(pg_catalog: Cat
 
 def test_remove_deletes_the_source_and_everything_it_had(pg_catalog: Catalog) -> None:
     demo, demo_ids = _shop(pg_catalog, "demo", 3)
-    real, real_ids = _shop(pg_catalog, "real", 1)
+    _, real_ids = _shop(pg_catalog, "real", 1)
     pg_catalog.finish_crawl_run(
         pg_catalog.start_crawl_run(demo).id,
         status=CrawlStatus.SUCCEEDED,
@@ -120,7 +120,5 @@ def test_one_running_crawl_per_source_with_a_lease(pg_catalog: Catalog) -> None:
     assert old.stats["outcome"] == "lease expired: taken over by pid 2 on b"
     assert not pg_catalog.renew_crawl_lease(first.id), "the first crawl learns it lost the lock"
 
-    pg_catalog.finish_crawl_run(
-        second.id, status=CrawlStatus.SUCCEEDED, pages=0, items=0, errors=0
-    )
+    pg_catalog.finish_crawl_run(second.id, status=CrawlStatus.SUCCEEDED, pages=0, items=0, errors=0)
     assert pg_catalog.start_crawl_run(demo).status is CrawlStatus.RUNNING
