@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -252,6 +252,15 @@ class ProductsRepository(Store):
         )
         with self.reading() as session:
             return {row.id: ProductOut.model_validate(row) for row in session.scalars(query)}
+
+    def active_product_ids(self, product_ids: Iterable[int]) -> set[int]:
+        """Those of ``product_ids`` the catalog shows as active now."""
+        ids = sorted({int(i) for i in product_ids})
+        if not ids:
+            return set()
+        query = select(Product.id).where(Product.id.in_(ids), Product.active.is_(True))
+        with self.reading() as session:
+            return set(session.scalars(query))
 
     def get_product_by_url(self, canonical_url: str) -> ProductOut:
         query = (
