@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from services.scraper.schemas import SourceDefinition
 from services.scraper.service import add_sources, disable_source, enable_source, remove_source
-from shared.db import Catalog, CrawlStatus, SourceIn
+from shared.db import Catalog, CrawlStatus, ProductIn, SourceIn
 from shared.db.models import CrawlRun, GarmentCrop, Product, ProductImage
 from shared.db.sources import CrawlInProgressError
 from shared.errors import NotFoundError
@@ -122,3 +122,15 @@ def test_one_running_crawl_per_source_with_a_lease(pg_catalog: Catalog) -> None:
 
     pg_catalog.finish_crawl_run(second.id, status=CrawlStatus.SUCCEEDED, pages=0, items=0, errors=0)
     assert pg_catalog.start_crawl_run(demo).status is CrawlStatus.RUNNING
+
+
+def test_a_crawl_writing_after_a_disable_leaves_the_products_inactive(pg_catalog: Catalog) -> None:
+    demo, _ = _shop(pg_catalog, "demo", 2)
+    pg_catalog.disable_source("demo")
+    seen = ProductIn(canonical_url=f"https://shop.example/{demo}/p/0", title="Product 0")
+    new = ProductIn(canonical_url=f"https://shop.example/{demo}/p/9", title="Product 9")
+    report = pg_catalog.upsert_products(demo, [seen, new])
+    assert len(report.created) == 1
+    assert _active(pg_catalog, demo) == 0
+    pg_catalog.enable_source("demo", max_missed_runs=3)
+    assert _active(pg_catalog, demo) == 3
