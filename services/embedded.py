@@ -1,7 +1,8 @@
 """The embedded stack: every service of Lookalike in one process, with no servers to install.
 
 ``lookalike run`` migrates the SQLite catalog in the data dir, serves the generated demo shop
-(when no real shop is configured) and registers it as a source, runs the crawl scheduler
+(on a first run, and on every start while its source is enabled) and registers it as a
+source, runs the crawl scheduler
 (each due source is crawled in a child process), and serves the gateway.
 Setting DATABASE_URL / REDIS_URL / QDRANT_URL points the same code at real servers.
 
@@ -50,8 +51,11 @@ CHATTY_LOGGERS = ("celery", "kombu", "uvicorn.error", "services.demo_shop")
 
 
 def wants_demo_shop(catalog: Catalog) -> bool:
-    """True when the only sources (if any) are the demo shop itself."""
-    return all(source.name == DEMO_SOURCE for source in catalog.list_sources())
+    """True on a first run (no source yet) and, on every start after it, while the demo-shop
+    source is enabled: its products' pictures are served by this process. A disabled or
+    removed demo (with another shop registered) is not served."""
+    sources = catalog.list_sources()
+    return not sources or any(s.name == DEMO_SOURCE and s.enabled for s in sources)
 
 
 def register_demo_source(catalog: Catalog, shop_url: str) -> None:

@@ -83,3 +83,10 @@ class ServiceUnavailableError(LookalikeError):
 
     status_code = 503
     code = "service_unavailable"
+
+
+class ConflictError(LookalikeError):
+    """The thing is busy or in a state that does not allow the request now."""
+
+    status_code = 409
+    code = "conflict"

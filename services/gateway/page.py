@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field
 
 from services.gateway.deps import CatalogDep, SettingsDep
 from services.gateway.errors import ErrorOut, error_responses
-from services.gateway.examples import example_photo, example_photos
+from services.gateway.examples import example_photo, examples_for
 from shared.db import CatalogStats, CategoryGarment, Facets, IngestProgress, SourceOut
 from shared.health import Check
 
@@ -107,10 +107,11 @@ class ExampleOut(BaseModel):
 
 
 @router.get("/storefront/examples", tags=["storefront"], response_model=list[ExampleOut])
-async def storefront_examples() -> list[ExampleOut]:
-    """Example photos (generated street photos of outfits) for a visitor without a photo; the
-    page uploads the chosen one to ``POST /recommend`` like any other."""
-    photos = await run_in_threadpool(example_photos)
+async def storefront_examples(catalog: CatalogDep) -> list[ExampleOut]:
+    """Example photos for a visitor without a photo: street photos of outfits drawn from the
+    demo shop while it is enabled, else photos of the enabled shops' products. The page
+    uploads the chosen one to ``POST /recommend`` like any other."""
+    photos = await run_in_threadpool(examples_for, catalog)
     return [
         ExampleOut(
             url=f"/storefront/examples/{photo.number}.jpg",
@@ -132,12 +133,11 @@ async def storefront_examples() -> list[ExampleOut]:
         **error_responses(422),  # the framework's default answer, in the project's shape
     },
 )
-async def storefront_example(n: str) -> Response:
+async def storefront_example(n: str, catalog: CatalogDep) -> Response:
     """Example photo ``n`` (1-based, as listed by ``/storefront/examples``) as a JPEG."""
-    photo = await run_in_threadpool(example_photo, n)
-    return Response(
-        photo.jpeg, media_type="image/jpeg", headers={"Cache-Control": "public, max-age=86400"}
-    )
+    photos = await run_in_threadpool(examples_for, catalog)
+    photo = example_photo(photos, n)
+    return Response(photo.jpeg, media_type="image/jpeg", headers={"Cache-Control": "no-cache"})
 
 
 @router.get("/status-page", include_in_schema=False, response_class=HTMLResponse)

@@ -43,6 +43,9 @@ from shared.settings import Settings
 
 __all__ = ["RecommendPipeline", "Timings"]
 
+REFILL_ROUNDS = 3
+"""How many times a search is asked again for hits the catalog shows as inactive."""
+
 PRIVATE_URLS_SETTING = "LOOKALIKE_GATEWAY__ALLOW_PRIVATE_IMAGE_URLS"
 PRIVATE_HOSTS_SETTING = "LOOKALIKE_GATEWAY__ALLOW_PRIVATE_IMAGE_HOSTS"
 NO_GARMENT = "We couldn't find any clothing in this photo."
@@ -331,10 +334,47 @@ class RecommendPipeline:
     ) -> RecommendResponse:
         with timings.stage("search"):
             queries = [self._query(g, params, model_version) for g in garments]
-            results = self.recommender.recommend(queries)
+            results = self._active_only(queries, self.recommender.recommend(queries))
         with timings.stage("hydrate"):
             groups = self._groups(garments, results)
         return self._respond(groups, model_version, timings)
+
+    def _active_only(
+        self, queries: list[RecommendQuery], results: list[RecommendResult]
+    ) -> list[RecommendResult]:
+        """Results without the hits whose product the catalog no longer shows as active (its
+        source was disabled or removed, it left the shop) while the index still has them: each
+        query that lost hits is asked again without those products and without the sources no
+        longer enabled, so that it still fills its k places."""
+        queries, results = list(queries), list(results)
+        for _ in range(REFILL_ROUNDS):
+            active = self.catalog.active_product_ids(
+                hit.product_id for result in results for hit in result.hits
+            )
+            stale = [
+                i
+                for i, result in enumerate(results)
+                if any(hit.product_id not in active for hit in result.hits)
+            ]
+            if not stale:
+                break
+            enabled = {source.name for source in self.catalog.list_sources(enabled_only=True)}
+            for i in stale:
+                dropped = [hit for hit in results[i].hits if hit.product_id not in active]
+                gone = {hit.source for hit in dropped if hit.source and hit.source not in enabled}
+                query = queries[i]
+                queries[i] = query.model_copy(
+                    update={
+                        "exclude_product_ids": sorted(
+                            {*query.exclude_product_ids, *(hit.product_id for hit in dropped)}
+                        ),
+                        "exclude_sources": sorted({*query.exclude_sources, *gone}),
+                    }
+                )
+            again = self.recommender.recommend([queries[i] for i in stale])
+            for i, result in zip(stale, again, strict=True):
+                results[i] = result
+        return results
 
     def _respond(
         self,

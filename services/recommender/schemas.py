@@ -85,6 +85,11 @@ class RecommendQuery(Ranking):
         "trousers do not meet skirts first.",
     )
     exclude_product_ids: list[int] = Field(default_factory=list)
+    exclude_sources: list[str] = Field(
+        default_factory=list,
+        description="Leave out these sources' products (shops disabled or removed since their "
+        "points were indexed).",
+    )
 
 
 class SimilarQuery(Ranking):
@@ -110,6 +115,7 @@ class ProductHit(BaseModel):
     brand: str | None = None
     price: float | None = None
     currency: str | None = None
+    source: str | None = Field(default=None, description="The shop's source name.")
     image_url: str | None = None
     bbox: list[float] | None = None
     model_version: str | None = None

@@ -95,7 +95,11 @@ def query_filter(query: RecommendQuery) -> PayloadFilter:
     ranges: dict[str, tuple[float | None, float | None]] = {}
     if query.filters.min_price is not None or query.filters.max_price is not None:
         ranges["price"] = (query.filters.min_price, query.filters.max_price)
-    excludes = {"product_id": list(query.exclude_product_ids)} if query.exclude_product_ids else {}
+    excludes: dict[str, list[int] | list[str]] = {}
+    if query.exclude_product_ids:
+        excludes["product_id"] = list(query.exclude_product_ids)
+    if query.exclude_sources:
+        excludes["source"] = list(query.exclude_sources)
     return PayloadFilter(equals=equals, ranges=ranges, excludes=excludes)
 
 
@@ -454,6 +458,7 @@ def _product_hit(item: _Scored) -> ProductHit:
         brand=payload.get("brand"),
         price=float(price) if price is not None else None,
         currency=payload.get("currency"),
+        source=payload.get("source"),
         image_url=payload.get("image_url"),
         bbox=payload.get("bbox"),
         model_version=payload.get("model_version"),

@@ -12,9 +12,14 @@ import click
 
 from shared.settings import get_settings
 
+EX_TEMPFAIL = 75
+"""``lookalike crawl``'s exit status when the source is being crawled already (sysexits.h)."""
+
 if TYPE_CHECKING:
-    from shared.db import CategoryGarment, SourceOut
+    from services.scraper.writer import IndexSync
+    from shared.db import Catalog, CategoryGarment, SourceOut
     from shared.db.schemas import CrawlRunOut
+    from shared.settings import Settings
 
 
 @click.command()
@@ -23,14 +28,20 @@ if TYPE_CHECKING:
 @click.option("--run-id", type=int, default=None, hidden=True, help="A run the scheduler began.")
 @click.option("--json", "as_json", is_flag=True, help="Print the crawl run as JSON.")
 def crawl(source: str, max_pages: int | None, run_id: int | None, as_json: bool) -> None:
-    """Crawl SOURCE once now and record the crawl run (exit status 1 if it failed)."""
+    """Crawl SOURCE once now and record the crawl run (exit status 1 if it failed, 75 if
+    another process is crawling SOURCE: one crawl per source at a time)."""
     from services.scraper.service import run_crawl
     from services.scraper.settings import get_scraper_settings
     from shared.db import CrawlStatus
+    from shared.db.sources import CrawlInProgressError
 
-    run = run_crawl(
-        source, get_settings(), get_scraper_settings(), run_id=run_id, max_pages=max_pages
-    )
+    try:
+        run = run_crawl(
+            source, get_settings(), get_scraper_settings(), run_id=run_id, max_pages=max_pages
+        )
+    except CrawlInProgressError as exc:
+        click.echo(exc.message, err=True)
+        sys.exit(EX_TEMPFAIL)
     if as_json:
         click.echo(json.dumps(run.model_dump(mode="json"), indent=2))
     else:
@@ -44,7 +55,8 @@ def crawl(source: str, max_pages: int | None, run_id: int | None, as_json: bool)
 
 @click.group()
 def sources() -> None:
-    """Shops to crawl: add them from a YAML file, list them, show one."""
+    """Shops to crawl: add them from a YAML file, list them, show, disable, enable or remove
+    one."""
 
 
 @sources.command("add")
@@ -60,9 +72,77 @@ def sources_add(file: Path) -> None:
     settings.ensure_dirs()
     catalog = Catalog.from_settings(settings)
     catalog.migrate()
-    for source in add_sources(catalog, definitions):
+    for source in add_sources(catalog, definitions, sync=_index_sync(settings)):
         state = "enabled" if source.enabled else "disabled"
         click.echo(f"source {source.name} ({state}): {source.base_url}")
+
+
+@sources.command("disable")
+@click.argument("name")
+def sources_disable(name: str) -> None:
+    """Stop crawling NAME and take its products out of every answer at once (exit status 2
+    if there is no such source)."""
+    from services.scraper.service import disable_source
+
+    settings = get_settings()
+    catalog = _catalog_of(name, settings)
+    source, count = disable_source(catalog, name, _index_sync(settings))
+    click.echo(f"source {source.name} disabled: {count} products no longer recommended")
+
+
+@sources.command("enable")
+@click.argument("name")
+def sources_enable(name: str) -> None:
+    """Crawl and recommend NAME again (exit status 2 if there is no such source)."""
+    from services.scraper.service import enable_source
+
+    settings = get_settings()
+    catalog = _catalog_of(name, settings)
+    source, count = enable_source(catalog, name, _index_sync(settings))
+    click.echo(f"source {source.name} enabled: {count} products recommended again")
+
+
+@sources.command("remove")
+@click.argument("name")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def sources_remove(name: str, yes: bool) -> None:
+    """Delete NAME with its products, its crawl history and their points in the index (asks
+    first unless --yes; exit status 2 if there is no such source)."""
+    from services.scraper.service import remove_source
+
+    settings = get_settings()
+    catalog = _catalog_of(name, settings)
+    if not yes:
+        click.confirm(
+            f"Remove source {name} with its products and crawl history?", abort=True, err=True
+        )
+    count = remove_source(catalog, name, _index_sync(settings))
+    click.echo(f"source {name} removed with its {count} products")
+
+
+def _catalog_of(name: str, settings: Settings) -> Catalog:
+    """The catalog, once it is known to hold source ``name`` (else exit status 2)."""
+    from shared.db import Catalog
+    from shared.errors import NotFoundError
+
+    catalog = Catalog.from_settings(settings)
+    try:
+        catalog.get_source(name)
+    except NotFoundError:
+        names = [known.name for known in catalog.list_sources()]
+        known = f"the sources are: {', '.join(names)}" if names else "there are no sources yet"
+        click.echo(f"no source named {name!r}; {known}", err=True)
+        sys.exit(2)
+    return catalog
+
+
+def _index_sync(settings: Settings) -> IndexSync:
+    """Ask the index owner (the worker, or ``lookalike run``) to update these products."""
+    from functools import partial
+
+    from services.scraper.service import request_sync
+
+    return partial(request_sync, settings)
 
 
 @sources.command("list")
@@ -98,17 +178,8 @@ def sources_list(as_json: bool) -> None:
 def sources_show(name: str, as_json: bool) -> None:
     """NAME's config, last crawl, and the garment class of each of its categories (exit
     status 2 if there is no such source)."""
-    from shared.db import Catalog
-    from shared.errors import NotFoundError
-
-    catalog = Catalog.from_settings(get_settings())
-    try:
-        source = catalog.get_source(name)
-    except NotFoundError:
-        names = [known.name for known in catalog.list_sources()]
-        known = f"the sources are: {', '.join(names)}" if names else "there are no sources yet"
-        click.echo(f"no source named {name!r}; {known}", err=True)
-        sys.exit(2)
+    catalog = _catalog_of(name, get_settings())
+    source = catalog.get_source(name)
     runs = catalog.crawl_runs(source.id, limit=1)
     last = runs[0] if runs else None
     categories = catalog.category_garments(source.id)

@@ -34,6 +34,7 @@ from types import FrameType
 from services.scraper.schemas import SourceConfig
 from services.scraper.settings import ScraperSettings
 from shared.db import Catalog, CrawlStatus, SourceOut
+from shared.db.sources import CrawlInProgressError
 from shared.errors import ConfigurationError
 from shared.settings import Settings
 
@@ -140,7 +141,11 @@ class Scheduler:
             self.start(source)
 
     def start(self, source: SourceOut) -> None:
-        run = self.catalog.start_crawl_run(source.id)
+        try:
+            run = self.catalog.start_crawl_run(source.id, lease_s=self.scraper.crawl_lease_s)
+        except CrawlInProgressError as exc:
+            log.info("%s: not started: %s", source.name, exc.message)
+            return
         output = None
         if self.log_dir is not None:
             self.log_dir.mkdir(parents=True, exist_ok=True)

@@ -9,6 +9,7 @@ crawl NAME`` for every crawl.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -16,12 +17,15 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from services.scraper.schemas import SourceConfig, SourceDefinition
 from services.scraper.settings import ScraperSettings, scrapy_settings
 from services.scraper.writer import IndexSync
 from shared.db import Catalog, CrawlStatus, SourceOut
 from shared.db.schemas import CrawlRunOut
-from shared.errors import NotFoundError
+from shared.db.sources import this_process
+from shared.errors import ConfigurationError, ConflictError, LookalikeError, NotFoundError
 from shared.queue import enqueue_images, request_index_sync
 from shared.settings import Settings
 
@@ -49,9 +53,42 @@ STATS_KEYS = (
 )
 
 
-def add_sources(catalog: Catalog, definitions: Sequence[SourceDefinition]) -> list[SourceOut]:
-    """Create or update sources by name (a YAML file is applied as a whole)."""
-    return [catalog.upsert_source(definition.to_source_in()) for definition in definitions]
+def add_sources(
+    catalog: Catalog, definitions: Sequence[SourceDefinition], sync: IndexSync | None = None
+) -> list[SourceOut]:
+    """Create or update sources by name (a YAML file is applied as a whole); the products of
+    a source added with ``enabled: false`` become inactive and ``sync`` takes them out of the
+    index."""
+    added = [catalog.upsert_source(definition.to_source_in()) for definition in definitions]
+    for source in added:
+        if not source.enabled and sync is not None:
+            sync(catalog.source_product_ids(source.id), [])
+    return added
+
+
+def disable_source(catalog: Catalog, name: str, sync: IndexSync) -> tuple[SourceOut, int]:
+    """Stop crawling and serving ``name``; returns it and how many products went inactive.
+    Searches stop answering with them at once (the gateway checks the catalog); ``sync``
+    updates their points in the index."""
+    source, ids = catalog.disable_source(name)
+    sync(ids, [])
+    return source, len(ids)
+
+
+def enable_source(catalog: Catalog, name: str, sync: IndexSync) -> tuple[SourceOut, int]:
+    """Crawl and serve ``name`` again; returns it and how many products came back at once."""
+    config = SourceConfig.of(catalog.get_source(name))
+    source, ids = catalog.enable_source(name, max_missed_runs=config.deactivate_after_missed_runs)
+    sync(ids, [])
+    return source, len(ids)
+
+
+def remove_source(catalog: Catalog, name: str, sync: IndexSync) -> int:
+    """Delete ``name`` and its products; ``sync`` drops their points from the index. Returns
+    how many products it had."""
+    ids = catalog.remove_source(name)
+    sync(ids, [])
+    return len(ids)
 
 
 @dataclass(frozen=True)
@@ -187,10 +224,20 @@ def run_crawl(
     settings.ensure_dirs()
     catalog = Catalog.from_settings(settings)
     source = catalog.get_source(source_name)
+    if not source.enabled:
+        catalog.dispose()
+        raise ConfigurationError(
+            f"{source.name} is disabled: `lookalike sources enable {source.name}` first"
+        )
     config = SourceConfig.of(source)
     if max_pages is not None:
         config = config.model_copy(update={"max_pages": max_pages})
-    run = _claim_run(catalog, source, run_id)
+    try:
+        run = _claim_run(catalog, source, run_id, scraper.crawl_lease_s)
+    except LookalikeError:
+        catalog.dispose()
+        raise
+    heartbeat = LeaseHeartbeat(catalog, run.id, every_s=scraper.crawl_lease_s / 3)
     log.info(
         "%s: crawl %d starting (%s)",
         source.name,
@@ -199,6 +246,7 @@ def run_crawl(
     )
     started = time.perf_counter()
     finished: CrawlRunOut | None = None
+    heartbeat.start()
     try:
         quiet_scrapy(scraper.scrapy_log_level)
         process = CrawlerProcess(
@@ -214,7 +262,7 @@ def run_crawl(
             base_url=source.base_url,
             catalog=catalog,
             enqueue=partial(enqueue_images, settings=settings),
-            sync=partial(_request_sync, settings),
+            sync=partial(request_sync, settings),
         )
         process.start()
         seed_failures = list(getattr(crawler.spider, "seed_failures", []))
@@ -226,10 +274,11 @@ def run_crawl(
             crawler.stats.get_stats(),
             seed_failures,
             time.perf_counter() - started,
-            sync=partial(_request_sync, settings),
+            sync=partial(request_sync, settings),
         )
         return finished
     finally:
+        heartbeat.stop()
         if finished is None:  # the crawl itself blew up: never leave the run "running"
             catalog.finish_crawl_run(
                 run.id,
@@ -262,14 +311,48 @@ def quiet_scrapy(level: str) -> None:
         handler.addFilter(_ScrapyBelow(logging.getLevelName(level)))
 
 
-def _request_sync(settings: Settings, product_ids: Sequence[int], image_ids: Sequence[int]) -> bool:
+def request_sync(settings: Settings, product_ids: Sequence[int], image_ids: Sequence[int]) -> bool:
     return request_index_sync(settings, product_ids=product_ids, image_ids=image_ids)
 
 
-def _claim_run(catalog: Catalog, source: SourceOut, run_id: int | None) -> CrawlRunOut:
+def _claim_run(
+    catalog: Catalog, source: SourceOut, run_id: int | None, lease_s: float
+) -> CrawlRunOut:
+    """Take the source's crawl lock (:class:`~shared.db.sources.CrawlInProgressError` when
+    another process holds it), or hold the one the scheduler took for this process."""
     if run_id is None:
-        return catalog.start_crawl_run(source.id)
+        return catalog.start_crawl_run(source.id, lease_s=lease_s)
     for run in catalog.crawl_runs(source.id, limit=50):
         if run.id == run_id:
+            if not catalog.renew_crawl_lease(run.id, holder=this_process()):
+                raise ConflictError(f"crawl run {run_id} of {source.name} is no longer running")
             return run
     raise NotFoundError(f"no crawl run {run_id} for source {source.name!r}")
+
+
+class LeaseHeartbeat:
+    """Renews a crawl's lease every ``every_s`` on a daemon thread until :meth:`stop`."""
+
+    def __init__(self, catalog: Catalog, run_id: int, *, every_s: float) -> None:
+        self.catalog, self.run_id, self.every_s = catalog, run_id, every_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="crawl-lease", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every_s):
+            try:
+                held = self.catalog.renew_crawl_lease(self.run_id)
+            except SQLAlchemyError as exc:
+                log.warning("crawl %d: lease not renewed (%s)", self.run_id, exc)
+                continue
+            if not held:
+                log.error("crawl %d: lost its crawl lock (taken over or ended)", self.run_id)
+                return

@@ -45,6 +45,9 @@ class ScraperSettings(BaseSettings):
     max_concurrent_crawls: int = Field(default=2, ge=1)
     crawl_timeout_s: float = Field(default=6 * 3600.0, gt=0)
     """A crawl still running after this is stopped (and recorded as failed)."""
+    crawl_lease_s: float = Field(default=60.0, gt=0)
+    """A crawl holds its source's crawl lock while it renews this lease (every third of it);
+    a lease not renewed for this long (the crawl died) may be taken over by another crawl."""
     write_batch_size: int = Field(default=100, ge=1, le=5000)
     """Products per catalog transaction."""
     http_cache: bool = True

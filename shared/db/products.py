@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -13,6 +13,7 @@ from shared.db.models import (
     ImageState,
     Product,
     ProductImage,
+    Source,
     utcnow,
 )
 from shared.db.schemas import (
@@ -41,12 +42,19 @@ class ProductsRepository(Store):
         image whose URL differs only by scheme, host or port keeps its ingest state).
         Unchanged products only get ``last_seen`` touched. New image URLs are added as
         ``pending``; image URLs a product no longer lists are marked inactive (the index drops
-        their points). Running the same batch twice changes nothing the second time.
+        their points). Running the same batch twice changes nothing the second time. The
+        products of a disabled source are written inactive.
         """
         now = seen_at or utcnow()
         report = UpsertReport()
         by_key: dict[str, ProductIn] = {item.identity_key: item for item in items}
         with self.writing() as session:
+            # Locked against a disable in flight: a disabled source's products stay inactive.
+            enabled = bool(
+                session.scalar(
+                    select(Source.enabled).where(Source.id == source_id).with_for_update()
+                )
+            )
             rows = self._matching_products(session, source_id, by_key)
             # Known products first: one moving off a URL frees it for a new one.
             for key in sorted(by_key, key=lambda key: key not in rows):
@@ -54,7 +62,9 @@ class ProductsRepository(Store):
                 fingerprint = item.fingerprint()
                 row = rows.get(key)
                 if row is None:
-                    product_id = self._insert_product(session, source_id, item, fingerprint, now)
+                    product_id = self._insert_product(
+                        session, source_id, item, fingerprint, now, active=enabled
+                    )
                     if product_id is not None:
                         report.created.append(product_id)
                         report.new_image_ids += self._add_images(session, product_id, item.images)
@@ -68,8 +78,8 @@ class ProductsRepository(Store):
                         raise InvalidInputError(
                             f"{item.canonical_url} is already the URL of another product"
                         )
-                changed = row.fingerprint != fingerprint or not row.active
-                row.last_seen, row.missed_runs, row.active = now, 0, True
+                changed = row.fingerprint != fingerprint or row.active != enabled
+                row.last_seen, row.missed_runs, row.active = now, 0, enabled
                 if not changed:
                     report.unchanged.append(row.id)
                     continue
@@ -119,12 +129,19 @@ class ProductsRepository(Store):
         }
 
     def _insert_product(
-        self, session: Session, source_id: int, item: ProductIn, fingerprint: str, now: datetime
+        self,
+        session: Session,
+        source_id: int,
+        item: ProductIn,
+        fingerprint: str,
+        now: datetime,
+        *,
+        active: bool,
     ) -> int | None:
         values = {
             "source_id": source_id,
             "fingerprint": fingerprint,
-            "active": True,
+            "active": active,
             "missed_runs": 0,
             "first_seen": now,
             "last_seen": now,
@@ -252,6 +269,15 @@ class ProductsRepository(Store):
         )
         with self.reading() as session:
             return {row.id: ProductOut.model_validate(row) for row in session.scalars(query)}
+
+    def active_product_ids(self, product_ids: Iterable[int]) -> set[int]:
+        """Those of ``product_ids`` the catalog shows as active now."""
+        ids = sorted({int(i) for i in product_ids})
+        if not ids:
+            return set()
+        query = select(Product.id).where(Product.id.in_(ids), Product.active.is_(True))
+        with self.reading() as session:
+            return set(session.scalars(query))
 
     def get_product_by_url(self, canonical_url: str) -> ProductOut:
         query = (

@@ -227,6 +227,8 @@ class CrawlRunOut(_Out):
     items: int
     errors: int
     stats: dict[str, Any]
+    holder: str | None = None
+    heartbeat_at: datetime | None = None
 
 
 class ModelVersionIn(_In):

@@ -134,3 +134,47 @@ def test_python_m_services_scraper_runs_the_scheduler_until_sigterm(
     assert len(runs) == 1, "the interval is an hour: one crawl only"
     assert all(run.status is not CrawlStatus.RUNNING for run in runs)
     assert "scheduler: polling every" in log.read_text()
+
+
+def _lookalike_crawl(
+    name: str, settings: Settings, cwd: Path, **env: str
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(Path(sys.executable).with_name("lookalike")), "crawl", name],
+        env={**os.environ, "LOOKALIKE_DATA_DIR": str(settings.data_dir), **env},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_one_crawl_per_source_at_a_time_across_processes(
+    catalog: Catalog, settings: Settings, shop: DemoShop, tmp_path: Path
+) -> None:
+    source_id = demo_source(catalog, "demo", shop.url)
+    held = catalog.start_crawl_run(source_id, holder="pid 4242 on elsewhere")
+
+    second = _lookalike_crawl("demo", settings, tmp_path)
+    assert second.returncode == 75, second.stderr
+    [line] = second.stderr.strip().splitlines()
+    since = f"{held.started_at:%Y-%m-%d %H:%M:%S} UTC"
+    assert line == (
+        f"demo is being crawled by pid 4242 on elsewhere since {since} (crawl {held.id}); "
+        "try again when it ends"
+    )
+    scheduler = Scheduler(settings, ScraperSettings(), catalog)
+    scheduler.start(catalog.get_source("demo"))
+    assert scheduler.running == {}, "the scheduler does not start a second crawl either"
+    assert [run.id for run in catalog.crawl_runs(source_id)] == [held.id]
+
+    # The holder died: once its lease runs out, the next crawl takes the source over.
+    time.sleep(1.1)
+    taken = _lookalike_crawl("demo", settings, tmp_path, LOOKALIKE_SCRAPER__CRAWL_LEASE_S="1")
+    assert taken.returncode == 0, taken.stderr
+    new, old = catalog.crawl_runs(source_id)
+    assert (new.status, new.items) == (CrawlStatus.SUCCEEDED, 10)
+    assert new.holder is not None and new.holder.startswith("pid ")
+    assert old.status is CrawlStatus.FAILED
+    assert old.stats["outcome"].startswith("lease expired: taken over by pid ")

@@ -192,3 +192,38 @@ def test_0003_gives_existing_crops_an_empty_garment_vote(blank_url: str) -> None
     assert catalog.run_query("SELECT count(*) AS n FROM garment_crops") == [{"n": 1}]
     upgrade(engine)
     catalog.dispose()
+
+
+def test_0004_keeps_one_running_crawl_per_source(blank_url: str) -> None:
+    catalog = Catalog(blank_url)
+    engine = catalog.engine
+    upgrade(engine, "0003")
+    now = utcnow()
+    _source(engine, 1, "acme", now)
+    for run_id in (1, 2, 3):  # two crawls at once (issue 27), and one before them
+        status = "succeeded" if run_id == 1 else "running"
+        _rows(
+            engine,
+            "crawl_runs",
+            id=run_id,
+            source_id=1,
+            status=status,
+            started_at=now,
+            pages=0,
+            items=0,
+            errors=0,
+            stats={},
+        )
+
+    upgrade(engine)
+
+    runs = catalog.run_query("SELECT id, status, holder FROM crawl_runs ORDER BY id")
+    assert [(r["id"], r["status"]) for r in runs] == [
+        (1, "succeeded"),
+        (2, "failed"),
+        (3, "running"),
+    ]
+    assert {r["holder"] for r in runs} == {None}
+    downgrade(engine, "0003")
+    upgrade(engine)
+    catalog.dispose()

@@ -584,3 +584,45 @@ def test_the_answer_opens_on_the_most_prominent_garment(world: World, client: Te
         assert [parent(g["category"]) for g in groups] == ["outerwear", "bottom"], groups
         areas = [(x1 - x0) * (y1 - y0) for x0, y0, x1, y1 in (g["box"] for g in groups)]
         assert areas[0] > 1.5 * areas[1]
+
+
+# ------------------------------------------------------- products the catalog took out (#27)
+
+
+def _set_active(world: World, product_ids: list[int], active: bool) -> None:
+    """Change products in the catalog only, as a disable or a removal does before the index
+    hears of it."""
+    from sqlalchemy import update
+
+    from shared.db.models import Product
+
+    with world.catalog.writing() as session:
+        session.execute(update(Product).where(Product.id.in_(product_ids)).values(active=active))
+
+
+def test_hits_the_catalog_took_out_are_dropped_and_refilled(
+    world: World, client: TestClient
+) -> None:
+    demo = world.shop.catalog.products[5]
+    fields = {"cross_category": "true", "k": 8}
+    before = _ids(_post(client, _photo(world, demo.sku), **fields))
+    assert len(before) == 8
+    gone = before[:4]
+    _set_active(world, gone, False)
+    try:
+        after = _ids(_post(client, _photo(world, demo.sku), **fields))
+        assert len(after) == 8, "the answer still fills its k places"
+        assert not set(after) & set(gone)
+        assert after[:4] == before[4:]
+    finally:
+        _set_active(world, gone, True)
+
+    # A disabled source leaves no product in any answer, at once (the index still has them).
+    source = world.catalog.list_sources()[0]
+    world.catalog.disable_source(source.name)
+    try:
+        body = _post(client, _photo(world, demo.sku), **fields)
+        assert _ids(body) == []
+    finally:
+        world.catalog.enable_source(source.name, max_missed_runs=3)
+    assert _ids(_post(client, _photo(world, demo.sku), **fields)) == before

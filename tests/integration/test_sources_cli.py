@@ -14,11 +14,14 @@ from click.testing import CliRunner
 
 from services.cli import main
 from services.demo_shop import DemoCatalog, DemoShop
-from shared.db import Catalog
+from shared.db import Catalog, SourceIn
 from shared.settings import Settings, get_settings
 from tests.garment_support import add_product
 
-pytestmark = pytest.mark.integration
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy:DeprecationWarning"),
+]
 
 
 @pytest.fixture
@@ -174,3 +177,66 @@ def test_sources_show_the_garment_class_of_each_category(
     missing = runner.invoke(main, ["sources", "show", "nope"])
     assert missing.exit_code == 2
     assert "no source named 'nope'; the sources are: acme, other" in missing.output
+
+
+def test_sources_disable_enable_and_remove(
+    runner: CliRunner, settings: Settings, tmp_path: Path
+) -> None:
+    shops = tmp_path / "shops.yaml"
+    shops.write_text("sources:\n  - name: demo-shop\n    base_url: https://demo.example/\n")
+    assert runner.invoke(main, ["sources", "add", str(shops)]).exit_code == 0
+    catalog = Catalog.from_settings(settings)
+    demo = catalog.get_source("demo-shop").id
+    for n in range(3):
+        add_product(catalog, demo, n, "Hosen", ["trousers"])
+
+    disabled = runner.invoke(main, ["sources", "disable", "demo-shop"])
+    assert disabled.exit_code == 0, disabled.output
+    assert "source demo-shop disabled: 3 products no longer recommended" in disabled.output
+    assert catalog.stats().products_active == 0
+    assert "demo-shop                disabled" in runner.invoke(main, ["sources", "list"]).output
+
+    enabled = runner.invoke(main, ["sources", "enable", "demo-shop"])
+    assert enabled.exit_code == 0, enabled.output
+    assert "source demo-shop enabled: 3 products recommended again" in enabled.output
+    assert catalog.stats().products_active == 3
+
+    # Re-adding it with enabled: false takes its products out too.
+    shops.write_text(shops.read_text() + "    enabled: false\n")
+    assert runner.invoke(main, ["sources", "add", str(shops)]).exit_code == 0
+    assert catalog.stats().products_active == 0
+
+    kept = runner.invoke(main, ["sources", "remove", "demo-shop"], input="n\n")
+    assert kept.exit_code == 1 and "Aborted" in kept.output
+    assert "Remove source demo-shop with its products and crawl history?" in kept.output
+    assert catalog.get_source("demo-shop")
+
+    removed = runner.invoke(main, ["sources", "remove", "demo-shop", "--yes"])
+    assert removed.exit_code == 0, removed.output
+    assert "source demo-shop removed with its 3 products" in removed.output
+    assert catalog.list_sources() == []
+    assert catalog.stats().products_active + catalog.stats().products_inactive == 0
+
+    for command in ("disable", "enable", "remove"):
+        yes = ["--yes"] if command == "remove" else []
+        missing = runner.invoke(main, ["sources", command, "demo-shop", *yes])
+        assert missing.exit_code == 2, (command, missing.output)
+        assert "no source named 'demo-shop'; there are no sources yet" in missing.output
+
+
+def test_a_disabled_source_is_not_crawled(settings: Settings, tmp_path: Path) -> None:
+    settings.ensure_dirs()
+    catalog = Catalog.from_settings(settings)
+    catalog.migrate()
+    catalog.upsert_source(SourceIn(name="off", base_url="https://off.example/", enabled=False))
+    env = {**os.environ, "LOOKALIKE_DATA_DIR": str(settings.data_dir)}
+    result = subprocess.run(
+        [str(Path(sys.executable).with_name("lookalike")), "crawl", "off"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "off is disabled: `lookalike sources enable off` first" in result.stderr.decode()
