@@ -19,6 +19,7 @@ from tests.stack import running_stack, stack_env, wait_until_ready
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
+NEW_MODEL = ["--model", "efficientnet_lite0", "--weights", "random", "--runtime", "torch"]
 NEW_VERSION = "efficientnet_lite0-random"
 
 
@@ -52,8 +53,7 @@ def test_reindex_asks_the_running_stack_with_no_downtime(tmp_path: Path) -> None
         shopper.start()
         try:
             result = subprocess.run(
-                [LOOKALIKE, "reindex", "--settle", "0", "--model", "efficientnet_lite0"]
-                + ["--weights", "random", "--runtime", "torch"],
+                [LOOKALIKE, "reindex", "--settle", "0", *NEW_MODEL],
                 env=stack_env(stack.data_dir),
                 capture_output=True,
                 text=True,
