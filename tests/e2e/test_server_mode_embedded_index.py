@@ -97,6 +97,11 @@ def test_a_worker_turned_away_by_the_gateway_exits_and_readyz_says_so(
         assert "ingest" not in httpx.get(f"{url}/readyz", timeout=30).json()["checks"]
         holder = f"gateway (pid {gateway.pid} on "
         assert holder in _ingest_status(env)
+        reindex = subprocess.run(  # it asks the holder, which has no ingest to do it with
+            [LOOKALIKE, "reindex", "--no-progress"], env=env, capture_output=True, text=True
+        )
+        assert reindex.returncode == 1
+        assert "cannot reindex: this gateway runs no ingest" in reindex.stderr, reindex.stderr
 
         worker = subprocess.run(
             [LOOKALIKE, "worker"], env=env, capture_output=True, text=True, timeout=120
