@@ -195,7 +195,9 @@ def reindex_command(
         raise LookalikeError(f"reindex failed: {report.error}")
 
 
-def _reindex_here(request: ReindexRequest, settings: Settings, *, progress: bool) -> Any:
+def _reindex_here(
+    request: ReindexRequest, settings: Settings, *, progress: bool
+) -> ReindexProgress:
     """This process opens the index (waiting a little for a short-lived holder) and reindexes."""
     from services.embedder.provider import ModelSpec
     from services.ingest.pipeline import IngestRuntime
