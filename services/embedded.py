@@ -32,9 +32,11 @@ from fastapi import FastAPI
 from services.demo_shop.catalog import DemoCatalog
 from services.demo_shop.server import DemoShop
 from services.gateway.app import create_app
+from services.ingest.reindex import ReindexJobs
 from services.ingest.tasks import InProcessWorker
 from services.scraper.scheduler import Scheduler
 from services.scraper.settings import get_scraper_settings
+from shared import index_holder
 from shared.db import Catalog, SourceIn
 from shared.netsafe import host_port
 from shared.settings import Settings
@@ -191,7 +193,13 @@ def run(settings: Settings, *, demo_products: int, seed: int, verbose: bool = Fa
             register_demo_source(catalog, shop.url)
             log.info("demo shop: %d products at %s/", demo_products, shop.url)
             settings = demo_gateway_settings(settings, shop.url)
-        index = open_index(settings.qdrant_url, settings.qdrant_path, settings.qdrant_api_key)
+        index = open_index(
+            settings.qdrant_url,
+            settings.qdrant_path,
+            settings.qdrant_api_key,
+            role=index_holder.RUN,
+            url=index_holder.reachable_url(settings.host, settings.port),
+        )
         stack.callback(index.close)
         worker = stack.enter_context(InProcessWorker(settings, catalog, index))
         scheduler = Scheduler(settings, get_scraper_settings(), catalog)
@@ -200,6 +208,8 @@ def run(settings: Settings, *, demo_products: int, seed: int, verbose: bool = Fa
         app = create_app(settings, catalog=catalog)
         app.state.index = index  # one index object for ingest and search in this process
         app.state.ingest = worker
+        # This process owns the index, so it reindexes: `lookalike reindex` asks it over HTTP.
+        app.state.reindex = ReindexJobs(worker.runtime.pipeline)
         stack.enter_context(Progress(catalog, app, worker, scheduler, url))
         log.info("serving %s  (loading models, crawling and indexing the shop)", url)
         serve(

@@ -43,6 +43,7 @@ from typing import IO, Any, Literal
 
 import numpy as np
 
+from shared import index_holder
 from shared.errors import ConfigurationError, InvalidInputError, NotFoundError
 
 log = logging.getLogger(__name__)
@@ -358,13 +359,29 @@ def _hit(point: Any) -> Hit:
 # --- Qdrant Edge (embedded) --------------------------------------------------------------
 
 
+class IndexHeldError(ConfigurationError):
+    """Another process holds the embedded index; ``holder`` says which, when it said so."""
+
+    def __init__(self, root: Path, holder: index_holder.Holder | None) -> None:
+        by = holder.describe() if holder else "another process"
+        super().__init__(
+            f"the embedded vector index at {root} is open in another process: {by}; in "
+            "embedded mode run the services in one process (`lookalike run`) or set QDRANT_URL"
+        )
+        self.root = root
+        self.holder = holder
+
+
 class EdgeIndex(VectorIndex):
     """Qdrant's engine in this process: one Edge shard directory per collection, aliases in a
     small JSON file. One process owns the directory (a file lock says so clearly)."""
 
-    def __init__(self, root: Path, *, wait_s: float = 0.0) -> None:
+    def __init__(
+        self, root: Path, *, wait_s: float = 0.0, role: str | None = None, url: str | None = None
+    ) -> None:
         """``wait_s``: how long to wait for a process that holds the directory to let it go
-        (a short-lived command, e.g. ``lookalike sweep --once``) before giving up."""
+        (a short-lived command, e.g. ``lookalike sweep --once``) before giving up. ``role`` and
+        ``url`` go into the holder record (:mod:`shared.index_holder`)."""
         import qdrant_edge
 
         self._e = qdrant_edge
@@ -385,11 +402,13 @@ class EdgeIndex(VectorIndex):
                     continue
                 self._lockfile.close()
                 self._lockfile = None
-                raise ConfigurationError(
-                    f"the embedded vector index at {root} is open in another process; in "
-                    "embedded mode run the services in one process (`lookalike run`) or set "
-                    "QDRANT_URL"
-                ) from exc
+                raise IndexHeldError(root, index_holder.read(root)) from exc
+        self.holder = index_holder.Holder.this_process(role, url)
+        index_holder.write(root, self.holder)
+
+    def turned_away(self) -> index_holder.Holder | None:
+        """The last process that gave up on this index since this one opened it."""
+        return index_holder.turned_away(self.root, self.holder.since)
 
     def _shard_dir(self, name: str) -> Path:
         if not name or "/" in name or name.startswith("."):
@@ -625,6 +644,7 @@ class EdgeIndex(VectorIndex):
                 shard.close()
             self._shards.clear()
             if self._lockfile is not None:
+                index_holder.clear(self.root, self.holder)
                 fcntl.flock(self._lockfile, fcntl.LOCK_UN)
                 self._lockfile.close()
                 self._lockfile = None
@@ -636,11 +656,14 @@ def open_index(
     api_key: str | None = None,
     *,
     wait_s: float = 0.0,
+    role: str | None = None,
+    url: str | None = None,
 ) -> VectorIndex:
     """The configured engine: a Qdrant server when ``QDRANT_URL`` is set, else Edge on disk
-    (waiting up to ``wait_s`` for another process to let it go)."""
+    (waiting up to ``wait_s`` for another process to let it go; ``role`` and ``url`` name this
+    process in the holder record)."""
     if qdrant_url:
         return ClientIndex.connect(qdrant_url, api_key)
     if qdrant_path is None:
         raise ConfigurationError("set QDRANT_URL or a data dir for the embedded index")
-    return EdgeIndex(qdrant_path, wait_s=wait_s)
+    return EdgeIndex(qdrant_path, wait_s=wait_s, role=role, url=url)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Request
@@ -13,7 +14,9 @@ from services.gateway.deps import CatalogDep, SettingsDep
 from services.gateway.errors import error_responses
 from services.gateway.schemas import MAX_ID
 from shared.db import CatalogStats, ProductOut
-from shared.health import check_broker, check_database
+from shared.health import Check, check_broker, check_database
+from shared.index_holder import Holder
+from shared.vectors import EdgeIndex
 from shared.web import readiness
 
 router = APIRouter()
@@ -39,7 +42,8 @@ class ReadyOut(BaseModel):
 async def readyz(request: Request, catalog: CatalogDep, settings: SettingsDep) -> JSONResponse:
     """Readiness: the catalog DB (at the current schema), the broker and the vector index (or
     the recommender service) answer, the query models are loaded and, in the embedded stack,
-    the in-process ingest consumer runs; 503 with each check's detail if not."""
+    the in-process ingest consumer runs (a gateway that holds the embedded index by itself:
+    no worker gave up on it); 503 with each check's detail if not."""
     state = request.app.state
     checks = [
         await run_in_threadpool(check_database, catalog),
@@ -50,7 +54,19 @@ async def readyz(request: Request, catalog: CatalogDep, settings: SettingsDep) -
     ingest = getattr(state, "ingest", None)
     if ingest is not None:
         checks.append(ingest.check())
+    elif isinstance(state.index, EdgeIndex) and (gone := state.index.turned_away()):
+        checks.append(_no_ingest(gone))
     return readiness(checks)
+
+
+def _no_ingest(gone: Holder) -> Check:
+    """A worker gave up on the embedded index this gateway holds: nothing ingests."""
+    at = datetime.fromtimestamp(gone.since, UTC).isoformat(timespec="seconds")
+    detail = (
+        f"{gone.describe()} exited at {at}: this gateway holds the embedded index, which one "
+        "process only may open; run `lookalike run` (one process) or set QDRANT_URL"
+    )
+    return Check("ingest", False, detail, 0.0)
 
 
 @router.get("/status", tags=["ops"], response_model=CatalogStats)

@@ -17,6 +17,7 @@ from starlette.requests import ClientDisconnect
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from services.embedder.client import EmbedderClient, make_embedder
+from services.gateway.admin_api import router as admin_router
 from services.gateway.api import router
 from services.gateway.detection import make_detector
 from services.gateway.limits import make_answers, make_rate_limiter
@@ -31,6 +32,7 @@ from shared.db import Catalog
 from shared.detection import GarmentDetector
 from shared.download import make_client
 from shared.errors import PayloadTooLargeError
+from shared.index_holder import GATEWAY
 from shared.queue import queue_depths
 from shared.settings import Settings, get_settings
 from shared.vectors import VectorIndex, open_index
@@ -136,7 +138,7 @@ def create_app(
         shared_index = index or getattr(app.state, "index", None)
         if shared_index is None and not settings.recommender_url:
             shared_index = open_index(
-                settings.qdrant_url, settings.qdrant_path, settings.qdrant_api_key
+                settings.qdrant_url, settings.qdrant_path, settings.qdrant_api_key, role=GATEWAY
             )
             owned.append(shared_index)
         app.state.index = shared_index
@@ -185,7 +187,7 @@ def create_app(
 
     app = service_app(
         "Lookalike gateway",
-        [page_router, router, recommend_router],  # pages first: `/` is the storefront
+        [page_router, router, recommend_router, admin_router],  # pages first: `/` is the shop
         lifespan,
         summary="Visual recommendations for fashion shops: photo in, similar products out.",
         observe=metrics.observe_request,

@@ -7,10 +7,15 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from typing import Any
 
 import click
 
+from shared import index_holder
+from shared.errors import LookalikeError
+from shared.index_holder import Holder
+from shared.reindex import ReindexProgress, ReindexRequest
 from shared.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -35,6 +40,7 @@ def worker_command(concurrency: int | None, pool: str | None) -> None:
     """Run a Celery ingest worker on the `ingest` and `index` queues."""
     from services.ingest.celery_app import QUEUES, configure
     from services.ingest.tasks import state
+    from shared.vectors import IndexHeldError
 
     settings = get_settings()
     count = concurrency or settings.worker_concurrency
@@ -49,7 +55,11 @@ def worker_command(concurrency: int | None, pool: str | None) -> None:
     settings.ensure_dirs()
     app = configure(settings.model_copy(update={"worker_concurrency": count}))
     if pool != "prefork":
-        state.get().warm()  # tasks run in this process: load the model before consuming
+        try:
+            state.get().warm()  # tasks run in this process: load the model before consuming
+        except IndexHeldError as exc:  # the holder's /readyz learns that ingest is off
+            index_holder.record_turned_away(exc.root, Holder.this_process(index_holder.WORKER))
+            raise
     app.worker_main(
         [
             "worker",
@@ -68,17 +78,16 @@ def worker_command(concurrency: int | None, pool: str | None) -> None:
 
 
 def _open_index_for_cli(settings: Settings, *, required: bool) -> Any:
-    """The configured index, or None when the embedded one is held by another process and
-    it is not ``required``."""
-    from shared.errors import ConfigurationError
-    from shared.vectors import open_index
+    """The configured index, or the :class:`~shared.vectors.IndexHeldError` that says who
+    holds the embedded one when it is not ``required``."""
+    from shared.vectors import IndexHeldError, open_index
 
     try:
         return open_index(settings.qdrant_url, settings.qdrant_path, settings.qdrant_api_key)
-    except ConfigurationError:
+    except IndexHeldError as exc:
         if required:
             raise
-        return None
+        return exc
 
 
 @click.command("sweep")
@@ -101,6 +110,8 @@ def sweep_command(once: bool, every: float, pending_after: float) -> None:
     # A looping sweeper only reconciles a Qdrant server: it must not hold the embedded index,
     # which belongs to `lookalike run` (whose own sweeper reconciles it).
     index = _open_index_for_cli(settings, required=False) if once or settings.qdrant_url else None
+    if isinstance(index, Exception):
+        index = None  # held by another process (lookalike run), whose own sweeper reconciles
     sweeper = Sweeper(catalog, settings, index=index, pending_after_s=pending_after)
     try:
         if once:
@@ -153,32 +164,106 @@ def reindex_command(
     everything: bool,
     no_progress: bool,
 ) -> None:
-    """Embed the catalog with a (new) model into a new collection, then switch the alias."""
+    """Embed the catalog with a (new) model into a new collection, then switch the alias.
+
+    While a process that serves a gateway holds the embedded index (``lookalike run``), that
+    process reindexes (``POST /admin/reindex``) and this command follows its progress."""
+    from pathlib import Path
+
+    settings = get_settings()
+    settings.ensure_dirs()
+    if model is not None and Path(model).expanduser().exists():
+        model = str(Path(model).expanduser().resolve())  # the holder has its own cwd
+    request = ReindexRequest(
+        model=model,
+        weights=weights,
+        runtime=runtime,
+        device=device,
+        settle_s=settle,
+        drop_old=drop_old,
+        everything=everything,
+    )
+    holder = None
+    if settings.qdrant_url is None and settings.qdrant_path is not None:
+        holder = index_holder.read(settings.qdrant_path)
+    if holder is not None and holder.url:
+        report = _reindex_in_holder(holder, request, settings, quiet=no_progress)
+    else:
+        report = _reindex_here(request, settings, progress=not no_progress)
+    click.echo(report.model_dump_json(indent=2))
+    if report.state == "failed":
+        raise LookalikeError(f"reindex failed: {report.error}")
+
+
+def _reindex_here(
+    request: ReindexRequest, settings: Settings, *, progress: bool
+) -> ReindexProgress:
+    """This process opens the index (waiting a little for a short-lived holder) and reindexes."""
     from services.embedder.provider import ModelSpec
     from services.ingest.pipeline import IngestRuntime
     from services.ingest.reindex import reindex
 
-    settings = get_settings()
-    settings.ensure_dirs()
-    ingest = IngestRuntime.build(settings)
+    ingest = IngestRuntime.build(settings, role="lookalike reindex")
     try:
-        if model is None:
+        if request.model is None:
             spec = ingest.pipeline.models.active_spec()[0]
         else:
-            spec = ModelSpec.parse(model, weights=weights, runtime=runtime, device=device)
-        report = reindex(
+            spec = ModelSpec.parse(
+                request.model,
+                weights=request.weights,
+                runtime=request.runtime,
+                device=request.device,
+            )
+        return reindex(
             ingest.pipeline,
             spec,
-            progress=not no_progress,
-            settle_s=settle,
-            drop_previous=drop_old,
-            everything=everything,
+            progress=progress,
+            settle_s=request.settle_s,
+            drop_previous=request.drop_old,
+            everything=request.everything,
         )
     finally:
         ingest.close()
-    body = {k: v for k, v in vars(report).items() if k != "failures"}
-    body["failures"] = report.failures[:20]
-    click.echo(json.dumps(body, indent=2))
+
+
+def _answer(response: Any, holder: Holder) -> ReindexProgress:
+    """The progress in a gateway's answer, or its error in one line."""
+    if response.status_code in (200, 202):
+        return ReindexProgress.model_validate(response.json())
+    try:
+        detail = response.json()["detail"]
+    except (ValueError, KeyError, TypeError):
+        detail = f"HTTP {response.status_code}"
+    raise LookalikeError(f"{holder.role} holds the index and answered: {detail}")
+
+
+def _reindex_in_holder(
+    holder: Holder, request: ReindexRequest, settings: Settings, *, quiet: bool
+) -> ReindexProgress:
+    """Ask the process that holds the embedded index to reindex, and follow it to the end."""
+    import httpx
+
+    click.echo(f"reindex: asking {holder.describe()}, which holds the index", err=True)
+    headers = {"X-API-Key": settings.api_key} if settings.api_key else {}
+    said = ""
+    try:
+        with httpx.Client(base_url=holder.url or "", headers=headers, timeout=30) as client:
+            report = _answer(
+                client.post("/admin/reindex", json=request.model_dump(mode="json")), holder
+            )
+            while True:
+                line = report.line()
+                if not quiet and line != said:
+                    click.echo(line, err=True)
+                    said = line
+                if report.state != "running":
+                    return report
+                time.sleep(1.0)
+                report = _answer(client.get("/admin/reindex"), holder)
+    except httpx.HTTPError as exc:
+        raise LookalikeError(
+            f"could not reach {holder.describe()}, which holds the index: {exc}"
+        ) from exc
 
 
 @click.command("ingest-status")
@@ -188,6 +273,7 @@ def ingest_status_command(as_json: bool) -> None:
     from shared.db import Catalog
     from shared.index_layout import ALIAS, live_collection
     from shared.queue import queue_depths
+    from shared.vectors import IndexHeldError
 
     settings = get_settings()
     catalog = Catalog.from_settings(settings)
@@ -196,8 +282,9 @@ def ingest_status_command(as_json: bool) -> None:
     catalog.dispose()
     index_info: dict[str, Any] = {"alias": ALIAS, "collection": None, "points": None}
     index = _open_index_for_cli(settings, required=False)
-    if index is None:
-        index_info["detail"] = "embedded index held by another process (lookalike run)"
+    if isinstance(index, IndexHeldError):
+        by = index.holder.describe() if index.holder else "(it did not say which)"
+        index_info["detail"] = f"embedded index held by another process: {by}"
     else:
         try:
             collection = live_collection(index)

@@ -42,7 +42,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from services.embedder.provider import ModelProvider
 from services.ingest import indexing
 from services.ingest.garments import CategoryLabels, CropVote, crop_votes
-from shared import index_layout
+from shared import index_holder, index_layout
 from shared.colour import colour_descriptor
 from shared.db import Catalog
 from shared.db.models import ImageState
@@ -686,23 +686,26 @@ class IngestRuntime:
         index: VectorIndex | None = None,
         detector: GarmentDetector | None = None,
         threads: int | None = None,
+        role: str = index_holder.WORKER,
     ) -> IngestRuntime:
         """Open what is not given (the embedded stack passes its own catalog and index).
-        ``threads``: model threads per call (default: torch's), see :func:`model_threads`."""
+        ``threads``: model threads per call (default: torch's), see :func:`model_threads`;
+        ``role``: this process in the embedded index's holder record."""
         own_catalog = catalog is None
         own_index = index is None
-        if detector is None and settings.ingest.detect:
-            from services.detector import load_detector
-
-            detector = load_detector(settings)
-        catalog = catalog or Catalog.from_settings(settings)
-        if index is None:
+        if index is None:  # first: a process turned away says so before loading anything
             index = open_index(
                 settings.qdrant_url,
                 settings.qdrant_path,
                 settings.qdrant_api_key,
                 wait_s=INDEX_WAIT_S,
+                role=role,
             )
+        if detector is None and settings.ingest.detect:
+            from services.detector import load_detector
+
+            detector = load_detector(settings)
+        catalog = catalog or Catalog.from_settings(settings)
         pipeline = IngestPipeline(
             catalog,
             index,

@@ -155,7 +155,7 @@ def test_worker_ingests_the_catalog_once(
     assert body["images"]["failed"] == body["images"]["pending"] == 0
     assert body["queues"] == {"ingest": 0, "index": 0}
     assert body["model"].startswith(f"{producer.recommender.embedder}-"), "the default model"
-    assert "held by another process" in body["index"]["detail"]
+    assert f"held by another process: worker (pid {worker.pid} on " in body["index"]["detail"]
     assert all(pg_catalog.get_image(i).attempts == 1 for i in ids), "an image ran twice"
     # 503 the first time: the task retried it (with backoff) and it was done the second time.
     assert "Retry in" in worker.output()

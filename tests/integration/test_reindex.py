@@ -8,20 +8,26 @@ import subprocess
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 
 from services.demo_shop.catalog import DemoCatalog
 from services.demo_shop.server import DemoShop
 from services.embedder.provider import ModelSpec
+from services.gateway.app import create_app
 from services.ingest import reindex as reindexing
 from services.ingest.pipeline import IngestRuntime
+from services.ingest.reindex import ReindexJobs
 from services.ingest.sweeper import Sweeper
 from shared import index_layout
 from shared.db import Catalog
 from shared.db.models import ImageState
 from shared.settings import Settings
 from shared.vectors import EdgeIndex, PayloadFilter
+from tests.gateway_support import NO_SERVICE, gateway_settings
 from tests.ingest_support import (
     LOOKALIKE,
     demo_items,
@@ -162,6 +168,70 @@ def test_reindex_command(data_settings: Settings, shop: DemoShop) -> None:
         assert index.count(index_layout.ALIAS) == n_points
     finally:
         index.close()
+
+
+def _poll(client: TestClient, timeout_s: float = 120) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        answer = client.get("/admin/reindex")
+        assert answer.status_code == 200, answer.text
+        if answer.json()["state"] != "running" or time.monotonic() > deadline:
+            return answer.json()
+        time.sleep(0.2)
+
+
+def test_the_process_that_owns_the_index_reindexes_it(
+    data_settings: Settings, shop: DemoShop
+) -> None:
+    """``lookalike run`` installs its ingest pipeline's :class:`ReindexJobs` in its gateway:
+    ``POST /admin/reindex`` starts one in the background, a second waits its turn (409), and
+    ``GET /admin/reindex`` follows it to the switch."""
+    runtime = _ingest(data_settings, shop, 2)
+    n_points = runtime.index.count(index_layout.ALIAS)
+    gateway = data_settings.model_copy(
+        update={"detector_url": NO_SERVICE, "embedder_url": NO_SERVICE}
+    )
+    app = create_app(gateway, catalog=runtime.catalog, index=runtime.index)
+    app.state.reindex = ReindexJobs(runtime.pipeline)
+    body = {
+        "model": "efficientnet_lite0",
+        "weights": "random",
+        "runtime": "torch",
+        "device": "cpu",
+        "settle_s": 1.0,
+    }
+    try:
+        with TestClient(app, client=("127.0.0.1", 50000)) as local:
+            assert local.get("/admin/reindex").status_code == 404
+            started = local.post("/admin/reindex", json=body)
+            assert started.status_code == 202, started.text
+            assert started.json()["state"] == "running"
+            again = local.post("/admin/reindex", json=body)
+            assert (again.status_code, again.json()["error"]) == (409, "reindex_running")
+            report = _poll(local)
+            with TestClient(app) as remote:  # not this machine, and no API key is set
+                refused = remote.post("/admin/reindex", json=body)
+                assert (refused.status_code, refused.json()["error"]) == (403, "forbidden")
+        live = runtime.index.resolve(index_layout.ALIAS)
+    finally:
+        runtime.close()
+    assert report["state"] == "done", report
+    assert report["phase"] == "done" and report["error"] is None
+    assert report["collection"] == live == index_layout.collection_name(NEW_VERSION)
+    assert report["embedded"] == report["total"] == n_points
+
+
+def test_a_gateway_without_ingest_cannot_reindex(tmp_path: Path) -> None:
+    """A standalone gateway (no ingest in its process) says why it cannot; with an API key,
+    the key is needed even from this machine."""
+    settings = gateway_settings(tmp_path / "data").model_copy(update={"api_key": "s3cret"})
+    with TestClient(create_app(settings), client=("127.0.0.1", 50000)) as client:
+        assert client.post("/admin/reindex", json={}).status_code == 401
+        answer = client.post("/admin/reindex", json={}, headers={"X-API-Key": "s3cret"})
+        assert (answer.status_code, answer.json()["error"]) == (409, "cannot_reindex")
+        assert "runs no ingest" in answer.json()["detail"]
+        progress = client.get("/admin/reindex", headers={"X-API-Key": "s3cret"})
+        assert progress.status_code == 409
 
 
 def test_a_fresh_catalog_starts_with_the_configured_embedder(data_settings: Settings) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 import threading
 import uuid
 from collections.abc import Iterator
@@ -11,11 +13,13 @@ import numpy as np
 import pytest
 from qdrant_client import QdrantClient
 
+from shared import index_holder
 from shared.errors import ConfigurationError, InvalidInputError, NotFoundError
 from shared.vectors import (
     ClientIndex,
     CollectionSpec,
     EdgeIndex,
+    IndexHeldError,
     PayloadFilter,
     Point,
     VectorIndex,
@@ -217,13 +221,36 @@ def test_engines_agree(tmp_path: Path) -> None:
 
 
 def test_embedded_index_is_owned_by_one_process(tmp_path: Path) -> None:
-    first = EdgeIndex(tmp_path / "edge")
+    """The holder leaves a record (role, pid, URL) that the process turned away names."""
+    root = tmp_path / "edge"
+    first = EdgeIndex(root, role="lookalike run", url="http://127.0.0.1:8000")
+    held = index_holder.read(root)
+    assert held is not None and (held.role, held.pid) == ("lookalike run", os.getpid())
+    assert held.url == "http://127.0.0.1:8000"
+    with pytest.raises(IndexHeldError, match="another process") as refused:
+        EdgeIndex(root, role="worker")
+    assert refused.value.holder == held
+    assert f"lookalike run (pid {os.getpid()} on " in refused.value.message
     with pytest.raises(ConfigurationError, match="another process"):
-        EdgeIndex(tmp_path / "edge")
-    with pytest.raises(ConfigurationError, match="another process"):
-        EdgeIndex(tmp_path / "edge", wait_s=0.3)  # held all along: waits, then says why
+        EdgeIndex(root, wait_s=0.3)  # held all along: waits, then says why
+    assert first.turned_away() is None
+    index_holder.record_turned_away(root, index_holder.Holder.this_process("worker"))
+    gone = first.turned_away()
+    assert gone is not None and gone.role == "worker"
     first.close()
-    EdgeIndex(tmp_path / "edge").close()
+    assert index_holder.read(root) is None  # the record goes with the lock
+    EdgeIndex(root).close()
+
+
+def test_a_dead_holders_record_names_nobody(tmp_path: Path) -> None:
+    root = tmp_path / "edge"
+    root.mkdir()
+    beyond_pid_max = 2**22 + 7  # no process has it
+    record = index_holder.Holder("lookalike run", beyond_pid_max, socket.gethostname())
+    index_holder.write(root, record)
+    assert index_holder.read(root) is None
+    assert index_holder.reachable_url("0.0.0.0", 8000) == "http://127.0.0.1:8000"
+    assert index_holder.reachable_url("::", 8000) == "http://[::1]:8000"
 
 
 def test_opening_the_embedded_index_waits_for_a_short_holder(tmp_path: Path) -> None:
