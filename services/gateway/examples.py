@@ -98,6 +98,8 @@ class _Pick:
     url: str
     title: str
     allow_private: bool
+    allow_hosts: tuple[str, ...]
+    """The source's ``allow_private_hosts``: exactly these private ``host:port``."""
 
 
 _photos: dict[tuple[int, str], ExamplePhoto | None] = {}
@@ -123,8 +125,9 @@ def _picks(catalog: Catalog, shops: Sequence[SourceOut]) -> list[_Pick]:
     categories: set[str | None] = set()
     for shop in shops:
         allow_private = bool(shop.config.get("allow_private_addresses", False))
+        allow_hosts = tuple(shop.config.get("allow_private_hosts") or ())
         for product in catalog.list_products(source_id=shop.id, limit=_CANDIDATES):
-            pick = _picked(product, allow_private)
+            pick = _picked(product, allow_private, allow_hosts)
             if pick is None:
                 continue
             if product.category in categories:
@@ -135,10 +138,10 @@ def _picks(catalog: Catalog, shops: Sequence[SourceOut]) -> list[_Pick]:
     return firsts + rest
 
 
-def _picked(product: ProductOut, allow_private: bool) -> _Pick | None:
+def _picked(product: ProductOut, allow_private: bool, allow_hosts: tuple[str, ...]) -> _Pick | None:
     for image in product.images:
         if image.active and image.state is ImageState.DONE:
-            return _Pick(image.id, image.url, product.title, allow_private)
+            return _Pick(image.id, image.url, product.title, allow_private, allow_hosts)
     return None
 
 
@@ -151,7 +154,12 @@ def _fetched(pick: _Pick) -> ExamplePhoto | None:
             return _photos[key]
     try:
         with httpx.Client(timeout=_FETCH_TIMEOUT_S) as client:
-            body = fetch_image(pick.url, client=client, allow_private=pick.allow_private).content
+            body = fetch_image(
+                pick.url,
+                client=client,
+                allow_private=pick.allow_private,
+                allow_hosts=pick.allow_hosts,
+            ).content
         with Image.open(io.BytesIO(body)) as image:
             picture = image.convert("RGB")
         picture.thumbnail(SIZE)

@@ -100,7 +100,7 @@ def test_a_real_shop_replaces_the_demo_with_no_restart(
             "sources:\n"
             "  - name: boutique\n"
             f"    start_urls: [{shop.url}/]\n"
-            "    allow_private_addresses: true\n"
+            f"    allow_private_hosts: [{shop.url.removeprefix('http://')}]\n"
             "    politeness: {download_delay: 0, concurrency: 8}\n"
         )
         added = _lookalike(stack.data_dir, "sources", "add", str(shops))

@@ -71,7 +71,11 @@ def test_the_examples_follow_the_shop(client: TestClient, sqlite_catalog: Catalo
 
     with DemoShop(DemoCatalog.generate(12, seed=21), port=0) as shop:
         real = sqlite_catalog.upsert_source(
-            SourceIn(name="real", base_url=shop.url, config={"allow_private_addresses": True})
+            SourceIn(
+                name="real",
+                base_url=shop.url,
+                config={"allow_private_hosts": [shop.url.removeprefix("http://")]},
+            )
         )
         report = sqlite_catalog.upsert_products(real.id, demo_items(shop))
         done = ImageResult(content_hash="h", width=400, height=500, n_bytes=1, crops=())
