@@ -33,6 +33,8 @@ from starlette.middleware import Middleware
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from shared.errors import ConfigurationError, LookalikeError
+from shared.logging import configure_logging
+from shared.settings import Settings, settings_or_exit
 
 if TYPE_CHECKING:
     from shared.health import Check
@@ -317,4 +319,19 @@ def serve(
         access_log=False,
         proxy_headers=False,
         http=header_timeout_protocol(header_timeout_s),
+    )
+
+
+def run_service(create_app: Callable[[Settings], ASGIApp]) -> None:
+    """A service's ``python -m`` entry point: its settings (a bad one: one line, exit 2), our
+    logging, and its app served on LOOKALIKE_HOST:LOOKALIKE_PORT with the access-log and
+    header-timeout settings."""
+    settings = settings_or_exit()
+    configure_logging(settings.log_level)
+    serve(
+        create_app(settings),
+        settings.host,
+        settings.port,
+        access_log=settings.logs_requests,
+        header_timeout_s=settings.header_timeout_s,
     )

@@ -3,21 +3,11 @@
 from __future__ import annotations
 
 from services.embedder.api import create_app
-from shared.logging import configure_logging
-from shared.settings import settings_or_exit
-from shared.web import serve
+from shared.web import run_service
 
 
 def main() -> None:
-    settings = settings_or_exit()
-    configure_logging(settings.log_level)
-    serve(
-        create_app(settings),
-        settings.host,
-        settings.port,
-        access_log=settings.logs_requests,
-        header_timeout_s=settings.header_timeout_s,
-    )
+    run_service(create_app)
 
 
 if __name__ == "__main__":

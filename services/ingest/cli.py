@@ -199,24 +199,14 @@ def _reindex_here(
     request: ReindexRequest, settings: Settings, *, progress: bool
 ) -> ReindexProgress:
     """This process opens the index (waiting a little for a short-lived holder) and reindexes."""
-    from services.embedder.provider import ModelSpec
     from services.ingest.pipeline import IngestRuntime
-    from services.ingest.reindex import reindex
+    from services.ingest.reindex import reindex, requested_spec
 
     ingest = IngestRuntime.build(settings, role="lookalike reindex")
     try:
-        if request.model is None:
-            spec = ingest.pipeline.models.active_spec()[0]
-        else:
-            spec = ModelSpec.parse(
-                request.model,
-                weights=request.weights,
-                runtime=request.runtime,
-                device=request.device,
-            )
         return reindex(
             ingest.pipeline,
-            spec,
+            requested_spec(ingest.pipeline, request),
             progress=progress,
             settle_s=request.settle_s,
             drop_previous=request.drop_old,

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from services.embedder.provider import ModelSpec
     from services.ingest.pipeline import IngestPipeline
 
-__all__ = ["MAX_FAILURES", "ReindexJobs", "reindex"]
+__all__ = ["MAX_FAILURES", "ReindexJobs", "reindex", "requested_spec"]
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +123,17 @@ def reindex(
     return report
 
 
+def requested_spec(pipeline: IngestPipeline, request: ReindexRequest) -> ModelSpec:
+    """The model a reindex request names, or the pipeline's active one."""
+    from services.embedder.provider import ModelSpec
+
+    if request.model is None:
+        return pipeline.models.active_spec()[0]
+    return ModelSpec.parse(
+        request.model, weights=request.weights, runtime=request.runtime, device=request.device
+    )
+
+
 class ReindexJobs:
     """Reindexes of the process that owns the index (``lookalike run``), one at a time, each
     in a background thread beside ingest and search: the ``app.state.reindex`` runner of
@@ -135,23 +146,13 @@ class ReindexJobs:
         self._thread: threading.Thread | None = None
 
     def start(self, request: ReindexRequest) -> ReindexProgress:
-        from services.embedder.provider import ModelSpec
-
         with self._lock:
             if self._thread is not None and self._thread.is_alive():
                 raise ReindexRunningError(
                     f"a reindex is running (since {self._started()}): follow it with "
                     "GET /admin/reindex"
                 )
-            if request.model is None:
-                spec = self.pipeline.models.active_spec()[0]
-            else:
-                spec = ModelSpec.parse(
-                    request.model,
-                    weights=request.weights,
-                    runtime=request.runtime,
-                    device=request.device,
-                )
+            spec = requested_spec(self.pipeline, request)
             report = ReindexProgress(started_at=utcnow())
             self._current = report
             self._thread = threading.Thread(
