@@ -18,11 +18,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import pytest
+import redis
 from PIL import Image
 
 from services.demo_shop.server import DemoShop
 from shared.db import Catalog, ImageIn, ProductIn, SourceIn, SourceOut
 from shared.db.models import ImageState
+from shared.settings import Settings
 
 LOOKALIKE = str(Path(sys.executable).with_name("lookalike"))
 SERVICE_VARIABLES = {
@@ -164,6 +167,25 @@ def service_env(**values: str) -> dict[str, str]:
     }
     env.update(values)
     return env
+
+
+def server_mode_env(
+    settings: Settings,
+    postgres_url: str,
+    redis_db_url: str,
+    tmp_path_factory: pytest.TempPathFactory,
+    **values: str,
+) -> dict[str, str]:
+    """The compose shape's environment for subprocesses: this test's Postgres database, an
+    emptied Redis db as the broker, its data dir with the shared exported models, ``values``."""
+    redis.Redis.from_url(redis_db_url).flushdb()
+    link_models(settings.data_dir, shared_models_dir(tmp_path_factory))
+    return service_env(
+        DATABASE_URL=postgres_url,
+        CELERY_BROKER_URL=redis_db_url,
+        LOOKALIKE_DATA_DIR=str(settings.data_dir),
+        **values,
+    )
 
 
 class Process:

@@ -13,11 +13,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-import redis
 
 from shared.settings import Settings
 from tests.gateway_support import NO_SERVICE
-from tests.ingest_support import LOOKALIKE, Process, link_models, service_env, shared_models_dir
+from tests.ingest_support import LOOKALIKE, Process, server_mode_env
 from tests.stack import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
@@ -30,12 +29,11 @@ def env(
     redis_db_url: str,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> dict[str, str]:
-    redis.Redis.from_url(redis_db_url).flushdb()
-    link_models(settings.data_dir, shared_models_dir(tmp_path_factory))
-    return service_env(
-        DATABASE_URL=postgres_url,
-        CELERY_BROKER_URL=redis_db_url,
-        LOOKALIKE_DATA_DIR=str(settings.data_dir),
+    return server_mode_env(
+        settings,
+        postgres_url,
+        redis_db_url,
+        tmp_path_factory,
         LOOKALIKE_DETECTOR_URL=NO_SERVICE,  # no model loads in the gateway
         LOOKALIKE_EMBEDDER_URL=NO_SERVICE,
     )

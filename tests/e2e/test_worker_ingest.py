@@ -31,10 +31,8 @@ from tests.ingest_support import (
     demo_items,
     demo_source,
     hostile_server,
-    link_models,
-    service_env,
+    server_mode_env,
     settled,
-    shared_models_dir,
     wait_for,
 )
 
@@ -60,12 +58,11 @@ def env(
     redis_db_url: str,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> dict[str, str]:
-    redis.Redis.from_url(redis_db_url).flushdb()
-    link_models(settings.data_dir, shared_models_dir(tmp_path_factory))
-    return service_env(
-        DATABASE_URL=postgres_url,
-        CELERY_BROKER_URL=redis_db_url,
-        LOOKALIKE_DATA_DIR=str(settings.data_dir),
+    return server_mode_env(
+        settings,
+        postgres_url,
+        redis_db_url,
+        tmp_path_factory,
         LOOKALIKE_LOG_LEVEL="INFO",
         LOOKALIKE_INGEST__CLAIM_LEASE_S="4",
     )
