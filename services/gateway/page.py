@@ -166,6 +166,8 @@ dl div{background:#f5f5f7;border-radius:.5rem;padding:.75rem}dt{color:#555;font-
 dd{margin:0;font-size:1.6rem;font-weight:600}a{color:#0050b3}
 ul.ingest{padding-left:1.2rem;margin:0 0 1.5rem}li.ok::marker{color:#1a7f37}
 li.bad{color:#b42318}tr.unknown td{background:#fff4e5}p.hint{color:#555}
+.scroll{overflow-x:auto;margin:0 0 2rem}.scroll table{margin:0}td a{overflow-wrap:anywhere}
+@media (max-width:40rem){body{padding:1rem}th,td{padding:.35rem .4rem}}
 """
 
 
@@ -224,9 +226,9 @@ def _categories_html(categories: Sequence[CategoryGarment]) -> str:
             "lists a source's categories)</td></tr>"
         )
     table = (
-        "<table><thead><tr><th>Source</th><th>Category</th><th>Products</th>"
+        '<div class="scroll"><table><thead><tr><th>Source</th><th>Category</th><th>Products</th>'
         "<th>Garment class</th><th>Parent</th><th>How</th><th>Votes</th><th>Share</th>"
-        f"</tr></thead><tbody>{rows}</tbody></table>"
+        f"</tr></thead><tbody>{rows}</tbody></table></div>"
     )
     hint = ""
     if any(row.how == "unknown" and row.category is not None for row in categories):
@@ -247,6 +249,7 @@ def render_status_page(
     *,
     categories: Sequence[CategoryGarment] = (),
 ) -> str:
+    enabled = {source.id for source in sources if source.enabled}  # a disabled shop's: not shown
     tiles = [
         ("Sources", stats.sources),
         ("Active products", stats.products_active),
@@ -287,12 +290,12 @@ refreshed every {REFRESH_S} s.</p>
 <section aria-labelledby="ingest"><h2 id="ingest">Ingest</h2>
 {_ingest_html(progress, checks)}</section>
 <section aria-labelledby="sources"><h2 id="sources">Sources</h2>
-<table><thead><tr><th>Name</th><th>Start URL</th><th>State</th></tr></thead>
-<tbody>{rows}</tbody></table></section>
+<div class="scroll"><table><thead><tr><th>Name</th><th>Start URL</th><th>State</th></tr></thead>
+<tbody>{rows}</tbody></table></div></section>
 <section aria-labelledby="categories"><h2 id="categories">Categories</h2>
 <p class="hint">The garment class of each shop category: the source's <code>garment_map</code>
 (operator), else its name, else its crops' classifier votes.</p>
-{_categories_html(categories)}</section>
+{_categories_html([row for row in categories if row.source_id in enabled])}</section>
 <p><a href="/">Storefront</a> · API: <a href="/docs">OpenAPI docs</a> ·
 <a href="/status">/status</a> · <a href="/readyz">/readyz</a> · <a href="/healthz">/healthz</a></p>
 </main>

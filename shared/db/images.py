@@ -373,6 +373,12 @@ class ImagesRepository(Store):
                 reason = _URL.sub("<url>", error or "unknown")
                 reasons[reason] = reasons.get(reason, 0) + count
             last = session.scalar(select(func.max(ProductImage.processed_at)).where(finished))
+            waiting_since = session.scalar(
+                select(func.min(ProductImage.updated_at)).where(
+                    active,
+                    ProductImage.state.in_([ImageState.PENDING, ImageState.PROCESSING]),
+                )
+            )
             recent = session.scalar(
                 select(func.count())
                 .select_from(ProductImage)
@@ -383,5 +389,6 @@ class ImagesRepository(Store):
             images=self.image_state_counts(),
             failure_reasons=dict(top),
             last_processed_at=last,
+            waiting_since=waiting_since,
             indexed_last_minute=recent or 0,
         )

@@ -319,6 +319,10 @@ class IngestProgress(_Out):
     last_processed_at: datetime | None = Field(
         description="When an image last became done or failed (RFC 3339)."
     )
+    waiting_since: datetime | None = Field(
+        default=None,
+        description="Since when the longest-waiting image has waited (RFC 3339); null: none.",
+    )
     indexed_last_minute: int = Field(description="Images that became done in the last 60 s.")
 
     @property
@@ -344,10 +348,16 @@ class IngestProgress(_Out):
         now = now or datetime.now(self.last_processed_at.tzinfo)
         return max(0.0, (now - self.last_processed_at).total_seconds())
 
-    def stalled(self, after_s: float = STALLED_AFTER_S) -> bool:
-        """Images wait, and none has finished for ``after_s``: no worker is making progress."""
-        since = self.seconds_since_progress()
-        return self.waiting > 0 and since is not None and since > after_s
+    def stalled(self, after_s: float = STALLED_AFTER_S, now: datetime | None = None) -> bool:
+        """An image has waited ``after_s`` and none has finished meanwhile: no worker is making
+        progress (new images arriving after a quiet spell are not a stall)."""
+        if self.waiting == 0 or self.waiting_since is None:
+            return False
+        now = now or datetime.now(self.waiting_since.tzinfo)
+        if (now - self.waiting_since).total_seconds() <= after_s:
+            return False
+        since = self.seconds_since_progress(now)
+        return since is None or since > after_s
 
     def summary(self) -> str:
         """One line for people: ``250 of 272 images indexed, 22 waiting, 0 failed; ...``."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -13,7 +13,7 @@ from shared.health import Check
 pytestmark = pytest.mark.unit
 
 
-def page(categories: list[CategoryGarment]) -> str:
+def page(categories: list[CategoryGarment], *, progress: IngestProgress | None = None) -> str:
     stats = CatalogStats(
         sources=1, products_active=3, products_inactive=0, images=dict.fromkeys(ImageState, 0)
     )
@@ -25,14 +25,22 @@ def page(categories: list[CategoryGarment]) -> str:
         enabled=True,
         created_at=datetime.now(UTC),
     )
-    progress = IngestProgress(
-        images=dict.fromkeys(ImageState, 0),
-        failure_reasons={},
-        last_processed_at=None,
-        indexed_last_minute=0,
-    )
+    progress = progress or ingest(waiting=0)
     checks = [Check("models", True, "loaded", 1.0)]
     return render_status_page(stats, [source], progress, checks, categories=categories)
+
+
+def ingest(
+    *, waiting: int, waiting_since: datetime | None = None, last: datetime | None = None
+) -> IngestProgress:
+    images = dict.fromkeys(ImageState, 0) | {ImageState.PENDING: waiting}
+    return IngestProgress(
+        images=images,
+        failure_reasons={},
+        last_processed_at=last,
+        waiting_since=waiting_since,
+        indexed_last_minute=0,
+    )
 
 
 def row(category: str | None, products: int, **fields: object) -> CategoryGarment:
@@ -87,3 +95,32 @@ def test_an_empty_catalog_has_no_categories_yet() -> None:
     assert '<h2 id="categories">Categories</h2>' in html
     assert "No active products yet." in html
     assert "Pin one with" not in html
+
+
+def test_a_disabled_sources_categories_are_not_listed() -> None:
+    html = page([row("Hosen", 40), row("Old stock", 9, source_id=2, source="gone")])
+    assert "<td>Hosen</td>" in html
+    assert "Old stock" not in html and "<td>gone</td>" not in html
+
+
+def test_the_tables_scroll_inside_the_page_on_a_phone() -> None:
+    html = page([row("Hosen", 40)])
+    assert html.count('<div class="scroll"><table>') == 2  # sources and categories
+    assert ".scroll{overflow-x:auto" in html
+
+
+def test_stalled_only_when_an_image_waited_and_none_finished_meanwhile() -> None:
+    now = datetime.now(UTC)
+    quiet = now - timedelta(minutes=30)
+    # New images after a quiet spell: they have not waited yet.
+    assert not ingest(waiting=5, waiting_since=now - timedelta(seconds=20), last=quiet).stalled()
+    # An image waited 6 minutes while others kept finishing: progress, no stall.
+    early = now - timedelta(minutes=6)
+    assert not ingest(waiting=5, waiting_since=early, last=now - timedelta(seconds=5)).stalled()
+    # It waited 6 minutes and nothing finished for 30: stalled, and the page says so.
+    assert ingest(waiting=5, waiting_since=early, last=quiet).stalled()
+    assert ingest(waiting=5, waiting_since=early, last=None).stalled()
+    stalled = page([], progress=ingest(waiting=5, waiting_since=early, last=quiet))
+    assert "stalled: is a worker running?" in stalled
+    arriving = page([], progress=ingest(waiting=5, waiting_since=now, last=quiet))
+    assert "stalled" not in arriving
