@@ -88,6 +88,10 @@ async def _json_object(request: Request) -> dict[str, Any]:
         body = await request.json()
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InvalidInputError(f"the body is not valid JSON: {exc}") from exc
+    except ValueError as exc:  # Python's limit on the digits of an integer
+        raise InvalidInputError(
+            "the body has a number too long to read (more than 4,300 digits)"
+        ) from exc
     except RecursionError as exc:
         raise InvalidInputError("the body is not valid JSON: nested too deeply") from exc
     if not isinstance(body, dict):

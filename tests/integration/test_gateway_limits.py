@@ -144,6 +144,17 @@ def test_integers_beyond_64_bits_are_422(
 
 
 @pytest.mark.parametrize("catalog", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("path", ["/recommend", "/feedback"])
+def test_a_number_past_pythons_digit_limit_is_422(client: TestClient, path: str) -> None:
+    """More than 4,300 digits: Python refuses to read the integer (issue 27: a plain-text 500)."""
+    body = b'{"product_id": ' + b"9" * 4_301 + b', "request_id": "r", "kind": "click"}'
+    response = client.post(path, content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 422, response.text
+    assert response.json()["error"] == "invalid_input"
+    assert "4,300 digits" in response.json()["detail"]
+
+
+@pytest.mark.parametrize("catalog", ["sqlite"], indirect=True)
 @pytest.mark.parametrize("body", [b"[" * 100_000, b'{"a":' * 5_000, b"[" * 2_000 + b"]" * 2_000])
 @pytest.mark.parametrize("path", ["/recommend", "/feedback"])
 def test_deeply_nested_json_is_422(client: TestClient, body: bytes, path: str) -> None:
