@@ -22,6 +22,7 @@ from services.gateway.limits import (
 )
 from services.gateway.metrics import GatewayMetrics
 from services.gateway.schemas import (
+    MAX_LISTED,
     FeedbackBody,
     FeedbackOut,
     RecommendForm,
@@ -73,6 +74,10 @@ _FEEDBACK_BODY = {
         "content": {"application/json": {"schema": _inline_schema(FeedbackBody)}},
     }
 }
+
+
+MAX_FORM_FIELDS = 2 * MAX_LISTED + 30
+"""Form fields read at most (more: 400): every parameter, and a list's items one field each."""
 
 
 def _parse(model: type[Model], values: dict[str, Any]) -> Model:
@@ -139,7 +144,7 @@ async def _recommend(request: Request, pipeline: RecommendPipeline) -> Recommend
     query = _fields(request.query_params.multi_items())
     limit = pipeline.settings.images.max_upload_bytes
     if content_type == "multipart/form-data":
-        async with request.form(max_files=1, max_fields=20) as form:
+        async with request.form(max_files=1, max_fields=MAX_FORM_FIELDS) as form:
             upload = form.get("image")
             if not isinstance(upload, UploadFile):
                 raise InvalidInputError("send the photo as a multipart file field named 'image'")
@@ -147,6 +152,8 @@ async def _recommend(request: Request, pipeline: RecommendPipeline) -> Recommend
             fields = _fields((k, v) for k, v in form.multi_items() if k != "image")
         if len(data) > limit:
             raise PayloadTooLargeError(f"the image is larger than the limit of {limit} bytes")
+        if not data:
+            raise InvalidInputError("the image is empty (0 bytes)")
         params = _parse(RecommendParams, {**query, **fields})
         return await run_in_threadpool(pipeline.from_bytes, data, params)
     if content_type == "application/json":

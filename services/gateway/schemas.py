@@ -42,6 +42,10 @@ def _listed(value: Any) -> Any:
     return value
 
 
+MAX_LISTED = 50
+"""The most categories or brands one query may name (more: 422)."""
+
+
 class RecommendParams(BaseModel):
     """How to search; the same fields as form fields, JSON fields or query parameters."""
 
@@ -52,6 +56,7 @@ class RecommendParams(BaseModel):
     )
     category: list[str] | None = Field(
         default=None,
+        max_length=MAX_LISTED,
         description="Search these categories (comma-separated or a list) instead of the "
         "classifier's prediction.",
     )
@@ -69,7 +74,9 @@ class RecommendParams(BaseModel):
     diversity: float = Field(
         default=0.0, ge=0.0, le=1.0, description="Maximal marginal relevance: 0 = off."
     )
-    brand: list[str] | None = Field(default=None, description="Any of these brands.")
+    brand: list[str] | None = Field(
+        default=None, max_length=MAX_LISTED, description="Any of these brands."
+    )
     min_price: float | None = Field(default=None, ge=0)
     max_price: float | None = Field(default=None, ge=0)
     currency: str | None = Field(default=None, min_length=3, max_length=3, examples=["EUR"])
@@ -97,7 +104,12 @@ class RecommendJSON(RecommendParams):
     """JSON body: an ``image_url`` to fetch, or a ``product_id`` for "more like this"."""
 
     model_config = ConfigDict(
-        json_schema_extra={"oneOf": [{"required": ["image_url"]}, {"required": ["product_id"]}]}
+        json_schema_extra={
+            "oneOf": [
+                {"required": ["image_url"], "properties": {"image_url": {"type": "string"}}},
+                {"required": ["product_id"], "properties": {"product_id": {"type": "integer"}}},
+            ]
+        }
     )
 
     image_url: str | None = Field(default=None, max_length=2048)

@@ -294,9 +294,40 @@ def test_openapi_documents_the_answers(client: TestClient) -> None:
     assert product["422"]["content"]["application/json"]["schema"] == error
     assert "HTTPValidationError" not in spec["components"]["schemas"]
     body = recommend["requestBody"]["content"]["application/json"]["schema"]
-    assert body["oneOf"] == [{"required": ["image_url"]}, {"required": ["product_id"]}]
+    assert [branch["required"] for branch in body["oneOf"]] == [["image_url"], ["product_id"]]
     assert body["properties"]["product_id"]["anyOf"][0]["maximum"] == 2**53 - 1
     feedback = spec["paths"]["/feedback"]["post"]
     kind = feedback["requestBody"]["content"]["application/json"]["schema"]["properties"]["kind"]
     assert set(kind["enum"]) == {"impression", "click", "purchase"}
     assert "409" in feedback["responses"] and "429" in feedback["responses"]
+
+
+@pytest.mark.parametrize("catalog", ["sqlite"], indirect=True)
+def test_the_schema_and_the_server_agree_on_edge_inputs(client: TestClient) -> None:
+    """Issue 27: each answer is the one /openapi.json states."""
+    body = client.get("/openapi.json").json()["paths"]["/recommend"]["post"]["requestBody"]
+    for content in ("multipart/form-data", "application/json"):
+        params = body["content"][content]["schema"]["properties"]
+        assert params["brand"]["anyOf"][0]["maxItems"] == 50
+        assert params["category"]["anyOf"][0]["maxItems"] == 50
+    # A null product_id is not a product_id: the schema's branch wants an integer.
+    branches = body["content"]["application/json"]["schema"]["oneOf"]
+    assert {"required": ["product_id"], "properties": {"product_id": {"type": "integer"}}} in (
+        branches
+    )
+    null_id = client.post("/recommend", json={"product_id": None})
+    assert null_id.status_code == 422 and null_id.json()["error"] == "invalid_input"
+
+    jpeg = b"\xff\xd8\xff\xe0" + b"\0" * 64
+    brands = {"brand": [f"b{n}" for n in range(51)]}
+    many = client.post("/recommend", files={"image": ("a.jpg", jpeg, "image/jpeg")}, data=brands)
+    assert many.status_code == 422, many.text
+    assert "brand" in many.json()["detail"]
+    as_json = client.post(
+        "/recommend", json={"image_url": "https://x.example/a.jpg", "brand": ["b"] * 51}
+    )
+    assert as_json.status_code == 422 and "brand" in as_json.json()["detail"]
+
+    empty = client.post("/recommend", files={"image": ("a.jpg", b"", "image/jpeg")})
+    assert empty.status_code == 422, empty.text
+    assert empty.json()["detail"] == "the image is empty (0 bytes)"
