@@ -142,9 +142,10 @@ class Recommendation(BaseModel):
     score: float = Field(description="Similarity, higher is better (0-1).")
     match: Literal["very close", "close", "loose"] | None = Field(
         default=None,
-        description="The similarity in a shopper's words: the product stands out from the "
-        "other candidates as a catalog product's nearest same-kind product typically does "
-        "(very close), within their usual spread (close), or less (loose).",
+        description="The score in a shopper's words: the product stands out from its own "
+        "shop's other candidates as a product's nearest same-shop, same-class product "
+        "typically does (very close), within their usual spread (close), or less (loose). "
+        "Within one shop and class, a higher score never has a weaker word.",
     )
 
 
