@@ -24,7 +24,8 @@ Three properties follow from that and are what a shopper can rely on:
   at another shop's products.
 
 Scales are learnt off the query path, per shop, and kept for :data:`TTL_S` (a catalog grows
-slowly): a query meeting a shop whose scale is not learnt yet gets no words for its products.
+slowly; a shop too small to measure is tried again after :data:`UNMEASURED_TTL_S`): a query
+meeting a shop whose scale is not learnt yet gets no words for its products.
 """
 
 from __future__ import annotations
@@ -68,6 +69,8 @@ VERY_CLOSE_Q = 0.5
 CLOSE_Q = 0.1
 FLOOR_Q = 0.02
 TTL_S = 3600.0
+UNMEASURED_TTL_S = 60.0
+"""How long a shop too small to have a scale waits to be measured again (it is filling up)."""
 MIN_BACKGROUND = 10
 MIN_SAMPLE = 8
 """Below this many measured crops a class borrows its shop's pooled scale; a shop with fewer
@@ -219,7 +222,7 @@ class Calibrator:
         with self._lock:
             cached = self._cache.get(key)
             thread = self._learning.get(key)
-            stale = cached is None or time.monotonic() - cached[0] >= TTL_S
+            stale = cached is None or time.monotonic() >= cached[0]
             if stale and thread is None:
                 thread = threading.Thread(
                     target=self._refresh, args=key, daemon=True, name="calibration"
@@ -243,8 +246,9 @@ class Calibrator:
             with self._lock:
                 del self._learning[key]
             return
+        ttl = TTL_S if scales.scale(None, 0.0) is not None else UNMEASURED_TTL_S
         with self._lock:
-            self._cache[key] = (time.monotonic(), scales)
+            self._cache[key] = (time.monotonic() + ttl, scales)
             del self._learning[key]
 
     def learn(self, collection: str, source: str | None) -> ShopScales:

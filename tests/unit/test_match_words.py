@@ -218,3 +218,24 @@ def test_a_class_with_few_products_borrows_its_shops_scale(tmp_path: Path) -> No
     assert Calibrator(engine).learn(COLLECTION, "tiny").scale("top", 0.0) is None
     assert isinstance(shops.scale("top", 0.5), Scale)
     engine.close()
+
+
+def test_a_shop_too_small_to_measure_is_measured_again_as_it_fills(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from services.recommender import calibration
+
+    monkeypatch.setattr(calibration, "UNMEASURED_TTL_S", 0.0)  # instead of a minute
+    engine = _engine(tmp_path)
+    rng = np.random.default_rng(5)
+    shop = Shop(engine, "a", 1)
+    shop.add(_spread(rng, 6), "top", rng)
+    calibrator = Calibrator(engine)
+    assert calibrator.scale(COLLECTION, "a", "top", 0.0, wait=True) is None
+    shop.add(_twins(rng, 30)[1], "top", rng)
+    measured = calibrator.scale(COLLECTION, "a", "top", 0.0, wait=True)
+    assert measured is not None
+    # A measured shop keeps its scale (for an hour) however it grows.
+    shop.add(_twins(rng, 30)[1], "top", rng)
+    assert calibrator.scale(COLLECTION, "a", "top", 0.0, wait=True) == measured
+    engine.close()
