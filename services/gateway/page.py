@@ -92,7 +92,7 @@ async def storefront_config(catalog: CatalogDep, settings: SettingsDep) -> Store
             indexing=progress.waiting > 0,
         ),
         max_upload_bytes=settings.images.max_upload_bytes,
-        color_weight=settings.recommender.color_weight,
+        color_weight=settings.gateway.color_weight,
         feedback=not settings.api_key,
     )
 
