@@ -595,8 +595,8 @@ def _answer_all(
 ) -> tuple[list[Answer], list[Answer]]:
     """Every street and product photo answered by the recommend pipeline as the gateway wires
     it in process with ``settings``, and scored."""
+    from services.detector.client import make_detector
     from services.embedder.client import make_embedder
-    from services.gateway.detection import make_detector
     from services.gateway.service import RecommendPipeline
     from services.recommender.client import make_recommender
 

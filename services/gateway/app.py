@@ -16,10 +16,10 @@ from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
+from services.detector.client import make_detector
 from services.embedder.client import EmbedderClient, make_embedder
 from services.gateway.admin_api import router as admin_router
 from services.gateway.api import router
-from services.gateway.detection import make_detector
 from services.gateway.limits import make_answers, make_rate_limiter
 from services.gateway.metrics import GatewayMetrics
 from services.gateway.page import STATIC_DIR
