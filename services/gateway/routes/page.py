@@ -24,7 +24,7 @@ from services.gateway.examples import example_photo, examples_for
 from shared.db import CatalogStats, CategoryGarment, Facets, IngestProgress, SourceOut
 from shared.health import Check
 
-STATIC_DIR = Path(__file__).with_name("static")
+STATIC_DIR = Path(__file__).parent.parent / "static"
 
 # The page loads only its own files; product pictures come from the shops' own hosts and the
 # shopper's photo is shown from a blob: URL, so images are the one thing allowed from elsewhere.
