@@ -64,7 +64,9 @@ class GatewaySettings(BaseModel):
     allow_private_image_urls: bool = False
     """Let ``image_url`` point at any private/loopback address (never in public)."""
     download_timeout_s: float = Field(default=10.0, gt=0)
+    """How long fetching a request's ``image_url`` may take."""
     embedder_timeout_s: float = Field(default=5.0, gt=0)
+    """Per-call timeout of the HTTP client of the embedder service (503 past it)."""
     trusted_proxies: list[str] = Field(default_factory=list)
     """Addresses or networks (``10.0.0.0/8``) of reverse proxies whose ``X-Forwarded-For`` and
     ``X-Forwarded-Proto`` are believed; from any other peer they are ignored (JSON list in the
@@ -131,6 +133,7 @@ class DetectorSettings(BaseModel):
     BENCHMARKS.md, what ships now: street garment hit@10 against spurious garments a photo."""
     margin: float = Field(default=0.08, ge=0.0, le=1.0)
     max_detections: int = Field(default=8, gt=0)
+    """The most garments a photo is read as (the most prominent first)."""
     overlap_iou: float = Field(default=0.4, gt=0.0, le=1.0)
     """Garments whose boxes overlap more than this (IoU) are one garment, whatever classes the
     model gave them: the best-scored box stays (1.0: no suppression across classes). Chosen by
@@ -138,6 +141,7 @@ class DetectorSettings(BaseModel):
     hit@10."""
     remove_background: bool = False
     timeout_s: float = Field(default=5.0, gt=0)
+    """Per-call timeout of the HTTP client of the detector service (503 past it)."""
 
     @field_validator("class_min_score")
     @classmethod
@@ -177,8 +181,11 @@ class EmbedderSettings(BaseModel):
 
 class IngestSettings(BaseModel):
     batch_size: int = Field(default=32, gt=0)
+    """Crops per model batch (the embedder's, in ingest and at query time)."""
     download_timeout_s: float = Field(default=15.0, gt=0)
+    """How long downloading one catalog image may take."""
     max_image_bytes: int = Field(default=20 * 1024 * 1024, gt=0)
+    """Largest catalog image downloaded, in bytes (larger ones fail with a reason)."""
     stale_claim_after_s: int = Field(default=600, gt=0)
     """The longest one ingest task may run (Celery's time limit)."""
     claim_lease_s: float = Field(default=30.0, gt=0)
