@@ -69,7 +69,7 @@ class RecommendParams(BaseModel):
         ge=0.0,
         le=1.0,
         description="0: shape only ... 1: colour only; unset: the shop's default "
-        "(recommender.color_weight, 0.2).",
+        "(gateway.color_weight, 0.2).",
     )
     diversity: float = Field(
         default=0.0, ge=0.0, le=1.0, description="Maximal marginal relevance: 0 = off."

@@ -240,7 +240,7 @@ class RecommendPipeline:
         """The garment classes of the nearest catalog products (any class) of each product
         shot's crop (``shots``; the detector classed the others), in one recommender call;
         none when the caller chose what to search."""
-        count = self.settings.recommender.neighbours
+        count = self.settings.gateway.neighbours
         wanted = [i for i, shot in enumerate(shots) if shot]
         found: list[list[str | None]] = [[] for _ in crops]
         if count == 0 or not wanted or params.category or params.cross_category:
@@ -264,16 +264,16 @@ class RecommendPipeline:
         if params.category:
             first = params.category[0]
             return _Garment(box, crop, list(params.category), first, crop.probabilities.get(first))
-        recommender = self.settings.recommender
+        gateway = self.settings.gateway
         scope = decide(
             detected,
             crop.probabilities,
             neighbours=neighbours,
-            detector_weight=recommender.detector_weight,
-            neighbour_weight=recommender.neighbour_weight,
-            threshold=recommender.category_threshold,
-            max_parents=recommender.max_categories,
-            unlikely_below=recommender.unlikely_class,
+            detector_weight=gateway.detector_weight,
+            neighbour_weight=gateway.neighbour_weight,
+            threshold=gateway.category_threshold,
+            max_parents=gateway.max_categories,
+            unlikely_below=gateway.unlikely_class,
         )
         if params.cross_category:
             return _Garment(box, crop, [], scope.garment, scope.probability)
@@ -290,12 +290,12 @@ class RecommendPipeline:
 
     def _ranking(self, params: RecommendParams) -> dict[str, Any]:
         """The recommender's :class:`Ranking` fields for these parameters."""
-        recommender = self.settings.recommender
+        gateway = self.settings.gateway
         return {
-            "k": params.k or recommender.default_k,
+            "k": params.k or gateway.default_k,
             "metric": params.metric,
             "color_weight": (
-                recommender.color_weight if params.color_weight is None else params.color_weight
+                gateway.color_weight if params.color_weight is None else params.color_weight
             ),
             "diversity": params.diversity,
             "filters": Filters(
@@ -321,7 +321,7 @@ class RecommendPipeline:
             garments=list(garment.parents),
             garment_shares=list(garment.shares),
             unlikely_garments=list(garment.unlikely),
-            category_votes=self.settings.recommender.category_votes if garment.parents else 0,
+            category_votes=self.settings.gateway.category_votes if garment.parents else 0,
             **self._ranking(params),
         )
 

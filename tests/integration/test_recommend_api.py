@@ -117,7 +117,7 @@ def test_a_products_own_image_comes_back_first(world: World, client: TestClient)
         assert len({r["id"] for r in group["recommendations"]}) == len(group["recommendations"])
         x0, y0, x1, y1 = group["box"]
         assert 0 <= x0 < x1 <= 400 and 0 <= y0 < y1 <= 500
-    assert body["model_version"].startswith(f"{world.settings.recommender.embedder}-")
+    assert body["model_version"].startswith(f"{world.settings.embedder.model}-")
     for stage in ("decode", "detect", "embed", "search", "hydrate", "total"):
         assert body["timings_ms"][stage] >= 0
 
@@ -216,7 +216,7 @@ def test_colour_weight_changes_the_ranking(world: World, client: TestClient) -> 
     blend = _ids(_post(client, data, cross_category="true", k=PRODUCTS, color_weight=0.5))
     assert shape != colour
     assert len({tuple(shape), tuple(colour), tuple(blend)}) >= 2
-    default = world.settings.recommender.color_weight
+    default = world.settings.gateway.color_weight
     assert 0 < default < 1
     unset = _ids(_post(client, data, cross_category="true", k=PRODUCTS))
     assert unset == _ids(
