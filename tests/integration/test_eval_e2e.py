@@ -180,8 +180,8 @@ def test_a_bad_variant_is_refused_before_any_work(
 
 
 def test_held_out_photos_are_those_the_shipped_models_never_trained_on(tmp_path: Path) -> None:
-    from services.detector.data import read_boxes, split
-    from services.evaluate.e2e import choose_photos, read_street
+    from lab.detector.data import read_boxes, split
+    from lab.evaluate.e2e import choose_photos, read_street
     from shared.errors import ConfigurationError
 
     _street(tmp_path / "street", DemoCatalog.generate(12, seed=1), photos=10)

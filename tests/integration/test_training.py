@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from lab.embedder.data import load_labelled
+from lab.embedder.training import TrainConfig, train
 from services.cli import main
 from services.demo_shop.catalog import generate_product
 from services.demo_shop.images import render_image
 from services.embedder.artifact import load_card, load_model
-from services.embedder.data import load_labelled
 from services.embedder.inference import Embedder
-from services.embedder.training import TrainConfig, train
 from shared.settings import get_settings
 
 pytestmark = pytest.mark.integration
@@ -312,8 +312,8 @@ def test_validation_features_follow_the_weights(tmp_path: Path) -> None:
     exports a new ONNX file instead of reading the first export again."""
     import torch
 
+    from lab.embedder.training import _FeatureRunner
     from services.embedder.network import EmbeddingNet
-    from services.embedder.training import _FeatureRunner
     from services.modellab.models import create_backbone
 
     torch.manual_seed(0)

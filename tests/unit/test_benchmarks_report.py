@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from services import benchmarks
+from lab import benchmarks
 
 pytestmark = pytest.mark.unit
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from services.embedder.data import (
+from lab.embedder.data import (
     combine,
     hold_out_photos,
     load_labelled,
@@ -145,7 +145,7 @@ def test_box_crops_hold_out_whole_photos_as_the_detector_does(tmp_path: Path) ->
 
 def test_the_detector_holds_out_the_same_photos() -> None:
     """One split of the street photos for both models (``shared.detection.held_out``)."""
-    from services.detector.data import BoxedImage, split
+    from lab.detector.data import BoxedImage, split
 
     items = [BoxedImage(Path(f"{i:04d}.jpg"), np.zeros((0, 4)), np.zeros(0)) for i in range(20)]
     _, val = split(items, 0.3, 0)

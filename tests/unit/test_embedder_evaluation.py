@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from services.embedder.data import load_labelled, select_split, stratified_split
-from services.embedder.evaluation import (
+from lab.embedder.data import load_labelled, select_split, stratified_split
+from lab.embedder.evaluation import (
     confusion_matrix,
     expected_calibration_error,
     fit_temperature,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.evaluate.matching import GroupAnswer, iou, score_photo
+from lab.evaluate.matching import GroupAnswer, iou, score_photo
 
 pytestmark = pytest.mark.unit
 

@@ -17,7 +17,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
-from services.benchmarks import Figures, benchmark
+from lab.benchmarks import Figures, benchmark
 from services.demo_shop import DemoCatalog, DemoShop
 from shared.db import Catalog, SourceIn
 from shared.db.schemas import CrawlRunOut

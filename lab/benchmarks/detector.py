@@ -8,7 +8,7 @@ import statistics
 import time
 from pathlib import Path
 
-from services.benchmarks import Figures, benchmark
+from lab.benchmarks import Figures, benchmark
 
 STREET_DATA = Path(
     os.environ.get(
@@ -84,7 +84,7 @@ def detector_figures() -> Figures:
     figures.update(_street_latency())
     figures["product_shot_ms_p50"] = _product_latency()
     if (STREET_DATA / "boxes.csv").is_file():
-        from services.detector.cli import run_evaluation
+        from lab.detector.cli import run_evaluation
 
         report = run_evaluation(STREET_DATA, None, which="val")
         figures["split"] = f"{report['split']} ({report['n_images']} images)"

@@ -6,7 +6,7 @@ head and what ``tune`` names: the stride-32 blocks (``tail``, cheap at 1/32 reso
 stride-16 blocks too (``stride16``). Targets follow TTFNet: an elliptical Gaussian centre
 heatmap per class and box distances regressed with a GIoU loss at every cell of the Gaussian's
 core. Synthetic street photos of demo-shop products (``services.demo_shop.compose_outfit``) and
-street photos with catalog products pasted in (``services.detector.pasting``) can be mixed in.
+street photos with catalog products pasted in (``lab.detector.pasting``) can be mixed in.
 
 With held-out photos, every epoch is scored on them (mAP@0.5 over the target categories) and
 the best epoch is what comes back; with a checkpoint file, an interrupted run resumes at the
@@ -30,7 +30,10 @@ import numpy as np
 import torch
 from PIL import Image, ImageEnhance, ImageOps
 
-from services.detector.data import CLASSES, LITE_MEAN, LITE_STD, BoxedImage, Sample, letterbox
+from lab.detector.data import CLASSES, BoxedImage, Sample
+from lab.detector.pasting import Cutout, paste_photos
+from lab.resume import load_checkpoint, save_checkpoint
+from services.detector.inference import LITE_MEAN, LITE_STD, letterbox
 from services.detector.network import (
     BACKBONES,
     OUTPUT_STRIDE,
@@ -42,8 +45,6 @@ from services.detector.network import (
     peaks,
     tuned_prefixes,
 )
-from services.detector.pasting import Cutout, paste_photos
-from services.modellab.checkpoint import load_checkpoint, save_checkpoint
 from shared.errors import InvalidInputError
 
 __all__ = ["TrainConfig", "synthetic_outfits", "train_detector"]
@@ -327,7 +328,7 @@ class _Validator:
                 self.groups.append((chunk, _frozen_features(trunk, images, config.tune)))
 
     def __call__(self, trunk: LiteTrunk, head: DetectionHead) -> dict[str, Any]:
-        from services.detector.evaluation import AP_MIN_SCORE, score_detections
+        from lab.detector.evaluation import AP_MIN_SCORE, score_detections
         from services.detector.inference import to_detections
 
         found: list[list[Any]] = [[] for _ in self.items]
@@ -446,7 +447,7 @@ def train_detector(
     """
     from tqdm import tqdm
 
-    from services.detector.evaluation import TARGET_CATEGORIES
+    from lab.detector.evaluation import TARGET_CATEGORIES
 
     if config.paste and not cutouts:
         raise InvalidInputError("paste > 0 needs catalog cutouts to paste")

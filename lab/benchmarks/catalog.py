@@ -16,7 +16,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
-from services.benchmarks import Figures, benchmark
+from lab.benchmarks import Figures, benchmark
 from shared.db import Catalog, ImageIn, ProductIn, SourceIn
 
 N_PRODUCTS = 5_000

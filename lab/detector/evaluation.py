@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from services.detector.data import BoxedImage
+from lab.detector.data import BoxedImage
 from services.detector.postprocess import iou_matrix
 from shared.detection import Detection, DetectionResult
 from shared.images import load_image

@@ -19,8 +19,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from PIL import Image
 
-from services.detector.data import CLASSES, BoxedImage, read_boxes, split
-from services.evaluate.matching import Box, iou
+from lab.detector.data import CLASSES, BoxedImage, read_boxes, split
+from lab.evaluate.matching import Box, iou
 from services.gateway.detection import make_detector
 from shared.settings import get_settings
 

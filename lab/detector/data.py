@@ -1,4 +1,5 @@
-"""Box datasets (``DIR/boxes.csv`` + images), the split, and the detector's input transform.
+"""Box datasets (``DIR/boxes.csv`` + images) and the split (the detector's input transform,
+``letterbox``, is serving code: ``services.detector.inference``).
 
 ``boxes.csv`` has one row per garment box: ``filename`` (relative to DIR), ``coarse_category``
 and ``x1,y1,x2,y2`` in pixels (the street-photo format of ``../shared/data``). Coarse categories
@@ -20,23 +21,15 @@ from shared.errors import InvalidInputError, NotFoundError
 
 __all__ = [
     "CLASSES",
-    "LITE_MEAN",
-    "LITE_STD",
     "BoxedImage",
-    "Letterbox",
     "Sample",
     "data_fingerprint",
-    "letterbox",
     "read_boxes",
     "split",
 ]
 
 CLASSES: tuple[str, ...] = COARSE_CATEGORIES
 """What the shipped detector predicts: top, bottom, dress, outerwear, footwear, bag, accessory."""
-
-LITE_MEAN = 127.0
-LITE_STD = 128.0
-"""EfficientNet-Lite's input scaling, in 0..255 units."""
 
 
 @dataclass(frozen=True)
@@ -123,29 +116,3 @@ def data_fingerprint(data_dir: str | Path) -> str:
     for item in read_boxes(root):
         digest.update(f"{item.path.name}:{item.path.stat().st_size}\n".encode())
     return digest.hexdigest()
-
-
-@dataclass(frozen=True)
-class Letterbox:
-    """Input array of one image and how to map its boxes back: ``original = input / scale``."""
-
-    array: np.ndarray  # (3, H, W) float32, normalised, H and W multiples of the stride
-    scale: float
-
-
-def letterbox(img: Image.Image, long_side: int, multiple: int = 32) -> Letterbox:
-    """Scale the longer side to ``long_side``, normalise, pad right/bottom to ``multiple``.
-
-    Padding is zero after normalisation (the backbone's mean colour).
-    """
-    scale = long_side / max(img.width, img.height)
-    width = max(1, round(img.width * scale))
-    height = max(1, round(img.height * scale))
-    rgb = img if img.mode == "RGB" else img.convert("RGB")
-    resized = rgb.resize((width, height), Image.Resampling.BILINEAR, reducing_gap=3.0)
-    pad_w = -(-width // multiple) * multiple
-    pad_h = -(-height // multiple) * multiple
-    out = np.zeros((3, pad_h, pad_w), dtype=np.float32)
-    pixels = np.asarray(resized, dtype=np.float32).transpose(2, 0, 1)
-    out[:, :height, :width] = (pixels - LITE_MEAN) / LITE_STD
-    return Letterbox(out, scale)

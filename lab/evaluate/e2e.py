@@ -8,7 +8,7 @@ answered by the real recommend pipeline, scored per garment class of :mod:`share
    data dir), as a worker would;
 3. answer every street photo (``boxes.csv`` + images) and every held-back product photo with
    :class:`RecommendPipeline` wired as the gateway wires it in process;
-4. score: boxes by :func:`~services.evaluate.matching.score_photo`, product photos by
+4. score: boxes by :func:`~lab.evaluate.matching.score_photo`, product photos by
    precision at 10 of the same article type, class, parent and type + colour.
 """
 
@@ -31,7 +31,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from services.evaluate.matching import (
+from lab.evaluate.matching import (
     MIN_SAME,
     TOP_K,
     Box,
@@ -547,7 +547,7 @@ def run(config: E2EConfig, settings: Settings, progress: Progress = print) -> di
             }
 
         if config.sheets is not None:
-            from services.evaluate.sheets import write_sheets
+            from lab.evaluate.sheets import write_sheets
 
             written = write_sheets(config.sheets, street, products, by_url, config.sheets_max)
             progress(f"sheets: {written} in {config.sheets}")

@@ -38,11 +38,11 @@ import torch.nn.functional as F
 from PIL import Image, ImageEnhance
 from torch import nn
 
-from services.embedder import evaluation
+from lab.embedder import evaluation
+from lab.embedder.data import LabelledImages, ShopCheck, stratified_split
+from lab.resume import load_checkpoint, save_checkpoint
 from services.embedder.artifact import ModelCard, save_model
-from services.embedder.data import LabelledImages, ShopCheck, stratified_split
 from services.embedder.network import EmbeddingNet, resolve_device
-from services.modellab.checkpoint import load_checkpoint, save_checkpoint
 from services.modellab.models import Preprocess, backbone_spec, create_backbone
 from services.modellab.models.preprocess import Fit, decode_batch, default_workers
 from services.modellab.onnx import OnnxSession, export_onnx, onnxruntime_available

@@ -28,8 +28,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from services.embedder.data import LabelledImages, load_labelled, mix, stratified_split
-from services.embedder.training import TrainConfig, _build_network, _FeatureRunner, augment
+from lab.embedder.data import LabelledImages, load_labelled, mix, stratified_split
+from lab.embedder.training import TrainConfig, _build_network, _FeatureRunner, augment
 
 ALIASES = {"jeans": "pants", "shorts": "pants", "stockings": "leggings", "tights": "leggings"}
 VIEWS = ("clean", "flip", "aug")

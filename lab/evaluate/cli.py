@@ -84,9 +84,9 @@ def eval_e2e_command(
     sheets_max: int,
 ) -> None:
     """Index a labelled shop, answer street and product photos end to end, score per class."""
-    from services.benchmarks import machine
-    from services.evaluate.e2e import E2EConfig, run, variant_settings
-    from services.evaluate.report import write_markdown
+    from lab.benchmarks import machine
+    from lab.evaluate.e2e import E2EConfig, run, variant_settings
+    from lab.evaluate.report import write_markdown
     from shared.errors import ConfigurationError
 
     for folder, name in ((catalog, "labels.csv"), (street, "boxes.csv")):

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from classifier_probes import features, probe  # the script's own folder comes first on the path
 
-from services.embedder.data import load_labelled, stratified_split
+from lab.embedder.data import load_labelled, stratified_split
 
 TRUNKS = (("efficientnet_lite0", 224), ("efficientnet_lite1", 240), ("efficientnet_lite2", 260))
 VIEWS = ("clean", "flip")

@@ -8,7 +8,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from services.benchmarks import Figures, benchmark
+from lab.benchmarks import Figures, benchmark
 
 N_IMAGES = 64
 BATCH = 32

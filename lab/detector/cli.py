@@ -117,13 +117,13 @@ def train_detector_command(
     directory with a JSON model card."""
     import torch
 
+    from lab.detector.data import CLASSES, data_fingerprint, read_boxes, split
+    from lab.detector.evaluation import evaluate
+    from lab.detector.pasting import read_cutouts
+    from lab.detector.training import TrainConfig, train_detector
     from services.detector.artifact import DetectorCard, save_net, write_card
-    from services.detector.data import CLASSES, data_fingerprint, read_boxes, split
-    from services.detector.evaluation import evaluate
     from services.detector.inference import ModelRunner
     from services.detector.network import STRIDE_MULTIPLE
-    from services.detector.pasting import read_cutouts
-    from services.detector.training import TrainConfig, train_detector
     from shared.settings import DetectorSettings
 
     if long_side % STRIDE_MULTIPLE:
@@ -273,9 +273,9 @@ def run_evaluation(
     progress: bool = False,
 ) -> dict[str, Any]:
     """What ``eval-detector`` prints (also used by the benchmark)."""
+    from lab.detector.data import CLASSES, data_fingerprint, read_boxes, split
+    from lab.detector.evaluation import evaluate, measure_latency
     from services.detector.artifact import find_model_dir, load_card
-    from services.detector.data import CLASSES, data_fingerprint, read_boxes, split
-    from services.detector.evaluation import evaluate, measure_latency
     from services.detector.loader import resolve_backend
     from services.detector.service import Detector
     from shared.errors import ConfigurationError

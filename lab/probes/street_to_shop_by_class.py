@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from services.embedder.data import load_labelled, mix, stratified_split
-from services.embedder.evaluation import cross_hits
+from lab.embedder.data import load_labelled, mix, stratified_split
+from lab.embedder.evaluation import cross_hits
 from services.embedder.inference import Embedder
 
 ALIASES = {"jeans": "pants", "shorts": "pants", "stockings": "leggings", "tights": "leggings"}

@@ -147,8 +147,8 @@ def train_command(
     checkpoint: str | None,
 ) -> None:
     """Fine-tune a backbone (two stages) into a model directory with a JSON model card."""
-    from services.embedder.data import load_labelled, mix
-    from services.embedder.training import TrainConfig, train
+    from lab.embedder.data import load_labelled, mix
+    from lab.embedder.training import TrainConfig, train
 
     n_sources = 1 + len(extras) + (shop is not None)
     if len(weights) > n_sources:
@@ -280,7 +280,7 @@ def eval_command(
     runtime: str,
 ) -> None:
     """Leave-one-out retrieval (P@1/5/10, mAP@10), accuracy, confusion matrix and a t-SNE plot."""
-    from services.embedder.evaluation import evaluate_folder
+    from lab.embedder.evaluation import evaluate_folder
 
     plot_path = plot or (str(Path(json_out).with_suffix(".tsne.png")) if json_out else None)
     report: dict[str, Any] = evaluate_folder(

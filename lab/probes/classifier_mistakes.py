@@ -23,7 +23,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from services.embedder.data import load_labelled, stratified_split
+from lab.embedder.data import load_labelled, stratified_split
 from services.embedder.inference import Embedder
 
 CELL = 160

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from services.benchmarks import Figures, benchmark
+from lab.benchmarks import Figures, benchmark
 from shared.vectors import CollectionSpec, EdgeIndex, PayloadFilter, Point, VectorSpec
 
 DIM = 256

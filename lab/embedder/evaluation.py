@@ -22,7 +22,7 @@ from shared.errors import InvalidInputError
 from shared.vectors import Distance
 
 if TYPE_CHECKING:
-    from services.embedder.data import Split
+    from lab.embedder.data import Split
     from services.embedder.inference import Runtime
 
 __all__ = [
@@ -245,8 +245,8 @@ def evaluate_folder(
     split settings unless ``val_fraction``/``seed`` are given, so a fine-tuned model is judged
     on images it never trained on.
     """
+    from lab.embedder.data import load_labelled, select_split
     from services.embedder.artifact import find_model_dir, load_card
-    from services.embedder.data import load_labelled, select_split
     from services.embedder.inference import DEFAULT_MODEL, Embedder
 
     model_name = model or DEFAULT_MODEL

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from services.benchmarks import replace_section
+from lab.benchmarks import replace_section
 
 __all__ = ["HEADING", "render_markdown", "write_markdown"]
 

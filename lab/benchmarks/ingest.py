@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from services.benchmarks import Figures, benchmark
+from lab.benchmarks import Figures, benchmark
 from shared.settings import RecommenderSettings
 
 N_IMAGES = 5000

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from PIL import Image, ImageDraw
 
 if TYPE_CHECKING:
-    from services.evaluate.e2e import Answer, CatalogItem
+    from lab.evaluate.e2e import Answer, CatalogItem
 
 __all__ = ["write_sheets"]
 

@@ -10,8 +10,8 @@ Reported: p50/p95/p99 latency, requests/s, the median time per stage (from each 
 ``timings_ms``) and the mean number of garments found per photo (each is embedded and
 searched). The clients share the machine's cores with the server.
 
-    python -m services.benchmarks.recommend --duration 60          # the benchmark
-    python -m services.benchmarks.recommend --duration 5 --products 5000   # a quick check
+    python -m lab.benchmarks.recommend --duration 60          # the benchmark
+    python -m lab.benchmarks.recommend --duration 5 --products 5000   # a quick check
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ import httpx
 import numpy as np
 from sqlalchemy import insert
 
-from services.benchmarks import Figures, benchmark
+from lab.benchmarks import Figures, benchmark
 from services.demo_shop.catalog import DemoCatalog, render_outfit
 from services.demo_shop.vocabulary import BRANDS, LOWER_BODY, UPPER_BODY
 from shared.db import Catalog, SourceIn

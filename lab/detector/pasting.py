@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageEnhance, ImageOps
 
-from services.detector.data import CLASSES, Sample
+from lab.detector.data import CLASSES, Sample
 from services.detector.foreground import foreground_mask
 from shared.errors import InvalidInputError, NotFoundError
 
