@@ -4,7 +4,7 @@ Starts ``python -m services.gateway`` (embedded defaults in a temporary data dir
 chunked body of up to ``--gigabytes`` to each endpoint until the gateway answers, and prints
 the status, the bytes sent and the gateway's peak resident memory (``VmHWM``) after each.
 
-    PYTHONPATH=. python scripts/body_limit_memory.py
+    .venv/bin/python -m lab.probes.body_limit_memory
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ class validates, seed 0), so the figures sit next to the trained models' in BENC
 Each head is trained with two seeds (``classifier_probes.probe``) and the accuracies averaged.
 Features: about 20 minutes on 2 cores for the three trunks, clean and mirrored::
 
-    .venv/bin/python scripts/catalog_probes.py [--data ../shared/data] [--json out.json]
+    .venv/bin/python -m lab.probes.catalog_probes [--data ../shared/data] [--json out.json]
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from classifier_probes import features, probe  # the script's own folder comes first on the path
 
 from lab.embedder.data import load_labelled, stratified_split
+from lab.probes.classifier_probes import features, probe
 
 TRUNKS = (("efficientnet_lite0", 224), ("efficientnet_lite1", 240), ("efficientnet_lite2", 260))
 VIEWS = ("clean", "flip")

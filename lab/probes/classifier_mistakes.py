@@ -5,12 +5,12 @@ seed 0). Each wrong crop is drawn with ``truth -> predicted``, and the most freq
 are printed: the way to see whether an error is the model's or the crop's (a crop labelled
 with one garment that shows two)::
 
-    .venv/bin/python scripts/classifier_mistakes.py --out mistakes.png \
+    .venv/bin/python -m lab.probes.classifier_mistakes --out mistakes.png \
         [--model services/embedder/artifacts/street-lite0] [--data ../shared/data/street-crops-dev]
 
 A catalog model's mistakes on its own validation split (a fifth of each class)::
 
-    .venv/bin/python scripts/classifier_mistakes.py --out mistakes.png --model DIR \
+    .venv/bin/python -m lab.probes.classifier_mistakes --out mistakes.png --model DIR \
         --data ../shared/data/catalog-products-dev/labels.csv --label-column articleType \
         --val-fraction 0.2 --min-per-class 2
 """

@@ -9,7 +9,7 @@ is trained with two seeds and the accuracies averaged; "flip" adds the mirrored 
 (test-time augmentation). Features are computed once (about 6 minutes on 2 cores for
 EfficientNet-Lite0 at 192 px; ``--backbone`` and ``--input-size`` probe others)::
 
-    .venv/bin/python scripts/classifier_probes.py [--data ../shared/data] [--json out.json] \
+    .venv/bin/python -m lab.probes.classifier_probes [--data ../shared/data] [--json out.json] \
         [--backbone efficientnet_lite2 --input-size 260] [--fits squash] \
         [--variants 'street only;street + boxes, weights 3/1']
 """
@@ -28,8 +28,10 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from lab.embedder.batches import FeatureRunner, augment
+from lab.embedder.config import TrainConfig
 from lab.embedder.data import LabelledImages, load_labelled, mix, stratified_split
-from lab.embedder.training import TrainConfig, _build_network, _FeatureRunner, augment
+from lab.embedder.heads import build_network
 
 ALIASES = {"jeans": "pants", "shorts": "pants", "stockings": "leggings", "tights": "leggings"}
 VIEWS = ("clean", "flip", "aug")
@@ -66,9 +68,9 @@ def features(
 ) -> dict[str, np.ndarray]:
     """Frozen backbone features of every image in ``views``: as is, mirrored, augmented."""
     config = TrainConfig(fit=fit, backbone=backbone, input_size=input_size)  # type: ignore[arg-type]
-    net, _, size = _build_network(config, 2, torch.device("cpu"))
+    net, _, size = build_network(config, 2, torch.device("cpu"))
     pre = net.backbone.preprocess
-    runner = _FeatureRunner(net, torch.device("cpu"), tmp, size)
+    runner = FeatureRunner(net, torch.device("cpu"), tmp, size)
 
     def load(i: int, view: str) -> np.ndarray:
         img = pre.load(images.paths[i])

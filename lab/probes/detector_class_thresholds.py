@@ -7,7 +7,7 @@ decides what ships (``lookalike eval-e2e --photos held-out`` with the thresholds
 for the session-8 detector, the uniform 0.35 with ``accessory`` off. Point it at another model
 with ``LOOKALIKE_DETECTOR__MODEL``::
 
-    .venv/bin/python scripts/detector_class_thresholds.py [--beta 1.0]
+    .venv/bin/python -m lab.probes.detector_class_thresholds [--beta 1.0]
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from PIL import Image
 
 from lab.detector.data import CLASSES, BoxedImage, read_boxes, split
 from lab.evaluate.matching import Box, iou
-from services.gateway.detection import make_detector
+from services.detector import load_detector
 from shared.settings import get_settings
 
 GRID = [round(float(x), 2) for x in np.arange(0.2, 0.81, 0.05)]
@@ -32,7 +32,7 @@ def detect_all(items: Sequence[BoxedImage], floor: float) -> Found:
     """Every model detection of ``items`` down to ``floor``, class thresholds off."""
     settings = get_settings()
     detector = settings.detector.model_copy(update={"min_score": floor, "class_min_score": {}})
-    model = make_detector(settings.model_copy(update={"detector": detector}))
+    model = load_detector(settings.model_copy(update={"detector": detector}))
     found: Found = []
     for item in items:
         [result] = model.detect([Image.open(item.path).convert("RGB")])

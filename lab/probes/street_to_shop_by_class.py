@@ -6,7 +6,7 @@ The street crops are the validation half ``lookalike train --val-fraction 0.5`` 
 chance (the class's share of the shop) and P@10 for each model. A class the shop holds 19
 images of can be found, but an embedding must pick those 19 out of ~4,200::
 
-    .venv/bin/python scripts/street_to_shop_by_class.py \
+    .venv/bin/python -m lab.probes.street_to_shop_by_class \
         --model services/embedder/artifacts/street-lite0 --model efficientnet_lite0
 """
 

@@ -312,13 +312,13 @@ def test_validation_features_follow_the_weights(tmp_path: Path) -> None:
     exports a new ONNX file instead of reading the first export again."""
     import torch
 
-    from lab.embedder.training import _FeatureRunner
+    from lab.embedder.batches import FeatureRunner
     from services.embedder.network import EmbeddingNet
     from services.modellab.models import create_backbone
 
     torch.manual_seed(0)
     net = EmbeddingNet(create_backbone("efficientnet_lite0", "random", input_size=32), 3)
-    runner = _FeatureRunner(net, torch.device("cpu"), tmp_path, 32)
+    runner = FeatureRunner(net, torch.device("cpu"), tmp_path, 32)
     batch = np.random.default_rng(0).standard_normal((2, 3, 32, 32)).astype(np.float32)
     before = next(runner.features(iter([batch])))
     with torch.no_grad():
@@ -338,7 +338,7 @@ def test_an_interrupted_training_resumes_from_its_checkpoint(
 ) -> None:
     """A run stopped by its time budget after stage-2 epoch 1 goes on from its checkpoint
     without redoing stage 1, and ends where an uninterrupted run ends."""
-    from services.embedder import training
+    from lab.embedder import stages
     from shared.errors import InvalidInputError
 
     images = load_labelled(garments)
@@ -352,7 +352,7 @@ def test_an_interrupted_training_resumes_from_its_checkpoint(
     def no_stage1(*_: object) -> None:
         raise AssertionError("stage 1 ran again")
 
-    monkeypatch.setattr(training, "_frozen_features", no_stage1)
+    monkeypatch.setattr(stages, "frozen_features", no_stage1)
     resumed = train(images, tmp_path / "second", TINY, progress=False, checkpoint=checkpoint)
     whole = load_card(model_dir).training
     history = resumed.card.training["history"]
