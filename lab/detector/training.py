@@ -32,7 +32,7 @@ from PIL import Image, ImageEnhance, ImageOps
 
 from lab.detector.data import CLASSES, BoxedImage, Sample
 from lab.detector.pasting import Cutout, paste_photos
-from lab.resume import load_checkpoint, save_checkpoint
+from lab.resume import BestEpoch, ResumableRun
 from services.detector.inference import LITE_MEAN, LITE_STD, letterbox
 from services.detector.network import (
     BACKBONES,
@@ -451,7 +451,7 @@ def train_detector(
 
     if config.paste and not cutouts:
         raise InvalidInputError("paste > 0 needs catalog cutouts to paste")
-    started = time.monotonic()
+    started = time.perf_counter()
     random.seed(config.seed)
     np.random.seed(config.seed)
     torch.manual_seed(config.seed)
@@ -477,7 +477,7 @@ def train_detector(
             cache_file.parent.mkdir(parents=True, exist_ok=True)
             torch.save(cache, cache_file)
     validate = _Validator(val_items, trunk, config, min_score) if val_items else None
-    cache_s = time.monotonic() - started
+    cache_s = time.perf_counter() - started
     head = DetectionHead(len(CLASSES), config.head_channels, config.head_layers, trunk.channels)
     net = DetectorNet(trunk, head)
     for param in trunk.parameters():
@@ -500,25 +500,24 @@ def train_detector(
         pct_start=0.1,
     )
     generator = torch.Generator().manual_seed(config.seed)
-    history: list[dict[str, float]] = []
-    best: dict[str, Any] = {"epoch": 0, "score": -1.0, "state": None}
     settings = {k: v for k, v in asdict(config).items() if k not in ("max_minutes", "stop_after")}
-    fingerprint = {"config": settings, "data": key, "val": len(val_items)}
-    first_epoch = 0
-    earlier_s = 0.0  # time spent by the runs a checkpoint resumes
-    saved = load_checkpoint(checkpoint, fingerprint)
-    if saved is not None:
-        net.load_state_dict(saved["trained"], strict=False)
-        optimizer.load_state_dict(saved["optimizer"])
-        scheduler.load_state_dict(saved["scheduler"])
-        generator.set_state(saved["generator"])
-        history, best, first_epoch = saved["history"], saved["best"], saved["epoch"]
-        earlier_s = saved.get("train_s", 0.0)
-        log.info("resuming %s after epoch %d", checkpoint, first_epoch)
-    deadline = time.monotonic() + config.max_minutes * 60 if config.max_minutes > 0 else math.inf
+    run: ResumableRun[None] = ResumableRun(
+        checkpoint,
+        {"config": settings, "data": key, "val": len(val_items)},
+        max_minutes=config.max_minutes if config.max_minutes > 0 else None,
+        started=started,
+    )
+    if run.saved is not None:
+        net.load_state_dict(run.saved["trained"], strict=False)
+        optimizer.load_state_dict(run.saved["optimizer"])
+        scheduler.load_state_dict(run.saved["scheduler"])
+        generator.set_state(run.saved["generator"])
+    best = run.best or BestEpoch(0, -1.0, None)
+    run.best = best
+    run.start_budget()  # the budget counts training, not the feature cache
     trunk.eval()  # batch-norm statistics of the backbone stay the ImageNet ones
     head.train()
-    for epoch in range(first_epoch, config.stop_after or config.epochs):
+    for epoch in range(run.epoch, config.stop_after or config.epochs):
         order = torch.randperm(n, generator=generator)
         totals = {"heatmap": 0.0, "box": 0.0}
         bar = tqdm(
@@ -560,34 +559,26 @@ def train_detector(
                     ),
                 }
             )
-            if metrics["map@0.5_targets"] > best["score"]:
-                best = {
-                    "epoch": epoch + 1,
-                    "score": metrics["map@0.5_targets"],
-                    "state": _trained_state(net, config.tune),
-                }
-        history.append(row)
-        log.info("epoch %d: %s", epoch + 1, row)
-        if checkpoint is not None:
-            save_checkpoint(
-                checkpoint,
-                {
-                    "fingerprint": fingerprint,
-                    "epoch": epoch + 1,
-                    "trained": _trained_state(net, config.tune),
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                    "generator": generator.get_state(),
-                    "history": history,
-                    "best": best,
-                    "train_s": earlier_s + time.monotonic() - started,
-                },
+            best.offer(
+                epoch + 1,
+                metrics["map@0.5_targets"],
+                None,
+                lambda: _trained_state(net, config.tune),
             )
-        if time.monotonic() > deadline:
+        run.history.append(row)
+        log.info("epoch %d: %s", epoch + 1, row)
+        run.save(
+            epoch + 1,
+            trained=_trained_state(net, config.tune),
+            optimizer=optimizer.state_dict(),
+            scheduler=scheduler.state_dict(),
+            generator=generator.get_state(),
+        )
+        if run.out_of_time():
             log.warning("time budget reached after %d epochs", epoch + 1)
             break
-    if best["state"] is not None:
-        net.load_state_dict(best["state"], strict=False)
+    if best.state is not None:
+        net.load_state_dict(best.state, strict=False)
     head.eval()
     for param in net.parameters():
         param.requires_grad_(False)
@@ -598,10 +589,10 @@ def train_detector(
         "pasted_images": config.paste,
         "cutouts": len(cutouts),
         "views": n,
-        "epochs_done": len(history),
-        "best_epoch": best["epoch"] or len(history),
+        "epochs_done": len(run.history),
+        "best_epoch": best.epoch or len(run.history),
         "feature_cache_s": round(cache_s, 1),
-        "train_time_s": round(earlier_s + time.monotonic() - started, 1),
-        "loss_history": history,
+        "train_time_s": round(run.elapsed(), 1),
+        "loss_history": run.history,
     }
     return net.eval(), stats
