@@ -39,6 +39,7 @@ from lab.evaluate.matching import (
     PhotoScore,
     score_photo,
 )
+from lab.evaluate.records import Answer, CatalogItem, StreetPhoto
 from services.gateway.schemas import Group, RecommendParams, RecommendResponse
 from shared.db import Catalog, ImageIn, ProductIn, SourceIn
 from shared.detection import HELD_OUT_PHOTOS, held_out
@@ -67,27 +68,6 @@ EVERY = 25
 """Photos between progress lines."""
 
 
-@dataclass(frozen=True)
-class CatalogItem:
-    """One row of ``labels.csv``."""
-
-    item_id: str
-    path: Path
-    article_type: str
-    sub_category: str
-    colour: str
-    title: str
-    attributes: dict[str, str]
-
-
-@dataclass(frozen=True)
-class StreetPhoto:
-    """A photo of ``boxes.csv`` and its ground truth ``(category, box)``."""
-
-    path: Path
-    truth: tuple[tuple[str, Box], ...]
-
-
 @dataclass
 class E2EConfig:
     catalog: Path
@@ -106,18 +86,6 @@ class E2EConfig:
     sheets_max: int = 25
     variants: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Other query-time settings to score on the same indexed catalog (name -> overrides)."""
-
-
-@dataclass
-class Answer:
-    """One answered photo: its score inputs, the response and how long it took."""
-
-    path: Path
-    truth: tuple[tuple[str, Box], ...]
-    response: RecommendResponse
-    wall_ms: float
-    score: PhotoScore | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def read_catalog(folder: Path) -> list[CatalogItem]:

@@ -5,12 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from PIL import Image, ImageDraw
 
-if TYPE_CHECKING:
-    from lab.evaluate.e2e import Answer, CatalogItem
+from lab.evaluate.records import Answer, CatalogItem
 
 __all__ = ["write_sheets"]
 
