@@ -189,19 +189,18 @@ for _command in (
     main.add_command(_command)
 
 
-def _declared_commands() -> Iterator[tuple[str, str]]:
-    """``(name, "module:function")`` of each ``lookalike.commands`` entry point: from the
+def _declared_commands() -> Iterator[str]:
+    """``"module:function"`` of each ``lookalike.commands`` entry point: from the
     installed metadata, or, in a source checkout whose install predates the group, from the
     ``pyproject.toml`` beside ``services/`` (the same declaration)."""
     installed = metadata.entry_points(group=COMMANDS_GROUP)
     if installed:
-        for entry in installed:
-            yield entry.name, entry.value
+        yield from (entry.value for entry in installed)
         return
     pyproject = Path(__file__).resolve().parent.parent / "pyproject.toml"
     if pyproject.is_file():
         project = tomllib.loads(pyproject.read_text()).get("project", {})
-        yield from project.get("entry-points", {}).get(COMMANDS_GROUP, {}).items()
+        yield from project.get("entry-points", {}).get(COMMANDS_GROUP, {}).values()
 
 
 def _load(value: str) -> Callable[[], list[click.Command]] | None:
@@ -220,7 +219,7 @@ def _load(value: str) -> Callable[[], list[click.Command]] | None:
     return loaded
 
 
-for _name, _value in _declared_commands():
+for _value in _declared_commands():
     _commands = _load(_value)
     for _command in _commands() if _commands is not None else ():
         main.add_command(_command)
