@@ -23,7 +23,7 @@ test-integration: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy shared services
+	$(BIN)/mypy shared services lab
 	$(BIN)/lint-imports  # the plan of the house: docs/architecture.md
 
 format: install

@@ -1,18 +1,24 @@
 """``lookalike``: one command line for every part of the system (like ``scrapy`` or
 ``celery``). Command modules import their heavy dependencies (torch, Scrapy, Celery workers)
-inside the commands, so that, say, ``lookalike status`` stays fast."""
+inside the commands, so that, say, ``lookalike status`` stays fast.
+
+More commands come from the entry-point group ``lookalike.commands``: the lab's (``train``,
+``eval-e2e``, ``bench`` ...) register there, so the services never import the lab, and an image
+without the lab simply has no lab commands."""
 
 from __future__ import annotations
 
 import json
+import logging
 import sys
+import tomllib
+from collections.abc import Callable, Iterator
+from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 import click
 
-from services.detector.cli import eval_detector_command, train_detector_command
-from services.embedder.cli import eval_command, train_command
-from services.evaluate.cli import eval_e2e_command
 from services.ingest.cli import (
     ingest_status_command,
     reindex_command,
@@ -23,6 +29,11 @@ from services.scraper.cli import crawl, sources
 from shared.errors import LookalikeError
 from shared.logging import configure_logging
 from shared.settings import get_settings
+
+COMMANDS_GROUP = "lookalike.commands"
+"""Entry points naming a function that returns more ``click`` commands for ``lookalike``."""
+
+log = logging.getLogger(__name__)
 
 
 class _Cli(click.Group):
@@ -166,48 +177,53 @@ def query(sql: str, params: tuple[str, ...], max_rows: int) -> None:
         click.echo(json.dumps(row, default=str))
 
 
-@main.command()
-@click.option("--only", multiple=True, help="Run only this benchmark (repeatable).")
-@click.option(
-    "--json",
-    "json_out",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="Merge the figures into this JSON file.",
-)
-@click.option(
-    "--markdown",
-    type=click.Path(dir_okay=False),
-    default="BENCHMARKS.md",
-    show_default=True,
-    help="Refresh the generated section of this file if it exists.",
-)
-def bench(only: tuple[str, ...], json_out: str | None, markdown: str) -> None:
-    """Run the speed benchmarks and record the figures with the machine they ran on."""
-    from pathlib import Path
-
-    from services import benchmarks
-
-    try:
-        report = benchmarks.run(list(only) or None)
-    except KeyError as exc:
-        raise click.BadParameter(str(exc.args[0]), param_hint="--only") from exc
-    benchmarks.write(report, Path(json_out) if json_out else None, Path(markdown))
-    click.echo(json.dumps(report, indent=2))
-
-
 # Commands that live with their service.
 for _command in (
     crawl,
     sources,
-    train_command,
-    eval_command,
     worker_command,
     sweep_command,
     reindex_command,
     ingest_status_command,
-    train_detector_command,
-    eval_detector_command,
-    eval_e2e_command,
 ):
     main.add_command(_command)
+
+
+def _declared_commands() -> Iterator[str]:
+    """``"module:function"`` of each ``lookalike.commands`` entry point: from the
+    installed metadata, or, in a source checkout whose install predates the group, from the
+    ``pyproject.toml`` beside ``services/`` (the same declaration)."""
+    installed = metadata.entry_points(group=COMMANDS_GROUP)
+    if installed:
+        yield from (entry.value for entry in installed)
+        return
+    pyproject = Path(__file__).resolve().parent.parent / "pyproject.toml"
+    if pyproject.is_file():
+        project = tomllib.loads(pyproject.read_text()).get("project", {})
+        yield from project.get("entry-points", {}).get(COMMANDS_GROUP, {}).values()
+
+
+def _load(value: str) -> Callable[[], list[click.Command]] | None:
+    """The function an entry point names; ``None`` when its package is not installed (a service
+    image ships no lab)."""
+    module, _, attr = value.partition(":")
+    try:
+        loaded: Callable[[], list[click.Command]] = metadata.EntryPoint(
+            name=attr, value=value, group=COMMANDS_GROUP
+        ).load()
+    except ModuleNotFoundError as exc:
+        if exc.name is None or not (module == exc.name or module.startswith(f"{exc.name}.")):
+            raise
+        log.debug("no %s here: its commands are left out", module)
+        return None
+    return loaded
+
+
+for _value in _declared_commands():
+    _commands = _load(_value)
+    for _command in _commands() if _commands is not None else ():
+        main.add_command(_command)
+
+
+if __name__ == "__main__":
+    main()

@@ -12,24 +12,63 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 from PIL import Image
 
-from services.detector.data import letterbox
 from services.detector.network import OUTPUT_STRIDE, STRIDE_MULTIPLE
 from services.detector.postprocess import decode
 from services.modellab.runtime import LoadOnce
 from shared.detection import Detection
 from shared.errors import ConfigurationError, InvalidInputError
 
-__all__ = ["ModelRunner", "Runtime", "export_detector_onnx", "to_detections"]
+__all__ = [
+    "LITE_MEAN",
+    "LITE_STD",
+    "Letterbox",
+    "ModelRunner",
+    "Runtime",
+    "export_detector_onnx",
+    "letterbox",
+    "to_detections",
+]
 
 log = logging.getLogger(__name__)
 
 Runtime = Literal["auto", "torch", "onnx"]
+
+LITE_MEAN = 127.0
+LITE_STD = 128.0
+"""EfficientNet-Lite's input scaling, in 0..255 units."""
+
+
+@dataclass(frozen=True)
+class Letterbox:
+    """Input array of one image and how to map its boxes back: ``original = input / scale``."""
+
+    array: np.ndarray  # (3, H, W) float32, normalised, H and W multiples of the stride
+    scale: float
+
+
+def letterbox(img: Image.Image, long_side: int, multiple: int = 32) -> Letterbox:
+    """Scale the longer side to ``long_side``, normalise, pad right/bottom to ``multiple``.
+
+    Padding is zero after normalisation (the backbone's mean colour).
+    """
+    scale = long_side / max(img.width, img.height)
+    width = max(1, round(img.width * scale))
+    height = max(1, round(img.height * scale))
+    rgb = img if img.mode == "RGB" else img.convert("RGB")
+    resized = rgb.resize((width, height), Image.Resampling.BILINEAR, reducing_gap=3.0)
+    pad_w = -(-width // multiple) * multiple
+    pad_h = -(-height // multiple) * multiple
+    out = np.zeros((3, pad_h, pad_w), dtype=np.float32)
+    pixels = np.asarray(resized, dtype=np.float32).transpose(2, 0, 1)
+    out[:, :height, :width] = (pixels - LITE_MEAN) / LITE_STD
+    return Letterbox(out, scale)
 
 
 def export_detector_onnx(net: Any, path: Path, long_side: int) -> Path:

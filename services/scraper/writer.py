@@ -6,7 +6,7 @@ products and removed images. :class:`WriterProcess` runs it in a
 child process fed through a bounded queue. Why a process and not a thread: the catalog's
 upserts spend most of their time in Python (SQLAlchemy), so a thread fights the crawl for
 the GIL and the two run one after the other; in a process they use two cores. Measured on
-the 5,000-product demo shop into Postgres (2 cores, ``services/benchmarks/crawl.py``): about
+the 5,000-product demo shop into Postgres (2 cores, ``lab/benchmarks/crawl.py``): about
 145 product pages/s with a writer thread, 200 with this process; the crawl alone, writing
 nothing, does about 345.
 """

@@ -108,7 +108,7 @@ def tiny_model(box_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> P
 
 
 def test_read_boxes_and_split(box_dataset: Path) -> None:
-    from services.detector.data import read_boxes, split
+    from lab.detector.data import read_boxes, split
 
     items = read_boxes(box_dataset)
     assert len(items) == 6
@@ -194,7 +194,7 @@ def test_onnx_matches_torch(tiny_model: Path, tmp_path: Path) -> None:
     img, _ = _outfit(3, (300, 420))
     torch_runner = ModelRunner(tiny_model, runtime="torch").load()
     onnx_runner = ModelRunner(tiny_model, runtime="onnx", onnx_cache=tmp_path).load()
-    from services.detector.data import letterbox
+    from services.detector.inference import letterbox
 
     batch = letterbox(img, torch_runner.long_side).array[None]
     peaks_t, dist_t = torch_runner.forward(batch)
@@ -225,7 +225,7 @@ def test_decode_and_nms() -> None:
 
 
 def test_average_precision() -> None:
-    from services.detector.evaluation import average_precision
+    from lab.detector.evaluation import average_precision
 
     assert average_precision(np.array([True, True]), np.array([0.9, 0.8]), 2) == 1.0
     assert average_precision(np.array([False, True]), np.array([0.9, 0.8]), 2) == 0.25
@@ -365,8 +365,8 @@ def tiny_catalog(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_catalog_products_are_cut_out_and_pasted_with_their_boxes(
     tiny_catalog: Path, box_dataset: Path
 ) -> None:
-    from services.detector.data import CLASSES, Sample, read_boxes
-    from services.detector.pasting import paste_photos, read_cutouts
+    from lab.detector.data import CLASSES, Sample, read_boxes
+    from lab.detector.pasting import paste_photos, read_cutouts
 
     cutouts = read_cutouts(tiny_catalog, ["bag", "footwear", "accessory"])
     assert sorted(CLASSES[c.label] for c in cutouts) == ["bag", "footwear"]  # not the noisy bag
@@ -389,7 +389,7 @@ def test_catalog_products_are_cut_out_and_pasted_with_their_boxes(
 
 
 def test_bad_paste_sources_are_refused(tiny_catalog: Path, tmp_path: Path) -> None:
-    from services.detector.pasting import read_cutouts
+    from lab.detector.pasting import read_cutouts
     from shared.errors import InvalidInputError, NotFoundError
 
     with pytest.raises(NotFoundError):
@@ -449,9 +449,9 @@ def test_stride16_tuning_with_jitter_and_paste_ships_its_blocks_and_picks_an_epo
 def test_a_lite2_trunk_trains_ships_and_loads_with_its_own_stages(
     box_dataset: Path, tmp_path: Path
 ) -> None:
+    from lab.detector.cli import train_detector_command
+    from lab.detector.data import read_boxes
     from services.detector.artifact import load_card, load_net
-    from services.detector.cli import train_detector_command
-    from services.detector.data import read_boxes
     from services.detector.network import BACKBONES, build_lite_trunk
     from shared.errors import ConfigurationError
 
@@ -473,7 +473,7 @@ def test_a_lite2_trunk_trains_ships_and_loads_with_its_own_stages(
     assert (lite0.c3_block, lite0.c4_block, lite0.channels) == (4, 10, (40, 112, 320))
     option = next(p for p in train_detector_command.params if p.name == "backbone")
     assert tuple(option.type.choices) == BACKBONES, "the command offers every trunk"  # type: ignore[attr-defined]
-    from services.detector.cli import run_evaluation
+    from lab.detector.cli import run_evaluation
 
     report = run_evaluation(box_dataset, str(out), latency=False)
     assert report["split"] == "training", "no photo held out: all of them, said to be training"
@@ -489,8 +489,8 @@ def test_a_lite2_trunk_trains_ships_and_loads_with_its_own_stages(
 def test_an_interrupted_training_resumes_from_its_checkpoint(
     box_dataset: Path, tmp_path: Path
 ) -> None:
-    from services.detector.data import read_boxes
-    from services.detector.training import TrainConfig, train_detector
+    from lab.detector.data import read_boxes
+    from lab.detector.training import TrainConfig, train_detector
     from shared.errors import InvalidInputError
 
     items = read_boxes(box_dataset)

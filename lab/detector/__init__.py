@@ -1,0 +1,2 @@
+"""Box data, training and evaluation of the garment detector (``lookalike train-detector``,
+``lookalike eval-detector``)."""

@@ -1,0 +1,1 @@
+"""Fine-tuning and evaluating the embedder (``lookalike train``, ``lookalike eval``)."""

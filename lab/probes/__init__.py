@@ -1,0 +1,1 @@
+"""One-question experiments, each run as ``python -m lab.probes.NAME``."""
