@@ -177,6 +177,13 @@ class EmbedderSettings(BaseModel):
     classifier: str | None = "street-lite0"
     """The garment classifier of query and catalog crops when the embedding model has no head
     (unset: none; searches are then scoped by the detector and the neighbours alone)."""
+    allow_download: bool = False
+    """Whether a foundation model's ``hf-hub:ORG/REPO`` weights may be downloaded when they are
+    not in the Hugging Face cache (off: nothing is downloaded while serving; ``HF_HUB_OFFLINE``
+    keeps it off either way)."""
+    weights_licence: str = ""
+    """The licence of a foundation model's weights, for its model card (unset: what the weights
+    directory's metadata says, else ``unknown``)."""
 
 
 class IngestSettings(BaseModel):

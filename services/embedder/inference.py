@@ -4,6 +4,8 @@
 >>> embedder = Embedder("/models/street-v1")            # or a trained model directory
 >>> vectors = embedder.embed(["a.jpg", jpeg_bytes, pil_image])   # (3, dim), L2-normalised
 >>> predictions = embedder.predict([pil_image])        # category, probabilities, colour
+>>> clip = Embedder("ViT-B-16-SigLIP", weights="/models/marqo-fashionSigLIP")
+>>> clip.has_text, clip.embed_text(["navy tee"])         # (True, (1, 768) in the images' space)
 
 ``load()`` is idempotent and locked (call it in a worker's process init or a FastAPI lifespan);
 ``embed`` and ``predict`` load on first use. Decoding runs in a thread pool and overlaps with
@@ -19,7 +21,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -53,6 +55,10 @@ class ModelInfo:
     preprocess: Preprocess
     runtime: str
     device: str
+    has_text: bool = False
+    """Whether :meth:`Embedder.embed_text` embeds words into the images' space."""
+    weights: dict[str, Any] = field(default_factory=dict)
+    """Where a foundation model's weights came from (path, sha256, licence)."""
 
 
 @dataclass(frozen=True)
@@ -109,6 +115,9 @@ class Embedder(LoadOnce):
         self._info: ModelInfo | None = None
         self._net: object = None
         self._session: object = None
+        self._text: object = None
+        self._text_session: object = None
+        self._tokenize: Any = None
         self._pool: ThreadPoolExecutor | None = None
 
     # ------------------------------------------------------------------------------ loading
@@ -126,19 +135,30 @@ class Embedder(LoadOnce):
         from services.embedder.artifact import find_model_dir, load_model, shipped_models
         from services.embedder.network import EmbeddingNet, resolve_device
         from services.modellab.models import available_backbones, create_backbone
+        from services.modellab.models.openclip import ClipBackbone, family_of_directory
         from services.modellab.onnx import onnxruntime_available
 
         device = resolve_device(self.device_name)
         model_dir = find_model_dir(self.model)
-        if model_dir is not None:
+        clip_family = family_of_directory(self.model) if model_dir is None else None
+        weights_card: dict[str, Any] = {}
+        clip: ClipBackbone | None = None
+        if clip_family is not None or str(self.model) in available_backbones():
+            # A registry backbone, or an OpenCLIP directory (its config names the architecture).
+            name = backbone = clip_family or str(self.model)
+            weights = str(self.model) if clip_family is not None else self.weights
+            built = create_backbone(name, weights)
+            net = EmbeddingNet(built)
+            classes: tuple[str, ...] = ()
+            if isinstance(built, ClipBackbone):
+                clip, weights_card = built, built.provenance()
+                version = f"{name}-{built.weights_tag}"
+            else:
+                version = f"{name}-{self._weights_tag()}"
+        elif model_dir is not None:
             net, card = load_model(model_dir)
             name, version, classes = card.name, card.version, tuple(card.classes)
             backbone = card.backbone
-        elif str(self.model) in available_backbones():
-            name = backbone = str(self.model)
-            net = EmbeddingNet(create_backbone(name, self.weights))
-            version = f"{name}-{self._weights_tag()}"
-            classes = ()
         else:
             raise InvalidInputError(
                 f"no model {str(self.model)!r}: give a model directory, a shipped model "
@@ -155,6 +175,12 @@ class Embedder(LoadOnce):
             self._session = self._onnx_session(net, version, preprocess.input_size)
         else:
             self._net = net.to(device).eval()
+        if clip is not None and clip.tokenizer is not None:
+            self._tokenize = clip.tokenize
+            if runtime == "onnx":
+                self._text_session = self._onnx_text_session(clip, version)
+            else:
+                self._text = clip.text.to(device).eval()
         self._pool = (
             ThreadPoolExecutor(self.workers, thread_name_prefix="decode")
             if self.workers > 1
@@ -171,6 +197,8 @@ class Embedder(LoadOnce):
             preprocess=preprocess,
             runtime=runtime,
             device=str(device),
+            has_text=self._tokenize is not None,
+            weights=weights_card,
         )
         self.announce(log, "loaded model %s (%s, %s on %s)", version, backbone, runtime, device)
 
@@ -189,6 +217,17 @@ class Embedder(LoadOnce):
         if not path.is_file():
             export_onnx(net, path, input_size)  # type: ignore[arg-type]
         return OnnxSession(path, threads=self.threads)
+
+    def _onnx_text_session(self, clip: Any, version: str) -> object:
+        """The text tower's ONNX session (exported once per model and version)."""
+        from services.modellab.onnx import OnnxSession, export_text_onnx
+        from shared.settings import get_settings
+
+        cache = self.onnx_cache or get_settings().models_dir / "onnx"
+        path = cache / f"{version}-text-{clip.context_length}.onnx"
+        if not path.is_file():
+            export_text_onnx(clip.text, path, clip.context_length)
+        return OnnxSession(path, threads=self.threads, input_name="tokens")
 
     def close(self) -> None:
         """Stop the decode threads (the model stays loaded)."""
@@ -269,6 +308,34 @@ class Embedder(LoadOnce):
         outputs = [embedding for embedding, _ in self._batches(list(images))]
         if not outputs:
             return np.zeros((0, self.info.dim), dtype=np.float32)
+        return np.concatenate(outputs)
+
+    @property
+    def has_text(self) -> bool:
+        """Whether the model has a text tower (:meth:`embed_text`); loads the model."""
+        return self.info.has_text
+
+    def embed_text(self, texts: Sequence[str]) -> np.ndarray:
+        """L2-normalised float32 embeddings of ``texts`` in the images' space, one row each,
+        by the model's text tower; a model without one raises :class:`InvalidInputError`."""
+        self.load()
+        if not self.info.has_text:
+            raise InvalidInputError(f"model {self.info.version} has no text tower")
+        texts = list(texts)
+        if not all(isinstance(text, str) for text in texts):
+            raise InvalidInputError("embed_text takes strings")
+        outputs = [np.zeros((0, self.info.dim), np.float32)]
+        for start in range(0, len(texts), self.batch_size):
+            tokens = self._tokenize(texts[start : start + self.batch_size])
+            if self._text_session is not None:
+                batch = tokens.numpy().astype(np.int64)
+                embedding, _ = self._text_session.run(batch)  # type: ignore[attr-defined]
+            else:
+                torch = self._torch
+                with torch.inference_mode():
+                    out = self._text(tokens.to(self._device))  # type: ignore[operator]
+                    embedding = out.float().cpu().numpy()
+            outputs.append(_normalise(embedding))
         return np.concatenate(outputs)
 
     def embed_one(self, image: ImageInput) -> np.ndarray:

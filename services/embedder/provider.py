@@ -60,9 +60,13 @@ class ModelSpec:
     def parse(
         cls, model: str, *, weights: str = "imagenet", runtime: str = "auto", device: str = "auto"
     ) -> ModelSpec:
-        """A spec from the command line: a model directory becomes an absolute path."""
+        """A spec from the command line: a model directory (or a weights path) becomes an
+        absolute path."""
         path = Path(model).expanduser()
         source = str(path.resolve()) if path.exists() else model
+        weights_path = Path(weights).expanduser()
+        if weights not in ("imagenet", "random") and weights_path.exists():
+            weights = str(weights_path.resolve())
         return cls(source=source, weights=weights, runtime=runtime, device=device)
 
 
@@ -154,7 +158,13 @@ class ModelProvider:
             kind="embedder",
             backbone=info.backbone,
             dim=info.dim,
-            card={"loader": spec.card(), "classes": list(info.classes), "name": info.name},
+            card={
+                "loader": spec.card(),
+                "classes": list(info.classes),
+                "name": info.name,
+                "text": info.has_text,
+                **({"weights": info.weights} if info.weights else {}),
+            },
         )
         try:
             return self.catalog.register_model_version(entry, activate=activate).id

@@ -174,6 +174,8 @@ def reindex_command(
     settings.ensure_dirs()
     if model is not None and Path(model).expanduser().exists():
         model = str(Path(model).expanduser().resolve())  # the holder has its own cwd
+    if weights not in ("imagenet", "random") and Path(weights).expanduser().exists():
+        weights = str(Path(weights).expanduser().resolve())
     request = ReindexRequest(
         model=model,
         weights=weights,

@@ -20,7 +20,14 @@ from torch import nn
 
 from shared.errors import ConfigurationError
 
-__all__ = ["EXPORT_LOCK", "OnnxSession", "export_once", "export_onnx", "onnxruntime_available"]
+__all__ = [
+    "EXPORT_LOCK",
+    "OnnxSession",
+    "export_once",
+    "export_onnx",
+    "export_text_onnx",
+    "onnxruntime_available",
+]
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +70,7 @@ def export_once(
     *,
     output_names: list[str],
     dynamic_axes: dict[str, dict[int, str]],
+    input_name: str = "images",
 ) -> Path:
     """Export ``module`` to ``path`` unless another caller already did: the one way this
     process writes an ONNX file (the embedder's and the detector's networks alike).
@@ -90,7 +98,7 @@ def export_once(
                     module.eval(),
                     (example,),
                     tmp,
-                    input_names=["images"],
+                    input_names=[input_name],
                     output_names=output_names,
                     dynamic_axes=dynamic_axes,
                     opset_version=OPSET,
@@ -113,6 +121,21 @@ def export_onnx(net: nn.Module, path: str | Path, input_size: int) -> Path:
     return export_once(wrapper, example, path, output_names=outputs, dynamic_axes=axes)
 
 
+def export_text_onnx(tower: nn.Module, path: str | Path, context_length: int) -> Path:
+    """Export a text tower (``token ids (N, context_length) -> (N, dim)``) to ``path`` with a
+    dynamic batch; its input is ``tokens``."""
+    example = torch.zeros(1, context_length, dtype=torch.long)
+    axes = {"tokens": {0: "batch"}, "embedding": {0: "batch"}}
+    return export_once(
+        tower.eval().cpu(),
+        example,
+        path,
+        output_names=["embedding"],
+        dynamic_axes=axes,
+        input_name="tokens",
+    )
+
+
 def session_options(threads: int | None = None) -> object:
     """CPU session options for every model the project serves (embedder, classifier, detector).
 
@@ -133,7 +156,9 @@ def session_options(threads: int | None = None) -> object:
 class OnnxSession:
     """An ONNX Runtime CPU session returning ``(embedding, logits | None)``."""
 
-    def __init__(self, path: str | Path, threads: int | None = None) -> None:
+    def __init__(
+        self, path: str | Path, threads: int | None = None, *, input_name: str = "images"
+    ) -> None:
         import onnxruntime as ort
 
         options = session_options(threads)
@@ -142,9 +167,10 @@ class OnnxSession:
             str(self.path), options, providers=["CPUExecutionProvider"]
         )
         self._outputs = [output.name for output in self._session.get_outputs()]
+        self._input = input_name
 
     def run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        results = self._session.run(self._outputs, {"images": batch})
+        results = self._session.run(self._outputs, {self._input: batch})
         embedding = np.asarray(results[0], dtype=np.float32)
         logits = np.asarray(results[1], dtype=np.float32) if len(results) > 1 else None
         return embedding, logits
