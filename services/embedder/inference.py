@@ -98,6 +98,8 @@ class Embedder(LoadOnce):
         runtime: Runtime = "auto",
         onnx_cache: str | os.PathLike[str] | None = None,
         threads: int | None = None,
+        allow_download: bool = False,
+        licence: str = "",
     ) -> None:
         super().__init__()
         if batch_size <= 0:
@@ -112,6 +114,9 @@ class Embedder(LoadOnce):
         self.runtime = runtime
         self.onnx_cache = Path(onnx_cache) if onnx_cache is not None else None
         self.threads = threads
+        # A foundation model's hf-hub: weights may be fetched; its weights' licence (card).
+        self.allow_download = allow_download
+        self.licence = licence
         self._info: ModelInfo | None = None
         self._net: object = None
         self._session: object = None
@@ -135,7 +140,12 @@ class Embedder(LoadOnce):
         from services.embedder.artifact import find_model_dir, load_model, shipped_models
         from services.embedder.network import EmbeddingNet, resolve_device
         from services.modellab.models import available_backbones, create_backbone
-        from services.modellab.models.openclip import ClipBackbone, family_of_directory
+        from services.modellab.models.openclip import (
+            CLIP_FAMILIES,
+            ClipBackbone,
+            build_clip,
+            family_of_directory,
+        )
         from services.modellab.onnx import onnxruntime_available
 
         device = resolve_device(self.device_name)
@@ -147,7 +157,11 @@ class Embedder(LoadOnce):
             # A registry backbone, or an OpenCLIP directory (its config names the architecture).
             name = backbone = clip_family or str(self.model)
             weights = str(self.model) if clip_family is not None else self.weights
-            built = create_backbone(name, weights)
+            built = (
+                build_clip(name, weights, allow_download=self.allow_download, licence=self.licence)
+                if name in CLIP_FAMILIES
+                else create_backbone(name, weights)
+            )
             net = EmbeddingNet(built)
             classes: tuple[str, ...] = ()
             if isinstance(built, ClipBackbone):

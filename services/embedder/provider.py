@@ -101,6 +101,8 @@ class ModelProvider:
                     runtime=spec.runtime,  # type: ignore[arg-type]
                     onnx_cache=self.settings.models_dir / "onnx",
                     threads=self.threads,
+                    allow_download=self.settings.embedder.allow_download,
+                    licence=self.settings.embedder.weights_licence,
                 ).load()
                 self._models[spec] = model
                 while len(self._models) > self._keep:

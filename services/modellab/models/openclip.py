@@ -45,6 +45,7 @@ __all__ = [
     "ClipBackbone",
     "ClipFamily",
     "WeightsSource",
+    "build_clip",
     "family_of_directory",
     "resolve_weights",
 ]
@@ -246,9 +247,15 @@ def _hf_snapshot(repo: str, allow_download: bool) -> Path:
         raise ConfigurationError(
             "hf-hub: weights need the huggingface_hub package (pip install 'lookalike[clip]')"
         ) from exc
+    # Read at call time (huggingface_hub reads its environment once, at import).
     offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+    cache = os.environ.get("HF_HUB_CACHE") or (
+        str(Path(os.environ["HF_HOME"]) / "hub") if os.environ.get("HF_HOME") else None
+    )
     try:
-        return Path(snapshot_download(repo, local_files_only=offline or not allow_download))
+        return Path(
+            snapshot_download(repo, cache_dir=cache, local_files_only=offline or not allow_download)
+        )
     except LocalEntryNotFoundError as exc:
         raise NotFoundError(
             f"hf-hub:{repo} is not in the Hugging Face cache (HF_HOME="
@@ -477,17 +484,22 @@ def _preprocess(family: ClipFamily, config: dict[str, Any]) -> Preprocess:
     )
 
 
-def build_clip(arch: str, weights: Weights, input_size: int) -> ClipBackbone:
-    """Build ``arch`` with ``weights`` (see the module doc); all files are checked first."""
-    from shared.settings import get_settings
-
+def build_clip(
+    arch: str,
+    weights: Weights,
+    input_size: int | None = None,
+    *,
+    allow_download: bool = False,
+    licence: str = "",
+) -> ClipBackbone:
+    """Build ``arch`` with ``weights`` (see the module doc); all files are checked first.
+    ``allow_download`` lets ``hf-hub:`` weights missing from the cache be fetched;
+    ``licence`` is recorded on the card (else the directory's metadata, else ``unknown``)."""
     family = CLIP_FAMILIES[arch]
-    if input_size != family.preprocess.input_size:
+    size = family.preprocess.input_size if input_size is None else input_size
+    if size != family.preprocess.input_size:
         raise ConfigurationError(f"{arch} takes {family.preprocess.input_size} px inputs only")
-    embedder = get_settings().embedder
-    source = resolve_weights(
-        arch, weights, allow_download=embedder.allow_download, licence=embedder.weights_licence
-    )
+    source = resolve_weights(arch, weights, allow_download=allow_download, licence=licence)
     config = source.config if source is not None else {}
     tokenizer_file = source.directory / TOKENIZER_FILE if source and source.directory else None
     import open_clip
@@ -502,7 +514,7 @@ def build_clip(arch: str, weights: Weights, input_size: int) -> ClipBackbone:
     elif tokenizer_file is not None:
         tokenizer = _hf_tokenizer(tokenizer_file, context_length, config)
     preprocess = _preprocess(family, config)
-    return ClipBackbone(family, model.eval(), preprocess, source, tokenizer, context_length)
+    return ClipBackbone(family, model, preprocess, source, tokenizer, context_length).eval()
 
 
 def _register(family: ClipFamily) -> None:
