@@ -130,9 +130,15 @@ def sweep_command(once: bool, every: float, pending_after: float) -> None:
 @click.option(
     "--model",
     default=None,
-    help="Registry backbone or trained model directory (default: the active model).",
+    help="Registry backbone (ViT-B-16-SigLIP, ...), trained model directory or OpenCLIP "
+    "directory (open_clip_config.json + weights) (default: the active model).",
 )
-@click.option("--weights", default="imagenet", show_default=True, help="For a backbone name.")
+@click.option(
+    "--weights",
+    default="imagenet",
+    show_default=True,
+    help="For a backbone name: imagenet, random, a weights file or directory, hf-hub:ORG/REPO.",
+)
 @click.option(
     "--runtime", type=click.Choice(["auto", "torch", "onnx"]), default="auto", show_default=True
 )
