@@ -328,8 +328,9 @@ def _load_state(path: Path) -> dict[str, torch.Tensor]:
         state = state["state_dict"]
     if not isinstance(state, dict) or not state:
         raise ConfigurationError(f"weights file {path} does not hold a state dict")
-    if next(iter(state)).startswith("module."):
-        state = {key.removeprefix("module."): value for key, value in state.items()}
+    for prefix in ("module.", "model."):  # saved from a DataParallel or a wrapping module
+        if all(key.startswith(prefix) for key in state):
+            state = {key.removeprefix(prefix): value for key, value in state.items()}
     return state
 
 
@@ -504,7 +505,10 @@ def build_clip(
     tokenizer_file = source.directory / TOKENIZER_FILE if source and source.directory else None
     import open_clip
 
-    model = open_clip.create_model(arch, pretrained=None, load_weights=False)
+    # A directory's own model_cfg builds the model (it may set what the architecture leaves
+    # open, e.g. quick_gelu); its fields checked above match the architecture's.
+    name = f"local-dir:{source.directory}" if source and source.directory else arch
+    model = open_clip.create_model(name, pretrained=None, load_weights=False)
     if source is not None:
         _load_weights(model, source.files[0])
     context_length = int(_builtin_config(arch)["text_cfg"].get("context_length", 77))
