@@ -1,7 +1,8 @@
 """The model lab: what the embedder and the detector both stand on.
 
 - :mod:`~services.modellab.models`: the backbone registry (EfficientNet-Lite with offline
-  ImageNet weights, VGG16, ResNet-50) and their preprocessing;
+  ImageNet weights, VGG16, ResNet-50, OpenCLIP / SigLIP foundation models with a text tower)
+  and their preprocessing;
 - :mod:`~services.modellab.artifact`: model directories (fp16 weights + a JSON card,
   content-addressed versions);
 - :mod:`~services.modellab.onnx`: exporting a network once per process and serving it with ONNX
