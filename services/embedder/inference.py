@@ -150,7 +150,11 @@ class Embedder(LoadOnce):
 
         device = resolve_device(self.device_name)
         model_dir = find_model_dir(self.model)
-        clip_family = family_of_directory(self.model) if model_dir is None else None
+        clip_family = (
+            family_of_directory(self.model, allow_download=self.allow_download)
+            if model_dir is None
+            else None
+        )
         weights_card: dict[str, Any] = {}
         clip: ClipBackbone | None = None
         if clip_family is not None or str(self.model) in available_backbones():

@@ -237,6 +237,11 @@ def test_hf_hub_weights_come_from_the_cache_only(
     source = resolve_weights("ViT-B-32", "hf-hub:Marqo/marqo-fashionCLIP")
     assert source is not None and source.directory == repo / "snapshots" / commit
     assert source.licence == "unknown"
+    # The cached repository alone is a model spec too: its config names the architecture.
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    assert family_of_directory("hf-hub:Marqo/marqo-fashionCLIP") == "ViT-B-32"
+    with pytest.raises(NotFoundError, match="not in the Hugging Face cache"):
+        family_of_directory("hf-hub:Marqo/marqo-fashionSigLIP")
 
 
 def test_a_siglip_directory_tokenizes_with_its_own_tokenizer(

@@ -208,10 +208,19 @@ def _read_config(directory: Path) -> dict[str, Any]:
     return config
 
 
-def family_of_directory(directory: str | os.PathLike[str]) -> str | None:
+def family_of_directory(
+    directory: str | os.PathLike[str], *, allow_download: bool = False
+) -> str | None:
     """The registered architecture a directory's ``open_clip_config.json`` describes (None when
-    the directory has no such file); an unregistered one raises a clear error."""
-    path = Path(directory)
+    the directory has no such file); an unregistered one raises a clear error. ``hf-hub:ORG/REPO``
+    names that directory in the Hugging Face cache."""
+    text = str(directory)
+    if text.startswith("hf-hub:"):
+        path = _hf_snapshot(text.removeprefix("hf-hub:"), allow_download)
+        if not (path / CONFIG_FILE).is_file():
+            raise NotFoundError(f"{text} (in {path}) has no {CONFIG_FILE}")
+    else:
+        path = Path(directory)
     if not (path / CONFIG_FILE).is_file():
         return None
     model_cfg = _read_config(path)["model_cfg"]
