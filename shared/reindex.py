@@ -31,6 +31,9 @@ class ReindexRequest(BaseModel):
     weights: str = Field(default="imagenet", max_length=200)
     runtime: Literal["auto", "torch", "onnx"] = "auto"
     device: str = Field(default="auto", max_length=20, description="auto, cpu, cuda.")
+    licence: str = Field(
+        default="", max_length=100, description="A foundation model's weights' licence (card)."
+    )
     settle_s: float = Field(
         default=5.0, ge=0, le=600, description="Seconds for workers to switch models."
     )

@@ -34,6 +34,8 @@ class ModelSpec:
     weights: str = "imagenet"
     runtime: str = "auto"
     device: str = "auto"
+    licence: str = ""
+    """A foundation model's weights' licence, as the operator states it (card)."""
 
     def card(self) -> dict[str, str]:
         return {
@@ -41,6 +43,7 @@ class ModelSpec:
             "weights": self.weights,
             "runtime": self.runtime,
             "device": self.device,
+            **({"licence": self.licence} if self.licence else {}),
         }
 
     @classmethod
@@ -54,11 +57,18 @@ class ModelSpec:
             weights=str(loader.get("weights", "imagenet")),
             runtime=str(loader.get("runtime", "auto")),
             device=str(loader.get("device", "auto")),
+            licence=str(loader.get("licence", "")),
         )
 
     @classmethod
     def parse(
-        cls, model: str, *, weights: str = "imagenet", runtime: str = "auto", device: str = "auto"
+        cls,
+        model: str,
+        *,
+        weights: str = "imagenet",
+        runtime: str = "auto",
+        device: str = "auto",
+        licence: str = "",
     ) -> ModelSpec:
         """A spec from the command line: a model directory (or a weights path) becomes an
         absolute path."""
@@ -67,7 +77,7 @@ class ModelSpec:
         weights_path = Path(weights).expanduser()
         if weights not in ("imagenet", "random") and weights_path.exists():
             weights = str(weights_path.resolve())
-        return cls(source=source, weights=weights, runtime=runtime, device=device)
+        return cls(source=source, weights=weights, runtime=runtime, device=device, licence=licence)
 
 
 class ModelProvider:
@@ -102,7 +112,7 @@ class ModelProvider:
                     onnx_cache=self.settings.models_dir / "onnx",
                     threads=self.threads,
                     allow_download=self.settings.embedder.allow_download,
-                    licence=self.settings.embedder.weights_licence,
+                    licence=spec.licence or self.settings.embedder.weights_licence,
                 ).load()
                 self._models[spec] = model
                 while len(self._models) > self._keep:

@@ -146,6 +146,12 @@ def sweep_command(once: bool, every: float, pending_after: float) -> None:
     "--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda."
 )
 @click.option(
+    "--licence",
+    default="",
+    help="The weights' licence, for the model card (default: embedder.weights_licence, else "
+    "the weights directory's metadata, else unknown).",
+)
+@click.option(
     "--settle",
     default=5.0,
     show_default=True,
@@ -165,6 +171,7 @@ def reindex_command(
     weights: str,
     runtime: str,
     device: str,
+    licence: str,
     settle: float,
     drop_old: bool,
     everything: bool,
@@ -187,6 +194,7 @@ def reindex_command(
         weights=weights,
         runtime=runtime,
         device=device,
+        licence=licence,
         settle_s=settle,
         drop_old=drop_old,
         everything=everything,

@@ -130,7 +130,11 @@ def requested_spec(pipeline: IngestPipeline, request: ReindexRequest) -> ModelSp
     if request.model is None:
         return pipeline.models.active_spec()[0]
     return ModelSpec.parse(
-        request.model, weights=request.weights, runtime=request.runtime, device=request.device
+        request.model,
+        weights=request.weights,
+        runtime=request.runtime,
+        device=request.device,
+        licence=request.licence,
     )
 
 

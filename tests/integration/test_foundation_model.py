@@ -72,11 +72,10 @@ def test_reindex_switches_a_shop_to_a_clip_model_from_a_local_file(
 
     command = ["reindex", "--model", "ViT-B-32", "--weights", str(weights), "--settle", "0"]
     result = subprocess.run(
-        [LOOKALIKE, *command, "--no-progress"],
+        [LOOKALIKE, *command, "--licence", "CC-BY-4.0", "--no-progress"],
         env=service_env(
             LOOKALIKE_DATA_DIR=str(settings.data_dir),
             LOOKALIKE_EMBEDDER__MODEL="efficientnet_lite0",
-            LOOKALIKE_EMBEDDER__WEIGHTS_LICENCE="CC-BY-4.0",
         ),
         capture_output=True,
         text=True,
@@ -95,7 +94,7 @@ def test_reindex_switches_a_shop_to_a_clip_model_from_a_local_file(
     provenance = active.card["weights"]
     assert provenance["path"] == str(weights)
     assert version.endswith(provenance["sha256"][weights.name][:10])
-    assert provenance["licence"] == "CC-BY-4.0"
+    assert provenance["licence"] == active.card["loader"]["licence"] == "CC-BY-4.0"
     assert active.card["text"] is True
 
     index = EdgeIndex(settings.qdrant_path)
