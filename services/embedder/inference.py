@@ -57,7 +57,7 @@ class ModelInfo:
     device: str
     has_text: bool = False
     """Whether :meth:`Embedder.embed_text` embeds words into the images' space."""
-    weights: dict[str, Any] = field(default_factory=dict)
+    weights: dict[str, Any] = field(default_factory=dict, hash=False)
     """Where a foundation model's weights came from (path, sha256, licence)."""
 
 
