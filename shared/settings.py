@@ -56,6 +56,19 @@ class ImageSettings(BaseModel):
     ``gateway.max_image_pixels``)."""
 
 
+class CropSettings(BaseModel):
+    """How a photo becomes garment crops, the same for the catalog and a shopper's photo
+    (:mod:`shared.crops`)."""
+
+    detect: bool = False
+    """Crop catalog photos to the garments the detector finds (in process, or the detector
+    service when ``detector_url`` is set), and a shopper's product shot (plain background)
+    likewise. Off (the default), each catalog photo is one whole-image crop and so is a
+    product shot; street photos are cropped to their garments either way. On 2 cores
+    detection costs ~23 ms a product shot and ~60 ms a photo of a person, against ~10 ms to
+    embed an image (formerly ``ingest.detect``, still read when this one is not set)."""
+
+
 class GatewaySettings(BaseModel):
     allow_private_image_hosts: list[str] = Field(default_factory=list)
     """``host:port`` pairs that ``image_url`` may reach although they are private/loopback
@@ -177,17 +190,13 @@ class IngestSettings(BaseModel):
     """A worker renews its claims every third of this; claims not renewed for this long (the
     worker died) go back to ``pending`` at the sweeper's next lease check (every third too)."""
     max_attempts: int = Field(default=5, gt=0)
-    detect: bool = False
-    """Crop catalog images to their garments with the detector (in process, or the detector
-    service when ``detector_url`` is set). Off (the default), each image is one whole-image
-    crop: on 2 cores detection costs ~23 ms a product shot and ~60 ms a photo of a person,
-    against ~10 ms to embed an image."""
 
 
 MOVED: dict[tuple[str, str], str] = {
     ("recommender", "rate_limit_per_minute"): "gateway",
     ("gateway", "max_upload_bytes"): "images",
     ("gateway", "max_image_pixels"): "images",
+    ("ingest", "detect"): "crops",
 }
 """(old group, setting) -> the group it lives in now."""
 
@@ -244,6 +253,7 @@ class Settings(BaseSettings):
     worker_concurrency: int = Field(default=2, gt=0)
 
     images: ImageSettings = Field(default_factory=ImageSettings)
+    crops: CropSettings = Field(default_factory=CropSettings)
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     detector: DetectorSettings = Field(default_factory=DetectorSettings)

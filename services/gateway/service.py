@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+import numpy as np
 
 from services.embedder.client import EmbedderClient
 from services.embedder.schemas import CropFeatures
@@ -33,11 +34,12 @@ from services.gateway.schemas import (
 from services.gateway.scope import decide, label
 from services.recommender.client import RecommenderClient
 from services.recommender.schemas import Filters, RecommendQuery, RecommendResult, SimilarQuery
+from shared.crops import GarmentCrop, garment_crops
 from shared.db import Catalog
-from shared.detection import FOREGROUND, Detection, GarmentDetector
+from shared.detection import GarmentDetector
 from shared.download import fetch_image
 from shared.errors import InvalidInputError, LookalikeError, PayloadTooLargeError
-from shared.images import crop_box, load_work_image
+from shared.images import load_work_image
 from shared.netsafe import PrivateAddressError, UnsafeURLError, check_url
 from shared.settings import Settings
 
@@ -85,18 +87,8 @@ class _Garment:
     parents: tuple[str, ...] = ()
     shares: tuple[float, ...] = ()
     unlikely: tuple[str, ...] = ()
-
-
-def _as_catalog_frames(detections: list[Detection], width: int, height: int) -> Detection:
-    """A product shot framed as the catalog frames its photos when ingest does not detect:
-    whole (a pair of shoes is one product); its box spans what the detector found."""
-    box = (
-        min(d.box[0] for d in detections),
-        min(d.box[1] for d in detections),
-        max(d.box[2] for d in detections),
-        max(d.box[3] for d in detections),
-    )
-    return Detection(box=box, category=None, score=1.0, crop_box=(0.0, 0.0, width, height))
+    colour: list[float] | None = None
+    """The crop's colour descriptor (:func:`shared.crops.garment_crops`)."""
 
 
 class RecommendPipeline:
@@ -155,7 +147,10 @@ class RecommendPipeline:
         self._check_categories(params)
         return self._photo(data, params, Timings())
 
-    def _photo(self, data: bytes, params: RecommendParams, timings: Timings) -> RecommendResponse:
+    def crops(self, data: bytes, timings: Timings) -> list[GarmentCrop]:
+        """A photo's garment crops, made as the catalog's are (:func:`shared.crops.garment_crops`):
+        decoded once, the detector's boxes framed and cut, each with its colour descriptor;
+        none when the detector finds no garment."""
         limit = self.settings.images.max_upload_bytes
         if len(data) > limit:
             raise PayloadTooLargeError(f"the image is {len(data)} bytes; the limit is {limit}")
@@ -169,23 +164,24 @@ class RecommendPipeline:
         if result.fallback or not result.detections:
             # Nothing that looks like a garment (a product shot on a plain background takes the
             # foreground path and is never a fallback): an honest empty answer, not a guess.
+            return []
+        with timings.stage("embed"):  # the colour descriptors, made beside the embeddings
+            return garment_crops(image, size, result, detect=self.settings.crops.detect)
+
+    def _photo(self, data: bytes, params: RecommendParams, timings: Timings) -> RecommendResponse:
+        crops = self.crops(data, timings)
+        if not crops:
             return self._respond([], None, timings, notice=NO_GARMENT)
-        detections = result.detections
-        if result.path == FOREGROUND and not self.settings.ingest.detect:
-            detections = [_as_catalog_frames(detections, image.width, image.height)]
-        crops = [crop_box(image, d.region) for d in detections]
         with timings.stage("embed"):
             classify = not (params.category or params.cross_category)
-            features = self.embedder.features(crops, classify=classify)
+            features = self.embedder.features([c.picture for c in crops], classify=classify)
         with timings.stage("search"):
-            shots = [d.category is None for d in detections]
+            shots = [c.category is None for c in crops]
             neighbours = self._neighbours(features.crops, shots, params, features.model_version)
-        sx, sy = size[0] / image.width, size[1] / image.height
         garments = []
-        for detection, crop, near in zip(detections, features.crops, neighbours, strict=True):
-            x0, y0, x1, y1 = detection.box
-            box = [round(x0 * sx, 1), round(y0 * sy, 1), round(x1 * sx, 1), round(y1 * sy, 1)]
-            garments.append(self._garment(box, crop, params, detection.category, near))
+        for crop, found, near in zip(crops, features.crops, neighbours, strict=True):
+            box = [round(v, 1) for v in crop.box]
+            garments.append(self._garment(box, found, crop.colour, params, crop.category, near))
         return self._answer(garments, params, features.model_version, timings)
 
     def from_product(self, product_id: int, params: RecommendParams) -> RecommendResponse:
@@ -257,13 +253,16 @@ class RecommendPipeline:
         self,
         box: list[float],
         crop: CropFeatures,
+        colour: np.ndarray,
         params: RecommendParams,
         detected: str | None,
         neighbours: list[str | None],
     ) -> _Garment:
+        descriptor = colour.astype(np.float32).tolist()
         if params.category:
             first = params.category[0]
-            return _Garment(box, crop, list(params.category), first, crop.probabilities.get(first))
+            probability = crop.probabilities.get(first)
+            return _Garment(box, crop, list(params.category), first, probability, colour=descriptor)
         recommender = self.settings.recommender
         scope = decide(
             detected,
@@ -276,7 +275,7 @@ class RecommendPipeline:
             unlikely_below=recommender.unlikely_class,
         )
         if params.cross_category:
-            return _Garment(box, crop, [], scope.garment, scope.probability)
+            return _Garment(box, crop, [], scope.garment, scope.probability, colour=descriptor)
         return _Garment(
             box,
             crop,
@@ -286,6 +285,7 @@ class RecommendPipeline:
             parents=scope.parents,
             shares=scope.shares,
             unlikely=scope.unlikely,
+            colour=descriptor,
         )
 
     def _ranking(self, params: RecommendParams) -> dict[str, Any]:
@@ -315,7 +315,7 @@ class RecommendPipeline:
         assert garment.features is not None
         return RecommendQuery(
             embedding=garment.features.embedding,
-            colour=garment.features.colour or None,
+            colour=garment.colour or None,
             model_version=model_version,
             categories=garment.categories,
             garments=list(garment.parents),
