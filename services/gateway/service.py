@@ -42,6 +42,7 @@ from shared.errors import InvalidInputError, LookalikeError, PayloadTooLargeErro
 from shared.images import load_work_image
 from shared.netsafe import PrivateAddressError, UnsafeURLError, check_url
 from shared.settings import Settings
+from shared.taxonomy import read_classes
 
 __all__ = ["RecommendPipeline", "Timings"]
 
@@ -266,7 +267,7 @@ class RecommendPipeline:
         recommender = self.settings.recommender
         scope = decide(
             detected,
-            crop.probabilities,
+            read_classes(crop.probabilities),
             neighbours=neighbours,
             detector_weight=recommender.detector_weight,
             neighbour_weight=recommender.neighbour_weight,
