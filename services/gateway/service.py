@@ -1,10 +1,13 @@
 """``POST /recommend`` as a pipeline: photo -> garments -> crops -> features -> products.
 
 1. decode the upload (or the fetched ``image_url``) with byte and pixel limits;
-2. find the garments (the detector; no garment: an empty answer with a notice);
+2. find the garments (the detector; no garment: an empty answer with a notice) and cut them
+   as the catalog's are (:func:`shared.crops.garment_crops`);
 3. embed and classify every crop (the embedder), and scope each search: the caller's shop
-   categories, else the garment classes of :mod:`.scope` (detector and classifier blended; the
-   top one, or the top two when unsure), never every class unless the caller asks;
+   categories, else the garment classes of :mod:`shared.scope` (detector and classifier
+   blended; the top one, or the top two when unsure), never every class unless the caller
+   asks; a product shot's nearest catalog products vote instead of the detector, inside the
+   search call (a :class:`NeighbourVote`);
 4. k-NN, filters and re-ranking (the recommender), one query per garment in one call;
 5. titles, URLs and prices from the catalog, the source of truth.
 
@@ -17,7 +20,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import httpx
@@ -31,9 +34,15 @@ from services.gateway.schemas import (
     RecommendParams,
     RecommendResponse,
 )
-from services.gateway.scope import decide, label
 from services.recommender.client import RecommenderClient
-from services.recommender.schemas import Filters, RecommendQuery, RecommendResult, SimilarQuery
+from services.recommender.schemas import (
+    Decided,
+    Filters,
+    NeighbourVote,
+    RecommendQuery,
+    RecommendResult,
+    SimilarQuery,
+)
 from shared.crops import GarmentCrop, garment_crops
 from shared.db import Catalog
 from shared.detection import GarmentDetector
@@ -41,6 +50,7 @@ from shared.download import fetch_image
 from shared.errors import InvalidInputError, LookalikeError, PayloadTooLargeError
 from shared.images import load_work_image
 from shared.netsafe import PrivateAddressError, UnsafeURLError, check_url
+from shared.scope import decide, label
 from shared.settings import Settings
 from shared.taxonomy import read_classes
 
@@ -90,6 +100,21 @@ class _Garment:
     unlikely: tuple[str, ...] = ()
     colour: list[float] | None = None
     """The crop's colour descriptor (:func:`shared.crops.garment_crops`)."""
+    vote: NeighbourVote | None = None
+    """A product shot's classes, to be decided by its nearest catalog products."""
+
+
+def _decided(garment: _Garment, decided: Decided) -> _Garment:
+    """A product shot's garment once the recommender decided its classes."""
+    return replace(
+        garment,
+        category=decided.garment,
+        probability=decided.probability,
+        parents=tuple(decided.garments),
+        shares=tuple(decided.garment_shares),
+        unlikely=tuple(decided.unlikely_garments),
+        vote=None,
+    )
 
 
 class RecommendPipeline:
@@ -176,13 +201,10 @@ class RecommendPipeline:
         with timings.stage("embed"):
             classify = not (params.category or params.cross_category)
             features = self.embedder.features([c.picture for c in crops], classify=classify)
-        with timings.stage("search"):
-            shots = [c.category is None for c in crops]
-            neighbours = self._neighbours(features.crops, shots, params, features.model_version)
-        garments = []
-        for crop, found, near in zip(crops, features.crops, neighbours, strict=True):
-            box = [round(v, 1) for v in crop.box]
-            garments.append(self._garment(box, found, crop.colour, params, crop.category, near))
+        garments = [
+            self._garment(crop, found, params)
+            for crop, found in zip(crops, features.crops, strict=True)
+        ]
         return self._answer(garments, params, features.model_version, timings)
 
     def from_product(self, product_id: int, params: RecommendParams) -> RecommendResponse:
@@ -227,48 +249,35 @@ class RecommendPipeline:
             offered = ", ".join(known) if known else "none yet (the catalog is empty)"
             raise InvalidInputError(f"this shop has no category {names}; it has: {offered}")
 
-    def _neighbours(
-        self,
-        crops: list[CropFeatures],
-        shots: list[bool],
-        params: RecommendParams,
-        model_version: str | None,
-    ) -> list[list[str | None]]:
-        """The garment classes of the nearest catalog products (any class) of each product
-        shot's crop (``shots``; the detector classed the others), in one recommender call;
-        none when the caller chose what to search."""
-        count = self.settings.recommender.neighbours
-        wanted = [i for i, shot in enumerate(shots) if shot]
-        found: list[list[str | None]] = [[] for _ in crops]
-        if count == 0 or not wanted or params.category or params.cross_category:
-            return found
-        queries = [
-            RecommendQuery(embedding=crops[i].embedding, model_version=model_version, k=count)
-            for i in wanted
-        ]
-        for i, result in zip(wanted, self.recommender.recommend(queries), strict=True):
-            found[i] = [hit.garment for hit in result.hits]
-        return found
-
     def _garment(
-        self,
-        box: list[float],
-        crop: CropFeatures,
-        colour: np.ndarray,
-        params: RecommendParams,
-        detected: str | None,
-        neighbours: list[str | None],
+        self, crop: GarmentCrop, features: CropFeatures, params: RecommendParams
     ) -> _Garment:
-        descriptor = colour.astype(np.float32).tolist()
+        """One garment's search: the caller's categories, else the garment classes of its
+        scope (:func:`shared.scope.decide`); a product shot's (the detector named no class)
+        are decided by the recommender from its nearest catalog products, in the search call
+        itself (:class:`NeighbourVote`), unless the caller searches across classes."""
+        box = [round(v, 1) for v in crop.box]
+        colour = crop.colour.astype(np.float32).tolist()
         if params.category:
             first = params.category[0]
-            probability = crop.probabilities.get(first)
-            return _Garment(box, crop, list(params.category), first, probability, colour=descriptor)
+            probability = features.probabilities.get(first)
+            return _Garment(box, features, list(params.category), first, probability, colour=colour)
         recommender = self.settings.recommender
+        probabilities = read_classes(features.probabilities)
+        if crop.category is None and recommender.neighbours and not params.cross_category:
+            vote = NeighbourVote(
+                neighbours=recommender.neighbours,
+                probabilities=probabilities,
+                neighbour_weight=recommender.neighbour_weight,
+                threshold=recommender.category_threshold,
+                max_parents=recommender.max_categories,
+                unlikely_below=recommender.unlikely_class,
+                category_votes=recommender.category_votes,
+            )
+            return _Garment(box, features, [], None, None, colour=colour, vote=vote)
         scope = decide(
-            detected,
-            read_classes(crop.probabilities),
-            neighbours=neighbours,
+            crop.category,
+            probabilities,
             detector_weight=recommender.detector_weight,
             neighbour_weight=recommender.neighbour_weight,
             threshold=recommender.category_threshold,
@@ -276,17 +285,17 @@ class RecommendPipeline:
             unlikely_below=recommender.unlikely_class,
         )
         if params.cross_category:
-            return _Garment(box, crop, [], scope.garment, scope.probability, colour=descriptor)
+            return _Garment(box, features, [], scope.garment, scope.probability, colour=colour)
         return _Garment(
             box,
-            crop,
+            features,
             [],
             scope.garment,
             scope.probability,
             parents=scope.parents,
             shares=scope.shares,
             unlikely=scope.unlikely,
-            colour=descriptor,
+            colour=colour,
         )
 
     def _ranking(self, params: RecommendParams) -> dict[str, Any]:
@@ -323,6 +332,7 @@ class RecommendPipeline:
             garment_shares=list(garment.shares),
             unlikely_garments=list(garment.unlikely),
             category_votes=self.settings.recommender.category_votes if garment.parents else 0,
+            vote=garment.vote,
             **self._ranking(params),
         )
 
@@ -335,7 +345,14 @@ class RecommendPipeline:
     ) -> RecommendResponse:
         with timings.stage("search"):
             queries = [self._query(g, params, model_version) for g in garments]
-            results = self._active_only(queries, self.recommender.recommend(queries))
+            results = self.recommender.recommend(queries)
+            for i, result in enumerate(results):
+                if garments[i].vote is not None and result.decided is not None:
+                    # A product shot's classes, decided in that call: asked again (for hits
+                    # gone inactive), it searches them as they are.
+                    garments[i] = _decided(garments[i], result.decided)
+                    queries[i] = self._query(garments[i], params, model_version)
+            results = self._active_only(queries, results)
         with timings.stage("hydrate"):
             groups = self._groups(garments, results)
         return self._respond(groups, model_version, timings)
