@@ -19,9 +19,9 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from PIL import Image
 
+from services.detector.client import make_detector
 from services.detector.data import CLASSES, BoxedImage, read_boxes, split
 from services.evaluate.matching import Box, iou
-from services.gateway.detection import make_detector
 from shared.settings import get_settings
 
 GRID = [round(float(x), 2) for x in np.arange(0.2, 0.81, 0.05)]

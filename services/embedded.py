@@ -35,7 +35,6 @@ from services.gateway.app import create_app
 from services.ingest.reindex import ReindexJobs
 from services.ingest.tasks import InProcessWorker
 from services.scraper.scheduler import Scheduler
-from services.scraper.settings import get_scraper_settings
 from shared import index_holder
 from shared.db import Catalog, SourceIn
 from shared.netsafe import host_port
@@ -202,7 +201,7 @@ def run(settings: Settings, *, demo_products: int, seed: int, verbose: bool = Fa
         )
         stack.callback(index.close)
         worker = stack.enter_context(InProcessWorker(settings, catalog, index))
-        scheduler = Scheduler(settings, get_scraper_settings(), catalog)
+        scheduler = Scheduler(settings, catalog)
         scheduler.run_in_background()
         stack.callback(scheduler.stop)
         app = create_app(settings, catalog=catalog)

@@ -4,20 +4,20 @@ Each view is read as a distribution over the shared taxonomy's parents and blend
 crop classifier's probabilities (it sees the garment's detail):
 
 - a street crop: with the detector's class (it sees the whole body: a box at the feet is
-  footwear), weight ``recommender.detector_weight``;
+  footwear), weight ``gateway.detector_weight``;
 - a product shot (the foreground path, no detector class): with the classes of its nearest
   catalog products (voted inside the recommender's search call, which is why this lives in
-  ``shared``), weight ``recommender.neighbour_weight``: such a photo looks like the
+  ``shared``), weight ``gateway.neighbour_weight``: such a photo looks like the
   shop's own, which a street-trained classifier knows least. A street crop's neighbours are
   no guide (on the dev street photos they took garment hit@10 from 0.65 to 0.56).
 
 The most probable parent is searched alone when its probability reaches
-``recommender.category_threshold``; below it, the top ``recommender.max_categories`` parents
+``gateway.category_threshold``; below it, the top ``gateway.max_categories`` parents
 are, sharing the places by probability. The search never widens to every class on its own: a
 class the shop does not sell answers no products and says so.
 
 Within the parents searched, the classes finer than their parent that the classifier knows and
-all but rules out (probability below ``recommender.unlikely_class``) are *unlikely*: their
+all but rules out (probability below ``gateway.unlikely_class``) are *unlikely*: their
 products come after the others. Jeans the classifier reads as trousers then meet trousers,
 jeans and shorts before skirts; a class the classifier has no name for is never ruled out.
 """

@@ -77,7 +77,9 @@ class GatewaySettings(BaseModel):
     allow_private_image_urls: bool = False
     """Let ``image_url`` point at any private/loopback address (never in public)."""
     download_timeout_s: float = Field(default=10.0, gt=0)
+    """How long fetching a request's ``image_url`` may take."""
     embedder_timeout_s: float = Field(default=5.0, gt=0)
+    """Per-call timeout of the HTTP client of the embedder service (503 past it)."""
     trusted_proxies: list[str] = Field(default_factory=list)
     """Addresses or networks (``10.0.0.0/8``) of reverse proxies whose ``X-Forwarded-For`` and
     ``X-Forwarded-Proto`` are believed; from any other peer they are ignored (JSON list in the
@@ -90,6 +92,40 @@ class GatewaySettings(BaseModel):
     feedback_window_s: int = Field(default=3600, gt=0)
     """How long after a ``/recommend`` answer feedback without an API key may refer to it."""
 
+    # How a query is scoped and ranked (read by shared/scope.py and services/gateway/service.py).
+    default_k: int = Field(default=12, gt=0, le=100)
+    """Products per garment when a request does not set ``k``."""
+    color_weight: float = Field(default=0.2, ge=0.0, le=1.0)
+    """Colour's share of the score when a request does not set ``color_weight`` (0: shape
+    alone). Chosen by BENCHMARKS.md, what ships now: same type + colour P@10 of the catalog's
+    own photos."""
+    category_threshold: float = Field(default=0.8, ge=0.0, le=1.0)
+    """A crop whose most probable garment class reaches this probability searches that class
+    alone; below it the top ``max_categories`` classes share the places. Chosen by
+    BENCHMARKS.md, what ships now: street garment hit@10."""
+    max_categories: int = Field(default=2, gt=0)
+    """How many garment classes an unsure crop searches (see ``category_threshold``)."""
+    detector_weight: float = Field(default=0.8, ge=0.0, le=1.0)
+    """The detector's share of a street crop's garment class, the classifier's the rest
+    (``shared/scope.py``); at 0.8 the detector's class is always searched first.
+    Chosen by BENCHMARKS.md, what ships now: street garment hit@10."""
+    neighbour_weight: float = Field(default=1.0, ge=0.0, le=1.0)
+    """The nearest catalog products' share of a product shot's garment class, the
+    classifier's the rest (a street-trained classifier knows shop photos least). Chosen by
+    BENCHMARKS.md, what ships now: product photos' P@10 same parent."""
+    neighbours: int = Field(default=10, ge=0, le=50)
+    """Nearest catalog products (of any class) that vote on a product shot's garment class
+    (0: none, one search less)."""
+    category_votes: int = Field(default=3, ge=0, le=10)
+    """A garment's results start with the shop categories of its this many nearest products
+    of the classes searched (0: by score alone). Chosen by BENCHMARKS.md, what ships now:
+    product photos' P@10 same type."""
+    unlikely_class: float = Field(default=0.1, ge=0.0, le=1.0)
+    """Within the classes searched, the products of a finer class (skirts, leggings ...) that
+    the crop classifier gives less than this probability come after the others (0: by score
+    alone; ``shared/scope.py``). Chosen by BENCHMARKS.md, what ships now: street
+    class P@10."""
+
     @field_validator("allow_private_image_hosts")
     @classmethod
     def _host_ports(cls, hosts: list[str]) -> list[str]:
@@ -101,24 +137,24 @@ class DetectorSettings(BaseModel):
     """A detector artifact directory, a torchvision detection checkpoint or an ultralytics YOLO
     file; unset means the shipped default."""
     min_score: float = Field(default=0.35, ge=0.0, le=1.0)
+    """A detected box's lowest score to count as a garment. Chosen by BENCHMARKS.md, what ships
+    now: street garment hit@10 against spurious garments a photo."""
     class_min_score: dict[str, float] = Field(default_factory=lambda: {"accessory": 1.0})
     """A detector class's own lowest score (``top``, ``bag`` ...), above or below
-    ``min_score`` (1.0: the class is off); classes not listed keep ``min_score``. For the
-    shipped detector every class keeps 0.35 but ``accessory``, which is off (it finds 0-2 of
-    46 held-out boxes). On the 159 held-out street photos, lower bag, bottom and dress
-    thresholds (0.2-0.25) found 1.3 points more garments for 0.18-0.30 more spurious garments a
-    photo, and each class's best F1 (0.25-0.45) lost 1 point for 0.07 fewer
-    (``lookalike eval-e2e --photos held-out``, BENCHMARKS.md)."""
+    ``min_score`` (1.0: the class is off); classes not listed keep ``min_score``. The shipped
+    detector keeps ``min_score`` for every class but ``accessory``, which is off. Chosen by
+    BENCHMARKS.md, what ships now: street garment hit@10 against spurious garments a photo."""
     margin: float = Field(default=0.08, ge=0.0, le=1.0)
     max_detections: int = Field(default=8, gt=0)
+    """The most garments a photo is read as (the most prominent first)."""
     overlap_iou: float = Field(default=0.4, gt=0.0, le=1.0)
     """Garments whose boxes overlap more than this (IoU) are one garment, whatever classes the
-    model gave them: the best-scored box stays (1.0: no suppression across classes). On the
-    street dev photos 0.5 took duplicate groups from 0.39 to 0.02 a photo for 0.8 points of
-    boxes found; with the class thresholds, 0.4 takes them from 0.026 to 0.006 (3 in 531
-    photos) for 0.008 of garment hit@10 (``lookalike eval-e2e``, BENCHMARKS.md)."""
+    model gave them: the best-scored box stays (1.0: no suppression across classes). Chosen by
+    BENCHMARKS.md, what ships now: duplicate garments a photo against street garment
+    hit@10."""
     remove_background: bool = False
     timeout_s: float = Field(default=5.0, gt=0)
+    """Per-call timeout of the HTTP client of the detector service (503 past it)."""
 
     @field_validator("class_min_score")
     @classmethod
@@ -135,46 +171,22 @@ class DetectorSettings(BaseModel):
 
 
 class RecommenderSettings(BaseModel):
-    default_k: int = Field(default=12, gt=0, le=100)
+    """The recommender service's own knobs (the gateway decides what a query searches)."""
+
     candidates: int = Field(default=100, gt=0)
+    """Index hits fetched per query before one hit per product and re-ranking."""
     timeout_s: float = Field(default=5.0, gt=0)
-    category_threshold: float = Field(default=0.8, ge=0.0, le=1.0)
-    """Below this probability of its garment class a query crop is unsure: the top
-    ``max_categories`` classes are searched."""
-    max_categories: int = Field(default=2, gt=0)
-    detector_weight: float = Field(default=0.8, ge=0.0, le=1.0)
-    """The detector's share of a street crop's garment class, the classifier's the rest (see
-    ``services/gateway/scope.py``). At 0.8 the detector's class is always searched first; the
-    classifier names the garment within it. Dev street photos, garment hit@10: 0.5 -> 0.649,
-    0.6 -> 0.654, 0.7 -> 0.661, 0.8 -> 0.692 (BENCHMARKS.md)."""
-    neighbour_weight: float = Field(default=1.0, ge=0.0, le=1.0)
-    """The nearest catalog products' share of a product shot's garment class, the
-    classifier's the rest (the street-trained classifier knows shop photos least). Dev
-    product photos, P@10 same parent: 0.7 -> 0.926, 0.9 -> 0.962, 1.0 -> 0.963."""
-    category_votes: int = Field(default=3, ge=0, le=10)
-    """A garment's results start with the shop categories of its this many nearest products
-    of the classes searched (0: by score alone)."""
-    unlikely_class: float = Field(default=0.1, ge=0.0, le=1.0)
-    """Within the classes searched, the products of a finer class (skirts, leggings ...) that
-    the crop classifier gives less than this probability come after the others (0: by score
-    alone; see ``services/gateway/scope.py``). Held-out dev street photos, class P@10: 0.353
-    -> 0.357 at 0.05 and 0.1 (leggings 0.20 -> 0.45, skirts 0.353 -> 0.321), 0.356 at 0.2;
-    nothing else moves. The demo shop's trousers in street photo 0043 meet 12 trousers, no
-    longer 5 skirts first (BENCHMARKS.md)."""
-    neighbours: int = Field(default=10, ge=0, le=50)
-    """Nearest catalog products (of any class) that vote on a product shot's garment class
-    (0: none, one search less)."""
-    color_weight: float = Field(default=0.2, ge=0.0, le=1.0)
-    """Colour's share of the score when a request does not set ``color_weight``. It lifts
-    same-colour products: on ``catalog-products-dev`` (leave-one-out, all 4,647 images),
-    top-10 neighbours of the same article type and base colour 0.225 -> 0.306 at 0.2, same type
-    alone 0.767 -> 0.734 (a category-filtered search loses none of that)."""
-    embedder: str = "street-lite2"
+    """Per-call timeout of the HTTP client of the recommender service (503 past it)."""
+
+
+class EmbedderSettings(BaseModel):
+    """Which models embed and classify crops, the catalog's and the queries' alike."""
+
+    model: str = "street-lite2"
     """The embedding model a catalog starts with when it has no active one: a registry backbone
     (ImageNet weights), a shipped model's name or a trained model directory. ``lookalike
-    reindex --model`` switches a catalog that has one. The shipped ``street-lite2`` (its head
-    classifies too): dev product photos, same-type P@10 0.765 -> 0.866 against frozen
-    ``efficientnet_lite0``, street garment hit@10 unchanged (BENCHMARKS.md)."""
+    reindex --model`` switches a catalog that has one. Chosen by BENCHMARKS.md, what ships
+    now: product photos' P@10 same type."""
     classifier: str | None = "street-lite0"
     """The garment classifier of query and catalog crops when the embedding model has no head
     (unset: none; searches are then scoped by the detector and the neighbours alone)."""
@@ -182,8 +194,11 @@ class RecommenderSettings(BaseModel):
 
 class IngestSettings(BaseModel):
     batch_size: int = Field(default=32, gt=0)
+    """Crops per model batch (the embedder's, in ingest and at query time)."""
     download_timeout_s: float = Field(default=15.0, gt=0)
+    """How long downloading one catalog image may take."""
     max_image_bytes: int = Field(default=20 * 1024 * 1024, gt=0)
+    """Largest catalog image downloaded, in bytes (larger ones fail with a reason)."""
     stale_claim_after_s: int = Field(default=600, gt=0)
     """The longest one ingest task may run (Celery's time limit)."""
     claim_lease_s: float = Field(default=30.0, gt=0)
@@ -192,13 +207,79 @@ class IngestSettings(BaseModel):
     max_attempts: int = Field(default=5, gt=0)
 
 
+class ScraperSettings(BaseModel):
+    """The crawl scheduler's knobs (``LOOKALIKE_SCRAPER__POLL_INTERVAL_S=10`` and friends); a
+    source's own politeness and limits are in its config."""
+
+    poll_interval_s: float = Field(default=30.0, gt=0)
+    """How often the scheduler looks for sources that are due."""
+    max_concurrent_crawls: int = Field(default=2, ge=1)
+    """Crawls the scheduler runs at once (one per source at a time)."""
+    crawl_timeout_s: float = Field(default=6 * 3600.0, gt=0)
+    """A crawl still running after this is stopped (and recorded as failed)."""
+    crawl_lease_s: float = Field(default=60.0, gt=0)
+    """A crawl holds its source's crawl lock while it renews this lease (every third of it);
+    a lease not renewed for this long (the crawl died) may be taken over by another crawl."""
+    write_batch_size: int = Field(default=100, ge=1, le=5000)
+    """Products per catalog transaction."""
+    http_cache: bool = True
+    """Keep pages and revalidate them (ETag / Last-Modified) on the next crawl."""
+    log_stats_interval_s: float = Field(default=30.0, gt=0)
+    """How often a running crawl logs its page and item counts."""
+    scrapy_log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "WARNING"
+    """Scrapy's own loggers (settings, stats, a line per page at DEBUG); the crawl's own
+    start and finish lines follow ``LOOKALIKE_LOG_LEVEL``."""
+
+
 MOVED: dict[tuple[str, str], str] = {
     ("recommender", "rate_limit_per_minute"): "gateway",
     ("gateway", "max_upload_bytes"): "images",
     ("gateway", "max_image_pixels"): "images",
+    ("recommender", "default_k"): "gateway",
+    ("recommender", "color_weight"): "gateway",
+    ("recommender", "category_threshold"): "gateway",
+    ("recommender", "max_categories"): "gateway",
+    ("recommender", "detector_weight"): "gateway",
+    ("recommender", "neighbour_weight"): "gateway",
+    ("recommender", "neighbours"): "gateway",
+    ("recommender", "category_votes"): "gateway",
+    ("recommender", "unlikely_class"): "gateway",
+    ("recommender", "embedder"): "embedder.model",
+    ("recommender", "classifier"): "embedder.classifier",
     ("ingest", "detect"): "crops",
 }
-"""(old group, setting) -> the group it lives in now."""
+"""(old group, setting) -> where it lives now: a group (the same name there) or
+``group.name``. The old environment variables and group keys still set it."""
+
+
+def moved_to(old_group: str, name: str) -> tuple[str, str] | None:
+    """The (group, setting) that ``old_group.name`` moved to, or ``None`` if it did not move."""
+    where = MOVED.get((old_group, name))
+    if where is None:
+        return None
+    group, _, new_name = where.partition(".")
+    return group, new_name or name
+
+
+def _moves() -> list[tuple[str, str, str, str]]:
+    """Every move as (old group, old name, new group, new name)."""
+    return [(g, n, *(moved_to(g, n) or (g, n))) for g, n in MOVED]
+
+
+def relocate(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` (settings by group, as the environment or a config gives them) with every moved
+    setting under its new group and name; a setting given under both names keeps the new one."""
+    data = dict(data)
+    for old_group, name, group, new_name in _moves():
+        old = data.get(old_group)
+        if not isinstance(old, dict) or name not in old:
+            continue
+        new = data.get(group, {})
+        if not isinstance(new, dict):
+            continue
+        data[old_group] = {k: v for k, v in old.items() if k != name}
+        data[group] = {new_name: old[name], **new}
+    return data
 
 
 class Settings(BaseSettings):
@@ -258,26 +339,16 @@ class Settings(BaseSettings):
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     detector: DetectorSettings = Field(default_factory=DetectorSettings)
     recommender: RecommenderSettings = Field(default_factory=RecommenderSettings)
+    embedder: EmbedderSettings = Field(default_factory=EmbedderSettings)
+    scraper: ScraperSettings = Field(default_factory=ScraperSettings)
 
     @model_validator(mode="before")
     @classmethod
     def _moved(cls, data: Any) -> Any:
-        """Settings that moved to another group (:data:`MOVED`) are still read under their old
-        names (``LOOKALIKE_RECOMMENDER__RATE_LIMIT_PER_MINUTE`` and friends) unless the new
-        name is set too."""
-        if not isinstance(data, dict):
-            return data
-        data = dict(data)
-        for (old_group, name), new_group in MOVED.items():
-            old = data.get(old_group)
-            if not isinstance(old, dict) or name not in old:
-                continue
-            new = data.get(new_group, {})
-            if not isinstance(new, dict):
-                continue
-            data[old_group] = {k: v for k, v in old.items() if k != name}
-            data[new_group] = {name: old[name], **new}
-        return data
+        """Settings that moved (:data:`MOVED`) are still read under their old names
+        (``LOOKALIKE_RECOMMENDER__DETECTOR_WEIGHT`` and friends) unless the new name is set
+        too."""
+        return relocate(data) if isinstance(data, dict) else data
 
     @field_validator("data_dir", mode="after")
     @classmethod
@@ -342,9 +413,9 @@ def normalize_database_url(url: str) -> str:
     return url
 
 
-OTHER_VARIABLES = ("LOOKALIKE_BENCH_", "LOOKALIKE_TEST_", "LOOKALIKE_SCRAPER__")
-"""Prefixes of ``LOOKALIKE_`` variables that are not :class:`Settings`: benchmark and test knobs,
-and the scraper's own settings (checked by the scraper)."""
+OTHER_VARIABLES = ("LOOKALIKE_BENCH_", "LOOKALIKE_TEST_")
+"""Prefixes of ``LOOKALIKE_`` variables that are not :class:`Settings`: benchmark and test
+knobs."""
 
 S = TypeVar("S", bound=BaseSettings)
 
@@ -380,9 +451,9 @@ def env_names(model: type[BaseSettings]) -> dict[str, FieldInfo]:
 
     walk(model.model_fields, _env_prefix(model))
     prefix = _env_prefix(model)
-    for (old_group, name), new_group in MOVED.items() if model is Settings else ():
+    for old_group, name, group, new_name in _moves() if model is Settings else ():
         names[f"{prefix}{old_group.upper()}__{name.upper()}"] = names[
-            f"{prefix}{new_group.upper()}__{name.upper()}"
+            f"{prefix}{group.upper()}__{new_name.upper()}"
         ]
     return names
 
@@ -432,11 +503,22 @@ def _error_name(model: type[BaseSettings], loc: tuple[Any, ...]) -> tuple[str, F
     return _env_prefix(model) + "__".join(parts), field
 
 
+def _name_given(model: type[BaseSettings], name: str) -> str:
+    """``name``, or the old name of a moved setting when only the old one is set."""
+    prefix = _env_prefix(model)
+    for old_group, old_name, group, new_name in _moves() if model is Settings else ():
+        old = f"{prefix}{old_group.upper()}__{old_name.upper()}"
+        if name == f"{prefix}{group.upper()}__{new_name.upper()}" and old in os.environ:
+            return name if name in os.environ else old
+    return name
+
+
 def invalid_setting(model: type[BaseSettings], exc: ValidationError) -> InvalidSettingError:
     """One line for every bad value: the variable, what was given and what it accepts."""
     problems = []
     for error in exc.errors():
         name, field = _error_name(model, tuple(error["loc"]))
+        name = _name_given(model, name)
         given = error.get("input")
         shown = f"={given}" if isinstance(given, str) else ""
         if error["type"] == "value_error" or field is None:

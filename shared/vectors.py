@@ -6,10 +6,11 @@
   (``qdrant-edge-py``): the embedded default, no server to run.
 
 Why Edge and not qdrant-client's local mode for the embedded engine: measured on this 2-core
-machine with 20,000 points of 1280-d (``/tmp`` scratch run, recorded in BENCHMARKS.md), local
-mode upserted ~580 points/s and answered a category-filtered top-50 query in ~230 ms (p50: it
-scans points in Python); Edge upserted ~20,000 points/s and answered the same query in ~1.2 ms
-with a keyword payload index. Local mode cannot meet the /recommend budget at catalog scale.
+machine with 20,000 points of 1280-d (``/tmp`` scratch run, recorded in
+``docs/lab/2026-11-first-figures.md``), local mode upserted ~580 points/s and answered a
+category-filtered top-50 query in ~230 ms (p50: it scans points in Python); Edge upserted
+~20,000 points/s and answered the same query in ~1.2 ms with a keyword payload index. Local
+mode cannot meet the /recommend budget at catalog scale.
 
 How Edge stores and searches (measured on 2 cores, 100,000 random 256-d points, one query at a
 time; ``lookalike bench --only knn`` has the current figures): Edge 0.9 builds an HNSW graph only

@@ -7,7 +7,7 @@ so the shop's own rendering does not compete for the cores). Timing starts when 
 enqueued and stops when the catalog has no pending or processing image left; every point is
 then counted in the index.
 
-Both run the embedding a new catalog starts with (``recommender.embedder``'s default).
+Both run the embedding a new catalog starts with (``embedder.model``'s default).
 "Bare" is ``Embedder.embed`` on the same JPEG bytes already in memory, same model, same batch
 size, decode included: the ceiling the pipeline is compared with. It is measured right before
 and right after each pipeline run (the mean is reported), as other load on the machine moves
@@ -25,12 +25,12 @@ import time
 from pathlib import Path
 
 from services.benchmarks import Figures, benchmark
-from shared.settings import RecommenderSettings
+from shared.settings import EmbedderSettings
 
 N_IMAGES = 5000
 BARE_IMAGES = 1024
 CONCURRENCY = (1, 2)
-MODEL = RecommenderSettings().embedder
+MODEL = EmbedderSettings().model
 
 _SHOP = """
 import sys
@@ -122,7 +122,7 @@ def _pipeline(
     settings = Settings(
         data_dir=data,
         worker_concurrency=concurrency,
-        recommender=RecommenderSettings(embedder=MODEL),
+        embedder=EmbedderSettings(model=MODEL),
     )
     catalog = Catalog.from_settings(settings)
     catalog.migrate()

@@ -1,4 +1,6 @@
-"""The detector service over HTTP, as a :class:`shared.detection.GarmentDetector`.
+"""How callers get a :class:`shared.detection.GarmentDetector`: :func:`make_detector`, the
+detector service over HTTP (:class:`HttpDetector`) when ``detector_url`` is set, else the
+in-process detector (:class:`~services.detector.loader.LazyDetector`).
 
 Images travel as lossless PNG (boxes come back in their pixels), up to :data:`MAX_IMAGES` per
 request; a longer batch is split into several requests.
@@ -12,13 +14,15 @@ from typing import Any
 
 from PIL import Image
 
+from services.detector.loader import LazyDetector
 from services.detector.schemas import DetectResponse
-from shared.detection import DetectionResult
+from shared.detection import DetectionResult, GarmentDetector
 from shared.health import Check
 from shared.images import to_rgb
 from shared.service_client import ServiceClient
+from shared.settings import Settings
 
-__all__ = ["MAX_IMAGES", "HttpDetector"]
+__all__ = ["MAX_IMAGES", "HttpDetector", "make_detector"]
 
 MAX_IMAGES = 16
 """Images per request (the service accepts up to this many ``image`` parts)."""
@@ -55,3 +59,11 @@ class HttpDetector:
 
     def close(self) -> None:
         self.http.close()
+
+
+def make_detector(settings: Settings) -> GarmentDetector:
+    """The HTTP client when ``detector_url`` is set, else the in-process detector (loaded on
+    first use; the same one ingest crops the catalog with, so queries and catalog match)."""
+    if settings.detector_url:
+        return HttpDetector(settings.detector_url, timeout_s=settings.detector.timeout_s)
+    return LazyDetector(settings.detector)

@@ -1,9 +1,7 @@
-"""``load_detector(settings)``: the one way callers get a :class:`GarmentDetector`.
-
-- ``settings.detector_url`` set: an HTTP client of the detector service (batching requests).
-- otherwise in process: ``settings.detector.model`` (a detector artifact directory or shipped
-  name, a torchvision detection checkpoint, or an ultralytics YOLO ``.pt``), or the shipped
-  default, behind the foreground path for product shots.
+"""The in-process detector that :func:`services.detector.client.make_detector` gives when no
+``detector_url`` is set: ``settings.detector.model`` (a detector artifact directory or shipped
+name, a torchvision detection checkpoint, or an ultralytics YOLO ``.pt``), or the shipped
+default, behind the foreground path for product shots.
 
 Nothing is loaded at import time, and the model only on the first ``detect`` (thread-safe).
 Without torch installed (the gateway image) the in-process detector still answers product
@@ -21,9 +19,9 @@ from PIL import Image
 
 from shared.detection import DetectionResult, GarmentDetector
 from shared.errors import ConfigurationError
-from shared.settings import DetectorSettings, Settings, get_settings
+from shared.settings import DetectorSettings
 
-__all__ = ["LazyDetector", "load_detector", "resolve_backend"]
+__all__ = ["LazyDetector", "resolve_backend"]
 
 log = logging.getLogger(__name__)
 
@@ -95,13 +93,3 @@ class LazyDetector:
 
     def detect(self, images: Sequence[Image.Image]) -> list[DetectionResult]:
         return self.load().detect(images)
-
-
-def load_detector(settings: Settings | None = None) -> GarmentDetector:
-    """The detector these settings ask for: HTTP client or in process (lazy)."""
-    settings = settings or get_settings()
-    if settings.detector_url:
-        from services.detector.client import HttpDetector
-
-        return HttpDetector(settings.detector_url, timeout_s=settings.detector.timeout_s)
-    return LazyDetector(settings.detector)

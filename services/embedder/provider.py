@@ -105,13 +105,12 @@ class ModelProvider:
             return model
 
     def active_spec(self) -> tuple[ModelSpec, bool]:
-        """The catalog's active embedder spec (and True), or ``recommender.embedder``'s (and
-        False)."""
+        """The catalog's active embedder spec (and True), or ``embedder.model``'s (and False)."""
         active = self.catalog.active_model_version("embedder")
         spec = ModelSpec.from_card(active.card) if active is not None else None
         if spec is not None:
             return spec, True
-        return ModelSpec.parse(self.settings.recommender.embedder), False
+        return ModelSpec.parse(self.settings.embedder.model), False
 
     def current(self) -> Embedder:
         """The active model; the default one becomes active when none is."""
@@ -123,11 +122,11 @@ class ModelProvider:
 
     def classifier(self, model: Embedder) -> Embedder | None:
         """The garment classifier that goes with ``model``: the model itself when it has a
-        classifier head, else the separate one of ``recommender.classifier`` (loaded once), or
+        classifier head, else the separate one of ``embedder.classifier`` (loaded once), or
         ``None`` when none is configured or it cannot be loaded (then nothing is classified)."""
         if model.info.classes:
             return model
-        name = self.settings.recommender.classifier
+        name = self.settings.embedder.classifier
         if not name or self._classifier_failed:
             return self._classifier
         from services.embedder.inference import Embedder

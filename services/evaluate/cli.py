@@ -63,8 +63,8 @@ DATA = Path("../shared/data")
     multiple=True,
     metavar="NAME=JSON",
     help="Also score these query-time settings on the same indexed catalog, e.g. "
-    'det.6=\'{"recommender": {"detector_weight": 0.6}}\' (groups: recommender, detector, '
-    "gateway); repeatable.",
+    'det.6=\'{"gateway": {"detector_weight": 0.6}}\' (groups: gateway, detector, '
+    "recommender); repeatable.",
 )
 @click.option("--sheets", type=click.Path(file_okay=False, path_type=Path), default=None)
 @click.option("--sheets-max", default=25, show_default=True, help="Sheets per photo kind.")

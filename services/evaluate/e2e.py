@@ -43,7 +43,7 @@ from services.gateway.schemas import Group, RecommendParams, RecommendResponse
 from shared.db import Catalog, ImageIn, ProductIn, SourceIn
 from shared.detection import HELD_OUT_PHOTOS, held_out
 from shared.errors import ConfigurationError
-from shared.settings import Settings
+from shared.settings import Settings, relocate
 from shared.taxonomy import TARGET_PARENTS, garment_class, parent
 
 __all__ = [
@@ -467,8 +467,10 @@ def product_figures(answers: Sequence[Answer]) -> dict[str, Any]:
 
 
 def variant_settings(settings: Settings, overrides: dict[str, Any]) -> Settings:
-    """``settings`` with query-time overrides (``{"recommender": {...}, "detector": {...},
-    "gateway": {...}}``): the catalog stays as it was indexed."""
+    """``settings`` with query-time overrides (``{"gateway": {...}, "detector": {...},
+    "recommender": {...}}``; a moved setting's old group still works): the catalog stays as it
+    was indexed."""
+    overrides = relocate(overrides)
     unknown = sorted(set(overrides) - set(VARIANT_GROUPS))
     if unknown:
         raise ConfigurationError(
@@ -567,7 +569,7 @@ def run(config: E2EConfig, settings: Settings, progress: Progress = print) -> di
             "hit_min_same": MIN_SAME,
             "model_version": model_version,
             "detector": local.detector.model or "shipped default",
-            "classifier": local.recommender.classifier,
+            "classifier": local.embedder.classifier,
         },
         "ingest": ingest,
         "street": {
@@ -593,8 +595,8 @@ def _answer_all(
 ) -> tuple[list[Answer], list[Answer]]:
     """Every street and product photo answered by the recommend pipeline as the gateway wires
     it in process with ``settings``, and scored."""
+    from services.detector.client import make_detector
     from services.embedder.client import make_embedder
-    from services.gateway.detection import make_detector
     from services.gateway.service import RecommendPipeline
     from services.recommender.client import make_recommender
 

@@ -16,15 +16,13 @@ from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
+from services.detector.client import make_detector
 from services.embedder.client import EmbedderClient, make_embedder
-from services.gateway.admin_api import router as admin_router
-from services.gateway.api import router
-from services.gateway.detection import make_detector
-from services.gateway.limits import make_answers, make_rate_limiter
+from services.gateway.answers import make_answers
+from services.gateway.limits import make_rate_limiter
 from services.gateway.metrics import GatewayMetrics
-from services.gateway.page import STATIC_DIR
-from services.gateway.page import router as page_router
-from services.gateway.recommend_api import router as recommend_router
+from services.gateway.routes import ROUTERS
+from services.gateway.routes.page import STATIC_DIR
 from services.gateway.service import RecommendPipeline
 from services.gateway.warmup import ModelWarmup
 from services.recommender.client import RecommenderClient, make_recommender
@@ -187,7 +185,7 @@ def create_app(
 
     app = service_app(
         "Lookalike gateway",
-        [page_router, router, recommend_router, admin_router],  # pages first: `/` is the shop
+        ROUTERS,
         lifespan,
         summary="Visual recommendations for fashion shops: photo in, similar products out.",
         observe=metrics.observe_request,

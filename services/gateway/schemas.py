@@ -69,7 +69,7 @@ class RecommendParams(BaseModel):
         ge=0.0,
         le=1.0,
         description="0: shape only ... 1: colour only; unset: the shop's default "
-        "(recommender.color_weight, 0.2).",
+        "(gateway.color_weight, 0.2).",
     )
     diversity: float = Field(
         default=0.0, ge=0.0, le=1.0, description="Maximal marginal relevance: 0 = off."
@@ -142,9 +142,10 @@ class Recommendation(BaseModel):
     score: float = Field(description="Similarity, higher is better (0-1).")
     match: Literal["very close", "close", "loose"] | None = Field(
         default=None,
-        description="The similarity in a shopper's words: the product stands out from the "
-        "other candidates as a catalog product's nearest same-kind product typically does "
-        "(very close), within their usual spread (close), or less (loose).",
+        description="The score in a shopper's words: the product stands out from its own "
+        "shop's other candidates as a product's nearest same-shop, same-class product "
+        "typically does (very close), within their usual spread (close), or less (loose). "
+        "Within one shop and class, a higher score never has a weaker word.",
     )
 
 

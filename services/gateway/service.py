@@ -262,27 +262,27 @@ class RecommendPipeline:
             first = params.category[0]
             probability = features.probabilities.get(first)
             return _Garment(box, features, list(params.category), first, probability, colour=colour)
-        recommender = self.settings.recommender
+        gateway = self.settings.gateway
         probabilities = read_classes(features.probabilities)
-        if crop.category is None and recommender.neighbours and not params.cross_category:
+        if crop.category is None and gateway.neighbours and not params.cross_category:
             vote = NeighbourVote(
-                neighbours=recommender.neighbours,
+                neighbours=gateway.neighbours,
                 probabilities=probabilities,
-                neighbour_weight=recommender.neighbour_weight,
-                threshold=recommender.category_threshold,
-                max_parents=recommender.max_categories,
-                unlikely_below=recommender.unlikely_class,
-                category_votes=recommender.category_votes,
+                neighbour_weight=gateway.neighbour_weight,
+                threshold=gateway.category_threshold,
+                max_parents=gateway.max_categories,
+                unlikely_below=gateway.unlikely_class,
+                category_votes=gateway.category_votes,
             )
             return _Garment(box, features, [], None, None, colour=colour, vote=vote)
         scope = decide(
             crop.category,
             probabilities,
-            detector_weight=recommender.detector_weight,
-            neighbour_weight=recommender.neighbour_weight,
-            threshold=recommender.category_threshold,
-            max_parents=recommender.max_categories,
-            unlikely_below=recommender.unlikely_class,
+            detector_weight=gateway.detector_weight,
+            neighbour_weight=gateway.neighbour_weight,
+            threshold=gateway.category_threshold,
+            max_parents=gateway.max_categories,
+            unlikely_below=gateway.unlikely_class,
         )
         if params.cross_category:
             return _Garment(box, features, [], scope.garment, scope.probability, colour=colour)
@@ -300,12 +300,12 @@ class RecommendPipeline:
 
     def _ranking(self, params: RecommendParams) -> dict[str, Any]:
         """The recommender's :class:`Ranking` fields for these parameters."""
-        recommender = self.settings.recommender
+        gateway = self.settings.gateway
         return {
-            "k": params.k or recommender.default_k,
+            "k": params.k or gateway.default_k,
             "metric": params.metric,
             "color_weight": (
-                recommender.color_weight if params.color_weight is None else params.color_weight
+                gateway.color_weight if params.color_weight is None else params.color_weight
             ),
             "diversity": params.diversity,
             "filters": Filters(
@@ -331,7 +331,7 @@ class RecommendPipeline:
             garments=list(garment.parents),
             garment_shares=list(garment.shares),
             unlikely_garments=list(garment.unlikely),
-            category_votes=self.settings.recommender.category_votes if garment.parents else 0,
+            category_votes=self.settings.gateway.category_votes if garment.parents else 0,
             vote=garment.vote,
             **self._ranking(params),
         )

@@ -1,6 +1,6 @@
 """The ingest worker: Celery tasks that download catalog images, crop (and optionally detect)
 their garments, embed the crops and upsert them into the vector index, plus the sweeper that
-keeps the queue honest. Compose runs it as ``embedder-worker`` (``lookalike worker``) and
+keeps the queue honest. Compose runs it as ``ingest-worker`` (``lookalike worker``) and
 ``ingest-sweeper`` (``lookalike sweep``); the embedded stack runs it in process
 (:class:`~services.ingest.tasks.InProcessWorker`).
 

@@ -674,9 +674,9 @@ class IngestRuntime:
                 role=role,
             )
         if detector is None and settings.crops.detect:
-            from services.detector import load_detector
+            from services.detector.client import make_detector
 
-            detector = load_detector(settings)
+            detector = make_detector(settings)
         catalog = catalog or Catalog.from_settings(settings)
         pipeline = IngestPipeline(
             catalog,

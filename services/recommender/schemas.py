@@ -156,9 +156,9 @@ class ProductHit(BaseModel):
     model_version: str | None = None
     match: Literal["very close", "close", "loose"] | None = Field(
         default=None,
-        description="How far the hit stands above the query's other candidates, placed among "
-        "how far a catalog product's nearest same-kind product stands above the rest (null: "
-        "the catalog or the candidates are too few to tell).",
+        description="How far the hit's score stands above its shop's other candidates, placed "
+        "among how far a product's nearest same-shop, same-class product stands above the rest "
+        "(null: the shop or the candidates are too few to tell, or the scale is being learnt).",
     )
 
 

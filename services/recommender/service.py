@@ -34,7 +34,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from services.recommender.calibration import Calibrator, background
+from services.recommender.calibration import (
+    NEIGHBOURS,
+    Calibrator,
+    background,
+    best_per_product,
+    blend,
+    shop_filter,
+)
 from services.recommender.schemas import (
     Decided,
     NeighbourVote,
@@ -214,7 +221,6 @@ class Recommender:
         for _ in range(MAX_WIDENING + 1):
             scored, exhausted = self._score(collection, query, where, limit)
             ranked = self._best_per_product(scored)
-            shapes = [item.shape for item in ranked if item.shape is not None]
             if len(ranked) >= query.k or exhausted:
                 break
             limit *= 4
@@ -226,14 +232,11 @@ class Recommender:
             ranked = _categories_first(ranked, query.category_votes)
         if query.diversity > 0 and len(ranked) > query.k:
             ranked = self._mmr(collection, ranked, query.k, query.diversity)
-        hits = [_product_hit(item) for item in ranked[: query.k]]
+        shown = ranked[: query.k]
+        hits = [_product_hit(item) for item in shown]
         close_match = None
-        calibration = self.calibrator.get(collection) if hits else None
-        if calibration is not None and query.metric == "cosine":
-            floor = background(shapes)
-            for hit in hits:
-                hit.match = calibration.match(hit.shape_score, floor)
-            close_match = calibration.is_close(max(h.shape_score or 0.0 for h in hits), floor)
+        if hits and query.metric == "cosine":
+            close_match = self._words(collection, query, where, scored, exhausted, shown, hits)
         return RecommendResult(
             hits=hits,
             collection=collection,
@@ -246,63 +249,108 @@ class Recommender:
         self, collection: str, query: RecommendQuery, where: PayloadFilter, limit: int
     ) -> tuple[list[_Scored], bool]:
         """Candidate points with their scores, and whether the index has no more of them."""
-        weight = query.color_weight if query.colour is not None else 0.0
-        shape_name = SHAPE_VECTORS[query.metric]
-        dim = len(query.embedding)
-        points: dict[str, _Scored] = {}
-
-        def shape(hits: list[Hit]) -> None:
-            for hit in hits:
-                item = points.setdefault(hit.id, _Scored(hit))
-                item.shape = shape_similarity(hit.score, query.metric, dim)
-
-        def colour(hits: list[Hit]) -> None:
-            for hit in hits:
-                points.setdefault(hit.id, _Scored(hit)).colour = max(0.0, min(1.0, hit.score))
-
-        # Candidates come from the signal that weighs more; the other one scores them.
+        weight = _weight(query)
         if weight < 0.5:
-            found = self.index.search(
-                collection,
-                shape_name,
-                query.embedding,
-                limit=limit,
-                where=where,
-                with_vectors=[COLOUR_VECTOR] if weight > 0.0 else False,
-            )
-            shape(found)
-            if weight > 0.0 and found:
-                # The colour vectors came with the hits: their cosine, as the index computes it.
-                assert query.colour is not None
-                stored = np.array([_colour_of(hit) for hit in found], dtype=np.float32)
-                probe = np.asarray(query.colour, dtype=np.float32)
-                probe /= max(float(np.linalg.norm(probe)), 1e-12)  # the index normalises too
-                for hit, similarity in zip(found, stored @ probe, strict=True):
-                    points[hit.id].colour = max(0.0, min(1.0, float(similarity)))
-        else:
-            assert query.colour is not None
-            found = self.index.search(
-                collection, COLOUR_VECTOR, query.colour, limit=limit, where=where
-            )
-            colour(found)
-            if weight < 1.0 and points:
-                products = sorted({item.product_id for item in points.values()})
-                n = len(products) * POINTS_PER_PRODUCT
-                inside = _restricted(where, products)
-                shape(
-                    self.index.search(
-                        collection, shape_name, query.embedding, limit=n, where=inside
-                    )
-                )
-        exhausted = len(found) < limit
+            found = self._by_shape(collection, query, where, limit)
+            return found, len(found) < limit
+        # Colour leads: its nearest points are the candidates, and shape scores them.
+        assert query.colour is not None
+        points: dict[str, _Scored] = {}
+        hits = self.index.search(collection, COLOUR_VECTOR, query.colour, limit=limit, where=where)
+        for hit in hits:
+            points.setdefault(hit.id, _Scored(hit)).colour = max(0.0, min(1.0, hit.score))
+        if weight < 1.0 and points:
+            products = sorted({item.product_id for item in points.values()})
+            inside = _restricted(where, products)
+            n = len(products) * POINTS_PER_PRODUCT
+            name = SHAPE_VECTORS[query.metric]
+            for hit in self.index.search(collection, name, query.embedding, limit=n, where=inside):
+                item = points.setdefault(hit.id, _Scored(hit))
+                item.shape = shape_similarity(hit.score, query.metric, len(query.embedding))
         for item in points.values():
-            if weight <= 0.0:
-                item.score = item.shape or 0.0
-            elif weight >= 1.0:
-                item.score = item.colour or 0.0
-            else:
-                item.score = (1.0 - weight) * (item.shape or 0.0) + weight * (item.colour or 0.0)
-        return list(points.values()), exhausted
+            item.score = blend(item.shape, item.colour, weight)
+        return list(points.values()), len(hits) < limit
+
+    def _by_shape(
+        self, collection: str, query: RecommendQuery, where: PayloadFilter, limit: int
+    ) -> list[_Scored]:
+        """The nearest points by shape, scored (with their colour when it counts)."""
+        weight = _weight(query)
+        found = self.index.search(
+            collection,
+            SHAPE_VECTORS[query.metric],
+            query.embedding,
+            limit=limit,
+            where=where,
+            with_vectors=[COLOUR_VECTOR] if weight > 0.0 else False,
+        )
+        scored = [
+            _Scored(hit, shape=shape_similarity(hit.score, query.metric, len(query.embedding)))
+            for hit in found
+        ]
+        if weight > 0.0 and found:
+            # The colour vectors came with the hits: their cosine, as the index computes it.
+            assert query.colour is not None
+            stored = np.array([_colour_of(hit) for hit in found], dtype=np.float32)
+            probe = np.asarray(query.colour, dtype=np.float32)
+            probe /= max(float(np.linalg.norm(probe)), 1e-12)  # the index normalises too
+            for item, similarity in zip(scored, stored @ probe, strict=True):
+                item.colour = max(0.0, min(1.0, float(similarity)))
+        for item in scored:
+            item.score = blend(item.shape, item.colour, weight)
+        return scored
+
+    def _words(
+        self,
+        collection: str,
+        query: RecommendQuery,
+        where: PayloadFilter,
+        scored: Sequence[_Scored],
+        exhausted: bool,
+        shown: Sequence[_Scored],
+        hits: Sequence[ProductHit],
+    ) -> bool | None:
+        """Each hit's match word, from its lead over its own shop's background on its shop's
+        and class's scale; and whether any hit is a close match (``None``: unknown). See
+        :mod:`services.recommender.calibration`."""
+        weight = _weight(query)
+        backgrounds: dict[str | None, float | None] = {}
+        verdicts = []
+        for item, hit in zip(shown, hits, strict=True):
+            source = item.hit.payload.get("source")
+            kind = item.hit.payload.get("garment_parent")
+            scale = self.calibrator.scale(collection, source, kind, weight)
+            if scale is None:
+                continue
+            if source not in backgrounds:
+                scores = self._shop_scores(collection, query, where, scored, exhausted, source)
+                backgrounds[source] = background(scores)
+            floor = backgrounds[source]
+            lead = None if floor is None else item.score - floor
+            hit.match = scale.match(lead)
+            verdicts.append(scale.is_close(lead))
+        known = [verdict for verdict in verdicts if verdict is not None]
+        return any(known) if known else None
+
+    def _shop_scores(
+        self,
+        collection: str,
+        query: RecommendQuery,
+        where: PayloadFilter,
+        scored: Sequence[_Scored],
+        exhausted: bool,
+        source: str | None,
+    ) -> list[float]:
+        """The best score of each product among one shop's :data:`NEIGHBOURS` crops nearest by
+        shape: from the candidates when they hold all of them, else from a search of that shop
+        alone (another shop's products never change it)."""
+        if _weight(query) < 0.5:
+            own = [item for item in scored if item.hit.payload.get("source") == source]
+            if exhausted or len(own) >= NEIGHBOURS:
+                own.sort(key=lambda item: -(item.shape or 0.0))
+                return best_per_product((item.product_id, item.score) for item in own[:NEIGHBOURS])
+        found = self._by_shape(collection, query, shop_filter(where, source), NEIGHBOURS)
+        return best_per_product((item.product_id, item.score) for item in found)
 
     @staticmethod
     def _best_per_product(scored: Sequence[_Scored]) -> list[_Scored]:
@@ -486,6 +534,11 @@ def _by_shares(
     chosen.sort(key=lambda item: (-item.score, item.product_id))
     taken = {id(item) for item in chosen}
     return chosen + [item for item in rest if id(item) not in taken]
+
+
+def _weight(query: RecommendQuery) -> float:
+    """The colour weight of a query's scores (none without a colour descriptor)."""
+    return query.color_weight if query.colour is not None else 0.0
 
 
 def _colour_of(hit: Hit) -> list[float]:

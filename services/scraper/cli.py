@@ -31,14 +31,11 @@ def crawl(source: str, max_pages: int | None, run_id: int | None, as_json: bool)
     """Crawl SOURCE once now and record the crawl run (exit status 1 if it failed, 75 if
     another process is crawling SOURCE: one crawl per source at a time)."""
     from services.scraper.service import run_crawl
-    from services.scraper.settings import get_scraper_settings
     from shared.db import CrawlStatus
     from shared.db.sources import CrawlInProgressError
 
     try:
-        run = run_crawl(
-            source, get_settings(), get_scraper_settings(), run_id=run_id, max_pages=max_pages
-        )
+        run = run_crawl(source, get_settings(), run_id=run_id, max_pages=max_pages)
     except CrawlInProgressError as exc:
         click.echo(exc.message, err=True)
         sys.exit(EX_TEMPFAIL)
@@ -284,12 +281,11 @@ def _echo_categories(categories: list[CategoryGarment]) -> None:
 def scheduler() -> None:
     """Re-crawl every enabled source on its interval until stopped (SIGTERM or Ctrl-C)."""
     from services.scraper.scheduler import Scheduler
-    from services.scraper.settings import get_scraper_settings
     from shared.db import Catalog
 
     settings = get_settings()
     settings.ensure_dirs()
     catalog = Catalog.from_settings(settings)
     catalog.migrate()
-    Scheduler(settings, get_scraper_settings(), catalog).run_forever()
+    Scheduler(settings, catalog).run_forever()
     catalog.dispose()

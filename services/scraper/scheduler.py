@@ -32,7 +32,6 @@ from pathlib import Path
 from types import FrameType
 
 from services.scraper.schemas import SourceConfig
-from services.scraper.settings import ScraperSettings
 from shared.db import Catalog, CrawlStatus, SourceOut
 from shared.db.sources import CrawlInProgressError
 from shared.errors import ConfigurationError
@@ -101,7 +100,6 @@ class Scheduler:
     """Starts due crawls as subprocesses and watches them; :meth:`run_forever` loops."""
 
     settings: Settings
-    scraper: ScraperSettings
     catalog: Catalog
     log_dir: Path | None = None
     """Where crawl processes write their logs (``<source>.log``); None: inherit ours."""
@@ -134,7 +132,7 @@ class Scheduler:
     def tick(self) -> None:
         """Reap finished crawls, stop overdue ones, start due ones."""
         self.reap()
-        free = self.scraper.max_concurrent_crawls - len(self.running)
+        free = self.settings.scraper.max_concurrent_crawls - len(self.running)
         if free <= 0 or self._stop.is_set():
             return
         for source in self.due()[:free]:
@@ -142,7 +140,9 @@ class Scheduler:
 
     def start(self, source: SourceOut) -> None:
         try:
-            run = self.catalog.start_crawl_run(source.id, lease_s=self.scraper.crawl_lease_s)
+            run = self.catalog.start_crawl_run(
+                source.id, lease_s=self.settings.scraper.crawl_lease_s
+            )
         except CrawlInProgressError as exc:
             log.info("%s: not started: %s", source.name, exc.message)
             return
@@ -160,7 +160,7 @@ class Scheduler:
         finally:
             if output is not None:
                 output.close()
-        deadline = time.monotonic() + self.scraper.crawl_timeout_s + STOP_GRACE_S
+        deadline = time.monotonic() + self.settings.scraper.crawl_timeout_s + STOP_GRACE_S
         self.running[source.name] = _Crawl(source, run.id, process, deadline)
         log.info("%s: started crawl %d (pid %d)", source.name, run.id, process.pid)
 
@@ -203,7 +203,7 @@ class Scheduler:
 
     def fail_abandoned(self) -> int:
         """Runs left ``running`` by a scheduler that died, older than any crawl may take."""
-        cutoff = datetime.now(UTC) - timedelta(seconds=self.scraper.crawl_timeout_s + 60)
+        cutoff = datetime.now(UTC) - timedelta(seconds=self.settings.scraper.crawl_timeout_s + 60)
         count = 0
         for source in self.catalog.list_sources():
             for run in self.catalog.crawl_runs(source.id, limit=20):
@@ -238,12 +238,12 @@ class Scheduler:
             log.warning("marked %d abandoned crawl runs as failed", abandoned)
         log.info(
             "scheduler: polling every %.0fs, up to %d crawls at a time",
-            self.scraper.poll_interval_s,
-            self.scraper.max_concurrent_crawls,
+            self.settings.scraper.poll_interval_s,
+            self.settings.scraper.max_concurrent_crawls,
         )
         while not self._stop.is_set():
             self.tick()
-            self._stop.wait(self.scraper.poll_interval_s)
+            self._stop.wait(self.settings.scraper.poll_interval_s)
         self.shutdown()
 
     def shutdown(self) -> None:

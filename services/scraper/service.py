@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 
 from services.scraper.schemas import SourceConfig, SourceDefinition
-from services.scraper.settings import ScraperSettings, scrapy_settings
+from services.scraper.settings import scrapy_settings
 from services.scraper.writer import IndexSync
 from shared.db import Catalog, CrawlStatus, SourceOut
 from shared.db.schemas import CrawlRunOut
@@ -208,7 +208,6 @@ def finish_run(
 def run_crawl(
     source_name: str,
     settings: Settings,
-    scraper: ScraperSettings,
     *,
     run_id: int | None = None,
     max_pages: int | None = None,
@@ -233,11 +232,11 @@ def run_crawl(
     if max_pages is not None:
         config = config.model_copy(update={"max_pages": max_pages})
     try:
-        run = _claim_run(catalog, source, run_id, scraper.crawl_lease_s)
+        run = _claim_run(catalog, source, run_id, settings.scraper.crawl_lease_s)
     except LookalikeError:
         catalog.dispose()
         raise
-    heartbeat = LeaseHeartbeat(catalog, run.id, every_s=scraper.crawl_lease_s / 3)
+    heartbeat = LeaseHeartbeat(catalog, run.id, every_s=settings.scraper.crawl_lease_s / 3)
     log.info(
         "%s: crawl %d starting (%s)",
         source.name,
@@ -248,11 +247,11 @@ def run_crawl(
     finished: CrawlRunOut | None = None
     heartbeat.start()
     try:
-        quiet_scrapy(scraper.scrapy_log_level)
+        quiet_scrapy(settings.scraper.scrapy_log_level)
         process = CrawlerProcess(
-            {**scrapy_settings(config, settings, scraper), "LOG_INSTALL_ROOT_HANDLER": False}
+            {**scrapy_settings(config, settings), "LOG_INSTALL_ROOT_HANDLER": False}
         )
-        logging.getLogger("scrapy").setLevel(scraper.scrapy_log_level)
+        logging.getLogger("scrapy").setLevel(settings.scraper.scrapy_log_level)
         crawler = process.create_crawler(SourceSpider)
         process.crawl(
             crawler,

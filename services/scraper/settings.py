@@ -1,22 +1,17 @@
-"""Scraper settings: the service's own (from the environment) and the Scrapy settings of one
-crawl (from a source's config).
-
-``LOOKALIKE_SCRAPER__POLL_INTERVAL_S=10`` and friends set :class:`ScraperSettings`; the
-shared :class:`~shared.settings.Settings` gives the catalog, the broker and the data dir.
-"""
+"""The Scrapy settings of one crawl, from a source's config and the scheduler's own settings
+(``settings.scraper``, :class:`~shared.settings.ScraperSettings`:
+``LOOKALIKE_SCRAPER__POLL_INTERVAL_S=10`` and friends)."""
 
 from __future__ import annotations
 
-from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any, Literal
-
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from typing import Any
 
 from services.scraper.middlewares import ALLOW_PRIVATE_HOSTS_SETTING, ALLOW_PRIVATE_SETTING
 from services.scraper.schemas import SourceConfig
-from shared.settings import Settings, load_settings
+from shared.settings import ScraperSettings, Settings
+
+__all__ = ["PIPELINES", "ScraperSettings", "scrapy_settings", "user_agent"]
 
 PROJECT_URL = "https://github.com/lookalike"
 BATCH_SIZE_SETTING = "LOOKALIKE_WRITE_BATCH_SIZE"
@@ -33,36 +28,6 @@ PIPELINES: dict[str, int] = {
 """The item pipelines, in the order they run (lowest first)."""
 
 
-class ScraperSettings(BaseSettings):
-    """Settings of the scraper service (prefix ``LOOKALIKE_SCRAPER__``)."""
-
-    model_config = SettingsConfigDict(
-        env_prefix="LOOKALIKE_SCRAPER__", env_file=".env", env_file_encoding="utf-8", extra="ignore"
-    )
-
-    poll_interval_s: float = Field(default=30.0, gt=0)
-    """How often the scheduler looks for sources that are due."""
-    max_concurrent_crawls: int = Field(default=2, ge=1)
-    crawl_timeout_s: float = Field(default=6 * 3600.0, gt=0)
-    """A crawl still running after this is stopped (and recorded as failed)."""
-    crawl_lease_s: float = Field(default=60.0, gt=0)
-    """A crawl holds its source's crawl lock while it renews this lease (every third of it);
-    a lease not renewed for this long (the crawl died) may be taken over by another crawl."""
-    write_batch_size: int = Field(default=100, ge=1, le=5000)
-    """Products per catalog transaction."""
-    http_cache: bool = True
-    """Keep pages and revalidate them (ETag / Last-Modified) on the next crawl."""
-    log_stats_interval_s: float = Field(default=30.0, gt=0)
-    scrapy_log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "WARNING"
-    """Scrapy's own loggers (settings, stats, a line per page at DEBUG); the crawl's own
-    start and finish lines follow ``LOOKALIKE_LOG_LEVEL``."""
-
-
-@lru_cache(maxsize=1)
-def get_scraper_settings() -> ScraperSettings:
-    return load_settings(ScraperSettings)
-
-
 def user_agent() -> str:
     try:
         release = version("lookalike")
@@ -71,11 +36,10 @@ def user_agent() -> str:
     return f"Lookalike/{release} (+{PROJECT_URL})"
 
 
-def scrapy_settings(
-    config: SourceConfig, settings: Settings, scraper: ScraperSettings
-) -> dict[str, Any]:
+def scrapy_settings(config: SourceConfig, settings: Settings) -> dict[str, Any]:
     """The Scrapy settings of one crawl of one source: politeness, limits, cache, pipelines."""
     polite = config.politeness
+    scraper = settings.scraper
     return {
         "BOT_NAME": "lookalike",
         "USER_AGENT": user_agent(),

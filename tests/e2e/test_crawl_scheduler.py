@@ -15,9 +15,8 @@ import pytest
 
 from services.demo_shop import DemoCatalog, DemoShop
 from services.scraper.scheduler import Scheduler
-from services.scraper.settings import ScraperSettings
 from shared.db import Catalog, CrawlStatus, SourceIn
-from shared.settings import Settings
+from shared.settings import ScraperSettings, Settings
 
 pytestmark = pytest.mark.e2e
 
@@ -67,9 +66,8 @@ def test_scheduler_crawls_due_sources_on_their_interval(
     good = demo_source(catalog, "good", shop.url)
     gone = demo_source(catalog, "gone", "http://127.0.0.1:1")
     catalog.upsert_source(SourceIn(name="off", base_url=shop.url, enabled=False))
-    scheduler = Scheduler(
-        settings, ScraperSettings(max_concurrent_crawls=2), catalog, log_dir=tmp_path / "logs"
-    )
+    two = settings.model_copy(update={"scraper": ScraperSettings(max_concurrent_crawls=2)})
+    scheduler = Scheduler(two, catalog, log_dir=tmp_path / "logs")
     assert sorted(s.name for s in scheduler.due()) == ["gone", "good"]
     scheduler.tick()
     assert sorted(scheduler.running) == ["gone", "good"]
@@ -92,7 +90,7 @@ def test_a_crawl_process_that_dies_leaves_a_failed_run(
     catalog: Catalog, settings: Settings, shop: DemoShop
 ) -> None:
     source_id = demo_source(catalog, "doomed", shop.url)
-    scheduler = Scheduler(settings, ScraperSettings(), catalog)
+    scheduler = Scheduler(settings, catalog)
     scheduler.start(catalog.get_source("doomed"))
     scheduler.running["doomed"].process.kill()
     wait_for(lambda: not scheduler.running, step=scheduler.reap)
@@ -164,7 +162,7 @@ def test_one_crawl_per_source_at_a_time_across_processes(
         f"demo is being crawled by pid 4242 on elsewhere since {since} (crawl {held.id}); "
         "try again when it ends"
     )
-    scheduler = Scheduler(settings, ScraperSettings(), catalog)
+    scheduler = Scheduler(settings, catalog)
     scheduler.start(catalog.get_source("demo"))
     assert scheduler.running == {}, "the scheduler does not start a second crawl either"
     assert [run.id for run in catalog.crawl_runs(source_id)] == [held.id]

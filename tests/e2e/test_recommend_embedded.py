@@ -14,7 +14,7 @@ from PIL import Image
 from services.demo_shop import pages
 from services.demo_shop.catalog import DemoCatalog, compose_outfit, render_image
 from services.demo_shop.vocabulary import LOWER_BODY
-from services.gateway.detection import make_detector
+from services.detector.client import make_detector
 from shared.settings import Settings
 from tests.stack import Stack
 

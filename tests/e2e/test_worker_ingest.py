@@ -151,7 +151,7 @@ def test_worker_ingests_the_catalog_once(
     assert body["images"]["done"] == len(ids) + 1
     assert body["images"]["failed"] == body["images"]["pending"] == 0
     assert body["queues"] == {"ingest": 0, "index": 0}
-    assert body["model"].startswith(f"{producer.recommender.embedder}-"), "the default model"
+    assert body["model"].startswith(f"{producer.embedder.model}-"), "the default model"
     assert f"held by another process: worker (pid {worker.pid} on " in body["index"]["detail"]
     assert all(pg_catalog.get_image(i).attempts == 1 for i in ids), "an image ran twice"
     # 503 the first time: the task retried it (with backoff) and it was done the second time.

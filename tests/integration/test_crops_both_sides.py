@@ -14,7 +14,7 @@ import pytest
 
 from services.demo_shop.catalog import DemoCatalog
 from services.demo_shop.server import DemoShop
-from services.detector import load_detector
+from services.detector.client import make_detector
 from services.gateway.service import RecommendPipeline, Timings
 from services.ingest.pipeline import IngestReport, IngestRuntime
 from shared import index_layout
@@ -55,7 +55,7 @@ def test_a_catalog_photo_and_the_same_photo_as_a_query_get_the_same_crops_and_co
     gateway = RecommendPipeline(
         settings,
         catalog,
-        load_detector(settings),
+        make_detector(settings),
         None,
         None,
         http=httpx.Client(),  # type: ignore[arg-type]

@@ -16,8 +16,7 @@ from PIL import Image
 
 from services.demo_shop import DemoCatalog, compose_outfit, render_image
 from services.detector.api import create_app
-from services.detector.client import MAX_IMAGES, HttpDetector
-from services.detector.loader import load_detector
+from services.detector.client import MAX_IMAGES, HttpDetector, make_detector
 from shared.detection import GarmentDetector
 from shared.errors import ServiceUnavailableError
 from shared.settings import ImageSettings, Settings
@@ -81,11 +80,11 @@ def test_health_and_readiness(service: tuple[str, Settings]) -> None:
 
 def test_client_batch_matches_in_process(service: tuple[str, Settings]) -> None:
     url, settings = service
-    client = load_detector(settings.model_copy(update={"detector_url": url}))
+    client = make_detector(settings.model_copy(update={"detector_url": url}))
     assert isinstance(client, HttpDetector) and isinstance(client, GarmentDetector)
     images = list(_shots())
     remote = client.detect(images)
-    local = load_detector(settings).detect(images)
+    local = make_detector(settings).detect(images)
     assert [r.path for r in remote] == [r.path for r in local]
     assert [len(r.detections) for r in remote][:2] == [1, 2]
     for a, b in zip(remote, local, strict=True):
@@ -167,7 +166,7 @@ def test_a_class_can_have_its_own_lowest_score(tmp_path: Path) -> None:
     def detections(**scores: float) -> list[list[tuple[str | None, float]]]:
         settings = Settings(data_dir=tmp_path)
         detector = settings.detector.model_copy(update={"class_min_score": scores})
-        found = load_detector(settings.model_copy(update={"detector": detector})).detect(photos)
+        found = make_detector(settings.model_copy(update={"detector": detector})).detect(photos)
         return [[(d.category, d.score) for d in result.detections] for result in found]
 
     plain = detections()

@@ -19,7 +19,7 @@ from PIL import Image
 
 from services.demo_shop.catalog import DemoCatalog, DemoProduct, render_image
 from services.demo_shop.server import DemoShop
-from services.detector import load_detector
+from services.detector.client import make_detector
 from services.embedder.client import make_embedder
 from services.gateway.app import create_app
 from services.gateway.schemas import RecommendParams
@@ -125,7 +125,7 @@ def test_a_products_own_image_comes_back_first(world: World, client: TestClient)
         assert len({r["id"] for r in group["recommendations"]}) == len(group["recommendations"])
         x0, y0, x1, y1 = group["box"]
         assert 0 <= x0 < x1 <= 400 and 0 <= y0 < y1 <= 500
-    assert body["model_version"].startswith(f"{world.settings.recommender.embedder}-")
+    assert body["model_version"].startswith(f"{world.settings.embedder.model}-")
     for stage in ("decode", "detect", "embed", "search", "hydrate", "total"):
         assert body["timings_ms"][stage] >= 0
 
@@ -151,7 +151,7 @@ def test_a_product_shot_asks_the_recommender_once(world: World) -> None:
         pipeline = RecommendPipeline(
             settings,
             world.catalog,
-            load_detector(settings),
+            make_detector(settings),
             make_embedder(settings, catalog=world.catalog),
             recommender,
             http=http,
@@ -259,7 +259,7 @@ def test_colour_weight_changes_the_ranking(world: World, client: TestClient) -> 
     blend = _ids(_post(client, data, cross_category="true", k=PRODUCTS, color_weight=0.5))
     assert shape != colour
     assert len({tuple(shape), tuple(colour), tuple(blend)}) >= 2
-    default = world.settings.recommender.color_weight
+    default = world.settings.gateway.color_weight
     assert 0 < default < 1
     unset = _ids(_post(client, data, cross_category="true", k=PRODUCTS))
     assert unset == _ids(

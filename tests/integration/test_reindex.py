@@ -75,8 +75,8 @@ def test_reindex_switches_the_alias_with_no_gap_in_search(
 ) -> None:
     # From frozen Lite0 to a random-weight Lite0: one dimension, so one probe vector searches
     # the alias before, during and after the switch.
-    lite0 = data_settings.recommender.model_copy(update={"embedder": "efficientnet_lite0"})
-    runtime = _ingest(data_settings.model_copy(update={"recommender": lite0}), shop, 4)
+    lite0 = data_settings.embedder.model_copy(update={"model": "efficientnet_lite0"})
+    runtime = _ingest(data_settings.model_copy(update={"embedder": lite0}), shop, 4)
     try:
         catalog, index, pipeline = runtime.catalog, runtime.index, runtime.pipeline
         old = index.resolve(index_layout.ALIAS)
@@ -235,14 +235,12 @@ def test_a_gateway_without_ingest_cannot_reindex(tmp_path: Path) -> None:
 
 
 def test_a_fresh_catalog_starts_with_the_configured_embedder(data_settings: Settings) -> None:
-    """``recommender.embedder`` names the model a catalog without an active one starts with;
+    """``embedder.model`` names the model a catalog without an active one starts with;
     once registered, the catalog's own choice wins over the setting."""
     from services.embedder.provider import ModelProvider
 
     chosen = data_settings.model_copy(
-        update={
-            "recommender": data_settings.recommender.model_copy(update={"embedder": "street-lite0"})
-        }
+        update={"embedder": data_settings.embedder.model_copy(update={"model": "street-lite0"})}
     )
     catalog = Catalog.from_settings(chosen)
     catalog.migrate()

@@ -296,13 +296,12 @@ def test_shipped_default_product_shot_and_many_people() -> None:
         assert result.fallback == (result.path == "whole-image")
 
 
-def test_load_detector_picks_client_or_in_process() -> None:
-    from services.detector import load_detector
-    from services.detector.client import HttpDetector
+def test_make_detector_picks_client_or_in_process() -> None:
+    from services.detector.client import HttpDetector, make_detector
     from services.detector.loader import LazyDetector
 
-    assert isinstance(load_detector(Settings(detector_url="http://127.0.0.1:9")), HttpDetector)
-    assert isinstance(load_detector(Settings()), LazyDetector)
+    assert isinstance(make_detector(Settings(detector_url="http://127.0.0.1:9")), HttpDetector)
+    assert isinstance(make_detector(Settings()), LazyDetector)
 
 
 def test_importing_the_package_loads_no_model() -> None:

@@ -289,54 +289,6 @@ def test_the_products_of_unlikely_garment_classes_come_last(tmp_path: Path) -> N
     engine.close()
 
 
-def test_calibration_places_scores_among_same_kind_neighbours(tmp_path: Path) -> None:
-    from services.recommender.calibration import Calibrator
-
-    engine = EdgeIndex(tmp_path / "calibrated")
-    indexing.ensure_collection(engine, VERSION, DIM)
-    collection = index_layout.collection_name(VERSION)
-    rng = np.random.default_rng(0)
-    # 30 pairs of near twins in random directions: a product's nearest same-kind neighbour
-    # stands far above the rest of them.
-    bases = rng.standard_normal((30, DIM))
-    points = [
-        _point(
-            2 * n + twin + 1,
-            2 * n + twin + 1,
-            (base + 0.4 * twin * rng.standard_normal(DIM)).tolist(),
-            colour=int(rng.integers(COLOUR_DIM)),
-        )
-        for n, base in enumerate(bases)
-        for twin in (0, 1)
-    ]
-    engine.upsert(collection, points)
-    recommender = Recommender(engine)
-    # Learnt off the query path: the first query finds no scale and starts learning it.
-    [first] = recommender.recommend([_query(embedding=_unit(bases[4].tolist()))])
-    assert first.close_match is None and {hit.match for hit in first.hits} == {None}
-    calibration = recommender.calibrator.get(collection, wait=True)
-    assert calibration == Calibrator(engine).learn(collection)
-    assert calibration is not None and calibration.sample >= 8
-    assert 0 < calibration.floor <= calibration.close <= calibration.very_close < 1.0
-    assert calibration.match(1.0, 0.0) == "very close"
-    assert calibration.match(0.3, 0.2) == "loose" and calibration.match(0.3, None) is None
-    assert calibration.is_close(1.0, 0.0) and not calibration.is_close(0.3, 0.2)
-
-    [twin] = recommender.recommend([_query(embedding=_unit(bases[4].tolist()), garments=["top"])])
-    assert twin.close_match is True and twin.hits[0].match == "very close"
-    assert twin.hits[-1].match == "loose"
-    # Between every product: none stands out, as no catalog product's nearest one fails to.
-    middle = _unit(bases.mean(axis=0).tolist())
-    [vague] = recommender.recommend([_query(embedding=middle, garments=["top"])])
-    assert vague.close_match is False
-    engine.close()
-
-
-def test_a_tiny_catalog_has_no_scale(index: EdgeIndex) -> None:
-    [result] = Recommender(index).recommend([_query()])
-    assert result.close_match is None and {hit.match for hit in result.hits} == {None}
-
-
 def test_an_unsure_querys_classes_share_the_places(tmp_path: Path) -> None:
     engine = EdgeIndex(tmp_path / "shares")
     indexing.ensure_collection(engine, VERSION, DIM)

@@ -12,7 +12,7 @@ from services.scraper.schemas import (
     SourceConfig,
     load_sources_file,
 )
-from services.scraper.settings import ScraperSettings, scrapy_settings
+from services.scraper.settings import scrapy_settings
 from shared.db import SourceOut
 from shared.errors import ConfigurationError, InvalidInputError
 from shared.settings import Settings
@@ -161,7 +161,7 @@ def test_politeness_and_safety_become_scrapy_settings(tmp_path: Path) -> None:
     config = SourceConfig.model_validate(
         {"start_urls": ["https://a.example/"], "politeness": {"concurrency": 3}, "max_pages": 9}
     )
-    values = scrapy_settings(config, Settings(data_dir=tmp_path), ScraperSettings())
+    values = scrapy_settings(config, Settings(data_dir=tmp_path))
     assert values["ROBOTSTXT_OBEY"] is True
     assert values["USER_AGENT"].startswith("Lookalike/")
     assert "+https://" in values["USER_AGENT"]

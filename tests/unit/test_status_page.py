@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from services.gateway.page import MAX_CATEGORY_ROWS, render_status_page
+from services.gateway.routes.page import MAX_CATEGORY_ROWS, render_status_page
 from shared.db import CatalogStats, CategoryGarment, ImageState, IngestProgress, SourceOut
 from shared.health import Check
 

@@ -12,14 +12,10 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, ValidationError
 from starlette.datastructures import UploadFile
 
+from services.gateway.answers import RecentAnswers
 from services.gateway.deps import CatalogDep, PipelineDep
 from services.gateway.errors import ConflictError, error_responses
-from services.gateway.limits import (
-    RecentAnswers,
-    check_api_key,
-    enforce_feedback_limit,
-    enforce_rate_limit,
-)
+from services.gateway.limits import check_api_key, enforce_feedback_limit, enforce_rate_limit
 from services.gateway.metrics import GatewayMetrics
 from services.gateway.schemas import (
     MAX_LISTED,

@@ -24,7 +24,7 @@ from services.gateway.examples import example_photo, examples_for
 from shared.db import CatalogStats, CategoryGarment, Facets, IngestProgress, SourceOut
 from shared.health import Check
 
-STATIC_DIR = Path(__file__).with_name("static")
+STATIC_DIR = Path(__file__).parent.parent / "static"
 
 # The page loads only its own files; product pictures come from the shops' own hosts and the
 # shopper's photo is shown from a blob: URL, so images are the one thing allowed from elsewhere.
@@ -92,7 +92,7 @@ async def storefront_config(catalog: CatalogDep, settings: SettingsDep) -> Store
             indexing=progress.waiting > 0,
         ),
         max_upload_bytes=settings.images.max_upload_bytes,
-        color_weight=settings.recommender.color_weight,
+        color_weight=settings.gateway.color_weight,
         feedback=not settings.api_key,
     )
 

@@ -1,4 +1,5 @@
-"""Gateway routes. Request handling only; the logic lives in the shared catalog API."""
+"""Ops and catalog routes: ``/readyz``, ``/status``, ``/products/{id}``. Request handling only;
+the logic lives in the shared catalog API."""
 
 from __future__ import annotations
 
