@@ -174,7 +174,8 @@ class Recommender:
         nearest = self._recommend(
             RecommendQuery(
                 embedding=query.embedding, model_version=query.model_version, k=vote.neighbours
-            )
+            ),
+            words=False,
         )
         scope = decide(
             None,
@@ -210,7 +211,8 @@ class Recommender:
                 "embedder and the index disagree on the model: reindex or restart the embedder"
             ) from None
 
-    def _recommend(self, query: RecommendQuery) -> RecommendResult:
+    def _recommend(self, query: RecommendQuery, *, words: bool = True) -> RecommendResult:
+        """One query's hits (``words``: with their match words, see :meth:`_words`)."""
         collection = self._collection(query.model_version)
         if collection is None:
             return RecommendResult(hits=[], collection=None, candidates=0)
@@ -235,7 +237,7 @@ class Recommender:
         shown = ranked[: query.k]
         hits = [_product_hit(item) for item in shown]
         close_match = None
-        if hits and query.metric == "cosine":
+        if words and hits and query.metric == "cosine":
             close_match = self._words(collection, query, where, scored, exhausted, shown, hits)
         return RecommendResult(
             hits=hits,
