@@ -56,6 +56,19 @@ class ImageSettings(BaseModel):
     ``gateway.max_image_pixels``)."""
 
 
+class CropSettings(BaseModel):
+    """How a photo becomes garment crops, the same for the catalog and a shopper's photo
+    (:mod:`shared.crops`)."""
+
+    detect: bool = False
+    """Crop catalog photos to the garments the detector finds (in process, or the detector
+    service when ``detector_url`` is set), and a shopper's product shot (plain background)
+    likewise. Off (the default), each catalog photo is one whole-image crop and so is a
+    product shot; street photos are cropped to their garments either way. On 2 cores
+    detection costs ~23 ms a product shot and ~60 ms a photo of a person, against ~10 ms to
+    embed an image (formerly ``ingest.detect``, still read when this one is not set)."""
+
+
 class GatewaySettings(BaseModel):
     allow_private_image_hosts: list[str] = Field(default_factory=list)
     """``host:port`` pairs that ``image_url`` may reach although they are private/loopback
@@ -79,7 +92,7 @@ class GatewaySettings(BaseModel):
     feedback_window_s: int = Field(default=3600, gt=0)
     """How long after a ``/recommend`` answer feedback without an API key may refer to it."""
 
-    # How a query is scoped and ranked (read by services/gateway/scope.py and service.py).
+    # How a query is scoped and ranked (read by shared/scope.py and services/gateway/service.py).
     default_k: int = Field(default=12, gt=0, le=100)
     """Products per garment when a request does not set ``k``."""
     color_weight: float = Field(default=0.2, ge=0.0, le=1.0)
@@ -94,7 +107,7 @@ class GatewaySettings(BaseModel):
     """How many garment classes an unsure crop searches (see ``category_threshold``)."""
     detector_weight: float = Field(default=0.8, ge=0.0, le=1.0)
     """The detector's share of a street crop's garment class, the classifier's the rest
-    (``services/gateway/scope.py``); at 0.8 the detector's class is always searched first.
+    (``shared/scope.py``); at 0.8 the detector's class is always searched first.
     Chosen by BENCHMARKS.md, what ships now: street garment hit@10."""
     neighbour_weight: float = Field(default=1.0, ge=0.0, le=1.0)
     """The nearest catalog products' share of a product shot's garment class, the
@@ -110,7 +123,7 @@ class GatewaySettings(BaseModel):
     unlikely_class: float = Field(default=0.1, ge=0.0, le=1.0)
     """Within the classes searched, the products of a finer class (skirts, leggings ...) that
     the crop classifier gives less than this probability come after the others (0: by score
-    alone; ``services/gateway/scope.py``). Chosen by BENCHMARKS.md, what ships now: street
+    alone; ``shared/scope.py``). Chosen by BENCHMARKS.md, what ships now: street
     class P@10."""
 
     @field_validator("allow_private_image_hosts")
@@ -199,11 +212,6 @@ class IngestSettings(BaseModel):
     """A worker renews its claims every third of this; claims not renewed for this long (the
     worker died) go back to ``pending`` at the sweeper's next lease check (every third too)."""
     max_attempts: int = Field(default=5, gt=0)
-    detect: bool = False
-    """Crop catalog images to their garments with the detector (in process, or the detector
-    service when ``detector_url`` is set). Off (the default), each image is one whole-image
-    crop: on 2 cores detection costs ~23 ms a product shot and ~60 ms a photo of a person,
-    against ~10 ms to embed an image."""
 
 
 class ScraperSettings(BaseModel):
@@ -245,6 +253,7 @@ MOVED: dict[tuple[str, str], str] = {
     ("recommender", "unlikely_class"): "gateway",
     ("recommender", "embedder"): "embedder.model",
     ("recommender", "classifier"): "embedder.classifier",
+    ("ingest", "detect"): "crops",
 }
 """(old group, setting) -> where it lives now: a group (the same name there) or
 ``group.name``. The old environment variables and group keys still set it."""
@@ -332,6 +341,7 @@ class Settings(BaseSettings):
     worker_concurrency: int = Field(default=2, gt=0)
 
     images: ImageSettings = Field(default_factory=ImageSettings)
+    crops: CropSettings = Field(default_factory=CropSettings)
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     detector: DetectorSettings = Field(default_factory=DetectorSettings)

@@ -36,6 +36,7 @@ __all__ = [
     "map_category",
     "normalise",
     "parent",
+    "read_classes",
 ]
 
 
@@ -210,6 +211,24 @@ def parent(label: str | GarmentClass | None) -> str | None:
     """The top-level parent of a class or a label (``"Skinny Jeans"`` -> ``"bottom"``)."""
     garment = label if isinstance(label, GarmentClass) else garment_class(label)
     return garment.parent if garment is not None else None
+
+
+@lru_cache(maxsize=256)
+def _model_class(name: str) -> GarmentClass | None:
+    return garment_class(name)
+
+
+def read_classes(probabilities: Mapping[str, float]) -> dict[str, float]:
+    """A classifier's probabilities (``{model class: probability}``) in the taxonomy's names,
+    most probable first (ties in the model's order): the one reading of a model's classes that
+    the catalog's crop votes and a shopper's search scope share. A class the taxonomy cannot
+    read is left out, its mass too; two model classes read as one class add up."""
+    read: dict[str, float] = {}
+    for name, probability in probabilities.items():
+        known = _model_class(name)
+        if known is not None:
+            read[known.name] = read.get(known.name, 0.0) + probability
+    return dict(sorted(read.items(), key=lambda item: -item[1]))
 
 
 def is_not_garment(label: str | None) -> bool:

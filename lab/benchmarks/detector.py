@@ -85,8 +85,15 @@ def detector_figures() -> Figures:
     figures["product_shot_ms_p50"] = _product_latency()
     if (STREET_DATA / "boxes.csv").is_file():
         from lab.detector.cli import run_evaluation
+        from shared.errors import ConfigurationError
 
-        report = run_evaluation(STREET_DATA, None, which="val")
+        try:
+            report = run_evaluation(STREET_DATA, None, which="val")
+        except ConfigurationError as exc:
+            # The shipped detector trained on every photo: no held-out figures here; they come
+            # from its recipe's split run (`lookalike eval-detector`, BENCHMARKS.md).
+            figures["quality"] = f"skipped: {exc}"
+            return figures
         figures["split"] = f"{report['split']} ({report['n_images']} images)"
         for key in ("recall@0.5", "precision@0.5", "map@0.5", "map@0.5_targets"):
             figures[key] = report[key]

@@ -274,7 +274,7 @@ def _ingest(
         "images_done": done,
         "images_failed": failed,
         "points": points,
-        "detect": settings.ingest.detect,
+        "detect": settings.crops.detect,
         "seconds": round(seconds, 1),
         "images_per_s": round(done / seconds, 1) if seconds > 0 else 0.0,
     }

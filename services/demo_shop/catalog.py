@@ -8,15 +8,14 @@ HTTP validators served from the catalog change with it. All methods are thread-s
 
 from __future__ import annotations
 
-import re
 import threading
-import unicodedata
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import Decimal
 
 from services.demo_shop.images import OutfitPhoto, compose_outfit, render_image, render_outfit
+from services.demo_shop.product import GENERATED_EPOCH, DemoProduct, money, slugify
 from services.demo_shop.rng import seeded_rng
 from services.demo_shop.vocabulary import (
     AVAILABILITY,
@@ -40,81 +39,9 @@ __all__ = [
     "render_outfit",
 ]
 
-GENERATED_EPOCH = datetime(2024, 1, 1, tzinfo=UTC)
-"""Generated products get ``last_modified`` times within 300 days after this instant."""
-
-_CENT = Decimal("0.01")
-_SLUG_JUNK = re.compile(r"[^a-z0-9]+")
-
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-def _money(value: Decimal | str | int | float) -> Decimal:
-    try:
-        amount = Decimal(str(value)).quantize(_CENT, rounding=ROUND_HALF_UP)
-    except InvalidOperation as exc:
-        raise ValueError(f"not a price: {value!r}") from exc
-    if not amount.is_finite() or amount < 0:
-        raise ValueError(f"price must be a non-negative amount, got {value!r}")
-    return amount
-
-
-def slugify(text: str) -> str:
-    """ASCII, lower-case, dash-separated form of ``text`` (``"Ombré Coat"`` -> ``ombre-coat``)."""
-    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
-    return _SLUG_JUNK.sub("-", ascii_text.lower()).strip("-")
-
-
-@dataclass(frozen=True)
-class DemoProduct:
-    """One product of the demo shop. Immutable: catalog mutations replace the instance."""
-
-    sku: str
-    slug: str
-    title: str
-    brand: str
-    category: str
-    colour: str
-    pattern: str
-    price: Decimal
-    description: str
-    currency: str = "EUR"
-    availability: str = "InStock"
-    image_version: int = 1
-    views: tuple[str, ...] = ("front",)
-    variant: int = 0
-    """Seed of the small drawing variations (size, position, hue) of this product's pictures."""
-    last_modified: datetime = GENERATED_EPOCH
-    """When the product page last changed."""
-    image_modified: datetime = GENERATED_EPOCH
-    """When the pictures last changed (``image_version`` bump)."""
-
-    def __post_init__(self) -> None:
-        if self.category not in CATEGORIES:
-            raise ValueError(f"unknown category {self.category!r}; expected one of {CATEGORIES}")
-        if self.colour not in COLOURS:
-            raise ValueError(f"unknown colour {self.colour!r}")
-        if self.pattern not in PATTERNS:
-            raise ValueError(f"unknown pattern {self.pattern!r}; expected one of {PATTERNS}")
-        if self.availability not in AVAILABILITY:
-            raise ValueError(f"unknown availability {self.availability!r}")
-        if not self.views or self.views[0] != "front" or not set(self.views) <= set(VIEWS):
-            raise ValueError(f"views must start with 'front' and come from {VIEWS}")
-        if len(set(self.views)) != len(self.views):
-            raise ValueError(f"duplicate views in {self.views}")
-        if self.image_version < 1:
-            raise ValueError("image_version starts at 1")
-        if not self.sku or not self.slug or slugify(self.slug) != self.slug:
-            raise ValueError(
-                f"sku and a url-safe slug are required, got {self.sku!r}/{self.slug!r}"
-            )
-        object.__setattr__(self, "price", _money(self.price))
-
-    @property
-    def availability_url(self) -> str:
-        return f"https://schema.org/{self.availability}"
 
 
 def _category_for(seed: int, index: int) -> str:
@@ -349,7 +276,7 @@ class DemoCatalog:
             return product
 
     def set_price(self, sku: str, price: Decimal | str | int | float) -> DemoProduct:
-        return self._replace(sku, price=_money(price))
+        return self._replace(sku, price=money(price))
 
     def set_availability(self, sku: str, availability: str) -> DemoProduct:
         if availability not in AVAILABILITY:

@@ -12,16 +12,14 @@ import io
 import math
 import random
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import numpy as np
 from PIL import Image, ImageChops, ImageDraw, ImageFilter, ImageOps
 
+from services.demo_shop.product import DemoProduct
 from services.demo_shop.rng import seeded_rng
 from services.demo_shop.vocabulary import COLOURS, VIEWS
-
-if TYPE_CHECKING:
-    from services.demo_shop.catalog import DemoProduct
 
 RGB = tuple[int, int, int]
 Point = tuple[float, float]

@@ -82,7 +82,7 @@ def _decode(
 
 @router.post("/features", response_model=Features, tags=["embed"])
 async def features(request: Request, service: ServiceDep) -> Features:
-    """Embedding, colour descriptor and categories of each crop (multipart ``crops``)."""
+    """Embedding and categories of each crop (multipart ``crops``)."""
     settings: Settings = request.app.state.settings
     async with request.form(max_files=MAX_CROPS, max_fields=4) as form:
         uploads = [part for part in form.getlist("crops") if isinstance(part, UploadFile)]

@@ -9,10 +9,9 @@ __all__ = ["CropFeatures", "Features"]
 
 
 class CropFeatures(BaseModel):
-    """One crop: its embedding, colour descriptor and (with a classifier) categories."""
+    """One crop: its embedding and (with a classifier) categories."""
 
     embedding: list[float]
-    colour: list[float]
     category: str | None = None
     probability: float | None = None
     probabilities: dict[str, float] = Field(

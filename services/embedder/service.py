@@ -1,4 +1,4 @@
-"""Query-time embedding: crops in, embedding + colour descriptor + category out.
+"""Query-time embedding: crops in, embedding + category out.
 
 The gateway calls this for a shopper's garment crops, in process (``lookalike run``) or through
 the embedder service (``python -m services.embedder``). Crops are embedded with the catalog's
@@ -21,7 +21,6 @@ from PIL import Image
 
 from services.embedder.provider import ModelProvider, ModelSpec
 from services.embedder.schemas import CropFeatures, Features
-from shared.colour import colour_descriptor
 from shared.errors import InvalidInputError, LookalikeError
 from shared.health import Check
 from shared.images import to_rgb
@@ -77,15 +76,15 @@ class EmbedderService:
             log.warning("could not load the embedder model at start: %s", exc)
 
     def features(self, crops: Sequence[Image.Image], *, classify: bool = True) -> Features:
-        """Embedding, colour descriptor and (``classify``) categories of each crop, in order.
-        A caller that chose the category itself skips the separate classifier."""
+        """Embedding and (``classify``) categories of each crop, in order (the crop's colour
+        descriptor comes with the crop: :func:`shared.crops.garment_crops`). A caller that
+        chose the category itself skips the separate classifier."""
         if not crops:
             raise InvalidInputError("no crops to embed")
         if len(crops) > MAX_CROPS:
             raise InvalidInputError(f"at most {MAX_CROPS} crops per call, got {len(crops)}")
         model = self.model()
         pictures = [to_rgb(crop) for crop in crops]
-        colours = [colour_descriptor(picture) for picture in pictures]
         classes: tuple[str, ...] = model.info.classes
         classifier_version = None
         probabilities: np.ndarray | None = None
@@ -101,10 +100,7 @@ class EmbedderService:
                 classifier_version = classifier.info.version
         out = []
         for i, embedding in enumerate(embeddings):
-            item = CropFeatures(
-                embedding=embedding.astype(np.float32).tolist(),
-                colour=colours[i].astype(np.float32).tolist(),
-            )
+            item = CropFeatures(embedding=embedding.astype(np.float32).tolist())
             if probabilities is not None:
                 order = np.argsort(-probabilities[i])
                 item.probabilities = {

@@ -1,10 +1,13 @@
 """``POST /recommend`` as a pipeline: photo -> garments -> crops -> features -> products.
 
 1. decode the upload (or the fetched ``image_url``) with byte and pixel limits;
-2. find the garments (the detector; no garment: an empty answer with a notice);
+2. find the garments (the detector; no garment: an empty answer with a notice) and cut them
+   as the catalog's are (:func:`shared.crops.garment_crops`);
 3. embed and classify every crop (the embedder), and scope each search: the caller's shop
-   categories, else the garment classes of :mod:`.scope` (detector and classifier blended; the
-   top one, or the top two when unsure), never every class unless the caller asks;
+   categories, else the garment classes of :mod:`shared.scope` (detector and classifier
+   blended; the top one, or the top two when unsure), never every class unless the caller
+   asks; a product shot's nearest catalog products vote instead of the detector, inside the
+   search call (a :class:`NeighbourVote`);
 4. k-NN, filters and re-ranking (the recommender), one query per garment in one call;
 5. titles, URLs and prices from the catalog, the source of truth.
 
@@ -17,10 +20,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import httpx
+import numpy as np
 
 from services.embedder.client import EmbedderClient
 from services.embedder.schemas import CropFeatures
@@ -30,16 +34,25 @@ from services.gateway.schemas import (
     RecommendParams,
     RecommendResponse,
 )
-from services.gateway.scope import decide, label
 from services.recommender.client import RecommenderClient
-from services.recommender.schemas import Filters, RecommendQuery, RecommendResult, SimilarQuery
+from services.recommender.schemas import (
+    Decided,
+    Filters,
+    NeighbourVote,
+    RecommendQuery,
+    RecommendResult,
+    SimilarQuery,
+)
+from shared.crops import GarmentCrop, garment_crops
 from shared.db import Catalog
-from shared.detection import FOREGROUND, Detection, GarmentDetector
+from shared.detection import GarmentDetector
 from shared.download import fetch_image
 from shared.errors import InvalidInputError, LookalikeError, PayloadTooLargeError
-from shared.images import crop_box, load_work_image
+from shared.images import load_work_image
 from shared.netsafe import PrivateAddressError, UnsafeURLError, check_url
+from shared.scope import decide, label
 from shared.settings import Settings
+from shared.taxonomy import read_classes
 
 __all__ = ["RecommendPipeline", "Timings"]
 
@@ -85,18 +98,23 @@ class _Garment:
     parents: tuple[str, ...] = ()
     shares: tuple[float, ...] = ()
     unlikely: tuple[str, ...] = ()
+    colour: list[float] | None = None
+    """The crop's colour descriptor (:func:`shared.crops.garment_crops`)."""
+    vote: NeighbourVote | None = None
+    """A product shot's classes, to be decided by its nearest catalog products."""
 
 
-def _as_catalog_frames(detections: list[Detection], width: int, height: int) -> Detection:
-    """A product shot framed as the catalog frames its photos when ingest does not detect:
-    whole (a pair of shoes is one product); its box spans what the detector found."""
-    box = (
-        min(d.box[0] for d in detections),
-        min(d.box[1] for d in detections),
-        max(d.box[2] for d in detections),
-        max(d.box[3] for d in detections),
+def _decided(garment: _Garment, decided: Decided) -> _Garment:
+    """A product shot's garment once the recommender decided its classes."""
+    return replace(
+        garment,
+        category=decided.garment,
+        probability=decided.probability,
+        parents=tuple(decided.garments),
+        shares=tuple(decided.garment_shares),
+        unlikely=tuple(decided.unlikely_garments),
+        vote=None,
     )
-    return Detection(box=box, category=None, score=1.0, crop_box=(0.0, 0.0, width, height))
 
 
 class RecommendPipeline:
@@ -155,7 +173,10 @@ class RecommendPipeline:
         self._check_categories(params)
         return self._photo(data, params, Timings())
 
-    def _photo(self, data: bytes, params: RecommendParams, timings: Timings) -> RecommendResponse:
+    def crops(self, data: bytes, timings: Timings) -> list[GarmentCrop]:
+        """A photo's garment crops, made as the catalog's are (:func:`shared.crops.garment_crops`):
+        decoded once, the detector's boxes framed and cut, each with its colour descriptor;
+        none when the detector finds no garment."""
         limit = self.settings.images.max_upload_bytes
         if len(data) > limit:
             raise PayloadTooLargeError(f"the image is {len(data)} bytes; the limit is {limit}")
@@ -169,23 +190,21 @@ class RecommendPipeline:
         if result.fallback or not result.detections:
             # Nothing that looks like a garment (a product shot on a plain background takes the
             # foreground path and is never a fallback): an honest empty answer, not a guess.
+            return []
+        with timings.stage("embed"):  # the colour descriptors, made beside the embeddings
+            return garment_crops(image, size, result, detect=self.settings.crops.detect)
+
+    def _photo(self, data: bytes, params: RecommendParams, timings: Timings) -> RecommendResponse:
+        crops = self.crops(data, timings)
+        if not crops:
             return self._respond([], None, timings, notice=NO_GARMENT)
-        detections = result.detections
-        if result.path == FOREGROUND and not self.settings.ingest.detect:
-            detections = [_as_catalog_frames(detections, image.width, image.height)]
-        crops = [crop_box(image, d.region) for d in detections]
         with timings.stage("embed"):
             classify = not (params.category or params.cross_category)
-            features = self.embedder.features(crops, classify=classify)
-        with timings.stage("search"):
-            shots = [d.category is None for d in detections]
-            neighbours = self._neighbours(features.crops, shots, params, features.model_version)
-        sx, sy = size[0] / image.width, size[1] / image.height
-        garments = []
-        for detection, crop, near in zip(detections, features.crops, neighbours, strict=True):
-            x0, y0, x1, y1 = detection.box
-            box = [round(x0 * sx, 1), round(y0 * sy, 1), round(x1 * sx, 1), round(y1 * sy, 1)]
-            garments.append(self._garment(box, crop, params, detection.category, near))
+            features = self.embedder.features([c.picture for c in crops], classify=classify)
+        garments = [
+            self._garment(crop, found, params)
+            for crop, found in zip(crops, features.crops, strict=True)
+        ]
         return self._answer(garments, params, features.model_version, timings)
 
     def from_product(self, product_id: int, params: RecommendParams) -> RecommendResponse:
@@ -230,45 +249,35 @@ class RecommendPipeline:
             offered = ", ".join(known) if known else "none yet (the catalog is empty)"
             raise InvalidInputError(f"this shop has no category {names}; it has: {offered}")
 
-    def _neighbours(
-        self,
-        crops: list[CropFeatures],
-        shots: list[bool],
-        params: RecommendParams,
-        model_version: str | None,
-    ) -> list[list[str | None]]:
-        """The garment classes of the nearest catalog products (any class) of each product
-        shot's crop (``shots``; the detector classed the others), in one recommender call;
-        none when the caller chose what to search."""
-        count = self.settings.gateway.neighbours
-        wanted = [i for i, shot in enumerate(shots) if shot]
-        found: list[list[str | None]] = [[] for _ in crops]
-        if count == 0 or not wanted or params.category or params.cross_category:
-            return found
-        queries = [
-            RecommendQuery(embedding=crops[i].embedding, model_version=model_version, k=count)
-            for i in wanted
-        ]
-        for i, result in zip(wanted, self.recommender.recommend(queries), strict=True):
-            found[i] = [hit.garment for hit in result.hits]
-        return found
-
     def _garment(
-        self,
-        box: list[float],
-        crop: CropFeatures,
-        params: RecommendParams,
-        detected: str | None,
-        neighbours: list[str | None],
+        self, crop: GarmentCrop, features: CropFeatures, params: RecommendParams
     ) -> _Garment:
+        """One garment's search: the caller's categories, else the garment classes of its
+        scope (:func:`shared.scope.decide`); a product shot's (the detector named no class)
+        are decided by the recommender from its nearest catalog products, in the search call
+        itself (:class:`NeighbourVote`), unless the caller searches across classes."""
+        box = [round(v, 1) for v in crop.box]
+        colour = crop.colour.astype(np.float32).tolist()
         if params.category:
             first = params.category[0]
-            return _Garment(box, crop, list(params.category), first, crop.probabilities.get(first))
+            probability = features.probabilities.get(first)
+            return _Garment(box, features, list(params.category), first, probability, colour=colour)
         gateway = self.settings.gateway
+        probabilities = read_classes(features.probabilities)
+        if crop.category is None and gateway.neighbours and not params.cross_category:
+            vote = NeighbourVote(
+                neighbours=gateway.neighbours,
+                probabilities=probabilities,
+                neighbour_weight=gateway.neighbour_weight,
+                threshold=gateway.category_threshold,
+                max_parents=gateway.max_categories,
+                unlikely_below=gateway.unlikely_class,
+                category_votes=gateway.category_votes,
+            )
+            return _Garment(box, features, [], None, None, colour=colour, vote=vote)
         scope = decide(
-            detected,
-            crop.probabilities,
-            neighbours=neighbours,
+            crop.category,
+            probabilities,
             detector_weight=gateway.detector_weight,
             neighbour_weight=gateway.neighbour_weight,
             threshold=gateway.category_threshold,
@@ -276,16 +285,17 @@ class RecommendPipeline:
             unlikely_below=gateway.unlikely_class,
         )
         if params.cross_category:
-            return _Garment(box, crop, [], scope.garment, scope.probability)
+            return _Garment(box, features, [], scope.garment, scope.probability, colour=colour)
         return _Garment(
             box,
-            crop,
+            features,
             [],
             scope.garment,
             scope.probability,
             parents=scope.parents,
             shares=scope.shares,
             unlikely=scope.unlikely,
+            colour=colour,
         )
 
     def _ranking(self, params: RecommendParams) -> dict[str, Any]:
@@ -315,13 +325,14 @@ class RecommendPipeline:
         assert garment.features is not None
         return RecommendQuery(
             embedding=garment.features.embedding,
-            colour=garment.features.colour or None,
+            colour=garment.colour or None,
             model_version=model_version,
             categories=garment.categories,
             garments=list(garment.parents),
             garment_shares=list(garment.shares),
             unlikely_garments=list(garment.unlikely),
             category_votes=self.settings.gateway.category_votes if garment.parents else 0,
+            vote=garment.vote,
             **self._ranking(params),
         )
 
@@ -334,7 +345,14 @@ class RecommendPipeline:
     ) -> RecommendResponse:
         with timings.stage("search"):
             queries = [self._query(g, params, model_version) for g in garments]
-            results = self._active_only(queries, self.recommender.recommend(queries))
+            results = self.recommender.recommend(queries)
+            for i, result in enumerate(results):
+                if garments[i].vote is not None and result.decided is not None:
+                    # A product shot's classes, decided in that call: asked again (for hits
+                    # gone inactive), it searches them as they are.
+                    garments[i] = _decided(garments[i], result.decided)
+                    queries[i] = self._query(garments[i], params, model_version)
+            results = self._active_only(queries, results)
         with timings.stage("hydrate"):
             groups = self._groups(garments, results)
         return self._respond(groups, model_version, timings)

@@ -21,7 +21,7 @@ import numpy as np
 
 from shared.db import Catalog
 from shared.db.schemas import ProductOut
-from shared.taxonomy import GarmentClass, garment_class, is_not_garment
+from shared.taxonomy import GarmentClass, garment_class, is_not_garment, read_classes
 
 __all__ = ["CategoryLabels", "CropVote", "crop_votes"]
 
@@ -46,17 +46,13 @@ class CropVote:
 
 
 def crop_votes(classes: Sequence[str], probabilities: np.ndarray, top: int = 2) -> list[CropVote]:
-    """Each row of classifier ``probabilities`` as its ``top`` classes in the taxonomy's names
-    (a model class the taxonomy cannot read is left out; its mass stays out of the others)."""
-    names = [garment_class(name) for name in classes]
+    """Each row of classifier ``probabilities`` as its ``top`` classes in the taxonomy's names,
+    read as a shopper's crop is (:func:`shared.taxonomy.read_classes`)."""
     votes = []
     for row in probabilities:
-        best = [
-            (known.name, round(float(row[j]), 4))
-            for j in np.argsort(-row)
-            if (known := names[j]) is not None
-        ]
-        votes.append(CropVote(tuple(best[:top])))
+        read = read_classes(dict(zip(classes, row.tolist(), strict=True)))
+        best = [(name, round(p, 4)) for name, p in list(read.items())[:top]]
+        votes.append(CropVote(tuple(best)))
     return votes
 
 

@@ -22,6 +22,7 @@ This is the logic behind the Celery tasks (:mod:`services.ingest.tasks`, thin wr
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import socket
@@ -43,7 +44,7 @@ from services.embedder.provider import ModelProvider
 from services.ingest import indexing
 from services.ingest.garments import CategoryLabels, CropVote, crop_votes
 from shared import index_holder, index_layout
-from shared.colour import colour_descriptor
+from shared.crops import GarmentCrop, garment_crops
 from shared.db import Catalog
 from shared.db.models import ImageState
 from shared.db.schemas import (
@@ -55,14 +56,8 @@ from shared.db.schemas import (
 )
 from shared.detection import Detection, GarmentDetector, WholeImageDetector
 from shared.download import DownloadError, fetch_image, make_client
-from shared.errors import InvalidInputError, NotFoundError
-from shared.images import (
-    DEFAULT_MAX_PIXELS,
-    ImageError,
-    content_hash,
-    crop_box,
-    load_work_image,
-)
+from shared.errors import NotFoundError
+from shared.images import DEFAULT_MAX_PIXELS, ImageError, content_hash, load_work_image
 from shared.index_layout import COLOUR_VECTOR, SHAPE_VECTORS
 from shared.ratelimit import MemoryRateLimiter, RateLimiter
 from shared.ratelimit import make_rate_limiter as shared_rate_limiter
@@ -90,12 +85,6 @@ SOURCES_TTL_S = 60.0
 INDEX_WAIT_S = 15.0
 """How long a starting worker waits for the embedded index while a short-lived command
 (``lookalike sweep --once``, ``ingest-status``) holds it, before it gives up and says why."""
-
-
-# ------------------------------------------------------------------------------------ models
-
-
-# ------------------------------------------------------------------------------------- crops
 
 
 # ------------------------------------------------------------------------------ rate limits
@@ -162,14 +151,12 @@ class _Decoded:
     height: int
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Crop:
+    """A garment crop of an image being ingested."""
+
     image_id: int
-    box: tuple[float, float, float, float]
-    category: str | None
-    score: float | None
-    picture: Image.Image
-    colour: np.ndarray
+    garment: GarmentCrop
 
 
 @dataclass
@@ -429,7 +416,7 @@ class IngestPipeline:
                 found = self._crops(arrived)
                 decoded.extend(arrived)
                 crops.extend(found)
-                yield [crop.picture for crop in found]
+                yield [crop.garment.picture for crop in found]
 
         empty = np.zeros((0, model.info.dim), np.float32)
         if not model.info.classes:
@@ -447,7 +434,7 @@ class IngestPipeline:
         classifier = self.models.classifier(model)
         if classifier is None or not crops:
             return [CropVote(()) for _ in crops]
-        _, probabilities = classifier.classify([crop.picture for crop in crops])
+        _, probabilities = classifier.classify([crop.garment.picture for crop in crops])
         return crop_votes(classifier.info.classes, probabilities)
 
     def _points(
@@ -465,7 +452,7 @@ class IngestPipeline:
         owners = {d.claim.id: d for d in decoded}
         for crop, vector, vote in zip(crops, embeddings, votes, strict=True):
             owner = owners[crop.image_id]
-            pid = index_layout.point_id(owner.product.id, crop.image_id, crop.box, version)
+            pid = index_layout.point_id(owner.product.id, crop.image_id, crop.garment.box, version)
             by_image[crop.image_id].append((crop, vote, pid))
             garment = self.labels.label(owner.product, vote)
             embedding = vector.astype(np.float32).tolist()
@@ -474,15 +461,15 @@ class IngestPipeline:
                     id=pid,
                     vectors={
                         **dict.fromkeys(SHAPE_VECTORS.values(), embedding),
-                        COLOUR_VECTOR: crop.colour.astype(np.float32).tolist(),
+                        COLOUR_VECTOR: crop.garment.colour.astype(np.float32).tolist(),
                     },
                     payload=index_layout.crop_payload(
                         owner.product,
                         image_id=crop.image_id,
                         image_url=owner.claim.url,
-                        box=crop.box,
-                        category=crop.category,
-                        score=crop.score,
+                        box=crop.garment.box,
+                        category=crop.garment.category,
+                        score=crop.garment.score,
                         model_version=version,
                         source=owner.policy.name,
                         garment=garment,
@@ -520,9 +507,9 @@ class IngestPipeline:
                 n_bytes=item.n_bytes,
                 crops=tuple(
                     CropIn(
-                        box=crop.box,
-                        category=crop.category,
-                        score=crop.score,
+                        box=crop.garment.box,
+                        category=crop.garment.category,
+                        score=crop.garment.score,
                         point_id=pid,
                         garment=vote.garment,
                         garment_p=vote.probability,
@@ -604,17 +591,25 @@ class IngestPipeline:
         )
 
     def _crops(self, decoded: Sequence[_Decoded]) -> list[_Crop]:
-        """Garments from the detector (boxes in original pixels), crops and colour descriptors
-        (on the calling thread: ingest calls this while the model runs)."""
+        """Garments from the detector, framed, cropped and described as a query's are
+        (:func:`shared.crops.garment_crops`; on the calling thread: ingest calls this while
+        the model runs)."""
         if not decoded:
             return []
         found = self.detector.detect([item.image for item in decoded])
-        jobs = [
-            (item, detection)
+        detect = self.settings.crops.detect
+        return [
+            _Crop(item.claim.id, crop)
             for item, result in zip(decoded, found, strict=True)
-            for detection in self._own_garments(item.product, result.detections)
+            for crop in garment_crops(
+                item.image,
+                (item.width, item.height),
+                result,
+                detect=detect,
+                select=functools.partial(self._own_garments, item.product),
+                name=f"image {item.claim.id}",
+            )
         ]
-        return [crop for crop in map(self._crop, jobs) if crop is not None]
 
     def _own_garments(
         self, product: ProductOut, detections: Sequence[Detection]
@@ -628,29 +623,6 @@ class IngestPipeline:
             return detections
         own = [d for d in detections if parent(d.category) == garment.parent]
         return own or detections
-
-    @staticmethod
-    def _crop(job: tuple[_Decoded, Detection]) -> _Crop | None:
-        item, detection = job
-        image = item.image
-        sx, sy = item.width / image.width, item.height / image.height
-        x0, y0, x1, y1 = detection.box
-        box = (x0 * sx, y0 * sy, x1 * sx, y1 * sy)
-        region = detection.region
-        whole = region == (0.0, 0.0, float(image.width), float(image.height))
-        try:
-            picture = image if whole else crop_box(image, region)
-        except InvalidInputError as exc:
-            log.warning("image %d: dropped box %s (%s)", item.claim.id, region, exc)
-            return None
-        return _Crop(
-            image_id=item.claim.id,
-            box=box,
-            category=detection.category,
-            score=detection.score,
-            picture=picture,
-            colour=colour_descriptor(picture),
-        )
 
 
 # ----------------------------------------------------------------------------------- runtime
@@ -701,7 +673,7 @@ class IngestRuntime:
                 wait_s=INDEX_WAIT_S,
                 role=role,
             )
-        if detector is None and settings.ingest.detect:
+        if detector is None and settings.crops.detect:
             from services.detector.client import make_detector
 
             detector = make_detector(settings)

@@ -44,6 +44,36 @@ class Ranking(BaseModel):
     candidates: int | None = Field(default=None, ge=1, le=2000)
 
 
+class NeighbourVote(BaseModel):
+    """A query whose garment classes its nearest catalog products help decide, in the same
+    call: the ``neighbours`` nearest products of any class vote (the nearest counts most) and
+    are blended with the crop classifier's ``probabilities`` (taxonomy names) as
+    :func:`shared.scope.decide` does; the classes decided are then searched, as if the query
+    had named them (``garments``, ``garment_shares``, ``unlikely_garments``, and
+    ``category_votes`` when any class was decided)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    neighbours: int = Field(ge=1, le=50)
+    probabilities: dict[str, float] = Field(default_factory=dict)
+    neighbour_weight: float = Field(ge=0.0, le=1.0)
+    threshold: float = Field(ge=0.0, le=1.0)
+    max_parents: int = Field(gt=0)
+    unlikely_below: float = Field(default=0.0, ge=0.0, le=1.0)
+    category_votes: int = Field(default=0, ge=0, le=10)
+
+
+class Decided(BaseModel):
+    """The garment classes a :class:`NeighbourVote` decided: the garment the crop shows (and
+    its blended probability), and the classes searched with their shares."""
+
+    garment: str | None = None
+    probability: float | None = None
+    garments: list[str] = Field(default_factory=list)
+    garment_shares: list[float] = Field(default_factory=list)
+    unlikely_garments: list[str] = Field(default_factory=list)
+
+
 class RecommendQuery(Ranking):
     """One garment's search: its embedding (and colour descriptor) and how to rank."""
 
@@ -83,6 +113,11 @@ class RecommendQuery(Ranking):
         description="Garment classes the query is unlikely to show (the crop classifier's "
         "view): their products come after the others, each part in its order; jeans read as "
         "trousers do not meet skirts first.",
+    )
+    vote: NeighbourVote | None = Field(
+        default=None,
+        description="Decide the garment classes from the nearest catalog products first, in "
+        "this call (a product shot); ``garments`` and the fields it decides are then ignored.",
     )
     exclude_product_ids: list[int] = Field(default_factory=list)
     exclude_sources: list[str] = Field(
@@ -140,6 +175,9 @@ class RecommendResult(BaseModel):
         default=None,
         description="Whether the best hit stands out as nearly every catalog product's nearest "
         "same-kind product does (false: no close match in this shop; null: cannot tell).",
+    )
+    decided: Decided | None = Field(
+        default=None, description="What the query's ``vote`` decided (none without one)."
     )
 
 

@@ -43,6 +43,8 @@ from services.recommender.calibration import (
     shop_filter,
 )
 from services.recommender.schemas import (
+    Decided,
+    NeighbourVote,
     ProductHit,
     ProductPoints,
     RecommendQuery,
@@ -62,6 +64,7 @@ from shared.index_layout import (
     collection_name,
     live_collection,
 )
+from shared.scope import decide
 from shared.taxonomy import PARENTS
 from shared.vectors import Distance, Hit, PayloadFilter, VectorIndex
 
@@ -142,8 +145,55 @@ class Recommender:
     # ---------------------------------------------------------------------------- queries
 
     def recommend(self, queries: Sequence[RecommendQuery]) -> list[RecommendResult]:
-        """One result per query, in order."""
-        return [self._recommend(query) for query in queries]
+        """One result per query, in order (a query with a ``vote`` decides its garment
+        classes first: :meth:`_vote`)."""
+        results = []
+        for query in queries:
+            if query.vote is None:
+                results.append(self._recommend(query))
+                continue
+            vote = query.vote
+            decided = self._vote(query, vote)
+            resolved = query.model_copy(
+                update={
+                    "vote": None,
+                    "garments": decided.garments,
+                    "garment_shares": decided.garment_shares,
+                    "unlikely_garments": decided.unlikely_garments,
+                    "category_votes": vote.category_votes if decided.garments else 0,
+                }
+            )
+            result = self._recommend(resolved)
+            result.decided = decided
+            results.append(result)
+        return results
+
+    def _vote(self, query: RecommendQuery, vote: NeighbourVote) -> Decided:
+        """The garment classes of a product shot: its nearest catalog products of any class
+        (one per product) vote, blended with the classifier's view (:func:`shared.scope.decide`)."""
+        nearest = self._recommend(
+            RecommendQuery(
+                embedding=query.embedding, model_version=query.model_version, k=vote.neighbours
+            ),
+            words=False,
+        )
+        scope = decide(
+            None,
+            vote.probabilities,
+            neighbours=[hit.garment for hit in nearest.hits],
+            detector_weight=0.0,
+            neighbour_weight=vote.neighbour_weight,
+            threshold=vote.threshold,
+            max_parents=vote.max_parents,
+            unlikely_below=vote.unlikely_below,
+        )
+        return Decided(
+            garment=scope.garment,
+            probability=scope.probability,
+            garments=list(scope.parents),
+            garment_shares=list(scope.shares),
+            unlikely_garments=list(scope.unlikely),
+        )
 
     def _collection(self, model_version: str | None) -> str | None:
         """The collection to search: the query model's own one (it exists during and after a
@@ -161,7 +211,8 @@ class Recommender:
                 "embedder and the index disagree on the model: reindex or restart the embedder"
             ) from None
 
-    def _recommend(self, query: RecommendQuery) -> RecommendResult:
+    def _recommend(self, query: RecommendQuery, *, words: bool = True) -> RecommendResult:
+        """One query's hits (``words``: with their match words, see :meth:`_words`)."""
         collection = self._collection(query.model_version)
         if collection is None:
             return RecommendResult(hits=[], collection=None, candidates=0)
@@ -186,7 +237,7 @@ class Recommender:
         shown = ranked[: query.k]
         hits = [_product_hit(item) for item in shown]
         close_match = None
-        if hits and query.metric == "cosine":
+        if words and hits and query.metric == "cosine":
             close_match = self._words(collection, query, where, scored, exhausted, shown, hits)
         return RecommendResult(
             hits=hits,

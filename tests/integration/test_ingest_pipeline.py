@@ -369,12 +369,12 @@ def test_rate_limits_are_shared_through_redis(redis_db_url: str) -> None:
 def test_detection_crops_catalog_images_when_enabled(
     catalog: Catalog, settings: Settings, models_dir: Path, tmp_path: Path, shop: DemoShop
 ) -> None:
-    """With ``ingest.detect`` each point is a garment the detector found: a tight box inside
+    """With ``crops.detect`` each point is a garment the detector found: a tight box inside
     the product shot, with the detector's score (and category, when its model path answered)
     in the payload."""
     link_models(settings.data_dir, models_dir)
     settings = settings.model_copy(
-        update={"ingest": settings.ingest.model_copy(update={"detect": True})}
+        update={"crops": settings.crops.model_copy(update={"detect": True})}
     )
     ingest = IngestRuntime.build(settings, catalog=catalog, index=EdgeIndex(tmp_path / "index"))
     ingest.owns_index = True

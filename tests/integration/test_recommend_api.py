@@ -7,21 +7,29 @@ import io
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
 from services.demo_shop.catalog import DemoCatalog, DemoProduct, render_image
 from services.demo_shop.server import DemoShop
+from services.detector.client import make_detector
+from services.embedder.client import make_embedder
 from services.gateway.app import create_app
+from services.gateway.schemas import RecommendParams
+from services.gateway.service import RecommendPipeline
 from services.ingest.pipeline import IngestRuntime
+from services.recommender.schemas import RecommendQuery, RecommendResult
+from services.recommender.service import Recommender
 from shared.db import Catalog
 from shared.settings import Settings
+from shared.taxonomy import parent
 from shared.vectors import EdgeIndex
 from tests.conftest import _empty
 from tests.ingest_support import demo_items, demo_source, link_models, shared_models_dir
@@ -120,6 +128,41 @@ def test_a_products_own_image_comes_back_first(world: World, client: TestClient)
     assert body["model_version"].startswith(f"{world.settings.embedder.model}-")
     for stage in ("decode", "detect", "embed", "search", "hydrate", "total"):
         assert body["timings_ms"][stage] >= 0
+
+
+class _CountingRecommender(Recommender):
+    """The real recommender, counting the calls made to it."""
+
+    def __init__(self, index: EdgeIndex, candidates: int) -> None:
+        super().__init__(index, candidates=candidates)
+        self.calls: list[int] = []
+
+    def recommend(self, queries: Sequence[RecommendQuery]) -> list[RecommendResult]:
+        self.calls.append(len(queries))
+        return super().recommend(queries)
+
+
+def test_a_product_shot_asks_the_recommender_once(world: World) -> None:
+    """A product shot's garment classes are voted by its nearest catalog products in the same
+    recommender call that searches them (not a call for the neighbours, then the search)."""
+    settings = world.settings
+    recommender = _CountingRecommender(world.index, settings.recommender.candidates)
+    with httpx.Client() as http:
+        pipeline = RecommendPipeline(
+            settings,
+            world.catalog,
+            make_detector(settings),
+            make_embedder(settings, catalog=world.catalog),
+            recommender,
+            http=http,
+        )
+        demo = world.shop.catalog.products[0]
+        answer = pipeline.from_bytes(_photo(world, demo.sku), RecommendParams())
+    assert recommender.calls == [1]
+    [group] = answer.groups
+    assert group.category is not None and 0 < (group.probability or 0) <= 1
+    assert group.searched[0] == parent(group.category)  # the likeliest class first
+    assert group.recommendations[0].id == world.ids[demo.sku]
 
 
 def test_classifier_category_and_probability(world: World, client: TestClient) -> None:

@@ -8,7 +8,14 @@ from pathlib import Path
 import pytest
 
 from shared.errors import InvalidSettingError
-from shared.settings import Settings, load_settings, moved_to, normalize_database_url, relocate
+from shared.settings import (
+    Settings,
+    env_names,
+    load_settings,
+    moved_to,
+    normalize_database_url,
+    relocate,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -97,6 +104,19 @@ def test_image_limits_moved_to_their_own_group_and_the_old_names_still_work(
     assert (moved.images.max_upload_bytes, moved.images.max_image_pixels) == (1000, 2000)
     monkeypatch.setenv("LOOKALIKE_IMAGES__MAX_UPLOAD_BYTES", "3000")
     assert Settings(_env_file=None).images.max_upload_bytes == 3000
+
+
+def test_framing_is_one_setting_both_sides_read_and_the_old_name_still_works(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``ingest.detect`` became ``crops.detect`` (the gateway frames product shots by it too);
+    ``LOOKALIKE_INGEST__DETECT`` still sets it unless the new name does."""
+    assert Settings(_env_file=None).crops.detect is False
+    monkeypatch.setenv("LOOKALIKE_INGEST__DETECT", "true")
+    assert Settings(_env_file=None).crops.detect is True
+    assert "LOOKALIKE_INGEST__DETECT" in env_names(Settings)
+    monkeypatch.setenv("LOOKALIKE_CROPS__DETECT", "false")
+    assert Settings(_env_file=None).crops.detect is False
 
 
 SCOPE_SETTINGS = {

@@ -5,9 +5,11 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from services.demo_shop.vocabulary import CATEGORIES, NOUNS
+from services.ingest.garments import crop_votes
 from shared.taxonomy import (
     CLASSES,
     PARENTS,
@@ -17,6 +19,7 @@ from shared.taxonomy import (
     is_not_garment,
     normalise,
     parent,
+    read_classes,
 )
 
 pytestmark = pytest.mark.unit
@@ -227,3 +230,16 @@ def test_every_class_of_the_shipped_models() -> None:
     ]:
         for name in json.loads(card.read_text()).get("classes", []):
             assert parent(name) is not None, (card, name)
+
+
+def test_a_models_classes_are_read_once_for_the_catalog_and_the_query() -> None:
+    """``read_classes`` is the reading the catalog's crop votes and a shopper's search scope
+    share: the taxonomy's names, most probable first, unreadable classes left out (their mass
+    too), two model classes of one class added up."""
+    probabilities = {"tops": 0.1, "pants": 0.5, "gadgets": 0.25, "trousers": 0.15}
+    assert read_classes(probabilities) == {"trousers": 0.65, "top": 0.1}
+    assert list(read_classes(probabilities)) == ["trousers", "top"]
+    assert read_classes({"skirts": 0.5, "dresses": 0.5}) == {"skirt": 0.5, "dress": 0.5}
+    assert list(read_classes({"skirts": 0.5, "dresses": 0.5})) == ["skirt", "dress"]
+    votes = crop_votes(["tops", "gadgets", "pants"], np.array([[0.2, 0.5, 0.3]], np.float32))
+    assert votes[0].top == (("trousers", 0.3), ("top", 0.2))

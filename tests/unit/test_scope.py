@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.gateway.scope import decide, label, parent_probabilities, unlikely_classes
+from shared.scope import decide, label, parent_probabilities, unlikely_classes
 
 pytestmark = pytest.mark.unit
 

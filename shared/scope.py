@@ -6,7 +6,8 @@ crop classifier's probabilities (it sees the garment's detail):
 - a street crop: with the detector's class (it sees the whole body: a box at the feet is
   footwear), weight ``gateway.detector_weight``;
 - a product shot (the foreground path, no detector class): with the classes of its nearest
-  catalog products, weight ``gateway.neighbour_weight``: such a photo looks like the
+  catalog products (voted inside the recommender's search call, which is why this lives in
+  ``shared``), weight ``gateway.neighbour_weight``: such a photo looks like the
   shop's own, which a street-trained classifier knows least. A street crop's neighbours are
   no guide (on the dev street photos they took garment hit@10 from 0.65 to 0.56).
 
