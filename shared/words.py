@@ -44,6 +44,7 @@ __all__ = [
     "Intent",
     "SentenceEncoder",
     "check_query",
+    "expand_query",
     "lexical_vector",
     "product_text",
     "read_intent",
@@ -75,6 +76,37 @@ COLOURS: dict[str, tuple[str, ...]] = {
 """Canonical colour names and the words that mean them (the catalog's and a shopper's)."""
 
 _COLOUR_WORDS = {word: name for name, words in COLOURS.items() for word in words}
+
+SHOPPER_SYNONYMS: dict[str, str] = {
+    "tee": "t-shirt tshirt",
+    "tees": "t-shirt tshirt",
+    "hoodie": "sweatshirt hooded",
+    "hoody": "sweatshirt hooded",
+    "jumper": "sweater pullover",
+    "trainers": "sports shoes running",
+    "trainer": "sports shoes running",
+    "sneakers": "casual shoes",
+    "sneaker": "casual shoes",
+    "kicks": "casual shoes",
+    "joggers": "track pants",
+    "sweatpants": "track pants",
+    "pants": "trousers",
+    "slacks": "trousers",
+    "purse": "handbag",
+    "tote": "handbag",
+    "slides": "flip flops",
+    "thongs": "flip flops",
+    "pumps": "heels",
+    "stilettos": "heels",
+    "rucksack": "backpack",
+    "denim": "jeans",
+    "jumpsuit": "dress",
+    "specs": "sunglasses",
+    "shades": "sunglasses",
+    "navy": "blue",
+}
+"""A shopper's word and the catalog words it usually means: added to a query (never to a
+product's text), so that ``hoodie`` meets titles that say ``Sweatshirt``."""
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 
@@ -130,6 +162,12 @@ def read_intent(text: str) -> Intent:
     return Intent(found, colour)
 
 
+def expand_query(text: str) -> str:
+    """The query with the catalog words of its shopper's words (:data:`SHOPPER_SYNONYMS`)."""
+    extra = [SHOPPER_SYNONYMS[w] for w in normalise(text).split() if w in SHOPPER_SYNONYMS]
+    return " ".join([text, *extra])
+
+
 def _expanded(text: str, intent: Intent) -> list[str]:
     tokens = _tokens(text)
     if intent.garment is not None:
@@ -144,8 +182,11 @@ def _token_id(token: str) -> int:
 
 
 def lexical_vector(text: str, *, query: bool, intent: Intent | None = None) -> SparseVec:
-    """Hashed tokens with BM25 term weights (documents) or weight 1 (queries)."""
-    tokens = _expanded(text, intent if intent is not None else read_intent(text))
+    """Hashed tokens with BM25 term weights (documents) or weight 1 (queries, with the catalog
+    words of their shopper's words: :func:`expand_query`)."""
+    tokens = _expanded(
+        expand_query(text) if query else text, intent if intent is not None else read_intent(text)
+    )
     counts: Counter[int] = Counter(_token_id(t) for t in tokens)
     if query:
         weights = dict.fromkeys(counts, 1.0)

@@ -76,6 +76,7 @@ from shared.vectors import Distance, Hit, PayloadFilter, VectorIndex
 from shared.words import (
     TEXT_MODEL,
     SentenceEncoder,
+    expand_query,
     lexical_vector,
     read_intent,
     sentence_encoder,
@@ -182,7 +183,7 @@ class Recommender:
         if not garments and query.scope and intent.garment is not None:
             garments = [intent.garment.parent]
         limit = max(query.candidates or self.candidates, 4 * query.k)
-        dense = self._encoder().encode([query.text])[0].tolist()
+        dense = self._encoder().encode([expand_query(query.text)])[0].tolist()
         sparse = lexical_vector(query.text, query=True, intent=intent)
         fused: dict[int, float] = {}
         hits: dict[int, Hit] = {}

@@ -178,3 +178,19 @@ def test_the_sweeper_backfills_products_indexed_without_text(
         assert (written, more) == (0, None)  # every product has its point
     finally:
         ingest.close()
+
+
+def test_shopper_words_meet_catalog_words() -> None:
+    from shared.words import expand_query, read_intent
+
+    assert expand_query("black hoodie") == "black hoodie sweatshirt hooded"
+    assert expand_query("Navy Tee") == "Navy Tee blue t-shirt tshirt"
+    assert expand_query("red dress") == "red dress"
+    tee = lexical_vector("navy tee", query=True)
+    title = lexical_vector("Koru Men Blue Cotton T-Shirt", query=False)
+    assert set(tee.indices) & set(title.indices)
+    assert read_intent("NAVY   t shirts").as_dict() == {
+        "garment": "t-shirt",
+        "garment_parent": "top",
+        "colour": "blue",
+    }
