@@ -14,7 +14,7 @@ import click
 
 from lab.detector.cli import eval_detector_command, train_detector_command
 from lab.embedder.cli import eval_command, train_command
-from lab.evaluate.cli import eval_e2e_command
+from lab.evaluate.cli import eval_e2e_command, eval_text_command
 
 __all__ = ["bench", "commands"]
 
@@ -55,5 +55,6 @@ def commands() -> list[click.Command]:
         train_detector_command,
         eval_detector_command,
         eval_e2e_command,
+        eval_text_command,
         bench,
     ]

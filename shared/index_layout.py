@@ -8,6 +8,17 @@ embedding so that both metrics are exact searches, and ``colour`` holds the colo
 Point ids are UUID5s of (product id, image id, box, model version): re-running ingest
 overwrites points instead of duplicating them. The ingest worker writes this layout
 (:mod:`services.ingest.indexing`); the recommender reads it.
+
+Product text (the words a product is found by, :func:`shared.words.product_text`) lives in the
+same engine, in one collection per sentence model (``texts__<text-model>``, today
+``texts__all-minilm-l6-v2``): one point per product (UUID5 of product id and text model) with a
+dense named vector ``sentence`` (384-d cosine, the sentence model) and a sparse named vector
+``lexical`` (hashed tokens with BM25 term weights; Qdrant applies IDF at query time). Its
+payload carries the image points' product fields (``active``, ``category``, ``brand``,
+``price``, ``currency``, ``product_id``) plus ``source``, ``garment``/``garment_parent``, the
+``colour`` its text names, its ``title``, ``text`` and an ``image_url`` to show: a text search
+filters as an image search does, and upkeep that hides or deletes a product's image points does
+the same to its text point.
 """
 
 from __future__ import annotations
@@ -31,6 +42,9 @@ __all__ = [
     "PAYLOAD_INDEXES",
     "SHAPE_VECTOR",
     "SHAPE_VECTORS",
+    "TEXT_DENSE",
+    "TEXT_PREFIX",
+    "TEXT_SPARSE",
     "catalog_collections",
     "collection_name",
     "collection_spec",
@@ -38,6 +52,11 @@ __all__ = [
     "live_collection",
     "point_id",
     "product_payload",
+    "text_collection_name",
+    "text_collection_spec",
+    "text_collections",
+    "text_payload",
+    "text_point_id",
 ]
 
 ALIAS = "catalog"
@@ -47,6 +66,9 @@ SHAPE_VECTORS: Mapping[Distance, str] = {"cosine": "cnn", "l1": "cnn_l1"}
 searches are exact)."""
 SHAPE_VECTOR = SHAPE_VECTORS["cosine"]
 COLOUR_VECTOR = "colour"
+TEXT_PREFIX = "texts__"
+TEXT_DENSE = "sentence"
+TEXT_SPARSE = "lexical"
 
 PAYLOAD_INDEXES: Mapping[str, Any] = {
     "product_id": "integer",
@@ -157,4 +179,53 @@ def crop_payload(
         "garment": garment.name if garment is not None else None,
         "garment_parent": garment.parent if garment is not None else None,
         "garment_votes": [[name, p] for name, p in votes],
+    }
+
+
+def text_collection_name(text_model: str) -> str:
+    """``texts__<slug>`` for a sentence model."""
+    return TEXT_PREFIX + collection_name(text_model).removeprefix(COLLECTION_PREFIX)
+
+
+def text_collection_spec(name: str, dim: int) -> CollectionSpec:
+    """Dense ``sentence`` (cosine) and sparse ``lexical`` vectors, the image points' indexes."""
+    return CollectionSpec(
+        name=name,
+        vectors={
+            TEXT_DENSE: VectorSpec(dim, "cosine"),
+            TEXT_SPARSE: VectorSpec(0, kind="sparse"),
+        },
+        payload_indexes={**PAYLOAD_INDEXES, "colour": "keyword"},
+    )
+
+
+def text_collections(index: VectorIndex) -> list[str]:
+    """Every product-text collection."""
+    return [name for name in index.collections() if name.startswith(TEXT_PREFIX)]
+
+
+def text_point_id(product_id: int, text_model: str) -> str:
+    """Deterministic UUID5 of (product, text model): one text point per product."""
+    return str(uuid.uuid5(_NAMESPACE, f"text/{product_id}/{text_model}"))
+
+
+def text_payload(
+    product: ProductOut,
+    *,
+    source: str | None,
+    garment: GarmentClass | None,
+    colour: str | None,
+    text: str,
+    image_url: str | None = None,
+) -> dict[str, Any]:
+    """The payload of a product's text point: the image points' filter fields and the text."""
+    return {
+        **product_payload(product),
+        "source": source,
+        "garment": garment.name if garment is not None else None,
+        "garment_parent": garment.parent if garment is not None else None,
+        "colour": colour,
+        "title": product.title,
+        "text": text,
+        "image_url": image_url,
     }

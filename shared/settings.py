@@ -212,6 +212,9 @@ class IngestSettings(BaseModel):
     """A worker renews its claims every third of this; claims not renewed for this long (the
     worker died) go back to ``pending`` at the sweeper's next lease check (every third too)."""
     max_attempts: int = Field(default=5, gt=0)
+    index_text: bool = True
+    """Write each indexed product's text point (words on ``/recommend``,
+    :mod:`shared.words`) beside its image points."""
 
 
 class ScraperSettings(BaseModel):

@@ -56,8 +56,23 @@ Scalar = str | int | float
 
 @dataclass(frozen=True)
 class VectorSpec:
+    """A named vector: dense (``size`` floats, ``distance``) or sparse (``kind="sparse"``:
+    token ids and weights, scored by dot product with Qdrant's IDF modifier; ``size`` unused)."""
+
     size: int
     distance: Distance = "cosine"
+    kind: Literal["dense", "sparse"] = "dense"
+
+
+@dataclass(frozen=True)
+class SparseVec:
+    """A sparse vector: ascending unique ``indices`` (uint32) and their ``values``."""
+
+    indices: tuple[int, ...]
+    values: tuple[float, ...]
+
+
+VectorValue = Sequence[float] | SparseVec
 
 
 @dataclass(frozen=True)
@@ -70,7 +85,7 @@ class CollectionSpec:
 @dataclass(frozen=True)
 class Point:
     id: str
-    vectors: Mapping[str, Sequence[float]]
+    vectors: Mapping[str, VectorValue]
     payload: Mapping[str, Any]
 
 
@@ -146,7 +161,7 @@ class VectorIndex(ABC):
         self,
         collection: str,
         vector_name: str,
-        vector: Sequence[float],
+        vector: VectorValue,
         *,
         limit: int,
         where: PayloadFilter | None = None,
@@ -218,7 +233,14 @@ class ClientIndex(VectorIndex):
                 vectors_config={
                     name: m.VectorParams(size=v.size, distance=self._distance(v.distance))
                     for name, v in spec.vectors.items()
+                    if v.kind == "dense"
                 },
+                sparse_vectors_config={
+                    name: m.SparseVectorParams(modifier=m.Modifier.IDF)
+                    for name, v in spec.vectors.items()
+                    if v.kind == "sparse"
+                }
+                or None,
             )
         schema = {
             "keyword": m.PayloadSchemaType.KEYWORD,
@@ -260,12 +282,17 @@ class ClientIndex(VectorIndex):
         structs = [
             self._m.PointStruct(
                 id=p.id,
-                vector={k: _float_list(v) for k, v in p.vectors.items()},
+                vector={k: self._vector(v) for k, v in p.vectors.items()},
                 payload=dict(p.payload),
             )
             for p in points
         ]
         self._client.upsert(collection, points=structs, wait=True)
+
+    def _vector(self, vector: VectorValue) -> Any:
+        if isinstance(vector, SparseVec):
+            return self._m.SparseVector(indices=list(vector.indices), values=list(vector.values))
+        return _float_list(vector)
 
     def delete(self, collection: str, ids: Sequence[str]) -> None:
         if ids:
@@ -306,7 +333,7 @@ class ClientIndex(VectorIndex):
         self,
         collection: str,
         vector_name: str,
-        vector: Sequence[float],
+        vector: VectorValue,
         *,
         limit: int,
         where: PayloadFilter | None = None,
@@ -315,7 +342,7 @@ class ClientIndex(VectorIndex):
     ) -> list[Hit]:
         response = self._client.query_points(
             collection,
-            query=list(map(float, vector)),
+            query=self._vector(vector),
             using=vector_name,
             query_filter=self._filter(where),
             search_params=None if hnsw_ef is None else self._m.SearchParams(hnsw_ef=hnsw_ef),
@@ -347,13 +374,15 @@ def _vector_names(with_vectors: bool | Sequence[str]) -> bool | list[str]:
 
 
 def _hit(point: Any) -> Hit:
-    """A scored point or record of either engine (same attribute names) as a :class:`Hit`."""
-    vectors = point.vector if isinstance(point.vector, dict) else None
+    """A scored point or record of either engine (same attribute names) as a :class:`Hit`;
+    sparse vectors are not returned."""
+    vectors = point.vector if isinstance(point.vector, dict) else {}
+    dense = {k: list(v) for k, v in vectors.items() if not hasattr(v, "indices")}
     return Hit(
         id=str(point.id),
         score=float(getattr(point, "score", 0.0) or 0.0),
         payload=dict(point.payload or {}),
-        vectors={k: list(v) for k, v in vectors.items()} if vectors else None,
+        vectors=dense or None,
     )
 
 
@@ -442,7 +471,14 @@ class EdgeIndex(VectorIndex):
             vectors={
                 name: e.EdgeVectorParams(size=v.size, distance=self._distance(v.distance))
                 for name, v in vectors.items()
+                if v.kind == "dense"
             },
+            sparse_vectors={
+                name: e.EdgeSparseVectorParams(modifier=e.Modifier.Idf)
+                for name, v in vectors.items()
+                if v.kind == "sparse"
+            }
+            or None,
             hnsw_config=e.HnswIndexConfig(m=0, ef_construct=100, full_scan_threshold=10_000),
             quantization_config=e.ScalarQuantizationConfig(e.ScalarType.Int8, always_ram=True),
             # maintain() decides when to optimise; a segment of 1 MB is then worth quantizing.
@@ -468,7 +504,8 @@ class EdgeIndex(VectorIndex):
             self._shards[spec.name] = shard
             description = {
                 "vectors": {
-                    k: {"size": v.size, "distance": v.distance} for k, v in spec.vectors.items()
+                    k: {"size": v.size, "distance": v.distance, "kind": v.kind}
+                    for k, v in spec.vectors.items()
                 },
                 "payload_indexes": dict(spec.payload_indexes),
             }
@@ -538,7 +575,7 @@ class EdgeIndex(VectorIndex):
         edge_points = [
             e.Point(
                 id=p.id,
-                vector={k: _float_list(v) for k, v in p.vectors.items()},
+                vector={k: self._vector(v) for k, v in p.vectors.items()},
                 payload=dict(p.payload),
             )
             for p in points
@@ -546,6 +583,11 @@ class EdgeIndex(VectorIndex):
         with self._lock:
             shard = self._shard(collection)
             shard.update(e.UpdateOperation.upsert_points(edge_points))
+
+    def _vector(self, vector: VectorValue) -> Any:
+        if isinstance(vector, SparseVec):
+            return self._e.SparseVector(list(vector.indices), list(vector.values))
+        return _float_list(vector)
 
     def delete(self, collection: str, ids: Sequence[str]) -> None:
         if ids:
@@ -571,7 +613,7 @@ class EdgeIndex(VectorIndex):
         self,
         collection: str,
         vector_name: str,
-        vector: Sequence[float],
+        vector: VectorValue,
         *,
         limit: int,
         where: PayloadFilter | None = None,
@@ -581,7 +623,7 @@ class EdgeIndex(VectorIndex):
         e = self._e
         request = e.QueryRequest(
             limit=limit,
-            query=e.Query.Nearest(_float_list(vector), using=vector_name),
+            query=e.Query.Nearest(self._vector(vector), using=vector_name),
             filter=self._filter(where),
             with_payload=True,
             with_vector=_vector_names(with_vectors),
@@ -614,8 +656,9 @@ class EdgeIndex(VectorIndex):
         """Points not yet quantized (scanned as floats until the next optimisation)."""
         name = self.resolve(collection)
         description = json.loads(self._spec_file(name).read_text())
+        dense = [v for v in description["vectors"].values() if v.get("kind", "dense") == "dense"]
         info = self._shard(name).info()
-        return int(info.points_count - info.indexed_vectors_count // len(description["vectors"]))
+        return int(info.points_count - info.indexed_vectors_count // max(1, len(dense)))
 
     def maintain(self, min_points: int = 5000) -> list[str]:
         with self._lock:

@@ -136,3 +136,53 @@ def eval_e2e_command(
     if markdown is not None:
         write_markdown(report, markdown)
     click.echo(text)
+
+
+@click.command("eval-text")
+@click.option(
+    "--catalog",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=DATA / "catalog-products-dev",
+    show_default=True,
+    help="A labelled shop: labels.csv (articleType, baseColour, productDisplayName ...).",
+)
+@click.option(
+    "--min-products",
+    default=10,
+    show_default=True,
+    help="Ask for a (colour, type) pair only when the shop has this many of it.",
+)
+@click.option(
+    "--variant",
+    "variants",
+    type=click.Choice(["published", "hidden"]),
+    multiple=True,
+    help="Titles and categories as published, or hidden (default: both).",
+)
+@click.option("--json-out", type=click.Path(dir_okay=False, path_type=Path), default=None)
+def eval_text_command(
+    catalog: Path, min_products: int, variants: tuple[str, ...], json_out: Path | None
+) -> None:
+    """Words on /recommend, the text path: P@10 of the same article type and of the same type
+    and colour for "<colour> <type>" queries in the catalog's and a shopper's words, with the
+    CPU time per query (lab/evaluate/words.py)."""
+    from lab.evaluate.words import run
+
+    def progress(line: str) -> None:
+        click.echo(line, err=True)
+
+    figures = run(
+        catalog,
+        min_products=min_products,
+        variants=variants or ("published", "hidden"),
+        progress=progress,
+    )
+    report = {
+        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": shlex.join(["lookalike", *sys.argv[1:]]),
+        **figures,
+    }
+    text = json.dumps(report, indent=2)
+    if json_out is not None:
+        json_out.write_text(text + "\n")
+    click.echo(text)

@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from shared.db.models import FeedbackKind
 from shared.vectors import Distance
+from shared.words import MAX_QUERY_CHARS, check_query
 
 MAX_ID = 2**53 - 1
 """The largest id the API takes: within the 64-bit integers of the catalog and the index, and
@@ -80,17 +81,42 @@ class RecommendParams(BaseModel):
     min_price: float | None = Field(default=None, ge=0)
     max_price: float | None = Field(default=None, ge=0)
     currency: str | None = Field(default=None, min_length=3, max_length=3, examples=["EUR"])
+    text: str | None = Field(
+        default=None,
+        description=f"Words (at most {MAX_QUERY_CHARS} characters, any script): alone, the "
+        "products whose text (title, brand, category, colour, attributes) matches them; with "
+        "a photo or a product_id, they refine its ranking (``text_weight``). Read as plain "
+        "words: markup or SQL is searched for, never run. Refused (422): empty or blank, "
+        "longer than the limit, control characters, no letter or digit (emoji only).",
+        examples=["navy tee"],
+    )
+    text_weight: float | None = Field(
+        default=None,
+        ge=-1.0,
+        le=1.0,
+        description="With a photo or product_id, how much the words count against the "
+        "pictures (fused by rank): 1 as much, 0 not at all, negative pushes down what "
+        'matches the words ("not this"); default 0.5.',
+    )
 
     _split = field_validator("category", "brand", mode="before")(_listed)
     _numbers = field_validator(
-        "k", "color_weight", "diversity", "min_price", "max_price", mode="before"
+        "k", "color_weight", "diversity", "min_price", "max_price", "text_weight", mode="before"
     )(_not_bool)
+
+    @field_validator("text")
+    @classmethod
+    def _readable(cls, value: str | None) -> str | None:
+        return None if value is None else check_query(value)
+
     _booleans = field_validator("cross_category", mode="before")(_bool_only)
 
     @model_validator(mode="after")
     def _consistent(self) -> RecommendParams:
         if self.category and self.cross_category:
             raise ValueError("give either category or cross_category, not both")
+        if self.text_weight is not None and self.text is None:
+            raise ValueError("text_weight weighs the words: give text too")
         if (
             self.min_price is not None
             and self.max_price is not None
@@ -101,13 +127,15 @@ class RecommendParams(BaseModel):
 
 
 class RecommendJSON(RecommendParams):
-    """JSON body: an ``image_url`` to fetch, or a ``product_id`` for "more like this"."""
+    """JSON body: an ``image_url`` to fetch, or a ``product_id`` for "more like this", or
+    ``text`` alone (words; with either of the others they refine it)."""
 
     model_config = ConfigDict(
         json_schema_extra={
-            "oneOf": [
+            "anyOf": [
                 {"required": ["image_url"], "properties": {"image_url": {"type": "string"}}},
                 {"required": ["product_id"], "properties": {"product_id": {"type": "integer"}}},
+                {"required": ["text"], "properties": {"text": {"type": "string"}}},
             ]
         }
     )
@@ -119,15 +147,18 @@ class RecommendJSON(RecommendParams):
 
     @model_validator(mode="after")
     def _one_source(self) -> RecommendJSON:
-        if (self.image_url is None) == (self.product_id is None):
-            raise ValueError("give exactly one of image_url and product_id")
+        if self.image_url is not None and self.product_id is not None:
+            raise ValueError("give image_url or product_id, not both")
+        if self.image_url is None and self.product_id is None and self.text is None:
+            raise ValueError("give image_url, product_id or text")
         return self
 
 
 class RecommendForm(RecommendParams):
-    """Multipart form: the photo in ``image`` plus any parameter as a form field."""
+    """Multipart form: the photo in ``image`` plus any parameter as a form field (``text``
+    with it refines; ``text`` alone searches by words)."""
 
-    image: bytes = Field(json_schema_extra={"format": "binary"})
+    image: bytes | None = Field(default=None, json_schema_extra={"format": "binary"})
 
 
 class Recommendation(BaseModel):
@@ -147,6 +178,14 @@ class Recommendation(BaseModel):
         "typically does (very close), within their usual spread (close), or less (loose). "
         "Within one shop and class, a higher score never has a weaker word.",
     )
+
+
+class ParsedIntent(BaseModel):
+    """What the words were read as: a garment class of the shared taxonomy and a colour."""
+
+    garment: str | None = Field(default=None, examples=["t-shirt"])
+    garment_parent: str | None = Field(default=None, examples=["top"])
+    colour: str | None = Field(default=None, examples=["blue"])
 
 
 class Group(BaseModel):
@@ -170,6 +209,15 @@ class Group(BaseModel):
     )
     notice: str | None = Field(
         default=None, description="For the shopper, when this garment has no products to show."
+    )
+    answered_by: Literal["pictures", "text", "both"] = Field(
+        default="pictures",
+        description="Which path ranked the group: the pictures (a photo or product_id), the "
+        "products' text (``text`` alone), or both fused by rank (a photo or product_id refined "
+        "by ``text``).",
+    )
+    intent: ParsedIntent | None = Field(
+        default=None, description="What ``text`` was read as (null without text)."
     )
     recommendations: list[Recommendation]
 

@@ -30,6 +30,7 @@ from services.embedder.client import EmbedderClient
 from services.embedder.schemas import CropFeatures
 from services.gateway.schemas import (
     Group,
+    ParsedIntent,
     Recommendation,
     RecommendParams,
     RecommendResponse,
@@ -42,6 +43,8 @@ from services.recommender.schemas import (
     RecommendQuery,
     RecommendResult,
     SimilarQuery,
+    TextQuery,
+    TextResult,
 )
 from shared.crops import GarmentCrop, garment_crops
 from shared.db import Catalog
@@ -63,6 +66,31 @@ PRIVATE_URLS_SETTING = "LOOKALIKE_GATEWAY__ALLOW_PRIVATE_IMAGE_URLS"
 PRIVATE_HOSTS_SETTING = "LOOKALIKE_GATEWAY__ALLOW_PRIVATE_IMAGE_HOSTS"
 NO_GARMENT = "We couldn't find any clothing in this photo."
 NO_CLOSE_MATCH = "No close match in this shop: these are the nearest we have."
+DEFAULT_TEXT_WEIGHT = 0.5
+"""How much words count against the pictures when they refine a photo or a product."""
+RRF_K = 60
+"""Reciprocal rank fusion's constant: the r-th of a ranking adds weight / (RRF_K + r)."""
+MAX_TEXT_CANDIDATES = 100
+
+
+def fuse_by_rank(
+    pictures: RecommendResult, words: TextResult, weight: float, k: int
+) -> RecommendResult:
+    """The picture ranking refined by the words' ranking: each of the picture's hits scores
+    ``1 / (RRF_K + its rank) + weight / (RRF_K + its rank by words)`` (no term when the words
+    did not rank it), best ``k`` first. A negative ``weight`` pushes down what matches the
+    words. Only the pictures' candidates are ranked (refining never brings in a product that
+    looks nothing like the photo); each keeps its picture similarity as its score."""
+    by_words = {hit.product_id: rank for rank, hit in enumerate(words.hits, start=1)}
+
+    def fused(item: tuple[int, Any]) -> float:
+        rank, hit = item
+        text_rank = by_words.get(hit.product_id)
+        bonus = 0.0 if text_rank is None else weight / (RRF_K + text_rank)
+        return 1.0 / (RRF_K + rank) + bonus
+
+    ranked = sorted(enumerate(pictures.hits, start=1), key=fused, reverse=True)
+    return pictures.model_copy(update={"hits": [hit for _, hit in ranked[:k]]})
 
 
 @dataclass
@@ -232,9 +260,69 @@ class RecommendPipeline:
             category=params.category[0] if params.category else similar.category,
             probability=None,
         )
+        with timings.stage("search"):
+            [refined], intent = self._refined(params, [similar])
         with timings.stage("hydrate"):
-            groups = self._groups([garment], [similar])
+            groups = self._groups([garment], [refined])
+        _mark(groups, intent)
         return self._respond(groups, similar.model_version, timings)
+
+    def from_text(self, params: RecommendParams) -> RecommendResponse:
+        """Products by words alone (:meth:`RecommenderClient.search_text`): one group, ranked
+        by the products' text, scoped to the garment class the words name."""
+        assert params.text is not None
+        self._check_categories(params)
+        timings = Timings()
+        with timings.stage("search"):
+            result = self.recommender.search_text(self._text_query(params, params.text))
+        intent = ParsedIntent(**result.intent.model_dump())
+        garment = _Garment(
+            box=None,
+            features=None,
+            categories=list(params.category or []),
+            category=params.category[0] if params.category else intent.garment,
+            probability=None,
+        )
+        with timings.stage("hydrate"):
+            [group] = self._groups([garment], [result])
+        group.answered_by, group.intent = "text", intent
+        return self._respond([group], None, timings)
+
+    def _text_query(
+        self, params: RecommendParams, text: str, garments: list[str] | None = None
+    ) -> TextQuery:
+        ranking = self._ranking(params)
+        # Refining a picture's ranking: as many as it has; alone: the caller's k.
+        ranking["k"] = (
+            MAX_TEXT_CANDIDATES
+            if garments is not None
+            else params.k or self.settings.gateway.default_k
+        )
+        return TextQuery(
+            text=text,
+            categories=list(params.category or []),
+            garments=garments or [],
+            scope=garments is None and not params.cross_category,
+            **ranking,
+        )
+
+    def _refined(
+        self, params: RecommendParams, results: list[RecommendResult]
+    ) -> tuple[list[RecommendResult], ParsedIntent | None]:
+        """The picture results refined by ``params.text`` (:func:`fuse_by_rank`), each against
+        the words' ranking within its own garment classes."""
+        if params.text is None:
+            return results, None
+        weight = DEFAULT_TEXT_WEIGHT if params.text_weight is None else params.text_weight
+        k = params.k or self.settings.gateway.default_k
+        refined, intent = [], None
+        for result in results:
+            words = self.recommender.search_text(
+                self._text_query(params, params.text, list(result.garments))
+            )
+            intent = ParsedIntent(**words.intent.model_dump())
+            refined.append(fuse_by_rank(result, words, weight, k))
+        return refined, intent
 
     # ------------------------------------------------------------------------------ stages
 
@@ -301,8 +389,11 @@ class RecommendPipeline:
     def _ranking(self, params: RecommendParams) -> dict[str, Any]:
         """The recommender's :class:`Ranking` fields for these parameters."""
         gateway = self.settings.gateway
+        k = params.k or gateway.default_k
+        if params.text is not None:  # the words re-rank more of the pictures' candidates
+            k = min(MAX_TEXT_CANDIDATES, 4 * k)
         return {
-            "k": params.k or gateway.default_k,
+            "k": k,
             "metric": params.metric,
             "color_weight": (
                 gateway.color_weight if params.color_weight is None else params.color_weight
@@ -353,8 +444,10 @@ class RecommendPipeline:
                     garments[i] = _decided(garments[i], result.decided)
                     queries[i] = self._query(garments[i], params, model_version)
             results = self._active_only(queries, results)
+            results, intent = self._refined(params, results)
         with timings.stage("hydrate"):
             groups = self._groups(garments, results)
+        _mark(groups, intent)
         return self._respond(groups, model_version, timings)
 
     def _active_only(
@@ -451,3 +544,10 @@ class RecommendPipeline:
                 )
             )
         return groups
+
+
+def _mark(groups: list[Group], intent: ParsedIntent | None) -> None:
+    """Groups refined by words say so, with what the words were read as."""
+    if intent is not None:
+        for group in groups:
+            group.answered_by, group.intent = "both", intent

@@ -64,6 +64,7 @@ from shared.ratelimit import make_rate_limiter as shared_rate_limiter
 from shared.settings import Settings
 from shared.taxonomy import parent
 from shared.vectors import Point, VectorIndex, open_index
+from shared.words import sentence_encoder
 
 if TYPE_CHECKING:
     from services.embedder.inference import Embedder
@@ -376,7 +377,29 @@ class IngestPipeline:
             self._upsert(collection, points, sorted(by_image), version)
         self._record(decoded, by_image, version, report)
         self._record_failures(report, claimed=claimed)
+        if self.settings.ingest.index_text:
+            self._index_texts(decoded, by_image, report)
         return report
+
+    def _index_texts(
+        self,
+        decoded: list[_Decoded],
+        by_image: dict[int, list[tuple[_Crop, CropVote, str]]],
+        report: IngestReport,
+    ) -> None:
+        """The text point of each product with an image done in this chunk, under the garment
+        class of its first crop (layout: :mod:`shared.index_layout`)."""
+        done = set(report.done)
+        items: dict[int, indexing.ProductText] = {}
+        for item in decoded:
+            if item.claim.id not in done or item.product.id in items:
+                continue
+            crops = by_image[item.claim.id]
+            garment = self.labels.label(item.product, crops[0][1]) if crops else None
+            items[item.product.id] = indexing.ProductText(
+                item.product, item.policy.name, garment, item.claim.url
+            )
+        indexing.index_texts(self.index, sentence_encoder(), list(items.values()))
 
     def _jobs(self, images: Sequence[ClaimedImage], report: IngestReport) -> list[_Job]:
         """Each image with its product and its source's download policy; an image whose

@@ -63,6 +63,7 @@ class SweepReport:
     queue_depth: int | None = None
     products_reconciled: int = 0
     images_reconciled: int = 0
+    texts_backfilled: int = 0
     errors: list[str] = field(default_factory=list)
 
     def summary(self) -> dict[str, object]:
@@ -73,6 +74,7 @@ class SweepReport:
             "queue_depth": self.queue_depth,
             "products_reconciled": self.products_reconciled,
             "images_reconciled": self.images_reconciled,
+            "texts_backfilled": self.texts_backfilled,
             "errors": self.errors,
         }
 
@@ -93,6 +95,7 @@ class Sweeper:
         self.index = index
         self.pending_after_s = pending_after_s
         self._reconciled_at: datetime | None = None
+        self._texts_from: int | None = 0 if settings.ingest.index_text else None
 
     def requeue_dead(self) -> int:
         """Step 1 alone: claims whose lease ran out go back to ``pending`` and the queue."""
@@ -136,10 +139,24 @@ class Sweeper:
                 self._enqueue_lost(report)
             if self.index is not None:
                 self._reconcile(report)
+                self._backfill_texts(report)
         except SQLAlchemyError as exc:
             report.errors.append(f"catalog: {exc.__class__.__name__}")
             log.warning("sweep: catalog unavailable (%s)", exc)
         return report
+
+    def _backfill_texts(self, report: SweepReport) -> None:
+        """Text points for products indexed without one (an index made before text indexing):
+        the first sweeps of each index owner walk the catalog, 1,000 products a sweep."""
+        if self._texts_from is None:
+            return
+        assert self.index is not None
+        written, self._texts_from = indexing.backfill_texts(
+            self.index, self.catalog, offset=self._texts_from
+        )
+        report.texts_backfilled += written
+        if written:
+            log.info("sweep: wrote %d missing product text points", written)
 
     def _enqueue_lost(self, report: SweepReport) -> None:
         lost = self._untouched_pending()

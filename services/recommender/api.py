@@ -17,6 +17,8 @@ from services.recommender.schemas import (
     SearchResponse,
     SimilarQuery,
     SimilarResult,
+    TextQuery,
+    TextResult,
 )
 from services.recommender.service import Recommender
 from shared.settings import Settings, get_settings
@@ -45,6 +47,12 @@ async def search(body: SearchRequest, recommender: RecommenderDep) -> SearchResp
     """k-NN, filters and re-ranking for each query (one result per query, in order)."""
     results = await run_in_threadpool(recommender.recommend, body.queries)
     return SearchResponse(results=results)
+
+
+@router.post("/text", response_model=TextResult, tags=["recommend"])
+async def text(body: TextQuery, recommender: RecommenderDep) -> TextResult:
+    """Products by words over their text (sentence model and lexical match, fused by rank)."""
+    return await run_in_threadpool(recommender.search_text, body)
 
 
 @router.get("/products/{product_id}/points", response_model=ProductPoints, tags=["recommend"])

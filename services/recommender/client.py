@@ -18,6 +18,8 @@ from services.recommender.schemas import (
     SearchResponse,
     SimilarQuery,
     SimilarResult,
+    TextQuery,
+    TextResult,
 )
 from services.recommender.service import Recommender
 from shared.errors import ConfigurationError
@@ -33,6 +35,8 @@ class RecommenderClient(Protocol):
     def recommend(self, queries: Sequence[RecommendQuery]) -> list[RecommendResult]: ...
 
     def similar_to_product(self, product_id: int, query: SimilarQuery) -> SimilarResult: ...
+
+    def search_text(self, query: TextQuery) -> TextResult: ...
 
     def check(self) -> Check: ...
 
@@ -52,6 +56,10 @@ class HttpRecommender:
         body = query.model_dump(mode="json")
         response = self.http.request("POST", f"/products/{int(product_id)}/similar", json=body)
         return SimilarResult.model_validate(response.json())
+
+    def search_text(self, query: TextQuery) -> TextResult:
+        response = self.http.request("POST", "/text", json=query.model_dump(mode="json"))
+        return TextResult.model_validate(response.json())
 
     def check(self) -> Check:
         return self.http.check()

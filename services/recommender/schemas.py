@@ -191,6 +191,41 @@ class SimilarResult(RecommendResult):
     )
 
 
+class TextQuery(Ranking):
+    """A search by words over the products' text (:mod:`shared.words`): the sentence model's
+    ranking and the lexical one fused by rank, filters as for a picture."""
+
+    text: str = Field(min_length=1, max_length=500)
+    garments: list[str] = Field(
+        default_factory=list,
+        max_length=16,
+        description="Any of these garment classes (taxonomy parents); empty: the class the "
+        "words name (when ``scope``), else any.",
+    )
+    scope: bool = Field(
+        default=True,
+        description="Search only the garment class the words name (widened to every class "
+        "when it has too few products).",
+    )
+    categories: list[str] = Field(default_factory=list)
+    exclude_product_ids: list[int] = Field(default_factory=list)
+    exclude_sources: list[str] = Field(default_factory=list)
+
+
+class Intent(BaseModel):
+    """What the words were read as (none of it: null)."""
+
+    garment: str | None = Field(default=None, description="Garment class of the taxonomy.")
+    garment_parent: str | None = None
+    colour: str | None = Field(default=None, description="Canonical colour name.")
+
+
+class TextResult(RecommendResult):
+    """A :class:`TextQuery`'s products (one per product, best first) and the parsed intent."""
+
+    intent: Intent = Field(default_factory=Intent)
+
+
 class SearchRequest(BaseModel):
     queries: list[RecommendQuery] = Field(min_length=1, max_length=32)
 

@@ -44,6 +44,7 @@ from services.recommender.calibration import (
 )
 from services.recommender.schemas import (
     Decided,
+    Intent,
     NeighbourVote,
     ProductHit,
     ProductPoints,
@@ -52,6 +53,8 @@ from services.recommender.schemas import (
     SimilarQuery,
     SimilarResult,
     StoredPoint,
+    TextQuery,
+    TextResult,
 )
 from shared.colour import COLOUR_DIM
 from shared.errors import NotFoundError, ServiceUnavailableError
@@ -61,12 +64,23 @@ from shared.index_layout import (
     COLOUR_VECTOR,
     SHAPE_VECTOR,
     SHAPE_VECTORS,
+    TEXT_DENSE,
+    TEXT_SPARSE,
     collection_name,
     live_collection,
+    text_collection_name,
 )
 from shared.scope import decide
 from shared.taxonomy import PARENTS
 from shared.vectors import Distance, Hit, PayloadFilter, VectorIndex
+from shared.words import (
+    TEXT_MODEL,
+    SentenceEncoder,
+    expand_query,
+    lexical_vector,
+    read_intent,
+    sentence_encoder,
+)
 
 __all__ = ["COLOUR_VECTOR", "SHAPE_VECTORS", "Recommender", "query_filter", "shape_similarity"]
 
@@ -136,13 +150,77 @@ class _Scored:
 class Recommender:
     """The recommender library: k-NN, filters and re-ranking over a :class:`VectorIndex`."""
 
-    def __init__(self, index: VectorIndex, *, candidates: int = 100) -> None:
+    def __init__(
+        self,
+        index: VectorIndex,
+        *,
+        candidates: int = 100,
+        encoder: SentenceEncoder | None = None,
+    ) -> None:
+        """``encoder``: the sentence model for text queries (default: the process's one,
+        loaded at the first text query)."""
         self.index = index
+        self.encoder = encoder
         self.candidates = candidates
         self.calibrator = Calibrator(index)
         self._labelled: dict[str, float] = {}
 
     # ---------------------------------------------------------------------------- queries
+
+    def search_text(self, query: TextQuery) -> TextResult:
+        """Products by words: the sentence model's ranking and the lexical one (each over the
+        product-text collection, filtered as a picture's search) fused by reciprocal rank, plus
+        one rank's worth for a product of the garment class and one for the colour the words
+        name. Scoped to the class the words name (``query.scope``), widened to every class
+        when that leaves fewer than ``k`` products. Scores are the fused score over the best
+        possible one (0-1)."""
+        intent = read_intent(query.text)
+        found = Intent(**intent.as_dict())
+        collection = text_collection_name(TEXT_MODEL)
+        if collection not in self.index.collections():
+            return TextResult(hits=[], collection=None, intent=found)
+        garments = list(query.garments)
+        if not garments and query.scope and intent.garment is not None:
+            garments = [intent.garment.parent]
+        limit = max(query.candidates or self.candidates, 4 * query.k)
+        dense = self._encoder().encode([expand_query(query.text)])[0].tolist()
+        sparse = lexical_vector(query.text, query=True, intent=intent)
+        fused: dict[int, float] = {}
+        hits: dict[int, Hit] = {}
+        searched = garments
+        for scope in [garments, []] if garments and not query.garments else [garments]:
+            searched = scope
+            where = _text_filter(query, scope)
+            for name, vector in ((TEXT_DENSE, dense), (TEXT_SPARSE, sparse)):
+                ranked = self.index.search(collection, name, vector, limit=limit, where=where)
+                for rank, hit in enumerate(ranked, start=1):
+                    pid = int(hit.payload["product_id"])
+                    hits.setdefault(pid, hit)
+                    fused[pid] = fused.get(pid, 0.0) + 1.0 / (RRF_K + rank)
+            if len(fused) >= query.k:
+                break
+        bonus = 1.0 / (RRF_K + 1)
+        for pid, hit in hits.items():
+            if intent.garment is not None and hit.payload.get("garment") == intent.garment.name:
+                fused[pid] += bonus
+            if intent.colour is not None and hit.payload.get("colour") == intent.colour:
+                fused[pid] += bonus
+        best = (
+            2 * bonus + bonus * (intent.garment is not None) + bonus * (intent.colour is not None)
+        )
+        order = sorted(fused, key=lambda pid: (-fused[pid], pid))[: query.k]
+        return TextResult(
+            hits=[_text_hit(hits[pid], min(1.0, fused[pid] / best)) for pid in order],
+            collection=collection,
+            candidates=len(fused),
+            garments=searched,
+            intent=found,
+        )
+
+    def _encoder(self) -> SentenceEncoder:
+        if self.encoder is None:
+            self.encoder = sentence_encoder()
+        return self.encoder
 
     def recommend(self, queries: Sequence[RecommendQuery]) -> list[RecommendResult]:
         """One result per query, in order (a query with a ``vote`` decides its garment
@@ -541,6 +619,41 @@ def _by_shares(
 def _weight(query: RecommendQuery) -> float:
     """The colour weight of a query's scores (none without a colour descriptor)."""
     return query.color_weight if query.colour is not None else 0.0
+
+
+RRF_K = 60
+"""Reciprocal rank fusion's constant: a list's r-th hit adds 1 / (RRF_K + r)."""
+
+
+def _text_filter(query: TextQuery, garments: Sequence[str]) -> PayloadFilter:
+    """As :func:`query_filter`, for a text query scoped to ``garments``."""
+    return query_filter(
+        RecommendQuery(
+            embedding=[0.0],
+            categories=query.categories,
+            garments=list(garments),
+            filters=query.filters,
+            exclude_product_ids=query.exclude_product_ids,
+            exclude_sources=query.exclude_sources,
+        )
+    )
+
+
+def _text_hit(hit: Hit, score: float) -> ProductHit:
+    payload = hit.payload
+    price = payload.get("price")
+    return ProductHit(
+        product_id=int(payload["product_id"]),
+        score=round(score, 6),
+        point_id=hit.id,
+        category=payload.get("category"),
+        garment=payload.get("garment"),
+        brand=payload.get("brand"),
+        price=float(price) if price is not None else None,
+        currency=payload.get("currency"),
+        source=payload.get("source"),
+        image_url=payload.get("image_url"),
+    )
 
 
 def _colour_of(hit: Hit) -> list[float]:

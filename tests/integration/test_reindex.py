@@ -27,6 +27,7 @@ from shared.db import Catalog
 from shared.db.models import ImageState
 from shared.settings import Settings
 from shared.vectors import EdgeIndex, PayloadFilter
+from shared.words import TEXT_MODEL
 from tests.gateway_support import NO_SERVICE, gateway_settings
 from tests.ingest_support import (
     LOOKALIKE,
@@ -164,7 +165,12 @@ def test_reindex_command(data_settings: Settings, shop: DemoShop) -> None:
     index = EdgeIndex(data_settings.qdrant_path)
     try:
         assert index.resolve(index_layout.ALIAS) == index_layout.collection_name(NEW_VERSION)
-        assert index.collections() == [index_layout.collection_name(NEW_VERSION)]  # --drop-old
+        assert index_layout.catalog_collections(index) == [
+            index_layout.collection_name(NEW_VERSION)
+        ]  # --drop-old; the product-text collection does not depend on the image model
+        assert index_layout.text_collections(index) == [
+            index_layout.text_collection_name(TEXT_MODEL)
+        ]
         assert index.count(index_layout.ALIAS) == n_points
     finally:
         index.close()

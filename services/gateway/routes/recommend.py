@@ -116,7 +116,7 @@ def _fields(items: Iterable[tuple[str, Any]]) -> dict[str, Any]:
     "/recommend",
     response_model=RecommendResponse,
     tags=["recommend"],
-    summary="Products that look like each garment of a photo",
+    summary="Products that look like each garment of a photo, or that match words",
     dependencies=[Depends(enforce_rate_limit)],
     responses=error_responses(400, 404, 413, 415, 422, 429, 503),
     openapi_extra=_RECOMMEND_BODY,
@@ -124,9 +124,12 @@ def _fields(items: Iterable[tuple[str, Any]]) -> dict[str, Any]:
 async def recommend(request: Request, pipeline: PipelineDep) -> RecommendResponse:
     """Send a photo as multipart ``image`` (any parameter as a form field or query parameter),
     or JSON with ``image_url`` (fetched; private addresses refused) or ``product_id`` ("more
-    like this": the product's own vectors). Each garment found gets its box, category with the
-    classifier's probability, and the ``k`` most similar active products; ``timings_ms`` has
-    the time per stage."""
+    like this": the product's own vectors), or ``text`` alone (words over the products' titles,
+    brands, categories, colours and attributes; one group). Each garment found gets its box,
+    category with the classifier's probability, and the ``k`` most similar active products;
+    ``text`` with a photo or product refines their ranking (``text_weight``, negative: "not
+    this"). Each group says which path answered (``answered_by``) and what the words were read
+    as (``intent``); ``timings_ms`` has the time per stage."""
     answer = await _recommend(request, pipeline)
     request_id = REQUEST_ID.get()
     if request_id is not None:
@@ -142,10 +145,15 @@ async def _recommend(request: Request, pipeline: RecommendPipeline) -> Recommend
     if content_type == "multipart/form-data":
         async with request.form(max_files=1, max_fields=MAX_FORM_FIELDS) as form:
             upload = form.get("image")
-            if not isinstance(upload, UploadFile):
-                raise InvalidInputError("send the photo as a multipart file field named 'image'")
-            data = await upload.read(limit + 1)
             fields = _fields((k, v) for k, v in form.multi_items() if k != "image")
+            if upload is None and "text" in fields:
+                params = _parse(RecommendParams, {**query, **fields})
+                return await run_in_threadpool(pipeline.from_text, params)
+            if not isinstance(upload, UploadFile):
+                raise InvalidInputError(
+                    "send the photo as a multipart file field named 'image' (or words in 'text')"
+                )
+            data = await upload.read(limit + 1)
         if len(data) > limit:
             raise PayloadTooLargeError(f"the image is larger than the limit of {limit} bytes")
         if not data:
@@ -160,11 +168,12 @@ async def _recommend(request: Request, pipeline: RecommendPipeline) -> Recommend
         )
         if request_json.product_id is not None:
             return await run_in_threadpool(pipeline.from_product, request_json.product_id, params)
-        assert request_json.image_url is not None
+        if request_json.image_url is None:
+            return await run_in_threadpool(pipeline.from_text, params)
         return await run_in_threadpool(pipeline.from_url, request_json.image_url, params)
     raise UnsupportedMediaTypeError(
-        "send multipart/form-data with an 'image' file, or application/json with image_url "
-        f"or product_id (got {content_type or 'no content type'!r})"
+        "send multipart/form-data with an 'image' file, or application/json with image_url, "
+        f"product_id or text (got {content_type or 'no content type'!r})"
     )
 
 
