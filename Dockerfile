@@ -1,8 +1,9 @@
 # syntax=docker/dockerfile:1
 # One image recipe for every service; SERVICE picks which (its `python -m services.<SERVICE>`
 # is the default command) and EXTRAS its optional dependencies:
-#   gateway, recommender: EXTRAS=""        (compose also runs `lookalike migrate` from the gateway's)
+#   gateway:              EXTRAS=""        (compose also runs `lookalike migrate` from the gateway's)
 #   embedder, detector:   EXTRAS="[ml]"    (CPU-only torch; the embedder's is also the ingest worker's)
+#   recommender:          EXTRAS="[ml]"    (the sentence model that reads a shopper's words)
 #   scraper:              EXTRAS="[scraper]"
 # Build from the repository root, e.g.:
 #   docker build --build-arg SERVICE=detector --build-arg EXTRAS="[ml]" -t lookalike/detector .
