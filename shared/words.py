@@ -39,6 +39,7 @@ from shared.vectors import SparseVec
 __all__ = [
     "COLOURS",
     "MAX_QUERY_CHARS",
+    "RRF_K",
     "TEXT_DIM",
     "TEXT_MODEL",
     "Intent",
@@ -54,6 +55,8 @@ __all__ = [
 TEXT_MODEL = "all-minilm-l6-v2"
 TEXT_DIM = 384
 MAX_QUERY_CHARS = 500
+RRF_K = 60
+"""Reciprocal rank fusion's constant: a ranking's r-th item adds ``weight / (RRF_K + r)``."""
 """The longest query read (a shopper's words, not a document): longer ones are refused."""
 
 _BM25_K1 = 1.2

@@ -56,6 +56,7 @@ from shared.netsafe import PrivateAddressError, UnsafeURLError, check_url
 from shared.scope import decide, label
 from shared.settings import Settings
 from shared.taxonomy import read_classes
+from shared.words import RRF_K
 
 __all__ = ["RecommendPipeline", "Timings"]
 
@@ -68,8 +69,6 @@ NO_GARMENT = "We couldn't find any clothing in this photo."
 NO_CLOSE_MATCH = "No close match in this shop: these are the nearest we have."
 DEFAULT_TEXT_WEIGHT = 0.5
 """How much words count against the pictures when they refine a photo or a product."""
-RRF_K = 60
-"""Reciprocal rank fusion's constant: the r-th of a ranking adds weight / (RRF_K + r)."""
 MAX_TEXT_CANDIDATES = 100
 
 

@@ -31,6 +31,7 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -74,6 +75,7 @@ from shared.scope import decide
 from shared.taxonomy import PARENTS
 from shared.vectors import Distance, Hit, PayloadFilter, VectorIndex
 from shared.words import (
+    RRF_K,
     TEXT_MODEL,
     SentenceEncoder,
     expand_query,
@@ -89,6 +91,8 @@ log = logging.getLogger(__name__)
 POINTS_PER_PRODUCT = 16
 """Upper bound of crops per product assumed when a search is restricted to given products."""
 LABEL_CHECK_S = 60.0
+TEXT_CACHE = 256
+"""Text queries whose sentence vectors are kept (a few KB each)."""
 MAX_WIDENING = 2
 """Times the candidate pool is widened (x4) when deduplication leaves fewer than ``k``."""
 _PROBE = [1.0 / math.sqrt(COLOUR_DIM)] * COLOUR_DIM
@@ -164,6 +168,8 @@ class Recommender:
         self.candidates = candidates
         self.calibrator = Calibrator(index)
         self._labelled: dict[str, float] = {}
+        # A photo refined by words asks once per garment with the same words: embed them once.
+        self._sentence = lru_cache(maxsize=TEXT_CACHE)(self._embed_words)
 
     # ---------------------------------------------------------------------------- queries
 
@@ -183,7 +189,7 @@ class Recommender:
         if not garments and query.scope and intent.garment is not None:
             garments = [intent.garment.parent]
         limit = max(query.candidates or self.candidates, 4 * query.k)
-        dense = self._encoder().encode([expand_query(query.text)])[0].tolist()
+        dense = self._sentence(query.text)
         sparse = lexical_vector(query.text, query=True, intent=intent)
         fused: dict[int, float] = {}
         hits: dict[int, Hit] = {}
@@ -216,6 +222,10 @@ class Recommender:
             garments=searched,
             intent=found,
         )
+
+    def _embed_words(self, text: str) -> list[float]:
+        """The sentence vector of a text query (its words expanded to the catalog's)."""
+        return self._encoder().encode([expand_query(text)])[0].tolist()
 
     def _encoder(self) -> SentenceEncoder:
         if self.encoder is None:
@@ -619,10 +629,6 @@ def _by_shares(
 def _weight(query: RecommendQuery) -> float:
     """The colour weight of a query's scores (none without a colour descriptor)."""
     return query.color_weight if query.colour is not None else 0.0
-
-
-RRF_K = 60
-"""Reciprocal rank fusion's constant: a list's r-th hit adds 1 / (RRF_K + r)."""
 
 
 def _text_filter(query: TextQuery, garments: Sequence[str]) -> PayloadFilter:

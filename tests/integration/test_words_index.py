@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 from qdrant_client import QdrantClient
 
@@ -22,7 +23,7 @@ from shared.db.models import utcnow
 from shared.settings import Settings
 from shared.taxonomy import garment_class
 from shared.vectors import ClientIndex, EdgeIndex, PayloadFilter, Point, VectorIndex
-from shared.words import TEXT_MODEL, lexical_vector, sentence_encoder
+from shared.words import TEXT_MODEL, SentenceEncoder, lexical_vector, sentence_encoder
 from tests.ingest_support import demo_items, demo_source, link_models, shared_models_dir
 
 pytestmark = [
@@ -194,3 +195,30 @@ def test_shopper_words_meet_catalog_words() -> None:
         "garment_parent": "top",
         "colour": "blue",
     }
+
+
+def test_the_same_words_are_embedded_once(runtime: IngestRuntime, shop: DemoShop) -> None:
+    """A photo refined by words asks once per garment with the same words: the sentence model
+    runs once for them, and again only for other words."""
+    from services.recommender.schemas import TextQuery
+    from services.recommender.service import Recommender
+
+    class Counting(SentenceEncoder):
+        def __init__(self) -> None:
+            super().__init__()
+            self.texts: list[str] = []
+
+        def encode(self, texts: list[str]) -> np.ndarray:
+            self.texts += texts
+            return super().encode(texts)
+
+    catalog = runtime.catalog
+    catalog.upsert_products(demo_source(catalog, shop.url).id, demo_items(shop, 4))
+    runtime.pipeline.process(catalog.pending_image_ids())
+    encoder = Counting()
+    recommender = Recommender(runtime.index, encoder=encoder)
+    first = recommender.search_text(TextQuery(text="blue shirt", k=3, garments=["top"]))
+    again = recommender.search_text(TextQuery(text="blue shirt", k=3, garments=["bottom"]))
+    assert first.hits and len(encoder.texts) == 1 and again.intent == first.intent
+    recommender.search_text(TextQuery(text="red shoes", k=3))
+    assert len(encoder.texts) == 2
