@@ -14,7 +14,7 @@ import click
 
 from lab.detector.cli import eval_detector_command, train_detector_command
 from lab.embedder.cli import eval_command, train_command
-from lab.evaluate.cli import eval_e2e_command, eval_text_command
+from lab.evaluate.cli import eval_e2e_command, eval_text_command, train_bridge_command
 
 __all__ = ["bench", "commands"]
 
@@ -52,6 +52,7 @@ def commands() -> list[click.Command]:
     return [
         train_command,
         eval_command,
+        train_bridge_command,
         train_detector_command,
         eval_detector_command,
         eval_e2e_command,

@@ -126,6 +126,16 @@ class GatewaySettings(BaseModel):
     alone; ``shared/scope.py``). Chosen by BENCHMARKS.md, what ships now: street
     class P@10."""
 
+    words_paths: Literal["both", "text", "pictures"] = "both"
+    """Which paths answer words alone: the products' text, the pictures (a foundation model's
+    text tower, or the word bridge of the shop's model), or both fused by rank."""
+    words_pictures_weight: float = Field(default=1.0, ge=0.0, le=4.0)
+    """The pictures path's weight against the text path's (1) when words alone are fused.
+    Chosen by BENCHMARKS.md, words (``lookalike eval-text``)."""
+    words_colour_weight: float = Field(default=0.5, ge=0.0, le=1.0)
+    """Colour's share of the pictures path's score when the words name a colour. Chosen by
+    BENCHMARKS.md, words (``lookalike eval-text``)."""
+
     @field_validator("allow_private_image_hosts")
     @classmethod
     def _host_ports(cls, hosts: list[str]) -> list[str]:
@@ -197,6 +207,10 @@ class EmbedderSettings(BaseModel):
     weights_licence: str = ""
     """The licence of a foundation model's weights, for its model card (unset: what the weights
     directory's metadata says, else ``unknown``)."""
+    bridge: Path | None = None
+    """A folder holding a word bridge (``bridge.npz`` + ``bridge.json``, ``lookalike
+    train-bridge``) to read words as pictures with, instead of the one beside the model's card;
+    used only with the model version it was learnt for."""
 
 
 class IngestSettings(BaseModel):

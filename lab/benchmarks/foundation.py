@@ -64,7 +64,7 @@ def foundation_cost() -> Figures:
             wall, core = _core_ms(embedder.embed_one, jpegs)
             figures[f"{name}_photo_ms_p50"] = wall
             figures[f"{name}_photo_core_ms"] = core
-            if embedder.has_text:
+            if embedder.info.text_path is not None:  # a text tower or a word bridge
                 texts: list[object] = [[query] for query in QUERIES]
                 wall, core = _core_ms(embedder.embed_text, texts)
                 figures[f"{name}_text_query_ms_p50"] = wall

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import shlex
 import sys
@@ -138,6 +139,10 @@ def eval_e2e_command(
     click.echo(text)
 
 
+def _kept(settings_dir: Path, catalog: Path, what: str) -> Path:
+    return settings_dir / f"{what}-{catalog.resolve().name}"
+
+
 @click.command("eval-text")
 @click.option(
     "--catalog",
@@ -145,6 +150,13 @@ def eval_e2e_command(
     default=DATA / "catalog-products-dev",
     show_default=True,
     help="A labelled shop: labels.csv (articleType, baseColour, productDisplayName ...).",
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where the catalog is indexed once and kept (default: eval-text-<catalog> in the "
+    "data directory); a later run reuses it.",
 )
 @click.option(
     "--min-products",
@@ -159,30 +171,132 @@ def eval_e2e_command(
     multiple=True,
     help="Titles and categories as published, or hidden (default: both).",
 )
+@click.option(
+    "--path",
+    "paths",
+    type=click.Choice(["text", "pictures", "both"]),
+    multiple=True,
+    help="The paths that answer (default: each alone, then both fused).",
+)
+@click.option(
+    "--pictures-weight",
+    "pictures_weights",
+    type=float,
+    multiple=True,
+    help="Also score the fused path at this gateway.words_pictures_weight (repeatable).",
+)
+@click.option(
+    "--colour-weight",
+    "colour_weights",
+    type=float,
+    multiple=True,
+    help="Also score the pictures and fused paths at this gateway.words_colour_weight.",
+)
+@click.option(
+    "--bridge",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="Use this word bridge (default: one learnt on the other half of the catalog).",
+)
 @click.option("--json-out", type=click.Path(dir_okay=False, path_type=Path), default=None)
 def eval_text_command(
-    catalog: Path, min_products: int, variants: tuple[str, ...], json_out: Path | None
+    catalog: Path,
+    data_dir: Path | None,
+    min_products: int,
+    variants: tuple[str, ...],
+    paths: tuple[str, ...],
+    pictures_weights: tuple[float, ...],
+    colour_weights: tuple[float, ...],
+    bridge: Path | None,
+    json_out: Path | None,
 ) -> None:
-    """Words on /recommend, the text path: P@10 of the same article type and of the same type
-    and colour for "<colour> <type>" queries in the catalog's and a shopper's words, with the
-    CPU time per query (lab/evaluate/words.py)."""
-    from lab.evaluate.words import run
+    """Words alone on /recommend, end to end: P@10 of the same article type and of the same
+    type and colour for "<colour> <type>" queries in the catalog's and a shopper's words, by
+    the text path, the pictures path and both fused, with the CPU time per query
+    (lab/evaluate/words.py)."""
+    from lab.benchmarks import machine
+    from lab.evaluate.words import PATHS, VARIANTS, run
+
+    settings = get_settings()
 
     def progress(line: str) -> None:
         click.echo(line, err=True)
 
     figures = run(
         catalog,
+        data_dir or _kept(settings.data_dir, catalog, "eval-text"),
+        settings,
         min_products=min_products,
-        variants=variants or ("published", "hidden"),
+        variants=variants or tuple(VARIANTS),
+        paths=paths or PATHS,
+        grid={"words_pictures_weight": pictures_weights, "words_colour_weight": colour_weights},
+        bridge=bridge,
         progress=progress,
     )
     report = {
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": shlex.join(["lookalike", *sys.argv[1:]]),
+        "machine": machine(),
         **figures,
     }
     text = json.dumps(report, indent=2)
     if json_out is not None:
         json_out.write_text(text + "\n")
     click.echo(text)
+
+
+@click.command("train-bridge")
+@click.option(
+    "--catalog",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    default=DATA / "catalog-products-dev",
+    show_default=True,
+    help="A labelled catalog: labels.csv (articleType, baseColour, productDisplayName ...) + "
+    "images.",
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where the catalog is indexed once and kept (default: eval-text-<catalog> in the data "
+    "directory, as `lookalike eval-text` keeps it).",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="The model folder to write bridge.npz + bridge.json into (default: the folder of "
+    "embedder.model); its card must be the model the catalog was indexed with.",
+)
+def train_bridge_command(catalog: Path, data_dir: Path | None, out: Path | None) -> None:
+    """Learn the word bridge of the catalog's embedder model (words read as pictures for a
+    shop whose titles say nothing) on every product of a labelled catalog."""
+    from lab.embedder.bridge import train
+    from lab.evaluate.shop import PARTS, indexed_shop, read_pairs
+    from services.embedder.artifact import find_model_dir, load_card
+    from shared.words import sentence_encoder
+
+    settings = get_settings()
+    folder = out or find_model_dir(settings.embedder.model)
+    if folder is None:
+        raise click.BadParameter(
+            f"{settings.embedder.model!r} is not a model folder: give --out", param_hint="--out"
+        )
+    kept = data_dir or _kept(settings.data_dir, catalog, "eval-text")
+    echo = functools.partial(click.echo, err=True)
+    with indexed_shop(catalog, kept, settings, progress=echo) as shop:
+        pairs = read_pairs(shop, [part for part in PARTS if part != "hidden"])
+        version = load_card(folder).version
+        if pairs.model_version != version:
+            raise click.ClickException(
+                f"{kept} was indexed with {pairs.model_version}, {folder} holds {version}"
+            )
+        bridge, figures = train(pairs, sentence_encoder(), progress=echo)
+    card = {
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": shlex.join(["lookalike", *sys.argv[1:]]),
+        "trained_on": str(catalog),
+        **figures,
+    }
+    bridge.save(folder, card)
+    click.echo(json.dumps({"out": str(folder), **card}, indent=2))

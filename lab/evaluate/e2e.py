@@ -40,6 +40,7 @@ from lab.evaluate.matching import (
     score_photo,
 )
 from lab.evaluate.records import Answer, CatalogItem, StreetPhoto
+from lab.wiring import gateway_pipeline
 from services.gateway.schemas import Group, RecommendParams, RecommendResponse
 from shared.db import Catalog, ImageIn, ProductIn, SourceIn
 from shared.detection import HELD_OUT_PHOTOS, held_out
@@ -238,13 +239,15 @@ def _ingest(
     config: E2EConfig,
     items: Sequence[CatalogItem],
     progress: Progress,
+    *,
+    source_name: str = "eval-catalog",
 ) -> dict[str, Any]:
     from services.ingest.pipeline import IngestRuntime
 
     started = time.perf_counter()
     source = catalog.upsert_source(
         SourceIn(
-            name="eval-catalog",
+            name=source_name,
             base_url=base,
             config={
                 "allow_private_addresses": True,
@@ -563,20 +566,7 @@ def _answer_all(
 ) -> tuple[list[Answer], list[Answer]]:
     """Every street and product photo answered by the recommend pipeline as the gateway wires
     it in process with ``settings``, and scored."""
-    from services.detector.client import make_detector
-    from services.embedder.client import make_embedder
-    from services.gateway.service import RecommendPipeline
-    from services.recommender.client import make_recommender
-
-    with ExitStack() as stack:
-        embedder = make_embedder(settings, catalog=catalog)
-        recommender = make_recommender(settings, index=index)
-        detector = make_detector(settings)
-        for thing in (embedder, recommender, detector):
-            close = getattr(thing, "close", None)
-            if callable(close):
-                stack.callback(close)
-        pipeline = RecommendPipeline(settings, catalog, detector, embedder, recommender, http=http)
+    with gateway_pipeline(settings, catalog, index, http) as pipeline:
         params = RecommendParams(k=TOP_K)
 
         def answer(path: Path, truth: tuple[tuple[str, Box], ...]) -> Answer:

@@ -22,7 +22,7 @@ from starlette.datastructures import UploadFile
 
 from services.embedder.client import RAW_TYPE
 from services.embedder.provider import ModelProvider
-from services.embedder.schemas import Features
+from services.embedder.schemas import Features, WordsRequest, WordVectors
 from services.embedder.service import MAX_CROPS, EmbedderService
 from shared.db import Catalog
 from shared.errors import InvalidInputError
@@ -94,6 +94,12 @@ async def features(request: Request, service: ServiceDep) -> Features:
         classify = str(form.get("classify", "true")).lower() not in ("false", "0", "no")
     crops = await run_in_threadpool(_decode, parts, shapes, settings)
     return await run_in_threadpool(partial(service.features, crops, classify=classify))
+
+
+@router.post("/words", response_model=WordVectors, tags=["embed"])
+async def words(body: WordsRequest, service: ServiceDep) -> WordVectors:
+    """Words as vectors among the active model's pictures (its text tower or word bridge)."""
+    return await run_in_threadpool(service.words, body.texts)
 
 
 def create_app(

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from PIL import Image
 
-from services.embedder.schemas import Features
+from services.embedder.schemas import Features, WordVectors
 from shared.db import Catalog
 from shared.health import Check
 from shared.images import to_rgb
@@ -27,6 +27,8 @@ RAW_TYPE = "application/x-lookalike-rgb"
 
 class EmbedderClient(Protocol):
     def features(self, crops: Sequence[Image.Image], *, classify: bool = True) -> Features: ...
+
+    def words(self, texts: Sequence[str]) -> WordVectors: ...
 
     def check(self) -> Check: ...
 
@@ -51,6 +53,10 @@ class HttpEmbedder:
             data={"shapes": shapes, "classify": "true" if classify else "false"},
         )
         return Features.model_validate(response.json())
+
+    def words(self, texts: Sequence[str]) -> WordVectors:
+        response = self.http.request("POST", "/words", json={"texts": list(texts)})
+        return WordVectors.model_validate(response.json())
 
     def check(self) -> Check:
         return self.http.check()

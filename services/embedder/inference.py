@@ -21,7 +21,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -34,6 +34,9 @@ from services.modellab.models.preprocess import (
 from services.modellab.runtime import LoadOnce
 from shared.colour import colour_descriptor
 from shared.errors import InvalidInputError
+
+if TYPE_CHECKING:
+    from services.embedder.bridge import WordBridge
 
 __all__ = ["DEFAULT_MODEL", "Embedder", "ModelInfo", "Prediction", "Runtime"]
 
@@ -56,7 +59,10 @@ class ModelInfo:
     runtime: str
     device: str
     has_text: bool = False
-    """Whether :meth:`Embedder.embed_text` embeds words into the images' space."""
+    """Whether the model has a text tower (words and pictures in one space)."""
+    text_path: Literal["tower", "bridge"] | None = None
+    """How :meth:`Embedder.embed_text` puts words among the pictures: the model's text tower,
+    a word bridge learnt for it (:mod:`services.embedder.bridge`), or not at all."""
     weights: dict[str, Any] = field(default_factory=dict, hash=False)
     """Where a foundation model's weights came from (path, sha256, licence)."""
 
@@ -100,7 +106,9 @@ class Embedder(LoadOnce):
         threads: int | None = None,
         allow_download: bool = False,
         licence: str = "",
+        bridge: str | os.PathLike[str] | None = None,
     ) -> None:
+        """``bridge``: a folder with a word bridge for this model (default: beside its card)."""
         super().__init__()
         if batch_size <= 0:
             raise InvalidInputError(f"batch_size must be positive, got {batch_size}")
@@ -117,12 +125,14 @@ class Embedder(LoadOnce):
         # A foundation model's hf-hub: weights may be fetched; its weights' licence (card).
         self.allow_download = allow_download
         self.licence = licence
+        self.bridge_dir = Path(bridge) if bridge is not None else None
         self._info: ModelInfo | None = None
         self._net: object = None
         self._session: object = None
         self._text: object = None
         self._text_session: object = None
         self._tokenize: Any = None
+        self._bridge: WordBridge | None = None
         self._pool: ThreadPoolExecutor | None = None
 
     # ------------------------------------------------------------------------------ loading
@@ -138,6 +148,7 @@ class Embedder(LoadOnce):
         import torch
 
         from services.embedder.artifact import find_model_dir, load_model, shipped_models
+        from services.embedder.bridge import load_bridge
         from services.embedder.network import EmbeddingNet, resolve_device
         from services.modellab.models import available_backbones, create_backbone
         from services.modellab.models.openclip import (
@@ -177,6 +188,7 @@ class Embedder(LoadOnce):
             net, card = load_model(model_dir)
             name, version, classes = card.name, card.version, tuple(card.classes)
             backbone = card.backbone
+            self._bridge = load_bridge(self.bridge_dir or model_dir, version)
         else:
             raise InvalidInputError(
                 f"no model {str(self.model)!r}: give a model directory, a shipped model "
@@ -216,6 +228,13 @@ class Embedder(LoadOnce):
             runtime=runtime,
             device=str(device),
             has_text=self._tokenize is not None,
+            text_path=(
+                "tower"
+                if self._tokenize is not None
+                else "bridge"
+                if self._bridge is not None
+                else None
+            ),
             weights=weights_card,
         )
         self.announce(log, "loaded model %s (%s, %s on %s)", version, backbone, runtime, device)
@@ -333,15 +352,28 @@ class Embedder(LoadOnce):
         """Whether the model has a text tower (:meth:`embed_text`); loads the model."""
         return self.info.has_text
 
+    @property
+    def bridge(self) -> WordBridge | None:
+        """The word bridge learnt for this model, if any (loads the model)."""
+        self.load()
+        return self._bridge
+
     def embed_text(self, texts: Sequence[str]) -> np.ndarray:
         """L2-normalised float32 embeddings of ``texts`` in the images' space, one row each,
-        by the model's text tower; a model without one raises :class:`InvalidInputError`."""
+        by the model's text tower or its word bridge (``info.text_path``); a model with
+        neither raises :class:`InvalidInputError`."""
         self.load()
-        if not self.info.has_text:
-            raise InvalidInputError(f"model {self.info.version} has no text tower")
         texts = list(texts)
         if not all(isinstance(text, str) for text in texts):
             raise InvalidInputError("embed_text takes strings")
+        if self._tokenize is None:
+            if self._bridge is None:
+                raise InvalidInputError(
+                    f"model {self.info.version} has no text tower and no word bridge"
+                )
+            from shared.words import sentence_encoder
+
+            return self._bridge.embed(sentence_encoder(), texts)
         outputs = [np.zeros((0, self.info.dim), np.float32)]
         for start in range(0, len(texts), self.batch_size):
             tokens = self._tokenize(texts[start : start + self.batch_size])

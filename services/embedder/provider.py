@@ -113,6 +113,7 @@ class ModelProvider:
                     threads=self.threads,
                     allow_download=self.settings.embedder.allow_download,
                     licence=spec.licence or self.settings.embedder.weights_licence,
+                    bridge=self.settings.embedder.bridge,
                 ).load()
                 self._models[spec] = model
                 while len(self._models) > self._keep:

@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image
 
 from services.embedder.provider import ModelProvider, ModelSpec
-from services.embedder.schemas import CropFeatures, Features
+from services.embedder.schemas import CropFeatures, Features, WordVectors
 from shared.errors import InvalidInputError, LookalikeError
 from shared.health import Check
 from shared.images import to_rgb
@@ -111,6 +111,28 @@ class EmbedderService:
             out.append(item)
         return Features(
             crops=out, model_version=model.info.version, classifier_version=classifier_version
+        )
+
+    def words(self, texts: Sequence[str]) -> WordVectors:
+        """``texts`` as vectors among the active model's pictures: by its text tower, else by
+        the word bridge learnt for it (with the colour the words name), else none."""
+        if not texts:
+            raise InvalidInputError("no texts to embed")
+        model = self.model()
+        path = model.info.text_path
+        if path is None:
+            return WordVectors(model_version=model.info.version)
+        vectors = model.embed_text(list(texts))
+        bridge = model.bridge if path == "bridge" else None
+        colours = [
+            None if bridge is None or (c := bridge.colour(text)) is None else c.tolist()
+            for text in texts
+        ]
+        return WordVectors(
+            path=path,
+            vectors=vectors.astype(np.float32).tolist(),
+            colours=colours,
+            model_version=model.info.version,
         )
 
     def check(self) -> Check:

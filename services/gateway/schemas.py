@@ -84,8 +84,10 @@ class RecommendParams(BaseModel):
     text: str | None = Field(
         default=None,
         description=f"Words (at most {MAX_QUERY_CHARS} characters, any script): alone, the "
-        "products whose text (title, brand, category, colour, attributes) matches them; with "
-        "a photo or a product_id, they refine its ranking (``text_weight``). Read as plain "
+        "products whose text (title, brand, category, colour, attributes) matches them and "
+        "the garments that look like them (the model's text tower or word bridge), fused by "
+        "rank; with a photo or a product_id, they refine its ranking (``text_weight``). Read "
+        "as plain "
         "words: markup or SQL is searched for, never run. Refused (422): empty or blank, "
         "longer than the limit, control characters, no letter or digit (emoji only).",
         examples=["navy tee"],
@@ -212,9 +214,9 @@ class Group(BaseModel):
     )
     answered_by: Literal["pictures", "text", "both"] = Field(
         default="pictures",
-        description="Which path ranked the group: the pictures (a photo or product_id), the "
-        "products' text (``text`` alone), or both fused by rank (a photo or product_id refined "
-        "by ``text``).",
+        description="Which path ranked the group: the pictures (a photo, a product_id, or "
+        "words read as pictures by the model's text tower or word bridge), the products' text, "
+        "or both fused by rank (words alone, or a photo or product_id refined by ``text``).",
     )
     intent: ParsedIntent | None = Field(
         default=None, description="What ``text`` was read as (null without text)."

@@ -27,7 +27,7 @@ import httpx
 import numpy as np
 
 from services.embedder.client import EmbedderClient
-from services.embedder.schemas import CropFeatures
+from services.embedder.schemas import CropFeatures, WordVectors
 from services.gateway.schemas import (
     Group,
     ParsedIntent,
@@ -35,6 +35,7 @@ from services.gateway.schemas import (
     RecommendParams,
     RecommendResponse,
 )
+from services.gateway.words import fuse_by_rank, fuse_rankings
 from services.recommender.client import RecommenderClient
 from services.recommender.schemas import (
     Decided,
@@ -44,7 +45,6 @@ from services.recommender.schemas import (
     RecommendResult,
     SimilarQuery,
     TextQuery,
-    TextResult,
 )
 from shared.crops import GarmentCrop, garment_crops
 from shared.db import Catalog
@@ -56,7 +56,7 @@ from shared.netsafe import PrivateAddressError, UnsafeURLError, check_url
 from shared.scope import decide, label
 from shared.settings import Settings
 from shared.taxonomy import read_classes
-from shared.words import RRF_K
+from shared.words import read_intent
 
 __all__ = ["RecommendPipeline", "Timings"]
 
@@ -70,26 +70,6 @@ NO_CLOSE_MATCH = "No close match in this shop: these are the nearest we have."
 DEFAULT_TEXT_WEIGHT = 0.5
 """How much words count against the pictures when they refine a photo or a product."""
 MAX_TEXT_CANDIDATES = 100
-
-
-def fuse_by_rank(
-    pictures: RecommendResult, words: TextResult, weight: float, k: int
-) -> RecommendResult:
-    """The picture ranking refined by the words' ranking: each of the picture's hits scores
-    ``1 / (RRF_K + its rank) + weight / (RRF_K + its rank by words)`` (no term when the words
-    did not rank it), best ``k`` first. A negative ``weight`` pushes down what matches the
-    words. Only the pictures' candidates are ranked (refining never brings in a product that
-    looks nothing like the photo); each keeps its picture similarity as its score."""
-    by_words = {hit.product_id: rank for rank, hit in enumerate(words.hits, start=1)}
-
-    def fused(item: tuple[int, Any]) -> float:
-        rank, hit = item
-        text_rank = by_words.get(hit.product_id)
-        bonus = 0.0 if text_rank is None else weight / (RRF_K + text_rank)
-        return 1.0 / (RRF_K + rank) + bonus
-
-    ranked = sorted(enumerate(pictures.hits, start=1), key=fused, reverse=True)
-    return pictures.model_copy(update={"hits": [hit for _, hit in ranked[:k]]})
 
 
 @dataclass
@@ -267,14 +247,32 @@ class RecommendPipeline:
         return self._respond(groups, similar.model_version, timings)
 
     def from_text(self, params: RecommendParams) -> RecommendResponse:
-        """Products by words alone (:meth:`RecommenderClient.search_text`): one group, ranked
-        by the products' text, scoped to the garment class the words name."""
+        """Products by words alone: one group, the text path's ranking and the pictures'
+        fused by rank (:mod:`services.gateway.words`; ``gateway.words_paths`` picks the
+        paths), scoped to the garment class the words name."""
         assert params.text is not None
         self._check_categories(params)
         timings = Timings()
-        with timings.stage("search"):
-            result = self.recommender.search_text(self._text_query(params, params.text))
-        intent = ParsedIntent(**result.intent.model_dump())
+        gateway = self.settings.gateway
+        k = params.k or gateway.default_k
+        by_text = by_pictures = None
+        model_version = None
+        intent = ParsedIntent(**read_intent(params.text).as_dict())
+        if gateway.words_paths != "pictures":
+            with timings.stage("search"):
+                by_text = self.recommender.search_text(self._text_query(params, params.text))
+        if gateway.words_paths != "text":
+            with timings.stage("embed"):
+                words = self.embedder.words([params.text])
+            if words.path is not None:
+                model_version = words.model_version
+                with timings.stage("search"):
+                    [by_pictures] = self.recommender.recommend(
+                        [self._words_query(params, words, intent)]
+                    )
+        result, answered_by = fuse_rankings(
+            by_text, by_pictures, pictures_weight=gateway.words_pictures_weight, k=k
+        )
         garment = _Garment(
             box=None,
             features=None,
@@ -284,8 +282,29 @@ class RecommendPipeline:
         )
         with timings.stage("hydrate"):
             [group] = self._groups([garment], [result])
-        group.answered_by, group.intent = "text", intent
-        return self._respond([group], None, timings)
+        group.answered_by, group.intent = answered_by, intent
+        return self._respond([group], model_version, timings)
+
+    def _words_query(
+        self, params: RecommendParams, words: WordVectors, intent: ParsedIntent
+    ) -> RecommendQuery:
+        """The pictures path's search: the words' point among the pictures, scoped to the
+        garment class they name (unless ``cross_category``), ranked by the colour they name."""
+        gateway = self.settings.gateway
+        ranking = self._ranking(params)
+        ranking["k"] = params.k or gateway.default_k
+        colour = words.colours[0] if words.colours else None
+        ranking["color_weight"] = gateway.words_colour_weight if colour is not None else 0.0
+        scoped = intent.garment_parent is not None and not params.cross_category
+        return RecommendQuery(
+            embedding=words.vectors[0],
+            colour=colour,
+            model_version=words.model_version,
+            categories=list(params.category or []),
+            garments=[intent.garment_parent] if scoped and not params.category else [],
+            category_votes=gateway.category_votes,
+            **ranking,
+        )
 
     def _text_query(
         self, params: RecommendParams, text: str, garments: list[str] | None = None

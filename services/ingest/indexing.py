@@ -36,7 +36,7 @@ from shared.index_layout import (
     text_payload,
     text_point_id,
 )
-from shared.taxonomy import GarmentClass
+from shared.taxonomy import GarmentClass, class_named
 from shared.vectors import PayloadFilter, Point, VectorIndex
 from shared.words import (
     TEXT_DIM,
@@ -54,6 +54,7 @@ __all__ = [
     "ensure_collection",
     "ensure_text_collection",
     "index_texts",
+    "refresh_texts",
     "remove_images",
     "remove_products",
     "sync_images",
@@ -229,6 +230,34 @@ def sync_products(index: VectorIndex, catalog: Catalog, product_ids: Sequence[in
                     if image.active and image.state is ImageState.DONE:
                         where = PayloadFilter(equals={"image_id": image.id})
                         index.set_payload(collection, where, {"image_url": image.url})
+        refresh_texts(index, list(products.values()))
+
+
+def refresh_texts(
+    index: VectorIndex, products: Sequence[ProductOut], encoder: SentenceEncoder | None = None
+) -> int:
+    """Rewrite the text points of the products whose words changed (a new title, category or
+    attribute) so that words find them by what they say now; returns how many. The sentence
+    model is loaded only when one changed."""
+    collection = text_collection_name(TEXT_MODEL)
+    if not products or collection not in index.collections():
+        return 0
+    by_id = {product.id: product for product in products}
+    ids = [text_point_id(product.id, TEXT_MODEL) for product in products]
+    stale = []
+    for hit in index.retrieve(collection, ids):
+        product = by_id[int(hit.payload["product_id"])]
+        if hit.payload.get("text") != product_text(product):
+            garment = hit.payload.get("garment")
+            stale.append(
+                ProductText(
+                    product,
+                    hit.payload.get("source"),
+                    class_named(garment) if garment else None,
+                    hit.payload.get("image_url"),
+                )
+            )
+    return index_texts(index, encoder or sentence_encoder(), stale) if stale else 0
 
 
 def sync_images(index: VectorIndex, catalog: Catalog, image_ids: Sequence[int]) -> None:

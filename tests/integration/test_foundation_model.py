@@ -113,6 +113,17 @@ def test_reindex_switches_a_shop_to_a_clip_model_from_a_local_file(
         urls = {shop.product_url(p) for p in shop.catalog.products}
         assert {hit["url"] for g in groups for hit in g["recommendations"]} <= urls
 
+        # Words alone on /recommend: the text tower reads them among the CLIP pictures.
+        pictures = settings.gateway.model_copy(update={"words_paths": "pictures"})
+        words_only = settings.model_copy(update={"gateway": pictures})
+        with TestClient(create_app(words_only, catalog=catalog, index=index)) as client:
+            answer = client.post("/recommend", json={"text": "something red", "k": 3})
+        assert answer.status_code == 200, answer.text
+        [group] = answer.json()["groups"]
+        assert group["answered_by"] == "pictures" and group["intent"]["colour"] == "red"
+        assert answer.json()["model_version"] == version
+        assert group["recommendations"] and {h["url"] for h in group["recommendations"]} <= urls
+
         # Words, through the active model's text tower, search the same collection.
         models = ModelProvider(catalog, settings)
         try:

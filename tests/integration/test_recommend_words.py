@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -251,3 +252,24 @@ def test_the_recommender_over_http_answers_words_as_in_process(
     ):
         for text in ("pink tee", "navy backpack"):
             assert _words(remote, text)["groups"] == _words(client, text)["groups"]
+
+
+def test_the_embedder_over_http_reads_words_as_in_process(world: World, client: TestClient) -> None:
+    from services.embedder.api import create_app as embedder_app
+    from tests.recommend_support import serve_app
+
+    settings = world.settings
+    with (
+        serve_app(embedder_app(settings, catalog=world.catalog)) as url,
+        TestClient(
+            create_app(
+                settings.model_copy(update={"embedder_url": url}),
+                catalog=world.catalog,
+                index=world.index,
+            )
+        ) as remote,
+    ):
+        for text in ("pink tee", "navy backpack"):
+            assert _words(remote, text)["groups"] == _words(client, text)["groups"]
+        response = httpx.post(f"{url}/words", json={"texts": []})
+        assert response.status_code == 422

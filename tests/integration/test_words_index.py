@@ -222,3 +222,31 @@ def test_the_same_words_are_embedded_once(runtime: IngestRuntime, shop: DemoShop
     assert first.hits and len(encoder.texts) == 1 and again.intent == first.intent
     recommender.search_text(TextQuery(text="red shoes", k=3))
     assert len(encoder.texts) == 2
+
+
+def test_a_new_title_is_found_by_its_words_without_reingest(
+    runtime: IngestRuntime, shop: DemoShop
+) -> None:
+    catalog, index = runtime.catalog, runtime.index
+    source = demo_source(catalog, shop.url)
+    [item] = demo_items(shop, 1)
+    catalog.upsert_products(source.id, [item])
+    runtime.pipeline.process(catalog.pending_image_ids())
+    [product] = catalog.list_products()
+    point_id = index_layout.text_point_id(product.id, TEXT_MODEL)
+    [before] = index.retrieve(TEXTS, [point_id], with_vectors=True)
+
+    # The shop renames the product: the crawl writes it, upkeep syncs it; no image is redone.
+    catalog.upsert_products(source.id, [item.model_copy(update={"title": "Zanzibar Raincoat"})])
+    assert catalog.pending_image_ids() == []
+    indexing.sync_products(index, catalog, [product.id])
+    [after] = index.retrieve(TEXTS, [point_id], with_vectors=True)
+    assert after.payload["title"] == "Zanzibar Raincoat" and "Zanzibar" in after.payload["text"]
+    assert after.payload["garment"] == before.payload["garment"]
+    assert after.vectors != before.vectors
+    [hit] = index.search(
+        TEXTS, index_layout.TEXT_SPARSE, lexical_vector("zanzibar", query=True), limit=1
+    )
+    assert hit.payload["product_id"] == product.id
+    # Unchanged words are not embedded again.
+    assert indexing.refresh_texts(index, catalog.list_products()) == 0
