@@ -55,6 +55,7 @@ __all__ = [
 TEXT_MODEL = "all-minilm-l6-v2"
 TEXT_DIM = 384
 MAX_QUERY_CHARS = 500
+ENCODE_BATCH = 64
 RRF_K = 60
 """Reciprocal rank fusion's constant: a ranking's r-th item adds ``weight / (RRF_K + r)``."""
 """The longest query read (a shopper's words, not a document): longer ones are refused."""
@@ -258,9 +259,18 @@ class SentenceEncoder:
         )
 
     def encode(self, texts: list[str]) -> np.ndarray:
-        """(n, 384) float32, L2-normalised."""
+        """(n, 384) float32, L2-normalised; in batches of :data:`ENCODE_BATCH` (attention's
+        memory grows with the batch times the square of its longest text)."""
         if not texts:
             return np.zeros((0, TEXT_DIM), np.float32)
+        return np.concatenate(
+            [
+                self._encode(texts[start : start + ENCODE_BATCH])
+                for start in range(0, len(texts), ENCODE_BATCH)
+            ]
+        )
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
         torch = self._torch
         encodings = self._tokenizer.encode_batch(texts)
         ids = torch.tensor([e.ids for e in encodings])

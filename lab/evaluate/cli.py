@@ -143,21 +143,26 @@ def _kept(settings_dir: Path, catalog: Path, what: str) -> Path:
     return settings_dir / f"{what}-{catalog.resolve().name}"
 
 
-@click.command("eval-text")
-@click.option(
+labelled_catalog = click.option(
     "--catalog",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
     default=DATA / "catalog-products-dev",
     show_default=True,
-    help="A labelled shop: labels.csv (articleType, baseColour, productDisplayName ...).",
+    help="A labelled catalog: labels.csv (articleType, baseColour, productDisplayName ...) + "
+    "images.",
 )
-@click.option(
+kept_index = click.option(
     "--data-dir",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
     help="Where the catalog is indexed once and kept (default: eval-text-<catalog> in the "
-    "data directory); a later run reuses it.",
+    "data directory); `eval-text` and `train-bridge` reuse it.",
 )
+
+
+@click.command("eval-text")
+@labelled_catalog
+@kept_index
 @click.option(
     "--min-products",
     default=10,
@@ -246,21 +251,8 @@ def eval_text_command(
 
 
 @click.command("train-bridge")
-@click.option(
-    "--catalog",
-    type=click.Path(file_okay=False, exists=True, path_type=Path),
-    default=DATA / "catalog-products-dev",
-    show_default=True,
-    help="A labelled catalog: labels.csv (articleType, baseColour, productDisplayName ...) + "
-    "images.",
-)
-@click.option(
-    "--data-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Where the catalog is indexed once and kept (default: eval-text-<catalog> in the data "
-    "directory, as `lookalike eval-text` keeps it).",
-)
+@labelled_catalog
+@kept_index
 @click.option(
     "--out",
     type=click.Path(file_okay=False, exists=True, path_type=Path),
