@@ -525,7 +525,7 @@ def test_a_photo_refined_by_words_sends_them_and_keeps_them_across_garments(
     _wait_for_answer(page)
     understood = page.locator("#understood")
     expect(understood).to_have_text(re.compile(r"Refined by your words:\s+blue · t-shirt"))
-    expect(page.locator("#status")).to_contain_text("refined by your words")
+    expect(page.locator("#status")).to_contain_text("Refined by your words: blue · t-shirt")
     page.get_by_text("Details", exact=True).click()
     expect(page.locator("#details-list li").first).to_contain_text(
         "answered by the pictures, refined by the words"

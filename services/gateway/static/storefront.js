@@ -464,10 +464,14 @@ function showGroupNotice(notice) {
   ui.groupNotice.hidden = !text;
 }
 
+function understoodLabel(group) {
+  return group?.answered_by === "both" ? "Refined by your words:" : "Understood:";
+}
+
 /** What the words were read as ("blue · t-shirt"), under the heading; hidden when nothing was. */
 function showUnderstood(group) {
   const text = understoodText(group?.intent);
-  ui.understoodLabel.textContent = group?.answered_by === "both" ? "Refined by your words:" : "Understood:";
+  ui.understoodLabel.textContent = understoodLabel(group);
   ui.understoodWords.textContent = text;
   ui.understood.hidden = !text;
 }
@@ -501,11 +505,13 @@ function showGroup(prefix) {
     ui.empty.hidden = !ui.groupNotice.hidden;
   }
   const name = byWords ? `“${state.words}”` : group.category ? garmentLabel(group).toLowerCase() : "this piece";
+  // What the words were read as is shown under the heading (and spoken here); words that read
+  // as nothing known still refined a picture, and the status says so.
   const understood = understoodText(group.intent);
-  const refined = !byWords && state.words ? ", refined by your words" : "";
+  const refined = !byWords && state.words && !understood ? ", refined by your words" : "";
   announce(
     `${prefix}Showing ${products.length} ${products.length === 1 ? "match" : "matches"} for ${name}${refined}.`,
-    understood ? `Understood: ${understood}.` : "",
+    understood ? `${understoodLabel(group)} ${understood}.` : "",
   );
 }
 
