@@ -128,7 +128,8 @@ def validation_message(errors: list[Any]) -> str:
         location = ".".join(
             str(p) for p in error.get("loc", ()) if p not in ("body", "query", "path")
         )
-        message = str(error.get("msg", "invalid"))
+        # A validator's own words, without pydantic's "Value error, " in front of them.
+        message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
         parts.append(f"{location}: {message}" if location else message)
     return "; ".join(parts) or "invalid request"
 

@@ -9,6 +9,7 @@ to ``LOOKALIKE_ARTIFACTS_DIR`` (default: the test's tmp dir); the path is printe
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import time
@@ -429,3 +430,198 @@ def test_a_visitor_without_a_photo_can_try_an_example(
     page.screenshot(path=str(artifacts / "11-example-searched.png"), full_page=True)
     page.get_by_role("button", name="Start over").click()
     expect(examples.first).to_be_visible()
+
+
+# ------------------------------------------------------------------------------ words
+
+
+def _sent_text(request: Any) -> str | None:
+    """The ``text`` a JSON ``/recommend`` request carried, if any. (Chromium does not hand a
+    multipart body with a file to Playwright: those are checked by the answer's
+    ``answered_by`` and ``intent``.)"""
+    assert request.headers.get("content-type") == "application/json", request.headers
+    text = json.loads(request.post_data or "{}").get("text")
+    return text if isinstance(text, str) else None
+
+
+def _answered_by(response: Any) -> set[str]:
+    return {group["answered_by"] for group in response.json()["groups"]}
+
+
+def test_words_alone_find_products_and_say_what_was_understood(
+    page: Page, indexed: Stack, artifacts: Path
+) -> None:
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(indexed.url)
+    box = page.get_by_label("Search by words")
+    box.fill("navy tee")
+    with page.expect_response(RECOMMEND, timeout=QUERY_TIMEOUT_MS) as answer:
+        box.press("Enter")
+    assert answer.value.status == 200, answer.value.text()
+    assert _sent_text(answer.value.request) == "navy tee"
+    assert "image_url" not in (answer.value.request.post_data or "")
+    [group] = answer.value.json()["groups"]
+    assert group["answered_by"] == "text"
+    assert group["intent"] == {"garment": "t-shirt", "garment_parent": "top", "colour": "blue"}
+    assert group["recommendations"]
+    _wait_for_answer(page)
+    expect(page.locator("#results-title")).to_have_text("Results for “navy tee”")
+    expect(page.locator("#understood")).to_have_text(
+        re.compile(r"^\s*Understood:\s+blue · t-shirt\s*$")
+    )
+    expect(page.locator("#status")).to_contain_text("Understood: blue · t-shirt")
+    expect(page.locator("#grid .card")).to_have_count(len(group["recommendations"]))
+    expect(page.locator("#photo")).to_be_hidden()
+    expect(page.locator("#garments")).to_be_hidden()  # one group and no photo: no chips
+    _no_percentages(page)
+    page.get_by_text("Details", exact=True).click()
+    details = page.locator("#details-list")
+    expect(details).to_contain_text("answered by the words")
+    expect(details).to_contain_text("words read as colour blue, garment t-shirt (top)")
+    page.screenshot(path=str(artifacts / "12-words.png"), full_page=True)
+
+    # The filters search the same words again.
+    with page.expect_request(re.compile(r"/recommend\?.*metric=l1")) as again:
+        page.get_by_text("L1", exact=True).click()
+    assert _sent_text(again.value) == "navy tee"
+    _wait_for_answer(page)
+
+    # Words that name no garment and no colour (a brand) still search; nothing "understood".
+    box.fill("koru")
+    with page.expect_response(RECOMMEND, timeout=QUERY_TIMEOUT_MS) as brand:
+        page.get_by_role("button", name="Find").click()
+    assert brand.value.json()["groups"][0]["intent"] == {
+        "garment": None,
+        "garment_parent": None,
+        "colour": None,
+    }
+    _wait_for_answer(page)
+    expect(page.locator("#understood")).to_be_hidden()
+    expect(page.locator("#grid .card").first).to_be_visible()
+
+    # Clearing the words puts the search away.
+    page.get_by_role("button", name="Clear the words").click()
+    expect(box).to_have_value("")
+    expect(box).to_be_focused()
+    expect(page.locator("#grid .card")).to_have_count(0)
+    expect(page.get_by_role("button", name="Clear the words")).to_be_hidden()
+    assert not errors
+
+
+def test_a_photo_refined_by_words_sends_them_and_keeps_them_across_garments(
+    page: Page, indexed: Stack, outfit_photo: Path, artifacts: Path
+) -> None:
+    page.goto(indexed.url)
+    page.get_by_label("Search by words").fill("navy tee")
+    with page.expect_response(RECOMMEND, timeout=QUERY_TIMEOUT_MS) as answer:
+        page.get_by_label("Choose a photo").set_input_files(outfit_photo)
+    assert answer.value.status == 200, answer.value.text()
+    assert "multipart/form-data" in answer.value.request.headers["content-type"]
+    groups = answer.value.json()["groups"]
+    # The words went with the photo: every garment's matches were refined by them.
+    assert len(groups) >= 2 and _answered_by(answer.value) == {"both"}
+    assert groups[0]["intent"] == {"garment": "t-shirt", "garment_parent": "top", "colour": "blue"}
+    _wait_for_answer(page)
+    understood = page.locator("#understood")
+    expect(understood).to_have_text(re.compile(r"Refined by your words:\s+blue · t-shirt"))
+    expect(page.locator("#status")).to_contain_text("Refined by your words: blue · t-shirt")
+    page.get_by_text("Details", exact=True).click()
+    expect(page.locator("#details-list li").first).to_contain_text(
+        "answered by the pictures, refined by the words"
+    )
+    page.screenshot(path=str(artifacts / "13-photo-and-words.png"), full_page=True)
+
+    # Another garment of the same answer: still refined by the words.
+    page.locator("#chips .chip").nth(1).click()
+    expect(page.locator("#chips .chip").nth(1)).to_have_attribute("aria-pressed", "true")
+    expect(understood).to_have_text(re.compile(r"Refined by your words:\s+blue · t-shirt"))
+    expect(page.get_by_label("Search by words")).to_have_value("navy tee")
+    # A filter asks again with the photo and the words.
+    with page.expect_response(re.compile(r"/recommend\?.*metric=l1")) as again:
+        page.get_by_text("L1", exact=True).click()
+    assert _answered_by(again.value) == {"both"}
+    _wait_for_answer(page)
+    expect(page.locator("#chips .chip").nth(1)).to_have_attribute("aria-pressed", "true")
+
+    # Without the words: the photo's own matches.
+    with page.expect_response(RECOMMEND, timeout=QUERY_TIMEOUT_MS) as plain:
+        page.get_by_role("button", name="Clear the words").click()
+    assert _answered_by(plain.value) == {"pictures"}
+    _wait_for_answer(page)
+    expect(understood).to_be_hidden()
+    expect(page.locator("#photo")).to_be_visible()
+
+    # Words typed with the photo on screen refine it ("Enter" in the box).
+    box = page.get_by_label("Search by words")
+    box.fill("red")
+    with page.expect_response(RECOMMEND, timeout=QUERY_TIMEOUT_MS) as refined:
+        box.press("Enter")
+    assert _answered_by(refined.value) == {"both"}
+    assert refined.value.json()["groups"][0]["intent"]["colour"] == "red"
+    _wait_for_answer(page)
+    expect(understood).to_have_text(re.compile(r"Refined by your words:\s+red\s*$"))
+
+    # "More like this" takes the words along too (a JSON request: the body can be read).
+    product = page.locator("#grid .card").first
+    name = product.get_by_role("heading").inner_text()
+    with page.expect_response(RECOMMEND, timeout=QUERY_TIMEOUT_MS) as more:
+        product.get_by_role("button", name=f"More like this: {name}").click()
+    assert _sent_text(more.value.request) == "red"
+    assert "product_id" in (more.value.request.post_data or "")
+    assert _answered_by(more.value) == {"both"}
+    _wait_for_answer(page)
+
+
+def test_an_empty_or_unreadable_search_says_what_to_type(
+    page: Page, indexed: Stack, artifacts: Path
+) -> None:
+    sent: list[str] = []
+    page.on(
+        "request", lambda request: sent.append(request.url) if "/recommend" in request.url else None
+    )
+    page.goto(indexed.url)
+    box = page.get_by_label("Search by words")
+    alert = page.get_by_role("alert")
+    for words in ("", "   "):
+        box.fill(words)
+        box.press("Enter")
+        expect(alert).to_be_visible()
+        expect(alert).to_contain_text("Type what you are looking for.")
+        expect(alert).to_contain_text("navy tee")
+    assert not sent  # nothing to ask the server
+    page.screenshot(path=str(artifacts / "14-empty-words.png"), full_page=False)
+
+    # Words the server refuses: its 422 message in the error area, in a shopper's words.
+    box.fill("🙂🙂")
+    with page.expect_response(RECOMMEND, timeout=QUERY_TIMEOUT_MS) as answer:
+        box.press("Enter")
+    assert answer.value.status == 422
+    expect(alert).to_contain_text("We couldn't search for those words.")
+    expect(alert).to_contain_text("Text holds no words (no letter or digit).")
+    for raw in ("Traceback", "Value error", "text: "):
+        expect(alert).not_to_contain_text(raw)
+    expect(box).to_have_value("🙂🙂")  # left to be corrected
+    expect(page.locator("#grid .card")).to_have_count(0)
+    expect(page.locator("#understood")).to_be_hidden()
+
+
+def test_the_search_box_fits_a_phone(mobile_page: Page, indexed: Stack, artifacts: Path) -> None:
+    page = mobile_page
+    page.goto(indexed.url)
+    box = page.get_by_label("Search by words")
+    find = page.get_by_role("button", name="Find")
+    expect(box).to_be_in_viewport()
+    for control in (box, find):
+        bounds = control.bounding_box()
+        assert bounds and bounds["x"] >= 0 and bounds["x"] + bounds["width"] <= 390, bounds
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    # A long unbroken word must wrap in the heading, not widen the page.
+    words = "navy" + "x" * 120
+    box.fill(words)
+    box.press("Enter")
+    _wait_for_answer(page)
+    expect(page.locator("#results-title")).to_contain_text(words)
+    expect(page.locator("#grid .card").first).to_be_in_viewport(timeout=5_000)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    page.screenshot(path=str(artifacts / "15-phone-words.png"), full_page=True)

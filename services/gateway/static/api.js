@@ -1,14 +1,18 @@
 // Talking to the gateway: POST /recommend and the page's config, with errors turned into
 // messages a shopper can act on.
 
-/** An answer the page cannot use: `title` is for the shopper, `detail` says what happened. */
+/**
+ * An answer the page cannot use: `title` is for the shopper, `detail` says what happened;
+ * `aboutWords` when it was the shopper's words that were refused (not the photo).
+ */
 export class RequestError extends Error {
-  constructor(title, detail, status = 0) {
+  constructor(title, detail, status = 0, { aboutWords = false } = {}) {
     super(title);
     this.name = "RequestError";
     this.title = title;
     this.detail = detail;
     this.status = status;
+    this.aboutWords = aboutWords;
   }
 }
 
@@ -28,6 +32,9 @@ const HINT = {
   429: "Please wait a moment, then try again.",
   503: "Please try again in a minute.",
 };
+
+/** What to do about words the server refused, or an empty search box. */
+export const WORDS_HINT = "Try a few plain words, such as “navy tee” or “black boots”.";
 
 function plural(n, one, many) {
   return `${n} ${n === 1 ? one : many}`;
@@ -69,7 +76,13 @@ async function errorFor(response, source) {
   if (status === 422 && source.kind === "url") title = "We couldn't use the picture at that link.";
   const parts = [];
   // For 429 and 5xx the server's words are for operators; the shopper gets the hint alone.
-  const said = status === 429 || status >= 500 ? "" : serverDetail(body);
+  let said = status === 429 || status >= 500 ? "" : serverDetail(body);
+  // The words were refused (empty, no letter, too long): the photo, if any, was not at fault.
+  const aboutWords = status === 422 && said.startsWith("text: ");
+  if (aboutWords) {
+    title = "We couldn't search for those words.";
+    said = said.slice("text: ".length);
+  }
   if (said) {
     const sentence = said[0].toUpperCase() + said.slice(1);
     parts.push(/[.!?]$/.test(sentence) ? sentence : `${sentence}.`);
@@ -81,8 +94,10 @@ async function errorFor(response, source) {
     parts.push(HINT[status]);
   } else if (status >= 500) {
     parts.push(HINT[503]);
+  } else if (aboutWords) {
+    parts.push(WORDS_HINT);
   }
-  return new RequestError(title, parts.join(" "), status);
+  return new RequestError(title, parts.join(" "), status, { aboutWords });
 }
 
 /** Query string of the non-empty search parameters. */
@@ -96,22 +111,31 @@ function queryString(params) {
   return text ? `?${text}` : "";
 }
 
+/** The JSON body of a source that is not a file: its link, product or words alone. */
+function jsonBody(source, text) {
+  if (source.kind === "url") return { image_url: source.url, text };
+  if (source.kind === "product") return { product_id: source.productId, text };
+  return { text };
+}
+
 /**
- * POST /recommend for a source: `{kind: "file", file}`, `{kind: "url", url}` or
- * `{kind: "product", productId}`. Resolves to `{answer, requestId}`; rejects with
- * RequestError (or an AbortError when `signal` fires).
+ * POST /recommend for a source: `{kind: "file", file}`, `{kind: "url", url}`,
+ * `{kind: "product", productId}` or `{kind: "words"}`. `text`, the shopper's words, goes in
+ * the body (never the URL, which logs keep): alone it searches by words, with a picture it
+ * refines the picture's matches. Resolves to `{answer, requestId}`; rejects with RequestError
+ * (or an AbortError when `signal` fires).
  */
-export async function recommend(source, params, signal) {
+export async function recommend(source, params, signal, text = null) {
   const init = { method: "POST", signal, headers: { Accept: "application/json" } };
+  const words = typeof text === "string" && text ? text : undefined;
   if (source.kind === "file") {
     const form = new FormData();
     form.append("image", source.file, source.file.name || "photo");
+    if (words) form.append("text", words);
     init.body = form;
   } else {
     init.headers["Content-Type"] = "application/json";
-    init.body = JSON.stringify(
-      source.kind === "url" ? { image_url: source.url } : { product_id: source.productId },
-    );
+    init.body = JSON.stringify(jsonBody(source, words));
   }
   let response;
   try {

@@ -260,16 +260,58 @@ function searchedText(searched) {
   return names.length === 1 ? names[0] : `${names.slice(0, -1).join(", ")} or ${names.at(-1)}`;
 }
 
+/** The garment the words named, in a shopper's words ("t-shirt", "coat or jacket"); "". */
+function intentGarment(intent) {
+  return intent?.garment ? plainName(intent.garment).toLowerCase() : "";
+}
+
+/**
+ * What the words were understood as, colour then garment: "blue · t-shirt", "red", "dress";
+ * "" when neither was read (or there were no words).
+ */
+export function understoodText(intent) {
+  if (!intent || typeof intent !== "object") return "";
+  const colour = typeof intent.colour === "string" ? intent.colour.trim() : "";
+  return [colour, intentGarment(intent)].filter(Boolean).join(" · ");
+}
+
+/** The parsed intent in full, for the details: "colour blue, garment t-shirt (a top)". */
+function intentText(intent) {
+  const parts = [];
+  if (typeof intent.colour === "string" && intent.colour) parts.push(`colour ${intent.colour}`);
+  const garment = intentGarment(intent);
+  if (garment) {
+    const parent = intent.garment_parent && intent.garment_parent !== intent.garment ? plainName(intent.garment_parent).toLowerCase() : "";
+    parts.push(parent ? `garment ${garment} (${parent})` : `garment ${garment}`);
+  }
+  return parts.length ? parts.join(", ") : "no garment or colour we know";
+}
+
+const ANSWERED_BY = {
+  pictures: "the pictures",
+  text: "the words (the products' titles and attributes)",
+  both: "the pictures, refined by the words",
+};
+
 /**
  * The details behind the toggle: per garment, what the classifier called it and how sure it
- * was, and the categories searched; then the timings and the model.
+ * was, the categories searched, which path answered (`answered_by`) and what the words were
+ * read as (`intent`); then the timings and the model.
  */
 export function renderDetails(list, timingsNode, groups, timings, modelVersion) {
   list.replaceChildren(
     ...groups.map((group) => {
-      const sure = percent(group.probability);
-      const what = [group.category ? `classified as ${group.category}` : "not classified", sure ? `${sure} sure` : ""].filter(Boolean).join(", ");
-      return h("li", {}, h("strong", {}, garmentLabel(group)), `: ${what}; searched ${searchedText(group.searched)}.`);
+      const byWords = group.answered_by === "text";
+      const parts = [];
+      if (!byWords) {
+        const sure = percent(group.probability);
+        parts.push([group.category ? `classified as ${group.category}` : "not classified", sure ? `${sure} sure` : ""].filter(Boolean).join(", "));
+      }
+      parts.push(`searched ${searchedText(group.searched)}`);
+      parts.push(`answered by ${ANSWERED_BY[group.answered_by] ?? ANSWERED_BY.pictures}`);
+      if (group.intent && typeof group.intent === "object") parts.push(`words read as ${intentText(group.intent)}`);
+      const name = byWords && !group.category ? "Your words" : garmentLabel(group);
+      return h("li", {}, h("strong", {}, name), `: ${parts.join("; ")}.`);
     }),
   );
   timingsNode.textContent = timingsText(timings, modelVersion);

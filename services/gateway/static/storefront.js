@@ -1,7 +1,8 @@
-// The storefront page: pick, drop, paste or link a photo; see its garments boxed; pick one to
-// see similar products; refine with filters; "more like this" on any product.
+// The storefront page: search by words, or pick, drop, paste or link a photo (words with it
+// refine its matches); see its garments boxed; pick one to see similar products; refine with
+// filters; "more like this" on any product.
 
-import { RequestError, fetchExample, formatBytes, loadConfig, loadExamples, recommend, sendFeedback } from "./api.js";
+import { RequestError, WORDS_HINT, fetchExample, formatBytes, loadConfig, loadExamples, recommend, sendFeedback } from "./api.js";
 import {
   formatPrice,
   garmentLabel,
@@ -14,12 +15,16 @@ import {
   resultsTitle,
   safeUrl,
   titleCase,
+  understoodText,
 } from "./render.js";
 
 const $ = (id) => document.getElementById(id);
 
 const ui = {
   query: $("query"),
+  wordsForm: $("words-form"),
+  wordsInput: $("words-input"),
+  wordsClear: $("words-clear"),
   fileInput: $("file-input"),
   urlForm: $("url-form"),
   urlInput: $("url-input"),
@@ -52,13 +57,17 @@ const ui = {
   details: $("details"),
   detailsList: $("details-list"),
   groupNotice: $("group-notice"),
+  understood: $("understood"),
+  understoodLabel: $("understood-label"),
+  understoodWords: $("understood-words"),
   examples: $("examples"),
   exampleList: $("example-list"),
   indexing: $("indexing"),
 };
 
 const state = {
-  source: null, // {kind: "file", file} | {kind: "url", url} | {kind: "product", productId, title}
+  source: null, // {kind: "file", file} | {kind: "url", url} | {kind: "product", productId, title} | {kind: "words"}
+  words: null, // the words of the answer on screen (alone, or refining its picture)
   objectUrl: null, // the shown photo's blob: URL, revoked when replaced
   size: null, // natural size of the shown photo: the API's boxes are in its pixels
   answer: null,
@@ -92,8 +101,9 @@ const narrow = window.matchMedia("(max-width: 52rem)");
 
 // ------------------------------------------------------------------------------ messages
 
-function announce(text) {
-  ui.status.textContent = text;
+/** The status line; `spoken` is for screen readers only (what the page shows elsewhere). */
+function announce(text, spoken = "") {
+  ui.status.replaceChildren(text, spoken ? h("span", { class: "visually-hidden" }, ` ${spoken}`) : "");
 }
 
 function showError(error) {
@@ -101,6 +111,8 @@ function showError(error) {
   ui.errorDetail.textContent = error.detail ?? "";
   ui.error.hidden = false;
   announce("");
+  // On a phone the message can sit below the search box the shopper is looking at.
+  ui.error.scrollIntoView({ block: "nearest", behavior: reducedMotion.matches ? "auto" : "smooth" });
 }
 
 function clearError() {
@@ -247,39 +259,51 @@ function rememberFromAnswer(groups) {
 
 // ------------------------------------------------------------------------------ searching
 
-function loadingMessage(source) {
+function loadingMessage(source, words) {
+  if (source.kind === "words") return `Searching for “${words}”…`;
   if (source.kind === "product") return `Finding more like ${source.title}…`;
   return "Looking for the pieces in your photo…";
 }
 
-async function search(source, { requery = false } = {}) {
+/**
+ * Ask for `source`'s matches with `words` (by default the words of the answer on screen). A
+ * requery (new filters, words added to a photo) keeps what is on screen if it fails.
+ */
+async function search(source, { requery = false, words = state.words, message = null } = {}) {
   state.controller?.abort();
   const controller = new AbortController();
   state.controller = controller;
   clearError();
   setBusy(true);
-  announce(requery ? "Updating matches…" : loadingMessage(source));
+  announce(message ?? (requery ? "Updating matches…" : loadingMessage(source, words)));
   try {
-    const { answer, requestId } = await recommend(source, searchParams(), controller.signal);
+    const { answer, requestId } = await recommend(source, searchParams(), controller.signal, words);
     if (state.controller !== controller) return;
     state.requestId = requestId;
+    state.words = words;
+    syncWordsClear();
     showAnswer(answer, requery);
   } catch (error) {
     if (error.name === "AbortError" || state.controller !== controller) return;
     if (!requery) {
       // The new search failed: the results on screen belong to the previous one.
       state.answer = null;
+      state.words = null;
       ui.garments.hidden = true;
       ui.chips.replaceChildren();
       clearDetails();
+      showUnderstood(null);
       drawBoxes();
-      if (error.status === 413 || error.status === 415 || source.kind === "url") {
-        // The photo itself was refused (or the link gave none): nothing on screen is its.
+      const pictureRefused = error.status === 413 || error.status === 415 || (source.kind === "url" && !error.aboutWords);
+      if (pictureRefused || source.kind === "words") {
+        // The photo itself was refused (or the link gave none), or a search by words alone
+        // was: nothing on screen is its. Refused words stay in the box to be corrected.
         state.source = null;
         hidePhoto();
         ui.clear.hidden = true;
       }
       showGrid([]);
+      syncWordsClear();
     }
     showError(error instanceof RequestError ? error : new RequestError("Something went wrong.", String(error.message ?? error)));
   } finally {
@@ -299,7 +323,66 @@ function startSearch(source, src, caption) {
   ui.garments.hidden = true;
   ui.chips.replaceChildren();
   showGroupNotice(null);
-  search(source);
+  // Words in the box go with the picture: they refine its matches.
+  search(source, { words: ui.wordsInput.value.trim() || null });
+}
+
+/** A search by words alone: no photo on screen (a previous one is put away). */
+function startWords(words) {
+  window.clearTimeout(requeryTimer);
+  state.source = { kind: "words" };
+  state.answer = null;
+  state.selected = 0;
+  hidePhoto();
+  ui.clear.hidden = false;
+  showGroupNotice(null);
+  search(state.source, { words });
+}
+
+/** The search box's words: alone they search by words; with a picture on screen they refine it. */
+function searchWords() {
+  const words = ui.wordsInput.value.trim();
+  if (!words) {
+    ui.wordsInput.value = "";
+    syncWordsClear();
+    clearError();
+    showError(new RequestError("Type what you are looking for.", WORDS_HINT, 0, { aboutWords: true }));
+    ui.wordsInput.focus();
+    return;
+  }
+  if (state.source && state.source.kind !== "words") {
+    window.clearTimeout(requeryTimer);
+    search(state.source, { requery: true, words, message: "Refining the matches with your words…" });
+    return;
+  }
+  startWords(words);
+}
+
+/** Empty the search box; the answer on screen loses the words too (a photo's matches are asked
+ * again without them; a search by words alone is put away). */
+function clearWords() {
+  const had = state.words;
+  ui.wordsInput.value = "";
+  syncWordsClear();
+  ui.wordsInput.focus();
+  if (!had) {
+    clearError();
+    return;
+  }
+  if (state.source?.kind === "words") {
+    startOver({ focus: ui.wordsInput });
+    announce("Words cleared.");
+    return;
+  }
+  if (state.source) {
+    window.clearTimeout(requeryTimer);
+    search(state.source, { requery: true, words: null, message: "Showing the photo's matches without the words…" });
+  }
+}
+
+/** The clear button shows while there are words to clear: in the box or in the answer. */
+function syncWordsClear() {
+  ui.wordsClear.hidden = !ui.wordsInput.value && !state.words;
 }
 
 function searchFile(file, caption = file?.name ? `Your photo: ${file.name}` : "Your photo") {
@@ -347,19 +430,22 @@ function showAnswer(answer, requery) {
   rememberFromAnswer(groups);
   renderDetails(ui.detailsList, ui.timings, groups, answer?.timings_ms, answer?.model_version);
   ui.details.hidden = false;
-  ui.garments.hidden = groups.length === 0;
+  const byWords = state.source.kind === "words";
+  // A search by words has one group and no photo: no garments to pick between.
+  ui.garments.hidden = groups.length === 0 || byWords;
   if (groups.length === 0) {
     ui.chips.replaceChildren();
     drawBoxes();
     showGrid([]);
     ui.resultsTitle.textContent = "Similar products"; // not the previous search's heading
     showGroupNotice(null);
+    showUnderstood(null);
     const notice = typeof answer?.notice === "string" && answer.notice.trim() ? answer.notice.trim() : "We couldn't find any clothing in this picture.";
-    ui.empty.textContent = `${notice} Try a photo where the outfit is clearly visible.`;
-    announce("No pieces found in the picture.");
+    ui.empty.textContent = byWords ? `${notice} ${WORDS_HINT}` : `${notice} Try a photo where the outfit is clearly visible.`;
+    announce(byWords ? "No matches for these words." : "No pieces found in the picture.");
   } else {
     const found = `Found ${groups.length} ${groups.length === 1 ? "piece" : "pieces"}. `;
-    showGroup(requery ? "Matches updated. " : state.source.kind === "product" ? "" : found);
+    showGroup(requery ? "Matches updated. " : state.source.kind === "product" || byWords ? "" : found);
   }
   if (!requery && state.source.kind !== "product") bringResultsIntoView();
 }
@@ -376,6 +462,18 @@ function showGroupNotice(notice) {
   const text = typeof notice === "string" ? notice.trim() : "";
   ui.groupNotice.textContent = text;
   ui.groupNotice.hidden = !text;
+}
+
+function understoodLabel(group) {
+  return group?.answered_by === "both" ? "Refined by your words:" : "Understood:";
+}
+
+/** What the words were read as ("blue · t-shirt"), under the heading; hidden when nothing was. */
+function showUnderstood(group) {
+  const text = understoodText(group?.intent);
+  ui.understoodLabel.textContent = understoodLabel(group);
+  ui.understoodWords.textContent = text;
+  ui.understood.hidden = !text;
 }
 
 function clearDetails() {
@@ -396,16 +494,25 @@ function showGroup(prefix) {
   renderChips(ui.chips, groups, state.selected, select);
   drawBoxes();
   const products = Array.isArray(group.recommendations) ? group.recommendations : [];
-  ui.resultsTitle.textContent = resultsTitle(group);
+  const byWords = state.source?.kind === "words";
+  ui.resultsTitle.textContent = byWords ? `Results for “${state.words}”` : resultsTitle(group);
   showGroupNotice(group.notice);
+  showUnderstood(group);
   showGrid(products);
   // A garment the API explained ("This shop sells no footwear") needs no second message.
   if (products.length === 0) {
     ui.empty.textContent = noMatchesMessage();
     ui.empty.hidden = !ui.groupNotice.hidden;
   }
-  const name = group.category ? garmentLabel(group).toLowerCase() : "this piece";
-  announce(`${prefix}Showing ${products.length} ${products.length === 1 ? "match" : "matches"} for ${name}.`);
+  const name = byWords ? `“${state.words}”` : group.category ? garmentLabel(group).toLowerCase() : "this piece";
+  // What the words were read as is shown under the heading (and spoken here); words that read
+  // as nothing known still refined a picture, and the status says so.
+  const understood = understoodText(group.intent);
+  const refined = !byWords && state.words && !understood ? ", refined by your words" : "";
+  announce(
+    `${prefix}Showing ${products.length} ${products.length === 1 ? "match" : "matches"} for ${name}${refined}.`,
+    understood ? `${understoodLabel(group)} ${understood}.` : "",
+  );
 }
 
 /** Why a search found nothing: a catalog still being indexed is not the shopper's filters. */
@@ -416,6 +523,9 @@ function noMatchesMessage() {
   }
   if (catalog?.indexing) {
     return `We're still indexing the catalog (${catalog.images_indexed} of ${catalog.images_total} pictures ready). Matches will appear as it finishes.`;
+  }
+  if (state.source?.kind === "words") {
+    return "No products match these words and filters. Try other words, fewer filters, or a photo.";
   }
   return "No products match these filters. Try a wider price range, another brand, or all categories.";
 }
@@ -455,23 +565,27 @@ function showGrid(products) {
   }
 }
 
-function startOver() {
+function startOver({ focus = ui.fileInput } = {}) {
   state.controller?.abort();
   state.controller = null;
   window.clearTimeout(requeryTimer);
   state.source = null;
   state.answer = null;
+  state.words = null;
   setBusy(false);
   clearError();
   hidePhoto();
   ui.clear.hidden = true;
   ui.fileInput.value = "";
   ui.urlInput.value = "";
+  ui.wordsInput.value = "";
+  syncWordsClear();
   clearDetails();
   showGroupNotice(null);
+  showUnderstood(null);
   showGrid([]);
   announce("");
-  ui.fileInput.focus();
+  focus.focus();
 }
 
 // ------------------------------------------------------------------------------ wiring
@@ -487,7 +601,14 @@ ui.urlForm.addEventListener("submit", (event) => {
   searchUrl(ui.urlInput.value);
 });
 
-ui.clear.addEventListener("click", startOver);
+ui.clear.addEventListener("click", () => startOver());
+
+ui.wordsForm.addEventListener("submit", (event) => {
+  event.preventDefault();
+  searchWords();
+});
+ui.wordsInput.addEventListener("input", syncWordsClear);
+ui.wordsClear.addEventListener("click", clearWords);
 
 // Drop a photo anywhere on the page; the query panel shows where it lands.
 let dragDepth = 0;
