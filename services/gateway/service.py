@@ -18,10 +18,10 @@ nothing here imports FastAPI.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import numpy as np
@@ -41,6 +41,7 @@ from services.recommender.schemas import (
     Decided,
     Filters,
     NeighbourVote,
+    ProductHit,
     RecommendQuery,
     RecommendResult,
     SimilarQuery,
@@ -59,6 +60,8 @@ from shared.taxonomy import read_classes
 from shared.words import read_intent
 
 __all__ = ["RecommendPipeline", "Timings"]
+
+_R = TypeVar("_R", bound=RecommendResult)
 
 REFILL_ROUNDS = 3
 """How many times a search is asked again for hits the catalog shows as inactive."""
@@ -260,15 +263,21 @@ class RecommendPipeline:
         intent = ParsedIntent(**read_intent(params.text).as_dict())
         if gateway.words_paths != "pictures":
             with timings.stage("search"):
-                by_text = self.recommender.search_text(self._text_query(params, params.text))
+                query = self._text_query(params, params.text)
+                [by_text] = self._active_only(
+                    [query],
+                    [self.recommender.search_text(query)],
+                    lambda asked: [self.recommender.search_text(q) for q in asked],
+                )
         if gateway.words_paths != "text":
             with timings.stage("embed"):
                 words = self.embedder.words([params.text])
             if words.path is not None:
                 model_version = words.model_version
                 with timings.stage("search"):
-                    [by_pictures] = self.recommender.recommend(
-                        [self._words_query(params, words, intent)]
+                    pictures = [self._words_query(params, words, intent)]
+                    [by_pictures] = self._active_only(
+                        pictures, self.recommender.recommend(pictures), self.recommender.recommend
                     )
         result, answered_by = fuse_rankings(
             by_text, by_pictures, pictures_weight=gateway.words_pictures_weight, k=k
@@ -461,7 +470,7 @@ class RecommendPipeline:
                     # gone inactive), it searches them as they are.
                     garments[i] = _decided(garments[i], result.decided)
                     queries[i] = self._query(garments[i], params, model_version)
-            results = self._active_only(queries, results)
+            results = self._active_only(queries, results, self.recommender.recommend)
             results, intent = self._refined(params, results)
         with timings.stage("hydrate"):
             groups = self._groups(garments, results)
@@ -469,30 +478,36 @@ class RecommendPipeline:
         return self._respond(groups, model_version, timings)
 
     def _active_only(
-        self, queries: list[RecommendQuery], results: list[RecommendResult]
-    ) -> list[RecommendResult]:
+        self,
+        queries: Sequence[RecommendQuery] | Sequence[TextQuery],
+        results: Sequence[_R],
+        search: Callable[[list[Any]], list[_R]],
+    ) -> list[_R]:
         """Results without the hits whose product the catalog no longer shows as active (its
         source was disabled or removed, it left the shop) while the index still has them: each
-        query that lost hits is asked again without those products and without the sources no
-        longer enabled, so that it still fills its k places."""
-        queries, results = list(queries), list(results)
+        query that lost hits is asked again (``search``) without those products and without
+        the sources no longer enabled, so that it still fills its k places."""
+        asked: list[Any] = list(queries)
+        found = list(results)
         for _ in range(REFILL_ROUNDS):
             active = self.catalog.active_product_ids(
-                hit.product_id for result in results for hit in result.hits
+                hit.product_id for result in found for hit in result.hits
             )
             stale = [
                 i
-                for i, result in enumerate(results)
+                for i, result in enumerate(found)
                 if any(hit.product_id not in active for hit in result.hits)
             ]
             if not stale:
                 break
             enabled = {source.name for source in self.catalog.list_sources(enabled_only=True)}
             for i in stale:
-                dropped = [hit for hit in results[i].hits if hit.product_id not in active]
+                dropped: list[ProductHit] = [
+                    hit for hit in found[i].hits if hit.product_id not in active
+                ]
                 gone = {hit.source for hit in dropped if hit.source and hit.source not in enabled}
-                query = queries[i]
-                queries[i] = query.model_copy(
+                query = asked[i]
+                asked[i] = query.model_copy(
                     update={
                         "exclude_product_ids": sorted(
                             {*query.exclude_product_ids, *(hit.product_id for hit in dropped)}
@@ -500,10 +515,10 @@ class RecommendPipeline:
                         "exclude_sources": sorted({*query.exclude_sources, *gone}),
                     }
                 )
-            again = self.recommender.recommend([queries[i] for i in stale])
+            again = search([asked[i] for i in stale])
             for i, result in zip(stale, again, strict=True):
-                results[i] = result
-        return results
+                found[i] = result
+        return found
 
     def _respond(
         self,

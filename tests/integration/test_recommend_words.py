@@ -10,12 +10,14 @@ from dataclasses import dataclass
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import update
 
 from services.demo_shop.catalog import DemoCatalog, render_image
 from services.demo_shop.server import DemoShop
 from services.gateway.app import create_app
 from services.ingest.pipeline import IngestRuntime
 from shared.db import Catalog
+from shared.db.models import Product
 from shared.settings import Settings
 from shared.vectors import EdgeIndex
 from tests.conftest import _empty
@@ -233,18 +235,27 @@ def test_openapi_documents_words(client: TestClient) -> None:
     assert "intent" in group
 
 
-def test_the_recommender_over_http_answers_words_as_in_process(
-    world: World, client: TestClient
+@pytest.mark.parametrize("service", ["recommender", "embedder"])
+def test_the_services_over_http_answer_words_as_in_process(
+    world: World, client: TestClient, service: str
 ) -> None:
+    """The recommender (the text path) and the embedder (words read as pictures) as HTTP
+    services answer words as their in-process selves do."""
+    from services.embedder.api import create_app as embedder_app
     from services.recommender.api import create_app as recommender_app
     from tests.recommend_support import serve_app
 
     settings = world.settings
+    app = (
+        recommender_app(settings, index=world.index)
+        if service == "recommender"
+        else embedder_app(settings, catalog=world.catalog)
+    )
     with (
-        serve_app(recommender_app(settings, index=world.index)) as url,
+        serve_app(app) as url,
         TestClient(
             create_app(
-                settings.model_copy(update={"recommender_url": url}),
+                settings.model_copy(update={f"{service}_url": url}),
                 catalog=world.catalog,
                 index=world.index,
             )
@@ -252,24 +263,22 @@ def test_the_recommender_over_http_answers_words_as_in_process(
     ):
         for text in ("pink tee", "navy backpack"):
             assert _words(remote, text)["groups"] == _words(client, text)["groups"]
+        if service == "embedder":
+            assert httpx.post(f"{url}/words", json={"texts": []}).status_code == 422
 
 
-def test_the_embedder_over_http_reads_words_as_in_process(world: World, client: TestClient) -> None:
-    from services.embedder.api import create_app as embedder_app
-    from tests.recommend_support import serve_app
-
-    settings = world.settings
-    with (
-        serve_app(embedder_app(settings, catalog=world.catalog)) as url,
-        TestClient(
-            create_app(
-                settings.model_copy(update={"embedder_url": url}),
-                catalog=world.catalog,
-                index=world.index,
-            )
-        ) as remote,
-    ):
-        for text in ("pink tee", "navy backpack"):
-            assert _words(remote, text)["groups"] == _words(client, text)["groups"]
-        response = httpx.post(f"{url}/words", json={"texts": []})
-        assert response.status_code == 422
+def test_words_fill_their_places_past_a_product_the_catalog_no_longer_shows(
+    world: World, client: TestClient
+) -> None:
+    """A product hidden in the catalog (its shop disabled, it left the shop) while the index
+    still holds its points is asked past, as a photo's search is: the answer keeps k."""
+    first = _words(client, "pink tee", k=3)["groups"][0]["recommendations"][0]["id"]
+    with world.catalog.engine.begin() as conn:
+        conn.execute(update(Product).where(Product.id == first).values(active=False))
+    try:
+        [group] = _words(client, "pink tee", k=3)["groups"]
+        shown = [r["id"] for r in group["recommendations"]]
+        assert first not in shown and len(shown) == 3
+    finally:
+        with world.catalog.engine.begin() as conn:
+            conn.execute(update(Product).where(Product.id == first).values(active=True))
