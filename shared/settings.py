@@ -130,8 +130,10 @@ class GatewaySettings(BaseModel):
     """Which paths answer words alone: the products' text, the pictures (a foundation model's
     text tower, or the word bridge of the shop's model), or both fused by rank."""
     words_pictures_weight: float = Field(default=1.0, ge=0.0, le=4.0)
-    """The pictures path's weight against the text path's (1) when words alone are fused.
-    Chosen by BENCHMARKS.md, words (``lookalike eval-text``)."""
+    """When words alone are fused, the text path counts by its evidence (the share of its hits
+    whose own words share a word with the query) and the pictures path by the rest, times this
+    (0: the pictures never answer words alone). Chosen by BENCHMARKS.md, words
+    (``lookalike eval-text``)."""
     words_colour_weight: float = Field(default=0.5, ge=0.0, le=1.0)
     """Colour's share of the pictures path's score when the words name a colour. Chosen by
     BENCHMARKS.md, words (``lookalike eval-text``)."""

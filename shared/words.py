@@ -48,6 +48,7 @@ __all__ = [
     "expand_query",
     "lexical_vector",
     "product_text",
+    "query_words",
     "read_intent",
     "sentence_encoder",
 ]
@@ -56,6 +57,7 @@ TEXT_MODEL = "all-minilm-l6-v2"
 TEXT_DIM = 384
 MAX_QUERY_CHARS = 500
 ENCODE_BATCH = 64
+QUERY_CACHE = 256
 RRF_K = 60
 """Reciprocal rank fusion's constant: a ranking's r-th item adds ``weight / (RRF_K + r)``."""
 """The longest query read (a shopper's words, not a document): longer ones are refused."""
@@ -147,6 +149,39 @@ def check_query(text: str) -> str:
 
 def _tokens(text: str) -> list[str]:
     return [_singular(word) for word in _WORD.findall(text.casefold())]
+
+
+STOPWORDS = frozenset(
+    [
+        "a",
+        "an",
+        "and",
+        "at",
+        "by",
+        "for",
+        "from",
+        "in",
+        "into",
+        "of",
+        "on",
+        "or",
+        "the",
+        "to",
+        "with",
+        "without",
+        "item",
+        "items",
+    ]
+)
+"""Words that say nothing of a product (and ``item``, a placeholder title's word)."""
+
+
+def query_words(text: str) -> list[str]:
+    """The words of ``text`` that can tell products apart: singular, without stop words, and
+    with the catalog's words of a shopper's (:func:`expand_query`)."""
+    return [
+        word for word in _tokens(expand_query(text)) if word not in STOPWORDS and not word.isdigit()
+    ]
 
 
 def read_intent(text: str) -> Intent:
@@ -248,6 +283,9 @@ class SentenceEncoder:
         )
         self._heads = 12
         self._lock = threading.Lock()
+        # One query's words are asked for by several paths (the text path, the word bridge,
+        # each garment of a photo refined by them): embedded once.
+        self._queries = lru_cache(maxsize=QUERY_CACHE)(self._encode_one)
 
     def _ln(self, x: Any, prefix: str) -> Any:
         w, b = self._w[prefix + ".weight"], self._w[prefix + ".bias"]
@@ -269,6 +307,16 @@ class SentenceEncoder:
                 for start in range(0, len(texts), ENCODE_BATCH)
             ]
         )
+
+    def encode_query(self, text: str) -> np.ndarray:
+        """One text's vector (384 floats), kept for the next :data:`QUERY_CACHE` queries; a
+        read-only view: copy it before changing it."""
+        return self._queries(text)
+
+    def _encode_one(self, text: str) -> np.ndarray:
+        vector = self.encode([text])[0]
+        vector.setflags(write=False)
+        return vector
 
     def _encode(self, texts: list[str]) -> np.ndarray:
         torch = self._torch

@@ -64,12 +64,17 @@ def halves(items: Sequence[CatalogItem], seed: int = 0) -> dict[str, list[Catalo
 
 
 def only(shop: IndexedShop, part: str) -> None:
-    """Let searches see ``part``'s products alone (the other parts' sources disabled)."""
+    """Let searches see ``part``'s products alone: the other parts' sources disabled, and the
+    index brought in line as the sweeper's upkeep does."""
+    from services.ingest import indexing
+
+    changed: list[int] = []
     for name in PARTS:
         if name == part:
-            shop.catalog.enable_source(name, max_missed_runs=10**6)
+            changed += shop.catalog.enable_source(name, max_missed_runs=10**6)[1]
         else:
-            shop.catalog.disable_source(name)
+            changed += shop.catalog.disable_source(name)[1]
+    indexing.sync_products(shop.index, shop.catalog, changed)
 
 
 @dataclass
@@ -136,7 +141,9 @@ def _by_product_id(
     for name, items in parts.items():
         truth = parts["shop"] if name == "hidden" else items  # the hidden shop's labels
         by_external = {item.item_id: item for item in truth}
-        products = catalog.list_products(source_id=sources[name], limit=len(items) + 10)
+        products = catalog.list_products(
+            source_id=sources[name], active=None, limit=len(items) + 10
+        )
         out[name] = {p.id: by_external[p.external_id or ""] for p in products}
     return out
 
@@ -152,7 +159,7 @@ def read_pairs(shop: IndexedShop, parts: Sequence[str]) -> BridgePairs:
         raise RuntimeError("the indexed shop has no active embedder model")
     products = {pid: item for part in parts for pid, item in shop.parts[part].items()}
     image_of: dict[int, int] = {}
-    for product in shop.catalog.list_products(limit=10**6):
+    for product in shop.catalog.list_products(active=None, limit=10**6):
         if product.id in products:
             for image in product.images:
                 image_of[image.id] = product.id

@@ -64,7 +64,7 @@ class WordBridge:
 
     def embed(self, encoder: SentenceEncoder, texts: Sequence[str]) -> np.ndarray:
         """The image-space vectors of ``texts`` (a shopper's words read as the catalog's)."""
-        return self.project(encoder.encode([expand_query(text) for text in texts]))
+        return self.project(np.stack([encoder.encode_query(expand_query(t)) for t in texts]))
 
     def colour(self, text: str) -> np.ndarray | None:
         """The colour descriptor of the colour the words name (``None``: none named, or a

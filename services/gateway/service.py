@@ -312,6 +312,7 @@ class RecommendPipeline:
             categories=list(params.category or []),
             garments=[intent.garment_parent] if scoped and not params.category else [],
             category_votes=gateway.category_votes,
+            match=False,
             **ranking,
         )
 

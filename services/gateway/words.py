@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from services.recommender.schemas import RecommendResult, TextResult
+from services.recommender.schemas import ProductHit, RecommendResult, TextResult
 from shared.words import RRF_K
 
 __all__ = ["AnsweredBy", "fuse_by_rank", "fuse_rankings"]
@@ -45,49 +45,72 @@ def fuse_by_rank(
 
 
 def fuse_rankings(
-    text: RecommendResult | None,
+    text: TextResult | None,
     pictures: RecommendResult | None,
     *,
     pictures_weight: float,
     k: int,
 ) -> tuple[RecommendResult, AnsweredBy]:
-    """Words alone: the text ranking and the pictures' ranking fused by reciprocal rank (a
-    product scores ``1 / (RRF_K + its text rank) + pictures_weight / (RRF_K + its pictures
-    rank)``), best ``k`` first, scored 0-1 against the best possible; with the path that
-    answered. A path with no hits (no text points, no way to read words as pictures) leaves
-    the other's ranking as it is."""
-    ranked = [
-        (name, result, weight)
-        for name, result, weight in (("text", text, 1.0), ("pictures", pictures, pictures_weight))
-        if result is not None and result.hits and weight > 0
-    ]
-    if not ranked:
-        empty = text or pictures or RecommendResult(hits=[])
-        return empty.model_copy(update={"hits": []}), "text" if pictures is None else "pictures"
-    if len(ranked) == 1:
-        name, result, _ = ranked[0]
-        return result.model_copy(update={"hits": result.hits[:k]}), name  # type: ignore[return-value]
+    """Words alone: the text ranking and the pictures' ranking fused by reciprocal rank, best
+    ``k`` first, scored 0-1 against the best possible; with the path that answered.
+
+    Each path counts by what it knows. A text hit whose own words share a word with the query
+    (``said``) scores ``1 / (RRF_K + its text rank)``; one that does not (the sentence model's
+    vague likeness) scores nothing. A pictures hit scores ``(1 - evidence) * pictures_weight /
+    (RRF_K + its rank)``, ``evidence`` being the share of text hits that said the words. A shop
+    whose titles name what was asked is answered by its titles, one whose titles say nothing
+    by its pictures, a mixed one (or a brand that few products carry) by both. Places left
+    are filled by the text's other hits, then the pictures'. When neither knows anything, the
+    text's ranking by meaning answers, else the pictures'."""
+    evidence = text.evidence if text is not None else 0.0
+    weight = (1.0 - evidence) * pictures_weight
+    said = text is not None and any(hit.said for hit in text.hits)
+    seen = pictures is not None and bool(pictures.hits) and weight > 0
+    if not said and not seen:
+        alone = text if text is not None and text.hits else pictures
+        if alone is None:
+            return RecommendResult(hits=[]), "text"
+        return (
+            alone.model_copy(update={"hits": alone.hits[:k]}),
+            "text" if alone is text else "pictures",
+        )
+    rankings: list[tuple[RecommendResult, list[float]]] = []
+    if said and text is not None:
+        rankings.append((text, [1.0 if hit.said else 0.0 for hit in text.hits]))
+    if seen and pictures is not None:
+        rankings.append((pictures, [weight] * len(pictures.hits)))
     fused: dict[int, float] = {}
-    hits: dict[int, Any] = {}
-    for _, result, weight in ranked:
-        for rank, hit in enumerate(result.hits, start=1):
-            hits.setdefault(hit.product_id, hit)
-            fused[hit.product_id] = fused.get(hit.product_id, 0.0) + weight / (RRF_K + rank)
-    best = sum(weight for _, _, weight in ranked) / (RRF_K + 1)
+    hits: dict[int, ProductHit] = {}
+    for result, weights in rankings:
+        for rank, (hit, share) in enumerate(zip(result.hits, weights, strict=True), start=1):
+            if share > 0:
+                hits.setdefault(hit.product_id, hit)
+                fused[hit.product_id] = fused.get(hit.product_id, 0.0) + share / (RRF_K + rank)
+    best = sum(max(weights) for _, weights in rankings) / (RRF_K + 1)
     order = sorted(fused, key=lambda pid: (-fused[pid], pid))[:k]
-    first = ranked[0][1]
+    # Places left (a scope the words' own products do not fill): the text's other hits by
+    # meaning, then the pictures', each in its order, scored as the least of those shown.
+    floor = min((fused[pid] for pid in order), default=0.0)
+    rest = [hit for other in (text, pictures) if other is not None for hit in other.hits]
+    for hit in rest:
+        if len(order) >= k:
+            break
+        if hit.product_id not in fused:
+            hits[hit.product_id], fused[hit.product_id] = hit, floor
+            order.append(hit.product_id)
+    answered: AnsweredBy = "both" if said and seen else "text" if said else "pictures"
     return (
-        first.model_copy(
+        rankings[0][0].model_copy(
             update={
                 "hits": [
-                    hits[pid].model_copy(update={"score": round(fused[pid] / best, 6)})
+                    hits[pid].model_copy(update={"score": round(min(1.0, fused[pid] / best), 6)})
                     for pid in order
                 ],
                 "candidates": len(fused),
-                "garments": _searched([r for _, r, _ in ranked]),
+                "garments": _searched([result for result, _ in rankings]),
             }
         ),
-        "both",
+        answered,
     )
 
 

@@ -125,6 +125,11 @@ class RecommendQuery(Ranking):
         description="Leave out these sources' products (shops disabled or removed since their "
         "points were indexed).",
     )
+    match: bool = Field(
+        default=True,
+        description="Say how close each hit is (``match``, ``close_match``): a photo's "
+        "search; off where the query is not a photo's garment (words read as pictures).",
+    )
 
 
 class SimilarQuery(Ranking):
@@ -154,6 +159,11 @@ class ProductHit(BaseModel):
     image_url: str | None = None
     bbox: list[float] | None = None
     model_version: str | None = None
+    said: bool | None = Field(
+        default=None,
+        description="A text hit: whether the product's own words (title, brand, category, "
+        "attributes) share a word with the query's (null: not a text hit).",
+    )
     match: Literal["very close", "close", "loose"] | None = Field(
         default=None,
         description="How far the hit's score stands above its shop's other candidates, placed "
@@ -224,6 +234,14 @@ class TextResult(RecommendResult):
     """A :class:`TextQuery`'s products (one per product, best first) and the parsed intent."""
 
     intent: Intent = Field(default_factory=Intent)
+    evidence: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=1.0,
+        description="The share of the hits that ``said`` the query's words (a shopper's words "
+        "read as the catalog's): how much the shop's text knows of what was asked (a shop "
+        "whose titles say nothing: 0).",
+    )
 
 
 class SearchRequest(BaseModel):

@@ -31,7 +31,6 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 
@@ -80,6 +79,7 @@ from shared.words import (
     SentenceEncoder,
     expand_query,
     lexical_vector,
+    query_words,
     read_intent,
     sentence_encoder,
 )
@@ -91,8 +91,6 @@ log = logging.getLogger(__name__)
 POINTS_PER_PRODUCT = 16
 """Upper bound of crops per product assumed when a search is restricted to given products."""
 LABEL_CHECK_S = 60.0
-TEXT_CACHE = 256
-"""Text queries whose sentence vectors are kept (a few KB each)."""
 MAX_WIDENING = 2
 """Times the candidate pool is widened (x4) when deduplication leaves fewer than ``k``."""
 _PROBE = [1.0 / math.sqrt(COLOUR_DIM)] * COLOUR_DIM
@@ -168,8 +166,6 @@ class Recommender:
         self.candidates = candidates
         self.calibrator = Calibrator(index)
         self._labelled: dict[str, float] = {}
-        # A photo refined by words asks once per garment with the same words: embed them once.
-        self._sentence = lru_cache(maxsize=TEXT_CACHE)(self._embed_words)
 
     # ---------------------------------------------------------------------------- queries
 
@@ -189,7 +185,7 @@ class Recommender:
         if not garments and query.scope and intent.garment is not None:
             garments = [intent.garment.parent]
         limit = max(query.candidates or self.candidates, 4 * query.k)
-        dense = self._sentence(query.text)
+        dense = self._encoder().encode_query(expand_query(query.text)).tolist()
         sparse = lexical_vector(query.text, query=True, intent=intent)
         fused: dict[int, float] = {}
         hits: dict[int, Hit] = {}
@@ -215,17 +211,21 @@ class Recommender:
             2 * bonus + bonus * (intent.garment is not None) + bonus * (intent.colour is not None)
         )
         order = sorted(fused, key=lambda pid: (-fused[pid], pid))[: query.k]
+        asked = set(query_words(query.text))
+        said = [
+            bool(asked & set(query_words(hits[pid].payload.get("text") or ""))) for pid in order
+        ]
         return TextResult(
-            hits=[_text_hit(hits[pid], min(1.0, fused[pid] / best)) for pid in order],
+            hits=[
+                _text_hit(hits[pid], min(1.0, fused[pid] / best), said=known)
+                for pid, known in zip(order, said, strict=True)
+            ],
             collection=collection,
             candidates=len(fused),
             garments=searched,
             intent=found,
+            evidence=round(sum(said) / len(said), 4) if said else 0.0,
         )
-
-    def _embed_words(self, text: str) -> list[float]:
-        """The sentence vector of a text query (its words expanded to the catalog's)."""
-        return self._encoder().encode([expand_query(text)])[0].tolist()
 
     def _encoder(self) -> SentenceEncoder:
         if self.encoder is None:
@@ -238,7 +238,7 @@ class Recommender:
         results = []
         for query in queries:
             if query.vote is None:
-                results.append(self._recommend(query))
+                results.append(self._recommend(query, words=query.match))
                 continue
             vote = query.vote
             decided = self._vote(query, vote)
@@ -251,7 +251,7 @@ class Recommender:
                     "category_votes": vote.category_votes if decided.garments else 0,
                 }
             )
-            result = self._recommend(resolved)
+            result = self._recommend(resolved, words=query.match)
             result.decided = decided
             results.append(result)
         return results
@@ -645,12 +645,13 @@ def _text_filter(query: TextQuery, garments: Sequence[str]) -> PayloadFilter:
     )
 
 
-def _text_hit(hit: Hit, score: float) -> ProductHit:
+def _text_hit(hit: Hit, score: float, *, said: bool) -> ProductHit:
     payload = hit.payload
     price = payload.get("price")
     return ProductHit(
         product_id=int(payload["product_id"]),
         score=round(score, 6),
+        said=said,
         point_id=hit.id,
         category=payload.get("category"),
         garment=payload.get("garment"),

@@ -29,6 +29,9 @@ class _Encoder(SentenceEncoder):
     def __init__(self) -> None:
         pass
 
+    def encode_query(self, text: str) -> np.ndarray:
+        return self.encode([text])[0]
+
     def encode(self, texts: list[str]) -> np.ndarray:
         out = np.zeros((len(texts), TEXT_DIM), np.float32)
         for row, text in enumerate(texts):
@@ -99,27 +102,54 @@ def test_a_shipped_model_with_a_bridge_reads_words_as_pictures(tmp_path: Path) -
         bare.embed_text(["navy tee"])
 
 
-def _hits(*ids: int) -> list[ProductHit]:
-    return [ProductHit(product_id=i, score=0.5, point_id=f"p{i}") for i in ids]
+def _hits(*ids: int, said: tuple[bool, ...] = ()) -> list[ProductHit]:
+    return [
+        ProductHit(product_id=i, score=0.5, point_id=f"p{i}", said=said[n] if said else None)
+        for n, i in enumerate(ids)
+    ]
 
 
-def test_words_alone_fuse_both_rankings_by_rank() -> None:
-    text = TextResult(hits=_hits(1, 2, 3), garments=["top"])
+def _text(*ids: int, said: tuple[bool, ...], garments: tuple[str, ...] = ("top",)) -> TextResult:
+    return TextResult(
+        hits=_hits(*ids, said=said),
+        garments=list(garments),
+        evidence=sum(said) / len(said) if said else 0.0,
+    )
+
+
+def test_words_alone_fuse_both_rankings_by_what_the_text_knows() -> None:
     pictures = RecommendResult(hits=_hits(3, 4, 1), garments=["top"])
-    fused, by = fuse_rankings(text, pictures, pictures_weight=1.0, k=3)
+    # 2 of 3 text hits said the words (evidence 2/3): they count in full, 2 not at all, and
+    # the pictures by the rest (1/3).
+    mixed = _text(1, 2, 3, said=(True, False, True))
+    fused, by = fuse_rankings(mixed, pictures, pictures_weight=1.0, k=3)
     assert by == "both"
-    # 1 and 3 are ranked by both; 1 is first by text and third by pictures, 3 the reverse.
-    assert [h.product_id for h in fused.hits] == [1, 3, 2]
-    assert fused.hits[0].score == pytest.approx((1 / 61 + 1 / 63) / (2 / 61), abs=1e-6)
+    assert [h.product_id for h in fused.hits] == [1, 3, 4]
+    best = (1 + 1 / 3) / 61
+    assert fused.hits[0].score == pytest.approx((1 / 61 + (1 / 3) / 63) / best, abs=1e-6)
     assert fused.garments == ["top"]
+    # Titles that all name what was asked answer alone; titles that say nothing leave it to
+    # the pictures.
+    sure = _text(1, 2, 3, said=(True, True, True))
+    answer, by = fuse_rankings(sure, pictures, pictures_weight=1.0, k=3)
+    assert by == "text" and [h.product_id for h in answer.hits] == [1, 2, 3]
+    blind = _text(1, 2, 3, said=(False, False, False))
+    answer, by = fuse_rankings(blind, pictures, pictures_weight=1.0, k=3)
+    assert by == "pictures" and [h.product_id for h in answer.hits] == [3, 4, 1]
+    # A brand few products carry: its one product first, the pictures fill the rest.
+    brand = _text(2, 5, 6, said=(True, False, False))
+    answer, by = fuse_rankings(brand, pictures, pictures_weight=1.0, k=3)
+    assert by == "both" and [h.product_id for h in answer.hits] == [2, 3, 4]
 
 
 def test_one_path_alone_answers_as_it_ranked() -> None:
-    text = TextResult(hits=_hits(1, 2), garments=[])
+    blind = _text(1, 2, said=(False, False), garments=())
     pictures = RecommendResult(hits=_hits(3, 4, 5), garments=["top"])
-    assert fuse_rankings(text, None, pictures_weight=1.0, k=5)[1] == "text"
+    # Nothing knows and no pictures: the text's ranking by meaning still answers.
+    assert fuse_rankings(blind, None, pictures_weight=1.0, k=5)[1] == "text"
     only, by = fuse_rankings(TextResult(hits=[]), pictures, pictures_weight=1.0, k=2)
     assert by == "pictures" and [h.product_id for h in only.hits] == [3, 4]
     # A weight of 0 leaves the pictures out; a path that searched every class says so.
-    assert fuse_rankings(text, pictures, pictures_weight=0.0, k=5)[1] == "text"
-    assert fuse_rankings(text, pictures, pictures_weight=1.0, k=5)[0].garments == []
+    half = _text(1, 2, said=(True, False), garments=())
+    assert fuse_rankings(half, pictures, pictures_weight=0.0, k=5)[1] == "text"
+    assert fuse_rankings(half, pictures, pictures_weight=1.0, k=5)[0].garments == []

@@ -293,24 +293,31 @@ const ANSWERED_BY = {
   both: "the pictures, refined by the words",
 };
 
+/** Words alone: which path answered them. */
+const WORDS_ANSWERED_BY = {
+  pictures: "the pictures (the words read as what the garments look like)",
+  text: "the products' titles and attributes",
+  both: "the products' titles and attributes, and the pictures",
+};
+
 /**
  * The details behind the toggle: per garment, what the classifier called it and how sure it
  * was, the categories searched, which path answered (`answered_by`) and what the words were
- * read as (`intent`); then the timings and the model.
+ * read as (`intent`); then the timings and the model. `wordsAlone`: the search was words only.
  */
-export function renderDetails(list, timingsNode, groups, timings, modelVersion) {
+export function renderDetails(list, timingsNode, groups, timings, modelVersion, wordsAlone = false) {
+  const paths = wordsAlone ? WORDS_ANSWERED_BY : ANSWERED_BY;
   list.replaceChildren(
     ...groups.map((group) => {
-      const byWords = group.answered_by === "text";
       const parts = [];
-      if (!byWords) {
+      if (!wordsAlone) {
         const sure = percent(group.probability);
         parts.push([group.category ? `classified as ${group.category}` : "not classified", sure ? `${sure} sure` : ""].filter(Boolean).join(", "));
       }
       parts.push(`searched ${searchedText(group.searched)}`);
-      parts.push(`answered by ${ANSWERED_BY[group.answered_by] ?? ANSWERED_BY.pictures}`);
+      parts.push(`answered by ${paths[group.answered_by] ?? paths.pictures}`);
       if (group.intent && typeof group.intent === "object") parts.push(`words read as ${intentText(group.intent)}`);
-      const name = byWords && !group.category ? "Your words" : garmentLabel(group);
+      const name = wordsAlone && !group.category ? "Your words" : garmentLabel(group);
       return h("li", {}, h("strong", {}, name), `: ${parts.join("; ")}.`);
     }),
   );

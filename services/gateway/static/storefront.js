@@ -428,7 +428,14 @@ function showAnswer(answer, requery) {
   state.selected = requery ? Math.min(state.selected, Math.max(groups.length - 1, 0)) : 0;
   addCategories(groups.map((group) => group.category));
   rememberFromAnswer(groups);
-  renderDetails(ui.detailsList, ui.timings, groups, answer?.timings_ms, answer?.model_version);
+  renderDetails(
+    ui.detailsList,
+    ui.timings,
+    groups,
+    answer?.timings_ms,
+    answer?.model_version,
+    state.source?.kind === "words",
+  );
   ui.details.hidden = false;
   const byWords = state.source.kind === "words";
   // A search by words has one group and no photo: no garments to pick between.
@@ -464,14 +471,14 @@ function showGroupNotice(notice) {
   ui.groupNotice.hidden = !text;
 }
 
-function understoodLabel(group) {
-  return group?.answered_by === "both" ? "Refined by your words:" : "Understood:";
+function understoodLabel() {
+  return state.source?.kind === "words" ? "Understood:" : "Refined by your words:";
 }
 
 /** What the words were read as ("blue · t-shirt"), under the heading; hidden when nothing was. */
 function showUnderstood(group) {
   const text = understoodText(group?.intent);
-  ui.understoodLabel.textContent = understoodLabel(group);
+  ui.understoodLabel.textContent = understoodLabel();
   ui.understoodWords.textContent = text;
   ui.understood.hidden = !text;
 }
