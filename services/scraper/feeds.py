@@ -476,13 +476,15 @@ def _item_fields(item: Any) -> dict[str, Any]:
     fields: dict[str, Any] = {}
     plain: dict[str, Any] = {}
     for child in item:
+        for node in child.iter():
+            if isinstance(node, etree._Entity):
+                raise FeedError(
+                    f"an entity reference ({node.text}): refused, entities are never expanded",
+                    node.sourceline,
+                )
         if not isinstance(child.tag, str):
-            if isinstance(child, etree._Entity):
-                raise FeedError("an entity reference: refused", child.sourceline)
             continue
         name = etree.QName(child)
-        if any(isinstance(node, etree._Entity) for node in child.iter()):
-            raise FeedError("an entity reference: refused", child.sourceline)
         text = "".join(child.itertext()).strip()
         if name.localname == "link" and name.namespace == ATOM_NS:
             rel = child.get("rel", "alternate")
