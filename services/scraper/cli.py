@@ -47,7 +47,7 @@ def crawl(source: str, max_pages: int | None, run_id: int | None, as_json: bool)
             f"{run.items} products, {run.errors} errors ({run.stats.get('outcome', '')})"
         )
         report = run.stats.get("feed_report")
-        if isinstance(report, dict):
+        if isinstance(report, dict) and run.status is CrawlStatus.SUCCEEDED:
             click.echo(
                 f"feed: {report.get('added', 0)} added, {report.get('changed', 0)} changed, "
                 f"{report.get('removed', 0)} removed, {report.get('unchanged', 0)} unchanged "

@@ -457,7 +457,7 @@ class _MerchantXml:
         dtd = root.getroottree().docinfo.internalDTD
         if dtd is not None and any(True for _ in dtd.iterentities()):
             raise FeedError(
-                "the XML declares entities: refused (entity expansion is how an XML bomb works)",
+                "refused: the XML declares entities (entity expansion is how an XML bomb works)",
                 root.sourceline,
             )
         name = etree.QName(root)
@@ -467,8 +467,9 @@ class _MerchantXml:
 
 def _xml_error(exc: etree.XMLSyntaxError) -> FeedError:
     message = exc.msg or str(exc)
-    if "entit" in message.lower():
-        message += " (entities are never expanded)"
+    if "amplification" in message.lower() or "entity loop" in message.lower():
+        reason = f"refused: entities that would expand (an XML bomb): {message}"
+        return FeedError(reason, exc.lineno)
     return FeedError(f"malformed XML: {message}", exc.lineno or None)
 
 

@@ -265,7 +265,7 @@ def test_items_without_id_image_link_and_duplicates_are_reported_and_skipped(
             b'<!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">\n]>\n'
             b'<rss xmlns:g="http://base.google.com/ns/1.0"><channel><item><g:id>&lol2;</g:id>'
             b"</item></channel></rss>",
-            "line 6: the XML declares entities: refused",
+            "line 6: refused: the XML declares entities",
         ),
         (
             b'<?xml version="1.0"?>\n<!DOCTYPE rss SYSTEM "http://127.0.0.1:1/evil.dtd">\n'

@@ -13,6 +13,7 @@ nothing; they then go through the same pipelines and catalog writer as crawled p
 from __future__ import annotations
 
 import logging
+import resource
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator, Mapping
 from pathlib import Path
@@ -89,6 +90,7 @@ class FeedSpider(ProductSpider):
     # -- requests -----------------------------------------------------------------------------
 
     async def start(self) -> AsyncIterator[Any]:
+        self.crawler.stats.set_value("lookalike/feed/rss_at_start_mb", _peak_rss_mb())
         yield self.page_request(1)
 
     def page_url(self, page: int) -> str:
@@ -262,6 +264,7 @@ class FeedSpider(ProductSpider):
 
     def closed(self, reason: str) -> None:
         stats = self.crawler.stats
+        stats.set_value("lookalike/feed/peak_rss_mb", _peak_rss_mb())
         if self.examples:
             stats.set_value("lookalike/feed/examples", list(self.examples))
         if self.problems:
@@ -279,6 +282,11 @@ def _validators(response: Response, items: int) -> dict[str, Any]:
         if value:
             found[key] = value.decode("latin-1")
     return found
+
+
+def _peak_rss_mb() -> float:
+    """This process's peak resident memory so far (Linux reports kilobytes)."""
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 def _origin(url: str) -> str:
