@@ -135,11 +135,12 @@ class FeedSpider(ProductSpider):
         page = int(response.meta["lookalike_page"])
         refetch = bool(response.meta.get("lookalike_refetch"))
         sink: FeedSink = response.meta[SINK_META]
+        url = self.page_url(page)  # validators go by the URL asked for, whatever redirects
         if response.status == 304:
             self.crawler.stats.inc_value("lookalike/feed/not_modified_pages")
-            self._unmodified[page] = response.url
-            self.validators[response.url] = self.previous.get(response.url, {})
-            more = int(self.validators[response.url].get("items", 1)) > 0
+            self._unmodified[page] = url
+            self.validators[url] = self.previous.get(url, {})
+            more = int(self.validators[url].get("items", 1)) > 0
         else:
             if sink.error is not None:
                 self.fail(response.url, sink.error)
@@ -152,7 +153,7 @@ class FeedSpider(ProductSpider):
             self._unmodified.pop(page, None)
             self.crawler.stats.inc_value("lookalike/feed/pages")
             self.crawler.stats.inc_value("lookalike/feed/items_read", sink.seen)
-            self.validators[response.url] = _validators(response, sink.seen)
+            self.validators[url] = _validators(response, sink.seen)
             more = sink.seen > 0
         if refetch:
             self._refetching -= 1
