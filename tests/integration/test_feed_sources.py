@@ -244,15 +244,15 @@ def merchant_feed(root: str, *items: bytes) -> bytes:
     )
 
 
-def add_raw_source(catalog: Catalog, name: str, url: str) -> None:
+def add_raw_source(catalog: Catalog, name: str, url: str, currency: str | None = "EUR") -> None:
     """A feed source as its YAML entry defines it (the onboarding test runs the command)."""
     definition = SourceDefinition.model_validate(
         {
             "name": name,
             "feed_url": url,
-            "currency": "EUR",
             "allow_private_addresses": True,
             "politeness": {"retries": 0, "timeout_s": 20},
+            **({"currency": currency} if currency else {}),
         }
     )
     catalog.upsert_source(definition.to_source_in())
@@ -290,6 +290,11 @@ BOMB = (
             "declared gzip but the body is not gzip",
         ),
         ("bomb", (200, XML_TYPE, [BOMB]), "an XML bomb"),
+        (
+            "shopify-without-currency",
+            (200, {"Content-Type": "application/json"}, [b'{"products": []}']),
+            "a Shopify feed carries no currency: name the shop's currency",
+        ),
     ],
 )
 def test_a_broken_feed_fails_its_run_with_a_clear_error_naming_the_source(
@@ -303,7 +308,8 @@ def test_a_broken_feed_fails_its_run_with_a_clear_error_naming_the_source(
 ) -> None:
     root, routes = feed_server
     routes["/feed.xml"] = lambda: served
-    add_raw_source(pg_catalog, f"broken-{case}", root + "/feed.xml")
+    currency = None if case == "shopify-without-currency" else "EUR"
+    add_raw_source(pg_catalog, f"broken-{case}", root + "/feed.xml", currency)
     run, output = read_feed(pg_catalog, pg_settings, f"broken-{case}")
     assert run.status is CrawlStatus.FAILED
     outcome = run.stats["outcome"]
