@@ -176,6 +176,7 @@ class FeedSink:
     _inflater: Any = None
     _parser: _Parser | None = None
     _started: bool = False
+    _gzip_declared: bool = False
 
     @property
     def failed(self) -> bool:
