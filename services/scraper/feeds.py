@@ -27,6 +27,7 @@ import json
 import sqlite3
 import tempfile
 import zlib
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -733,6 +734,12 @@ def merchant_products(records: Sequence[Record], context: FeedContext) -> list[P
                 extracted_from="merchant-feed",
             )
         )
+    # Colours of one group at one address get their own (``?variant=<their first id>``), so
+    # each colour's address stays the same whatever order the feed lists them in.
+    links = Counter(item.url for item in items)
+    for item in items:
+        if links[item.url] > 1:
+            item.url = with_variant(item.url, item.attributes.get("variant_ids", [item.sku])[0])
     return items
 
 

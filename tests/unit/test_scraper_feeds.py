@@ -142,6 +142,9 @@ def test_merchant_rss_variants_become_one_product_per_colour(spool: FeedSpool) -
     assert set(by_colour) == {"Red", "Blue"}
     red, blue = by_colour["Red"], by_colour["Blue"]
     assert red.sku == "OX:red" and blue.sku == "OX:blue"
+    # Red's sizes share one address; Blue has its own.
+    assert red.url == "https://shop.example/p/oxford"
+    assert blue.url == "https://shop.example/p/oxford?color=blue"
     assert red.image_urls == [
         "https://shop.example/img/red-1.jpg",
         "https://shop.example/img/red-2.jpg",
@@ -158,6 +161,16 @@ def test_merchant_rss_variants_become_one_product_per_colour(spool: FeedSpool) -
     assert red.brand == "Acme" and red.available
     assert blue.price == Decimal("1299.00")
     assert not blue.available and blue.availability == "OutOfStock"
+
+
+def test_colours_at_one_address_get_their_own_whatever_the_order(spool: FeedSpool) -> None:
+    same_link = SHIRT_BLUE_M.replace("oxford?color=blue", "oxford")
+    read(spool, rss(same_link, SHIRT_RED_M, SHIRT_RED_L))
+    urls = {p.attributes["color"]: p.url for p in items(spool, FeedFormat.MERCHANT_XML)}
+    assert urls == {
+        "Red": "https://shop.example/p/oxford?variant=S-RED-L",
+        "Blue": "https://shop.example/p/oxford?variant=S-BLUE-M",
+    }
 
 
 def test_merchant_atom_feed(spool: FeedSpool) -> None:
