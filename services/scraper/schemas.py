@@ -408,7 +408,19 @@ def load_sources_file(path: Path) -> list[SourceDefinition]:
     try:
         return SourcesFile.model_validate(data).sources
     except ValidationError as exc:
-        raise InvalidInputError(f"{path}: {_errors(exc)}") from exc
+        raise InvalidInputError(f"{path}: {_errors(exc, _names(data))}") from exc
+
+
+def _names(data: Any) -> dict[int, str]:
+    """The name of each source entry, by position (for errors that name the source)."""
+    entries = data.get("sources") if isinstance(data, dict) else None
+    if not isinstance(entries, list):
+        return {}
+    return {
+        index: str(entry["name"])
+        for index, entry in enumerate(entries)
+        if isinstance(entry, dict) and isinstance(entry.get("name"), str)
+    }
 
 
 def _origin(url: str) -> str:
@@ -416,8 +428,12 @@ def _origin(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}/"
 
 
-def _errors(exc: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(str(part) for part in error['loc']) or 'config'}: {error['msg']}"
-        for error in exc.errors()
-    )
+def _errors(exc: ValidationError, names: dict[int, str] | None = None) -> str:
+    """Pydantic's errors on one line; ``sources.0`` reads ``sources.0 (NAME)`` with ``names``."""
+    parts = []
+    for error in exc.errors():
+        loc = [str(part) for part in error["loc"]]
+        if names and len(loc) > 1 and loc[0] == "sources" and error["loc"][1] in names:
+            loc[1] = f"{loc[1]} ({names[int(error['loc'][1])]})"
+        parts.append(f"{'.'.join(loc) or 'config'}: {error['msg']}")
+    return "; ".join(parts)

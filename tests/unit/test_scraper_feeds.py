@@ -7,6 +7,7 @@ import gzip
 import json
 from collections.abc import Iterator
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,7 +25,8 @@ from services.scraper.feeds import (
     with_variant,
 )
 from services.scraper.items import ProductItem
-from services.scraper.schemas import SourceConfig, SourceDefinition
+from services.scraper.schemas import SourceConfig, SourceDefinition, load_sources_file
+from shared.errors import InvalidInputError
 
 pytestmark = pytest.mark.unit
 
@@ -430,3 +432,10 @@ def test_feed_source_config() -> None:
         )
     with pytest.raises(ValidationError, match="not an absolute http"):
         SourceConfig.model_validate({"feed_url": "file:///etc/passwd"})
+
+
+def test_a_sources_file_error_names_the_source(tmp_path: Path) -> None:
+    path = tmp_path / "feeds.yaml"
+    path.write_text("- name: acme\n  feed_url: https://acme.example/products.json\n")
+    with pytest.raises(InvalidInputError, match=r"sources\.0 \(acme\)\.config: .*no currency"):
+        load_sources_file(path)
