@@ -8,6 +8,7 @@ again unchanged (every request answered ``304``).
 
 from __future__ import annotations
 
+import os
 import tempfile
 import time
 import uuid
@@ -48,7 +49,11 @@ def _measure(url: str, data_dir: Path) -> Figures:
     settings.ensure_dirs()
     shop_catalog = DemoCatalog.generate(N_PRODUCTS, seed=0)
     in_stock = sum(product.availability != "OutOfStock" for product in shop_catalog)
-    figures: Figures = {"products": N_PRODUCTS, "in_stock": in_stock}
+    figures: Figures = {
+        "products": N_PRODUCTS,
+        "in_stock": in_stock,
+        "load_average_1min": round(os.getloadavg()[0], 2),  # other work on the machine
+    }
     with DemoShop(shop_catalog, image_cache_size=16) as shop:
         for kind, path, extra in (
             ("shopify", "/products.json", {"currency": "EUR"}),
