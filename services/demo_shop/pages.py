@@ -7,6 +7,9 @@ URL scheme (paths; absolute URLs prefix the shop's base URL):
 - ``/product/<slug>`` product page with schema.org ``Product`` JSON-LD
 - ``/images/<sku>/<view>-v<image_version>.jpg`` product pictures
 - ``/robots.txt``, ``/sitemap.xml``; ``/cart`` and ``/account`` are disallowed by robots.txt
+- ``/products.json?limit=N&page=N`` (Shopify) and ``/feed.xml`` (Google Merchant): the catalog
+  as product feeds (:mod:`services.demo_shop.feeds`); ``/products/<slug>`` is the product page
+  under Shopify's path
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ from types import FrameType, TracebackType
 from typing import Any, Self
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from services.demo_shop import pages
+from services.demo_shop import feeds, pages
 from services.demo_shop.catalog import DemoCatalog, DemoProduct
 from services.demo_shop.images import render_image
 from services.demo_shop.vocabulary import CATEGORIES
@@ -176,8 +176,15 @@ class ShopApp:
         if path.startswith("/category/"):
             category = unquote(path.removeprefix("/category/"))
             return self._listing(category, query) if category in CATEGORIES else self._not_found()
-        if path.startswith("/product/"):
-            product = self.catalog.find_by_slug(unquote(path.removeprefix("/product/")))
+        if path == "/products.json":
+            return self._shopify_feed(query)
+        if path == "/feed.xml":
+            products, modified = self.catalog.snapshot()
+            body = feeds.merchant_feed_xml(self.base_url, products).encode()
+            return self._cacheable(body, "application/xml; charset=utf-8", modified, "no-cache")
+        if path.startswith(("/product/", "/products/")):
+            slug = path.removeprefix("/products/").removeprefix("/product/")
+            product = self.catalog.find_by_slug(unquote(slug))
             if product is None:
                 return self._not_found()
             return self._page(pages.product_page(self.base_url, product), product.last_modified)
@@ -231,6 +238,16 @@ class ShopApp:
         if not 1 <= page <= pages.page_count(len(products)):
             return self._not_found()
         return self._page(pages.listing_page(self.base_url, category, products, page), modified)
+
+    def _shopify_feed(self, query: dict[str, list[str]]) -> Response:
+        raw_page = query.get("page", ["1"])[-1]
+        raw_limit = query.get("limit", [str(feeds.SHOPIFY_DEFAULT_LIMIT)])[-1]
+        if not raw_page.isdigit() or not raw_limit.isdigit() or int(raw_page) < 1:
+            return self._not_found()
+        limit = min(max(int(raw_limit), 1), feeds.SHOPIFY_MAX_LIMIT)
+        products, modified = self.catalog.snapshot()
+        body = feeds.shopify_page(self.base_url, products, int(raw_page), limit).encode()
+        return self._cacheable(body, "application/json; charset=utf-8", modified, "no-cache")
 
     def _image(self, sku: str, view: str, version: int) -> Response:
         """Only the current version of a product's pictures exists; older URLs are 404."""

@@ -46,6 +46,13 @@ def crawl(source: str, max_pages: int | None, run_id: int | None, as_json: bool)
             f"crawl {run.id} of {source}: {run.status.value}, {run.pages} pages, "
             f"{run.items} products, {run.errors} errors ({run.stats.get('outcome', '')})"
         )
+        report = run.stats.get("feed_report")
+        if isinstance(report, dict) and run.status is CrawlStatus.SUCCEEDED:
+            click.echo(
+                f"feed: {report.get('added', 0)} added, {report.get('changed', 0)} changed, "
+                f"{report.get('removed', 0)} removed, {report.get('unchanged', 0)} unchanged "
+                f"({report.get('out_of_stock', 0)} out of stock)"
+            )
     if run.status is not CrawlStatus.SUCCEEDED:
         sys.exit(1)
 
@@ -211,7 +218,11 @@ def _source_summary(source: SourceOut, last: CrawlRunOut | None) -> list[str]:
         lines.append(f"  config: {_printable(exc.message)}")
     else:
         seeds = ", ".join(config.start_urls) or "none"
-        lines.append(f"  start URLs: {_printable(seeds)}; sitemaps: {config.sitemaps}")
+        if config.feed_url:
+            currency = f", currency {config.currency}" if config.currency else ""
+            lines.append(f"  feed: {_printable(config.feed_url)} ({config.format}{currency})")
+        else:
+            lines.append(f"  start URLs: {_printable(seeds)}; sitemaps: {config.sitemaps}")
         lines.append(
             f"  crawl every {config.crawl_interval}, at most {config.max_pages:,} pages; "
             f"category_map: {len(config.category_map)} labels"

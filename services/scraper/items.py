@@ -30,6 +30,8 @@ class ProductItem:
     image_urls: list[str] = field(default_factory=list)
     sku: str | None = None
     availability: str | None = None
+    available: bool = True
+    """False when the shop says it cannot be bought (a feed's out of stock): written inactive."""
     attributes: dict[str, Any] = field(default_factory=dict)
     """Colour, pattern, material, description...: anything else worth keeping."""
     extracted_from: str = "structured-data"

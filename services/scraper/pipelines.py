@@ -195,6 +195,7 @@ def to_product_in(product: ProductItem) -> ProductIn:
         category_labels=tuple(product.category_labels),
         attributes=attributes,
         images=tuple(ImageIn(url=url) for url in product.image_urls),
+        available=product.available,
     )
 
 

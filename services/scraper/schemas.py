@@ -17,6 +17,14 @@ politeness settings cover the rest::
         garment_map: {"Hosen": trousers}                 # category -> shared.taxonomy class
         crawl_interval: 6h
         politeness: {concurrency: 2, download_delay: 1.0}
+
+A shop that publishes a product feed names it instead of pages (see
+:mod:`services.scraper.feeds`)::
+
+      - name: acme-feed
+        feed_url: https://shop.acme.example/products.json   # or a Merchant feed.xml / .tsv
+        format: auto          # shopify | merchant-xml | merchant-tsv; auto reads the content
+        currency: EUR         # required for Shopify (its feed has none)
 """
 
 from __future__ import annotations
@@ -196,11 +204,21 @@ class SourceConfig(_Model):
     demo: bool = False
     """The generated demo shop: crawled without delays unless ``politeness`` says otherwise."""
     politeness: Politeness = Field(default_factory=Politeness)
+    feed_url: str | None = None
+    """A product feed to read instead of crawling pages: Shopify ``products.json`` (paged with
+    ``?limit=250&page=N``), or a Google Merchant feed (RSS/Atom XML or TSV/CSV, gzip allowed)."""
+    format: Literal["auto", "shopify", "merchant-xml", "merchant-tsv"] = "auto"
+    """The feed's format; ``auto`` detects it from the content."""
+    currency: str | None = Field(default=None, pattern=r"^[A-Za-z]{3}$")
+    """The feed's currency: required for Shopify (whose feed carries none); for a Merchant
+    feed, the currency of prices that name none."""
+    max_feed_bytes: int = Field(default=2 * 1024**3, ge=1024)
+    """A feed larger than this (after gunzipping) fails its run."""
 
-    @field_validator("start_urls", "sitemap_urls")
+    @field_validator("start_urls", "sitemap_urls", "feed_url")
     @classmethod
-    def _http_urls(cls, urls: list[str]) -> list[str]:
-        for url in urls:
+    def _http_urls(cls, urls: list[str] | str | None) -> list[str] | str | None:
+        for url in [urls] if isinstance(urls, str) else urls or []:
             parts = urlsplit(url)
             if parts.scheme not in {"http", "https"} or not parts.hostname:
                 raise ValueError(f"{url!r} is not an absolute http(s) URL")
@@ -232,7 +250,7 @@ class SourceConfig(_Model):
                 raise ValueError(f"invalid regex {pattern!r}: {exc}") from exc
         return value
 
-    @field_validator("default_currency")
+    @field_validator("default_currency", "currency")
     @classmethod
     def _upper(cls, value: str | None) -> str | None:
         return value.upper() if value else value
@@ -261,6 +279,32 @@ class SourceConfig(_Model):
 
     @model_validator(mode="before")
     @classmethod
+    def _feed_defaults(cls, data: Any) -> Any:
+        """A feed lists the whole catalog: a product gone from it is gone (one run, not 3)."""
+        if isinstance(data, dict) and data.get("feed_url"):
+            return {"deactivate_after_missed_runs": 1, **data}
+        return data
+
+    @model_validator(mode="after")
+    def _feed_config(self) -> Self:
+        if self.feed_url is None:
+            if self.format != "auto" or self.currency is not None:
+                raise ValueError("format and currency belong to a feed source (feed_url)")
+            return self
+        if self.start_urls or self.sitemap_urls:
+            raise ValueError("a feed source (feed_url) has no start_urls or sitemap_urls")
+        shopify = self.format == "shopify" or (
+            self.format == "auto" and urlsplit(self.feed_url).path.endswith("/products.json")
+        )
+        if shopify and self.currency is None:
+            raise ValueError(
+                "a Shopify feed carries no currency: name the shop's currency "
+                "(currency: EUR) beside feed_url"
+            )
+        return self
+
+    @model_validator(mode="before")
+    @classmethod
     def _demo_defaults(cls, data: Any) -> Any:
         if isinstance(data, dict) and data.get("demo"):
             given = data.get("politeness") or {}
@@ -270,7 +314,8 @@ class SourceConfig(_Model):
         return data
 
     def seed_hosts(self, base_url: str | None = None) -> list[str]:
-        urls = [*self.start_urls, *self.sitemap_urls, *([base_url] if base_url else [])]
+        feed = [self.feed_url] if self.feed_url else []
+        urls = [*self.start_urls, *self.sitemap_urls, *feed, *([base_url] if base_url else [])]
         hosts = (urlsplit(url).hostname for url in urls)
         return list(dict.fromkeys(host.lower() for host in hosts if host))
 
@@ -286,7 +331,7 @@ class SourceConfig(_Model):
             raise ConfigurationError(
                 f"source {source.name!r} has an invalid config: {_errors(exc)}"
             ) from exc
-        if not config.start_urls and not config.sitemap_urls:
+        if not config.start_urls and not config.sitemap_urls and not config.feed_url:
             # Stored sources always have a base URL: crawl from its home page.
             config = config.model_copy(update={"start_urls": [source.base_url]})
         return config
@@ -321,12 +366,17 @@ class SourceDefinition(_Model):
 
     @model_validator(mode="after")
     def _has_seeds(self) -> Self:
-        if not (self.base_url or self.config.start_urls or self.config.sitemap_urls):
-            raise ValueError(f"source {self.name!r} needs base_url, start_urls or sitemap_urls")
+        config = self.config
+        if not (self.base_url or config.start_urls or config.sitemap_urls or config.feed_url):
+            raise ValueError(
+                f"source {self.name!r} needs base_url, start_urls, sitemap_urls or feed_url"
+            )
         return self
 
     def to_source_in(self) -> SourceIn:
-        base_url = self.base_url or _origin((self.config.start_urls or self.config.sitemap_urls)[0])
+        config = self.config
+        seeds = [*config.start_urls, *config.sitemap_urls, config.feed_url]
+        base_url = self.base_url or _origin(next(url for url in seeds if url))
         return SourceIn(
             name=self.name, base_url=base_url, config=self.config.to_json(), enabled=self.enabled
         )
@@ -358,7 +408,19 @@ def load_sources_file(path: Path) -> list[SourceDefinition]:
     try:
         return SourcesFile.model_validate(data).sources
     except ValidationError as exc:
-        raise InvalidInputError(f"{path}: {_errors(exc)}") from exc
+        raise InvalidInputError(f"{path}: {_errors(exc, _names(data))}") from exc
+
+
+def _names(data: Any) -> dict[int, str]:
+    """The name of each source entry, by position (for errors that name the source)."""
+    entries = data.get("sources") if isinstance(data, dict) else None
+    if not isinstance(entries, list):
+        return {}
+    return {
+        index: str(entry["name"])
+        for index, entry in enumerate(entries)
+        if isinstance(entry, dict) and isinstance(entry.get("name"), str)
+    }
 
 
 def _origin(url: str) -> str:
@@ -366,8 +428,12 @@ def _origin(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}/"
 
 
-def _errors(exc: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(str(part) for part in error['loc']) or 'config'}: {error['msg']}"
-        for error in exc.errors()
-    )
+def _errors(exc: ValidationError, names: dict[int, str] | None = None) -> str:
+    """Pydantic's errors on one line; ``sources.0`` reads ``sources.0 (NAME)`` with ``names``."""
+    parts = []
+    for error in exc.errors():
+        loc = [str(part) for part in error["loc"]]
+        if names and len(loc) > 1 and loc[0] == "sources" and error["loc"][1] in names:
+            loc[1] = f"{loc[1]} ({names[int(error['loc'][1])]})"
+        parts.append(f"{'.'.join(loc) or 'config'}: {error['msg']}")
+    return "; ".join(parts)

@@ -100,14 +100,32 @@ class Verdict:
     reason: str
 
 
-def judge(stats: Mapping[str, Any], seed_failures: Sequence[str]) -> Verdict:
-    """How a crawl went, from its stats."""
+@dataclass(frozen=True)
+class FeedOutcome:
+    """What a feed spider knows beyond the stats."""
+
+    failure: str | None = None
+    """Why the feed could not be read (naming the source, the URL, the line)."""
+    not_modified: bool = False
+    """Every page of the feed answered ``304``: nothing to do."""
+    validators: Mapping[str, Any] | None = None
+    """``ETag``/``Last-Modified`` per feed URL, for the next run's conditional requests."""
+
+
+def judge(
+    stats: Mapping[str, Any], seed_failures: Sequence[str], feed: FeedOutcome | None = None
+) -> Verdict:
+    """How a crawl went, from its stats (and, for a feed, what its spider says)."""
     finish = str(stats.get("finish_reason") or "unknown")
     written = int(stats.get("lookalike/products/written", 0))
     if finish == "catalog_unavailable" or stats.get("lookalike/catalog_unavailable"):
         return Verdict(CrawlStatus.FAILED, False, "the catalog database was unavailable")
     if stats.get("lookalike/errors/write_failed"):
         return Verdict(CrawlStatus.FAILED, False, "some products could not be written")
+    if feed is not None and feed.failure:
+        return Verdict(CrawlStatus.FAILED, False, feed.failure)
+    if feed is not None and feed.not_modified and finish == "finished":
+        return Verdict(CrawlStatus.SUCCEEDED, False, "feed not modified since the last run")
     if seed_failures:
         return Verdict(
             CrawlStatus.FAILED, False, f"{len(seed_failures)} start URL(s) or sitemap(s) failed"
@@ -149,11 +167,13 @@ def finish_run(
     seed_failures: Sequence[str],
     duration_s: float,
     sync: IndexSync | None = None,
+    feed: FeedOutcome | None = None,
 ) -> CrawlRunOut:
     """Record the crawl's outcome; after a complete crawl, count a miss for every product of
     the source it did not see (deactivating those that missed too many in a row, and asking
-    ``sync`` to take them out of search results)."""
-    verdict = judge(stats, seed_failures)
+    ``sync`` to take them out of search results). A feed run also records its report (added,
+    changed, removed, unchanged) and the feed's validators."""
+    verdict = judge(stats, seed_failures, feed)
     summary = summarize_stats(stats)
     summary.update(
         complete=verdict.complete,
@@ -161,6 +181,7 @@ def finish_run(
         duration_s=round(duration_s, 3),
         seed_failures=list(seed_failures)[:20],
     )
+    deactivated: list[int] = []
     if verdict.complete:
         deactivated = catalog.mark_unseen(
             source.id,
@@ -177,10 +198,15 @@ def finish_run(
                 len(deactivated),
                 config.deactivate_after_missed_runs,
             )
-    else:
+    elif not (feed is not None and feed.not_modified):
         log.warning(
             "%s: crawl not complete (%s): no product counted as missed", source.name, verdict.reason
         )
+    if feed is not None:
+        summary["feed_report"] = feed_report(catalog, source, stats, verdict, feed, deactivated)
+        if verdict.status is CrawlStatus.SUCCEEDED and feed.validators:
+            summary["feed_validators"] = dict(feed.validators)
+        log.info("%s: feed report %s", source.name, summary["feed_report"])
     finished = catalog.finish_crawl_run(
         run.id,
         status=verdict.status,
@@ -205,6 +231,43 @@ def finish_run(
     return finished
 
 
+def feed_report(
+    catalog: Catalog,
+    source: SourceOut,
+    stats: Mapping[str, Any],
+    verdict: Verdict,
+    feed: FeedOutcome,
+    removed: Sequence[int],
+) -> dict[str, int]:
+    """What a feed run did to the catalog: products added, changed (price, images, stock ...),
+    removed (gone from the feed), unchanged; and how many are out of stock (inactive)."""
+    if verdict.status is not CrawlStatus.SUCCEEDED:
+        return {"added": 0, "changed": 0, "removed": 0, "unchanged": 0, "out_of_stock": 0}
+    if feed.not_modified:
+        active = catalog.active_product_ids(catalog.source_product_ids(source.id))
+        return {"added": 0, "changed": 0, "removed": 0, "unchanged": len(active), "out_of_stock": 0}
+    return {
+        "added": int(stats.get("lookalike/products/created", 0)),
+        "changed": int(stats.get("lookalike/products/updated", 0)),
+        "removed": len(removed),
+        "unchanged": int(stats.get("lookalike/products/unchanged", 0)),
+        "out_of_stock": int(stats.get("lookalike/feed/out_of_stock", 0)),
+    }
+
+
+def last_feed_validators(catalog: Catalog, source: SourceOut) -> dict[str, Any]:
+    """The validators the last successful run of a feed source recorded (none after a failed
+    run: a feed that failed is read whole again)."""
+    for run in catalog.crawl_runs(source.id, limit=10):
+        if run.status is CrawlStatus.RUNNING:
+            continue
+        validators = run.stats.get("feed_validators")
+        if run.status is CrawlStatus.SUCCEEDED and isinstance(validators, dict):
+            return validators
+        return {}
+    return {}
+
+
 def run_crawl(
     source_name: str,
     settings: Settings,
@@ -218,7 +281,8 @@ def run_crawl(
     """
     from scrapy.crawler import CrawlerProcess
 
-    from services.scraper.spiders import SourceSpider
+    from services.scraper.spiders import ProductSpider, SourceSpider
+    from services.scraper.spiders.feed import FeedSpider
 
     settings.ensure_dirs()
     catalog = Catalog.from_settings(settings)
@@ -241,7 +305,7 @@ def run_crawl(
         "%s: crawl %d starting (%s)",
         source.name,
         run.id,
-        ", ".join(config.start_urls or config.sitemap_urls),
+        config.feed_url or ", ".join(config.start_urls or config.sitemap_urls),
     )
     started = time.perf_counter()
     finished: CrawlRunOut | None = None
@@ -252,7 +316,16 @@ def run_crawl(
             {**scrapy_settings(config, settings), "LOG_INSTALL_ROOT_HANDLER": False}
         )
         logging.getLogger("scrapy").setLevel(settings.scraper.scrapy_log_level)
-        crawler = process.create_crawler(SourceSpider)
+        extra: dict[str, Any] = {}
+        if config.feed_url:
+            spider_class: type[ProductSpider] = FeedSpider
+            extra = {
+                "validators": last_feed_validators(catalog, source),
+                "spool_dir": settings.data_dir,
+            }
+        else:
+            spider_class = SourceSpider
+        crawler = process.create_crawler(spider_class)
         process.crawl(
             crawler,
             config,
@@ -262,9 +335,15 @@ def run_crawl(
             catalog=catalog,
             enqueue=partial(enqueue_images, settings=settings),
             sync=partial(request_sync, settings),
+            **extra,
         )
         process.start()
-        seed_failures = list(getattr(crawler.spider, "seed_failures", []))
+        spider = crawler.spider
+        seed_failures = list(getattr(spider, "seed_failures", []))
+        feed = None
+        if isinstance(spider, FeedSpider):
+            seed_failures = []  # the spider's failure says what went wrong, more precisely
+            feed = FeedOutcome(spider.failure, spider.not_modified, spider.validators)
         finished = finish_run(
             catalog,
             source,
@@ -274,6 +353,7 @@ def run_crawl(
             seed_failures,
             time.perf_counter() - started,
             sync=partial(request_sync, settings),
+            feed=feed,
         )
         return finished
     finally:

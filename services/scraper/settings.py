@@ -40,6 +40,16 @@ def scrapy_settings(config: SourceConfig, settings: Settings) -> dict[str, Any]:
     """The Scrapy settings of one crawl of one source: politeness, limits, cache, pipelines."""
     polite = config.politeness
     scraper = settings.scraper
+    feed: dict[str, Any] = {}
+    if config.feed_url:
+        handler = "services.scraper.feedhandler.FeedDownloadHandler"
+        # The shop hands us its feed: robots.txt (for crawlers finding pages) does not apply,
+        # and the feed's own validators replace the page cache.
+        feed = {
+            "ROBOTSTXT_OBEY": False,
+            "HTTPCACHE_ENABLED": False,
+            "DOWNLOAD_HANDLERS": {"http": handler, "https": handler},
+        }
     return {
         "BOT_NAME": "lookalike",
         "USER_AGENT": user_agent(),
@@ -81,4 +91,5 @@ def scrapy_settings(config: SourceConfig, settings: Settings) -> dict[str, Any]:
         ALLOW_PRIVATE_SETTING: config.allow_private_addresses,
         ALLOW_PRIVATE_HOSTS_SETTING: config.allow_private_hosts,
         BATCH_SIZE_SETTING: scraper.write_batch_size,
+        **feed,
     }

@@ -60,10 +60,11 @@ class ProductsRepository(Store):
             for key in sorted(by_key, key=lambda key: key not in rows):
                 item = by_key[key]
                 fingerprint = item.fingerprint()
+                active = enabled and item.available
                 row = rows.get(key)
                 if row is None:
                     product_id = self._insert_product(
-                        session, source_id, item, fingerprint, now, active=enabled
+                        session, source_id, item, fingerprint, now, active=active
                     )
                     if product_id is not None:
                         report.created.append(product_id)
@@ -78,8 +79,8 @@ class ProductsRepository(Store):
                         raise InvalidInputError(
                             f"{item.canonical_url} is already the URL of another product"
                         )
-                changed = row.fingerprint != fingerprint or row.active != enabled
-                row.last_seen, row.missed_runs, row.active = now, 0, enabled
+                changed = row.fingerprint != fingerprint or row.active != active
+                row.last_seen, row.missed_runs, row.active = now, 0, active
                 if not changed:
                     report.unchanged.append(row.id)
                     continue

@@ -92,6 +92,9 @@ class ProductIn(_In):
     category_labels: tuple[str, ...] = ()
     attributes: dict[str, Any] = Field(default_factory=dict)
     images: tuple[ImageIn, ...] = ()
+    available: bool = True
+    """False: the shop lists it but cannot sell it (a feed's ``out of stock``); it is written
+    inactive, so no answer shows it, and comes back when the shop sells it again."""
 
     _check_url = field_validator("canonical_url")(_absolute_http_url)
 
@@ -116,8 +119,9 @@ class ProductIn(_In):
         return identity_key(self.external_id, self.canonical_url)
 
     def fingerprint(self) -> str:
-        """A stable hash of everything a crawl can change; equal hashes mean nothing changed."""
-        payload = self.model_dump(mode="json")
+        """A stable hash of everything a crawl can change; equal hashes mean nothing changed.
+        (``available`` is left out: it is compared with the row's ``active`` flag.)"""
+        payload = self.model_dump(mode="json", exclude={"available"})
         blob = json.dumps(payload, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()
 
