@@ -17,13 +17,27 @@ coefficient of the two histograms (1 = identical colour distributions), so cosin
 from __future__ import annotations
 
 import functools
+import re
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
 
 from shared.images import to_rgb
 
-__all__ = ["COLOUR_DIM", "colour_descriptor", "colour_similarity", "rgb_to_lab"]
+__all__ = [
+    "CATALOG_COLOUR_LABELS",
+    "COLOUR_DIM",
+    "COLOUR_NAMES",
+    "SHOPPER_COLOURS",
+    "ColourName",
+    "colour_descriptor",
+    "colour_family_words",
+    "colour_name",
+    "colour_similarity",
+    "label_colour",
+    "rgb_to_lab",
+]
 
 N_NEUTRAL = 4
 N_HUES = 12
@@ -64,6 +78,86 @@ def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
     lab[..., 1] = 500 * (f[..., 0] - f[..., 1])
     lab[..., 2] = 200 * (f[..., 1] - f[..., 2])
     return lab
+
+
+# --------------------------------------------------------------------------- the colour names
+
+
+@dataclass(frozen=True)
+class ColourName:
+    """A colour as shoppers name it: its name, the broad colour text search reads it as
+    (``navy`` is a ``blue``) and the words that mean it."""
+
+    name: str
+    family: str
+    words: tuple[str, ...]
+
+
+COLOUR_NAMES: tuple[ColourName, ...] = (
+    ColourName("black", "black", ("black", "jet", "onyx", "charcoal")),
+    ColourName("white", "white", ("white", "ivory", "cream", "offwhite")),
+    ColourName("grey", "grey", ("grey", "gray", "silver", "slate", "melange")),
+    ColourName("navy", "blue", ("navy", "indigo")),
+    ColourName("blue", "blue", ("blue", "denim", "cobalt", "teal", "turquoise", "aqua", "sky")),
+    ColourName("burgundy", "red", ("burgundy", "maroon", "wine")),
+    ColourName("red", "red", ("red", "crimson", "scarlet", "rust")),
+    ColourName("olive", "green", ("olive", "khaki")),
+    ColourName("green", "green", ("green", "lime", "mint", "emerald", "sage")),
+    ColourName("yellow", "yellow", ("yellow", "mustard", "gold", "lemon")),
+    ColourName("orange", "orange", ("orange", "coral", "peach", "apricot")),
+    ColourName("pink", "pink", ("pink", "rose", "magenta", "fuchsia", "blush")),
+    ColourName("purple", "purple", ("purple", "violet", "lavender", "lilac", "mauve", "plum")),
+    ColourName("beige", "brown", ("beige", "camel", "taupe", "nude")),
+    ColourName("brown", "brown", ("brown", "tan", "chocolate", "coffee")),
+)
+"""The shopper colour names, their broad colours and synonyms: the one colour vocabulary of
+the catalog's labels, the named colour of a crop and a shopper's words (:mod:`shared.words`
+reads words onto the broad colours)."""
+
+SHOPPER_COLOURS: tuple[str, ...] = tuple(c.name for c in COLOUR_NAMES)
+"""The names :func:`name_colour` answers with, in a fixed order (the model's classes)."""
+
+_NAMED = {c.name: c for c in COLOUR_NAMES}
+_WORD_NAMES = {word: c.name for c in COLOUR_NAMES for word in c.words}
+
+CATALOG_COLOUR_LABELS: dict[str, str | None] = {
+    "steel": "grey",
+    "metallic": None,
+    "copper": "brown",
+    "bronze": "brown",
+    "skin": "beige",
+    "multi": None,
+}
+"""Catalog colour labels that no colour word names (``None``: no one colour, e.g. ``Multi``).
+Every other label is read word by word with the shopper vocabulary (:func:`label_colour`)."""
+
+
+def colour_family_words() -> dict[str, tuple[str, ...]]:
+    """Each broad colour and every word that means one of its names (text search's view)."""
+    families: dict[str, tuple[str, ...]] = {}
+    for colour in COLOUR_NAMES:
+        families[colour.family] = families.get(colour.family, ()) + colour.words
+    return families
+
+
+def colour_name(word: str) -> str | None:
+    """The shopper colour name a word means (``maroon`` -> ``burgundy``), else ``None``."""
+    key = word.strip().casefold()
+    if key in _NAMED:
+        return key
+    return _WORD_NAMES.get(key)
+
+
+def label_colour(label: str) -> str | None:
+    """A catalog's colour label read as a shopper name: ``Navy Blue`` -> ``navy``, ``Off White``
+    -> ``white``, ``Steel`` -> ``grey``; ``None`` for a label that names no one colour (empty,
+    ``Multi``) or no colour word at all."""
+    key = " ".join(label.casefold().split())
+    if key in CATALOG_COLOUR_LABELS:
+        return CATALOG_COLOUR_LABELS[key]
+    if (joined := key.replace(" ", "")) in _WORD_NAMES:
+        return _WORD_NAMES[joined]
+    return next((_WORD_NAMES[w] for w in re.findall(r"[a-z]+", key) if w in _WORD_NAMES), None)
 
 
 @functools.lru_cache(maxsize=8)
