@@ -365,17 +365,18 @@ def colour_model() -> ColourModel:
 
 def name_lab(lab: np.ndarray, mask: np.ndarray) -> tuple[str, float]:
     """The shopper colour name of a crop's grid Lab (:func:`grid_lab`) under its garment
-    ``mask`` (same height and width; bool or weights), and the model's probability of it."""
+    ``mask`` (bool, same height and width), and the model's probability of it."""
     if lab.ndim != 3 or lab.shape[2] != 3 or np.shape(mask) != lab.shape[:2]:
         raise InvalidInputError(
             f"a colour needs Lab pixels (H, W, 3) and a mask (H, W), got {lab.shape} and "
             f"{np.shape(mask)}"
         )
-    weights = np.asarray(mask, dtype=np.float32)
-    if not np.isfinite(weights).all() or weights.min() < 0 or weights.sum() <= 0:
+    pixels = np.asarray(mask) > 0
+    if not pixels.any():
         raise InvalidInputError("the mask keeps no pixel: there is no colour to name")
     model = colour_model()
-    probabilities = model.probabilities(colour_features(lab, weights))[0]
+    features = colour_features(lab, pixels.astype(np.float32))
+    probabilities = model.probabilities(features)[0]
     best = int(np.argmax(probabilities))
     return model.classes[best], float(probabilities[best])
 

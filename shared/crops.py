@@ -110,7 +110,9 @@ def garment_crops(
             log.warning("%s: dropped box %s (%s)", name, region, exc)
             continue
         x0, y0, x1, y1 = detection.box
-        inner = _inner_box(detection.box, region, picture.size)
+        # A crop framed whole is the whole photo on both sides (ingest may not even run the
+        # detector then): its garment is looked for in the whole frame, not the objects' box.
+        inner = whole if region == whole else _inner_box(detection.box, region, picture.size)
         lab = grid_lab(picture)
         mask = garment_mask(lab, inner, picture.size)
         colour_name, colour_p = name_lab(lab, mask.pixels) if name_colours else (None, None)

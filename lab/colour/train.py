@@ -43,8 +43,12 @@ _FAMILY = {c.name: c.family for c in COLOUR_NAMES}
 
 
 def features_of(crops: Sequence[ColourCrop]) -> np.ndarray:
-    """The naming model's input for each crop (its garment mask as the product computes it)."""
-    return np.array([colour_features(grid_lab(c.picture), c.crop.mask.pixels) for c in crops])
+    """The naming model's input for each crop: its garment mask as the product computes it
+    (:func:`shared.colour.name_lab`)."""
+    masks = [c.crop.mask.pixels.astype(np.float32) for c in crops]
+    return np.array(
+        [colour_features(grid_lab(c.picture), m) for c, m in zip(crops, masks, strict=True)]
+    )
 
 
 def fit(x: np.ndarray, y: np.ndarray, *, hidden: int, seed: int) -> ColourModel:
