@@ -17,13 +17,41 @@ coefficient of the two histograms (1 = identical colour distributions), so cosin
 from __future__ import annotations
 
 import functools
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
+from shared.errors import ConfigurationError, InvalidInputError
 from shared.images import to_rgb
 
-__all__ = ["COLOUR_DIM", "colour_descriptor", "colour_similarity", "rgb_to_lab"]
+__all__ = [
+    "CATALOG_COLOUR_LABELS",
+    "COLOUR_DIM",
+    "COLOUR_MODEL_FILE",
+    "COLOUR_NAMES",
+    "FEATURE_DIM",
+    "GRID_SIDE",
+    "SHOPPER_COLOURS",
+    "ColourModel",
+    "ColourName",
+    "colour_descriptor",
+    "colour_family_words",
+    "colour_features",
+    "colour_model",
+    "colour_name",
+    "colour_similarity",
+    "grid_lab",
+    "label_colour",
+    "name_colour",
+    "name_lab",
+    "rgb_to_lab",
+    "weighted_descriptor",
+]
 
 N_NEUTRAL = 4
 N_HUES = 12
@@ -31,6 +59,8 @@ N_LIGHTNESS = 3
 COLOUR_DIM = N_NEUTRAL + N_HUES * N_LIGHTNESS
 
 _SIZE = 64
+GRID_SIDE = _SIZE
+"""A crop is read (its colour, its garment mask) squashed to this many pixels a side."""
 _CHROMA_LOW, _CHROMA_HIGH = 8.0, 16.0  # below: neutral; above: chromatic; between: both
 _NEUTRAL_EDGES = np.array([25.0, 50.0, 75.0])
 _LIGHTNESS_EDGES = np.array([35.0, 65.0])
@@ -66,6 +96,86 @@ def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
     return lab
 
 
+# --------------------------------------------------------------------------- the colour names
+
+
+@dataclass(frozen=True)
+class ColourName:
+    """A colour as shoppers name it: its name, the broad colour text search reads it as
+    (``navy`` is a ``blue``) and the words that mean it."""
+
+    name: str
+    family: str
+    words: tuple[str, ...]
+
+
+COLOUR_NAMES: tuple[ColourName, ...] = (
+    ColourName("black", "black", ("black", "jet", "onyx", "charcoal")),
+    ColourName("white", "white", ("white", "ivory", "cream", "offwhite")),
+    ColourName("grey", "grey", ("grey", "gray", "silver", "slate", "melange")),
+    ColourName("navy", "blue", ("navy", "indigo")),
+    ColourName("blue", "blue", ("blue", "denim", "cobalt", "teal", "turquoise", "aqua", "sky")),
+    ColourName("burgundy", "red", ("burgundy", "maroon", "wine")),
+    ColourName("red", "red", ("red", "crimson", "scarlet", "rust")),
+    ColourName("olive", "green", ("olive", "khaki")),
+    ColourName("green", "green", ("green", "lime", "mint", "emerald", "sage")),
+    ColourName("yellow", "yellow", ("yellow", "mustard", "gold", "lemon")),
+    ColourName("orange", "orange", ("orange", "coral", "peach", "apricot")),
+    ColourName("pink", "pink", ("pink", "rose", "magenta", "fuchsia", "blush")),
+    ColourName("purple", "purple", ("purple", "violet", "lavender", "lilac", "mauve", "plum")),
+    ColourName("beige", "brown", ("beige", "camel", "taupe", "nude")),
+    ColourName("brown", "brown", ("brown", "tan", "chocolate", "coffee")),
+)
+"""The shopper colour names, their broad colours and synonyms: the one colour vocabulary of
+the catalog's labels, the named colour of a crop and a shopper's words (:mod:`shared.words`
+reads words onto the broad colours)."""
+
+SHOPPER_COLOURS: tuple[str, ...] = tuple(c.name for c in COLOUR_NAMES)
+"""The names :func:`name_colour` answers with, in a fixed order (the model's classes)."""
+
+_NAMED = {c.name: c for c in COLOUR_NAMES}
+_WORD_NAMES = {word: c.name for c in COLOUR_NAMES for word in c.words}
+
+CATALOG_COLOUR_LABELS: dict[str, str | None] = {
+    "steel": "grey",
+    "metallic": None,
+    "copper": "brown",
+    "bronze": "brown",
+    "skin": "beige",
+    "multi": None,
+}
+"""Catalog colour labels that no colour word names (``None``: no one colour, e.g. ``Multi``).
+Every other label is read word by word with the shopper vocabulary (:func:`label_colour`)."""
+
+
+def colour_family_words() -> dict[str, tuple[str, ...]]:
+    """Each broad colour and every word that means one of its names (text search's view)."""
+    families: dict[str, tuple[str, ...]] = {}
+    for colour in COLOUR_NAMES:
+        families[colour.family] = families.get(colour.family, ()) + colour.words
+    return families
+
+
+def colour_name(word: str) -> str | None:
+    """The shopper colour name a word means (``maroon`` -> ``burgundy``), else ``None``."""
+    key = word.strip().casefold()
+    if key in _NAMED:
+        return key
+    return _WORD_NAMES.get(key)
+
+
+def label_colour(label: str) -> str | None:
+    """A catalog's colour label read as a shopper name: ``Navy Blue`` -> ``navy``, ``Off White``
+    -> ``white``, ``Steel`` -> ``grey``; ``None`` for a label that names no one colour (empty,
+    ``Multi``) or no colour word at all."""
+    key = " ".join(label.casefold().split())
+    if key in CATALOG_COLOUR_LABELS:
+        return CATALOG_COLOUR_LABELS[key]
+    if (joined := key.replace(" ", "")) in _WORD_NAMES:
+        return _WORD_NAMES[joined]
+    return next((_WORD_NAMES[w] for w in re.findall(r"[a-z]+", key) if w in _WORD_NAMES), None)
+
+
 @functools.lru_cache(maxsize=8)
 def _centre_weights(height: int, width: int) -> np.ndarray:
     """A Gaussian bump over the image (read-only; the same for every crop of this size)."""
@@ -92,13 +202,25 @@ def _weights(lab: np.ndarray) -> np.ndarray:
     return weights if weights.sum() > 0.05 * centre.sum() else centre
 
 
-def colour_descriptor(img: Image.Image) -> np.ndarray:
-    """The 40-d colour descriptor (float32, L2 norm 1) of a garment image or crop."""
+def grid_lab(img: Image.Image) -> np.ndarray:
+    """``img`` squashed to ``GRID_SIDE`` x ``GRID_SIDE`` pixels, in CIE Lab (float32)."""
     # BOX averaging (after an integer reduce) is all a 64x64 histogram needs, and several
     # times cheaper than BILINEAR.
     small = to_rgb(img).resize((_SIZE, _SIZE), Image.Resampling.BOX, reducing_gap=1.0)
-    lab = rgb_to_lab(np.asarray(small))
-    weights = _weights(lab).reshape(-1)
+    return rgb_to_lab(np.asarray(small))
+
+
+def colour_descriptor(img: Image.Image, lab: np.ndarray | None = None) -> np.ndarray:
+    """The 40-d colour descriptor (float32, L2 norm 1) of a garment image or crop (``lab``:
+    its :func:`grid_lab`, when the caller has it)."""
+    lab = grid_lab(img) if lab is None else lab
+    return weighted_descriptor(lab, _weights(lab))
+
+
+def weighted_descriptor(lab: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """The 40-d colour descriptor of Lab pixels ``(H, W, 3)`` counted with ``weights``
+    ``(H, W)`` (e.g. a garment mask)."""
+    weights = np.asarray(weights, dtype=np.float32).reshape(-1)
     lab = lab.reshape(-1, 3)
     lightness, a, b = lab[:, 0], lab[:, 1], lab[:, 2]
     chroma = np.hypot(a, b)
@@ -127,3 +249,139 @@ def colour_descriptor(img: Image.Image) -> np.ndarray:
 def colour_similarity(a: np.ndarray, b: np.ndarray) -> float:
     """Bhattacharyya coefficient of two descriptors: 1 for the same colours, 0 for disjoint."""
     return float(np.dot(a, b))
+
+
+# ------------------------------------------------------------------------------ naming a colour
+
+COLOUR_MODEL_FILE = Path(__file__).with_name("colour_names.json")
+"""The shipped colour-naming model and its card (``python -m lab.colour.train`` writes it)."""
+
+_QUANTILES = np.array([0.1, 0.25, 0.5, 0.75, 0.9])
+_STAT_SCALE = 50.0
+FEATURE_DIM = COLOUR_DIM + 4 * (len(_QUANTILES) + 2)
+"""Length of :func:`colour_features`."""
+
+
+def _weighted_quantiles(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    order = np.argsort(values)
+    cumulative = np.cumsum(weights[order])
+    return np.interp(_QUANTILES, cumulative / cumulative[-1], values[order])
+
+
+def colour_features(lab: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """What the naming model reads of Lab pixels ``(H, W, 3)`` counted with ``weights``
+    ``(H, W)`` (the garment mask): the 40-bin descriptor, then for lightness, a, b and chroma
+    their weighted 10/25/50/75/90th percentiles, mean and spread (float64, ``FEATURE_DIM``)."""
+    w = np.asarray(weights, dtype=np.float64).reshape(-1) + 1e-9
+    pixels = lab.reshape(-1, 3).astype(np.float64)
+    chroma = np.hypot(pixels[:, 1], pixels[:, 2])
+    stats: list[np.ndarray] = []
+    for values in (pixels[:, 0], pixels[:, 1], pixels[:, 2], chroma):
+        mean = np.average(values, weights=w)
+        spread = np.sqrt(np.average((values - mean) ** 2, weights=w))
+        stats += [_weighted_quantiles(values, w), np.array([mean, spread])]
+    return np.concatenate([weighted_descriptor(lab, weights), np.concatenate(stats) / _STAT_SCALE])
+
+
+@dataclass(frozen=True)
+class ColourModel:
+    """A small calibrated classifier over :func:`colour_features`: standardised inputs, dense
+    layers with ReLU between them, softmax at ``temperature`` over ``classes``."""
+
+    version: str
+    classes: tuple[str, ...]
+    mean: np.ndarray
+    scale: np.ndarray
+    layers: tuple[tuple[np.ndarray, np.ndarray], ...]
+    temperature: float
+
+    def probabilities(self, features: np.ndarray) -> np.ndarray:
+        """``(n, FEATURE_DIM)`` features -> ``(n, len(classes))`` probabilities."""
+        x = (np.atleast_2d(features) - self.mean) / self.scale
+        for index, (weight, bias) in enumerate(self.layers):
+            x = x @ weight + bias
+            if index < len(self.layers) - 1:
+                x = np.maximum(x, 0.0)
+        x = x / self.temperature
+        x = np.exp(x - x.max(axis=1, keepdims=True))
+        return np.asarray(x / x.sum(axis=1, keepdims=True))
+
+    def as_json(self) -> dict[str, Any]:
+        """The model's fields as JSON values (:meth:`from_json` reads them back)."""
+        return {
+            "version": self.version,
+            "classes": list(self.classes),
+            "mean": self.mean.round(6).tolist(),
+            "scale": self.scale.round(6).tolist(),
+            "layers": [
+                {"weight": w.round(6).tolist(), "bias": b.round(6).tolist()} for w, b in self.layers
+            ],
+            "temperature": self.temperature,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], source: str = "colour model") -> ColourModel:
+        """A model from :meth:`as_json`'s fields; a :class:`ConfigurationError` naming
+        ``source`` when they do not fit together."""
+        try:
+            classes = tuple(str(c) for c in data["classes"])
+            mean = np.asarray(data["mean"], dtype=np.float64)
+            scale = np.asarray(data["scale"], dtype=np.float64)
+            layers = tuple(
+                (np.asarray(layer["weight"], np.float64), np.asarray(layer["bias"], np.float64))
+                for layer in data["layers"]
+            )
+            temperature = float(data["temperature"])
+            version = str(data["version"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ConfigurationError(f"{source}: not a colour model ({exc})") from exc
+        width = FEATURE_DIM
+        problems = [] if mean.shape == scale.shape == (width,) else ["mean/scale"]
+        for weight, bias in layers:
+            if weight.ndim != 2 or weight.shape[0] != width or bias.shape != weight.shape[1:]:
+                problems.append(f"layer {weight.shape}")
+                break
+            width = weight.shape[1]
+        if not layers or width != len(classes) or set(classes) - set(SHOPPER_COLOURS):
+            problems.append("classes")
+        if not temperature > 0 or not np.all(scale > 0):
+            problems.append("temperature/scale")
+        if problems:
+            raise ConfigurationError(f"{source}: the colour model does not fit: {problems}")
+        return cls(version, classes, mean, scale, layers, temperature)
+
+
+@functools.lru_cache(maxsize=1)
+def colour_model() -> ColourModel:
+    """The shipped colour-naming model (:data:`COLOUR_MODEL_FILE`), loaded once."""
+    try:
+        card = json.loads(COLOUR_MODEL_FILE.read_text())
+    except (OSError, ValueError) as exc:
+        raise ConfigurationError(
+            f"{COLOUR_MODEL_FILE}: cannot read the colour model ({exc})"
+        ) from exc
+    return ColourModel.from_json(card.get("model", {}), str(COLOUR_MODEL_FILE))
+
+
+def name_lab(lab: np.ndarray, mask: np.ndarray) -> tuple[str, float]:
+    """The shopper colour name of a crop's grid Lab (:func:`grid_lab`) under its garment
+    ``mask`` (bool, same height and width), and the model's probability of it."""
+    if lab.ndim != 3 or lab.shape[2] != 3 or np.shape(mask) != lab.shape[:2]:
+        raise InvalidInputError(
+            f"a colour needs Lab pixels (H, W, 3) and a mask (H, W), got {lab.shape} and "
+            f"{np.shape(mask)}"
+        )
+    pixels = np.asarray(mask) > 0
+    if not pixels.any():
+        raise InvalidInputError("the mask keeps no pixel: there is no colour to name")
+    model = colour_model()
+    features = colour_features(lab, pixels.astype(np.float32))
+    probabilities = model.probabilities(features)[0]
+    best = int(np.argmax(probabilities))
+    return model.classes[best], float(probabilities[best])
+
+
+def name_colour(crop: Image.Image, mask: np.ndarray) -> tuple[str, float]:
+    """The shopper colour name of a garment crop under its mask (``GarmentMask.pixels``: the
+    crop squashed to ``GRID_SIDE`` a side), and its probability."""
+    return name_lab(grid_lab(crop), mask)

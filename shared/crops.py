@@ -3,7 +3,8 @@ photo (the gateway), so that both sides of a search compare like with like.
 
 :func:`garment_crops` takes a decoded work image (:func:`shared.images.load_work_image`) and
 what the detector found on it, and gives each garment's box in the original photo's pixels,
-its crop and its colour descriptor (:mod:`shared.colour`). One framing rule serves both sides
+its crop, the garment's own pixels in it (:mod:`shared.mask`), its colour descriptor and its
+named colour (:mod:`shared.colour`). One framing rule serves both sides
 (``crops.detect``): a product shot on a plain background (the detector's foreground path) is
 framed whole, as the catalog's photos are, unless the catalog is cropped to its garments too.
 """
@@ -11,16 +12,18 @@ framed whole, as the catalog's photos are, unless the catalog is cropped to its 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
 
-from shared.colour import colour_descriptor
+from shared.colour import colour_descriptor, grid_lab, name_lab
 from shared.detection import FOREGROUND, Detection, DetectionResult
 from shared.errors import InvalidInputError
 from shared.images import crop_box
+from shared.mask import GarmentMask, garment_mask
 
 __all__ = ["GarmentCrop", "garment_crops"]
 
@@ -32,13 +35,20 @@ Box = tuple[float, float, float, float]
 @dataclass(frozen=True)
 class GarmentCrop:
     """One garment of a photo: its box in the original photo's pixels (unrounded), the
-    detector's class and score, the crop to embed and its colour descriptor."""
+    detector's class and score, the crop to embed, the detector's tight box in the crop's
+    pixels (``inner``), the garment's pixels in the crop, its colour descriptor and its
+    named colour (a shopper colour name of :mod:`shared.colour` and the model's probability;
+    ``None`` only when the caller asked for no names: the lab, training the namer)."""
 
     box: Box
     category: str | None
     score: float
     picture: Image.Image
     colour: np.ndarray
+    inner: Box
+    mask: GarmentMask
+    colour_name: str | None
+    colour_p: float | None
 
 
 def _framed_whole(detections: Sequence[Detection], width: int, height: int) -> Detection:
@@ -53,6 +63,18 @@ def _framed_whole(detections: Sequence[Detection], width: int, height: int) -> D
     return Detection(box=box, category=None, score=1.0, crop_box=(0.0, 0.0, width, height))
 
 
+def _inner_box(box: Box, region: Box, size: tuple[int, int]) -> Box:
+    """The detector's tight ``box`` in the pixels of the crop cut at ``region`` (as
+    :func:`shared.images.crop_box` cuts it), clipped to the crop."""
+    left, top = max(0, math.floor(region[0])), max(0, math.floor(region[1]))
+    width, height = size
+    x0, y0 = min(max(box[0] - left, 0.0), width), min(max(box[1] - top, 0.0), height)
+    x1, y1 = min(max(box[2] - left, 0.0), width), min(max(box[3] - top, 0.0), height)
+    if x1 <= x0 or y1 <= y0:
+        return 0.0, 0.0, float(width), float(height)
+    return x0, y0, x1, y1
+
+
 def garment_crops(
     image: Image.Image,
     size: tuple[int, int],
@@ -61,6 +83,7 @@ def garment_crops(
     detect: bool,
     select: Callable[[Sequence[Detection]], Sequence[Detection]] | None = None,
     name: str = "photo",
+    name_colours: bool = True,
 ) -> list[GarmentCrop]:
     """The garment crops of ``image`` (the decoded work image of a photo whose original
     ``size`` is ``(width, height)``) from the detector's ``result`` on it.
@@ -68,7 +91,8 @@ def garment_crops(
     ``detect`` is ``crops.detect``: off, a product shot (the foreground path) is one crop of
     the whole image, as every catalog photo then is. ``select`` keeps some of the framed
     detections (ingest keeps the product's own kind of garment). A region that cuts nothing
-    out of the image is dropped with a warning naming ``name``.
+    out of the image is dropped with a warning naming ``name``. ``name_colours`` off leaves
+    the crops' colour unnamed (the lab, before there is a model to name it with).
     """
     detections: Sequence[Detection] = result.detections
     if result.path == FOREGROUND and not detect and detections:
@@ -86,13 +110,23 @@ def garment_crops(
             log.warning("%s: dropped box %s (%s)", name, region, exc)
             continue
         x0, y0, x1, y1 = detection.box
+        # A crop framed whole is the whole photo on both sides (ingest may not even run the
+        # detector then): its garment is looked for in the whole frame, not the objects' box.
+        inner = whole if region == whole else _inner_box(detection.box, region, picture.size)
+        lab = grid_lab(picture)
+        mask = garment_mask(lab, inner, picture.size)
+        colour_name, colour_p = name_lab(lab, mask.pixels) if name_colours else (None, None)
         crops.append(
             GarmentCrop(
                 box=(x0 * sx, y0 * sy, x1 * sx, y1 * sy),
                 category=detection.category,
                 score=detection.score,
                 picture=picture,
-                colour=colour_descriptor(picture),
+                colour=colour_descriptor(picture, lab),
+                inner=inner,
+                mask=mask,
+                colour_name=colour_name,
+                colour_p=colour_p,
             )
         )
     return crops

@@ -83,6 +83,7 @@ PAYLOAD_INDEXES: Mapping[str, Any] = {
     "crop_category": "keyword",
     "garment": "keyword",
     "garment_parent": "keyword",
+    "colour_name": "keyword",
 }
 """Payload fields the recommender filters on, with their index types."""
 
@@ -162,11 +163,14 @@ def crop_payload(
     source: str | None,
     garment: GarmentClass | None = None,
     votes: Sequence[tuple[str, float]] = (),
+    colour: tuple[str | None, float | None] = (None, None),
 ) -> dict[str, Any]:
     """The full payload of one crop's point. ``category`` is the product's shop category (a
     label and a caller's filter); ``garment`` and ``garment_parent`` the taxonomy class it is
     indexed under (what a shopper's search is scoped to); ``garment_votes`` the classifier's
-    top classes for the crop; ``crop_category`` and ``score`` the detector's view."""
+    top classes for the crop; ``crop_category`` and ``score`` the detector's view;
+    ``colour_name`` and ``colour_p`` the crop's named colour (:func:`shared.colour.name_lab`)
+    and its probability."""
     return {
         **product_payload(product),
         "image_id": image_id,
@@ -179,6 +183,8 @@ def crop_payload(
         "garment": garment.name if garment is not None else None,
         "garment_parent": garment.parent if garment is not None else None,
         "garment_votes": [[name, p] for name, p in votes],
+        "colour_name": colour[0],
+        "colour_p": round(colour[1], 4) if colour[1] is not None else None,
     }
 
 

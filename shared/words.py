@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from shared.colour import colour_family_words
 from shared.db.schemas import ProductOut
 from shared.taxonomy import GarmentClass, _singular, class_named, garment_class, normalise
 from shared.vectors import SparseVec
@@ -66,20 +67,9 @@ _BM25_K1 = 1.2
 _BM25_B = 0.75
 _AVG_DOC_TOKENS = 16.0
 
-COLOURS: dict[str, tuple[str, ...]] = {
-    "black": ("black", "jet", "onyx", "charcoal"),
-    "white": ("white", "ivory", "cream", "offwhite"),
-    "grey": ("grey", "gray", "silver", "slate", "melange"),
-    "blue": ("blue", "navy", "denim", "indigo", "cobalt", "teal", "turquoise", "aqua", "sky"),
-    "red": ("red", "maroon", "burgundy", "crimson", "wine", "scarlet", "rust"),
-    "green": ("green", "olive", "khaki", "lime", "mint", "emerald", "sage"),
-    "yellow": ("yellow", "mustard", "gold", "lemon"),
-    "orange": ("orange", "coral", "peach", "apricot"),
-    "pink": ("pink", "rose", "magenta", "fuchsia", "blush"),
-    "purple": ("purple", "violet", "lavender", "lilac", "mauve", "plum"),
-    "brown": ("brown", "tan", "beige", "camel", "chocolate", "coffee", "taupe", "nude"),
-}
-"""Canonical colour names and the words that mean them (the catalog's and a shopper's)."""
+COLOURS: dict[str, tuple[str, ...]] = colour_family_words()
+"""Broad colours and the words that mean them (the catalog's and a shopper's): the shopper
+names of :data:`shared.colour.COLOUR_NAMES` grouped by their broad colour (``navy`` is blue)."""
 
 _COLOUR_WORDS = {word: name for name, words in COLOURS.items() for word in words}
 

@@ -497,6 +497,7 @@ class IngestPipeline:
                         source=owner.policy.name,
                         garment=garment,
                         votes=vote.top,
+                        colour=(crop.garment.colour_name, crop.garment.colour_p),
                     ),
                 )
             )

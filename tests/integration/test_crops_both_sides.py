@@ -1,7 +1,7 @@
 """A catalog photo and the same photo as a shopper's query are cut into the same crops with
-the same colour descriptors: ingest (download, decode, detect, crop) and the gateway's crop
-step both go through :func:`shared.crops.garment_crops`, with the catalog framed whole and
-framed to its garments (``crops.detect``)."""
+the same garment masks, colour descriptors and named colours: ingest (download, decode,
+detect, crop) and the gateway's crop step both go through :func:`shared.crops.garment_crops`,
+with the catalog framed whole and framed to its garments (``crops.detect``)."""
 
 from __future__ import annotations
 
@@ -79,6 +79,12 @@ def test_a_catalog_photo_and_the_same_photo_as_a_query_get_the_same_crops_and_co
                 assert theirs.picture.tobytes() == ours.picture.tobytes()
                 assert theirs.colour.tobytes() == ours.colour.tobytes()
                 assert theirs.colour.dtype == np.float32
+                # The garment's own pixels and its named colour, the same on both sides.
+                assert theirs.inner == ours.inner
+                assert theirs.mask.fallback == ours.mask.fallback
+                assert theirs.mask.pixels.tobytes() == ours.mask.pixels.tobytes()
+                assert (theirs.colour_name, theirs.colour_p) == (ours.colour_name, ours.colour_p)
+                assert ours.colour_name is not None
                 tight += theirs.picture.size != decoded.image.size
         if detect:
             assert tight, "the detector should have framed some product shots to their garments"
@@ -90,16 +96,18 @@ def test_a_catalog_photo_and_the_same_photo_as_a_query_get_the_same_crops_and_co
         assert sorted(report.done) == sorted(ids), report
         with catalog.reading() as session:
             recorded = list(session.query(CropRow).order_by(CropRow.id))
-        indexed: dict[int, list[tuple[list[float], list[float]]]] = {}
+        indexed: dict[int, list[tuple[list[float], list[float], str]]] = {}
         for row in recorded:
             [point] = runtime.index.retrieve(index_layout.ALIAS, [row.point_id], with_vectors=True)
             colour = (point.vectors or {})[COLOUR_VECTOR]
-            indexed.setdefault(row.image_id, []).append((point.payload["bbox"], colour))
+            named = point.payload["colour_name"]
+            indexed.setdefault(row.image_id, []).append((point.payload["bbox"], colour, named))
         assert len(indexed) == len(ids)
         for claim in claims:
             query_crops = gateway.crops(httpx.get(claim.url, trust_env=False).content, Timings())
             assert len(indexed[claim.id]) == len(query_crops)
-            for (box, colour), crop in zip(indexed[claim.id], query_crops, strict=True):
+            for (box, colour, named), crop in zip(indexed[claim.id], query_crops, strict=True):
+                assert named == crop.colour_name
                 if detect:  # framed whole, the query's box spans what the detector found
                     assert box == pytest.approx(crop.box, abs=0.01)
                 # The index keeps colour vectors unit-normalised (cosine): equal up to that.

@@ -23,7 +23,7 @@ from services.ingest.pipeline import (
 )
 from services.ingest.sweeper import Sweeper
 from shared import index_layout
-from shared.colour import COLOUR_DIM
+from shared.colour import COLOUR_DIM, SHOPPER_COLOURS
 from shared.db import Catalog, ImageIn, ProductIn, SourceOut
 from shared.db.models import GarmentCrop, ImageState, ProductImage, utcnow
 from shared.detection import COARSE_CATEGORIES
@@ -108,6 +108,9 @@ def test_catalog_becomes_searchable(runtime: IngestRuntime, shop: DemoShop) -> N
         [point] = index.retrieve(index_layout.ALIAS, [crop.point_id], with_vectors=True)
         votes = point.payload.pop("garment_votes")
         assert len(votes) == 2 and votes[0][1] >= votes[1][1] > 0
+        # The crop's named colour (shared.colour) and its probability.
+        assert point.payload.pop("colour_name") in SHOPPER_COLOURS
+        assert 0 < point.payload.pop("colour_p") <= 1
         assert crop.garment == votes[0][0] and crop.garment_p == votes[0][1]
         # The demo shop's categories are taxonomy words: the crop is indexed as its product.
         garment = garment_class(product.category)
