@@ -13,7 +13,9 @@ import os
 import pkgutil
 import platform
 import re
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -133,3 +135,34 @@ def replace_section(
         return head + block + rest.split(end, 1)[1]
     top = f"{heading}\n\n" if heading else ""
     return text.rstrip() + "\n\n" + top + block + "\n"
+
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "LOOKALIKE_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+
+
+@contextmanager
+def scratch_postgres() -> Iterator[str | None]:
+    """A fresh Postgres database for one benchmark, dropped afterwards: its URL, or ``None``
+    when Postgres cannot be reached (``LOOKALIKE_BENCH_POSTGRES_URL``)."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import OperationalError
+
+    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    name = f"lookalike_bench_{uuid.uuid4().hex[:8]}"
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except OperationalError:
+        admin.dispose()
+        yield None
+        return
+    try:
+        url = make_url(POSTGRES_ADMIN_URL).set(database=name)
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()

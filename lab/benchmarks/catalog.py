@@ -7,23 +7,15 @@ import multiprocessing
 import os
 import tempfile
 import time
-import uuid
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
-
-from lab.benchmarks import Figures, benchmark
+from lab.benchmarks import Figures, benchmark, scratch_postgres
 from shared.db import Catalog, ImageIn, ProductIn, SourceIn
 
 N_PRODUCTS = 5_000
 BATCH = 100
-POSTGRES_ADMIN_URL = os.environ.get(
-    "LOOKALIKE_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
 
 
 def _items(offset: int, count: int) -> list[ProductIn]:
@@ -98,19 +90,9 @@ def catalog_throughput() -> Figures:
     figures: Figures = {}
     with tempfile.TemporaryDirectory() as tmp:
         figures.update(_measure(f"sqlite:///{Path(tmp) / 'bench.sqlite3'}", "sqlite"))
-    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    name = f"lookalike_bench_{uuid.uuid4().hex[:8]}"
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except OperationalError:
-        figures["postgres"] = "not reachable, skipped"
-        return figures
-    try:
-        url = make_url(POSTGRES_ADMIN_URL).set(database=name)
-        figures.update(_measure(url.render_as_string(hide_password=False), "postgres"))
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with scratch_postgres() as url:
+        if url is None:
+            figures["postgres"] = "not reachable, skipped"
+        else:
+            figures.update(_measure(url, "postgres"))
     return figures

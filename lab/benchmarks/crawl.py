@@ -7,29 +7,22 @@ crawl of the unchanged shop measures a re-crawl (every page revalidated, answere
 
 from __future__ import annotations
 
-import os
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
-
-from lab.benchmarks import Figures, benchmark
+from lab.benchmarks import Figures, benchmark, scratch_postgres
 from services.demo_shop import DemoCatalog, DemoShop
 from shared.db import Catalog, SourceIn
 from shared.db.schemas import CrawlRunOut
 from shared.settings import Settings
 
 N_PRODUCTS = 5_000
-POSTGRES_ADMIN_URL = os.environ.get(
-    "LOOKALIKE_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
 
 
-def _crawl(name: str, settings: Settings, catalog: Catalog, log: Path) -> tuple[float, CrawlRunOut]:
+def timed_crawl(
+    name: str, settings: Settings, catalog: Catalog, log: Path
+) -> tuple[float, CrawlRunOut]:
     """One crawl as the scheduler runs it; its wall time (process start included) and run."""
     from services.scraper.scheduler import crawl_in_subprocess
 
@@ -61,9 +54,9 @@ def _measure(url: str, data_dir: Path) -> Figures:
                 },
             )
         )
-        first_wall, first = _crawl("bench-shop", settings, catalog, data_dir / "crawl-1.log")
+        first_wall, first = timed_crawl("bench-shop", settings, catalog, data_dir / "crawl-1.log")
         shop.stats.reset()
-        second_wall, second = _crawl("bench-shop", settings, catalog, data_dir / "crawl-2.log")
+        second_wall, second = timed_crawl("bench-shop", settings, catalog, data_dir / "crawl-2.log")
         if second.stats.get("lookalike/products/unchanged") != N_PRODUCTS:
             raise RuntimeError(f"the re-crawl changed products: {second.stats}")
         not_modified = shop.stats.by_status().get(304, 0)
@@ -93,19 +86,7 @@ def _measure(url: str, data_dir: Path) -> Figures:
     "(304s). Target: >= 150 product pages/s on 2 cores.",
 )
 def crawl_throughput() -> Figures:
-    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    name = f"lookalike_bench_{uuid.uuid4().hex[:8]}"
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except OperationalError:
-        admin.dispose()
-        return {"postgres": "not reachable, skipped"}
-    try:
-        url = make_url(POSTGRES_ADMIN_URL).set(database=name)
-        with tempfile.TemporaryDirectory() as tmp:
-            return _measure(url.render_as_string(hide_password=False), Path(tmp))
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with scratch_postgres() as url, tempfile.TemporaryDirectory() as tmp:
+        if url is None:
+            return {"postgres": "not reachable, skipped"}
+        return _measure(url, Path(tmp))

@@ -10,36 +10,17 @@ from __future__ import annotations
 
 import os
 import tempfile
-import time
-import uuid
 from pathlib import Path
 
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
-
-from lab.benchmarks import Figures, benchmark
-from lab.benchmarks.crawl import POSTGRES_ADMIN_URL
+from lab.benchmarks import Figures, benchmark, scratch_postgres
+from lab.benchmarks.crawl import timed_crawl
 from services.demo_shop import DemoCatalog, DemoShop
 from services.scraper.schemas import SourceDefinition
 from shared.db import Catalog
-from shared.db.schemas import CrawlRunOut
 from shared.settings import Settings
 
 N_PRODUCTS = 5_000
 TARGET_S = 60.0
-
-
-def _read(name: str, settings: Settings, catalog: Catalog, log: Path) -> tuple[float, CrawlRunOut]:
-    """One feed run as the scheduler runs it; its wall time (process start included) and run."""
-    from services.scraper.scheduler import crawl_in_subprocess
-
-    started = time.perf_counter()
-    result = crawl_in_subprocess(name, settings, log_path=log, timeout_s=1800)
-    wall_s = time.perf_counter() - started
-    if result.returncode != 0:
-        raise RuntimeError(f"feed run failed (exit {result.returncode}): {log.read_text()[-3000:]}")
-    return wall_s, catalog.crawl_runs(catalog.get_source(name).id, limit=1)[0]
 
 
 def _measure(url: str, data_dir: Path) -> Figures:
@@ -69,11 +50,11 @@ def _measure(url: str, data_dir: Path) -> Figures:
                 }
             )
             catalog.upsert_source(definition.to_source_in())
-            wall, run = _read(name, settings, catalog, data_dir / f"{name}-1.log")
+            wall, run = timed_crawl(name, settings, catalog, data_dir / f"{name}-1.log")
             report = run.stats.get("feed_report", {})
             if report.get("added") != N_PRODUCTS:
                 raise RuntimeError(f"{name} added {report.get('added')}, not {N_PRODUCTS}")
-            again_wall, again = _read(name, settings, catalog, data_dir / f"{name}-2.log")
+            again_wall, again = timed_crawl(name, settings, catalog, data_dir / f"{name}-2.log")
             if again.stats.get("outcome") != "feed not modified since the last run":
                 raise RuntimeError(f"{name}: the unchanged feed was read again: {again.stats}")
             figures.update(
@@ -98,19 +79,7 @@ def _measure(url: str, data_dir: Path) -> Figures:
     f"Target: < {TARGET_S:.0f} s for 5,000 items before images.",
 )
 def feed_ingestion() -> Figures:
-    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    name = f"lookalike_bench_{uuid.uuid4().hex[:8]}"
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except OperationalError:
-        admin.dispose()
-        return {"postgres": "not reachable, skipped"}
-    try:
-        url = make_url(POSTGRES_ADMIN_URL).set(database=name)
-        with tempfile.TemporaryDirectory() as tmp:
-            return _measure(url.render_as_string(hide_password=False), Path(tmp))
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with scratch_postgres() as url, tempfile.TemporaryDirectory() as tmp:
+        if url is None:
+            return {"postgres": "not reachable, skipped"}
+        return _measure(url, Path(tmp))
