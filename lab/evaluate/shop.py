@@ -123,8 +123,11 @@ def indexed_shop(
             config = E2EConfig(catalog=folder, street=folder)
             with serve_folder(folder) as base:
                 for name in missing:
+                    # The hidden shop's pages have URLs of their own: the same server by
+                    # another host name.
+                    url = base.replace("127.0.0.1", "localhost") if name == "hidden" else base
                     figures = _ingest(
-                        local, catalog, index, base, config, parts[name], progress, source_name=name
+                        local, catalog, index, url, config, parts[name], progress, source_name=name
                     )
                     progress(f"{name}: {figures}")
         yield IndexedShop(local, catalog, index, _by_product_id(catalog, parts))

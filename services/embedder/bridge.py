@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from shared.colour import COLOUR_DIM
 from shared.errors import InvalidInputError
 from shared.words import TEXT_DIM, TEXT_MODEL, SentenceEncoder, expand_query, read_intent
 
@@ -80,7 +81,7 @@ class WordBridge:
             matrix=self.matrix.astype(np.float32),
             colour_names=np.array(names),
             colour_descriptors=np.array([self.colours[n] for n in names], np.float32).reshape(
-                len(names), -1
+                len(names), COLOUR_DIM
             ),
         )
         full = {**card, "model_version": self.model_version, "sentence_model": TEXT_MODEL}

@@ -14,7 +14,16 @@ from services.cli import main
 
 pytestmark = pytest.mark.unit
 
-LAB = {"train", "eval", "train-detector", "eval-detector", "eval-e2e", "eval-text", "bench"}
+LAB = {
+    "train",
+    "eval",
+    "train-bridge",
+    "train-detector",
+    "eval-detector",
+    "eval-e2e",
+    "eval-text",
+    "bench",
+}
 
 
 def test_lookalike_lists_the_lab_commands() -> None:
