@@ -51,7 +51,7 @@ MAX_LISTED = 50
 _SHOP_NAME = re.compile(SHOP_NAME)
 
 
-def _shop_list(value: Any) -> Any:
+def shop_names(value: Any) -> Any:
     """``"a,b"`` or ``["a", "b"]`` -> ``["a", "b"]``: a scope is exact, so an empty name
     (``"a,,b"``, ``""``), a name that is not a string, or one no source could have is refused,
     not dropped (dropping every part would widen the scope to every shop)."""
@@ -136,7 +136,7 @@ class RecommendParams(BaseModel):
     )
 
     _split = field_validator("category", "brand", mode="before")(_listed)
-    _shops = field_validator("shop", mode="before")(_shop_list)
+    _shops = field_validator("shop", mode="before")(shop_names)
     _numbers = field_validator(
         "k", "color_weight", "diversity", "min_price", "max_price", "text_weight", mode="before"
     )(_not_bool)
