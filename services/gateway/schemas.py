@@ -70,6 +70,8 @@ def shop_names(value: Any) -> Any:
         if len(name) > 100 or not _SHOP_NAME.match(name):
             raise ValueError(f"{name[:100]!r} is not a shop name (letters, digits, '_', '.', '-')")
         names.append(name)
+    if not names:
+        raise ValueError("give at least one shop name (leave shop out for every shop)")
     return list(dict.fromkeys(names))
 
 

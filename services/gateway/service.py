@@ -228,13 +228,13 @@ class RecommendPipeline:
     ) -> RecommendResponse:
         """Products like a catalog product ("more like this", resolved by the recommender:
         the product's stored vectors are the query, the product itself is left out). A caller
-        bound to ``shops`` may start only from its own shops' products (404 like an unknown
-        one for another shop's)."""
+        bound to ``shops`` may start only from its own shops' products (404, as for an unknown
+        one, for another shop's)."""
         params = self._checked(params, shops)
-        if shops is not None:
-            owner = self.catalog.product_shops([product_id]).get(product_id)
-            if owner not in shops:
-                raise NotFoundError(f"no product {product_id}")
+        owner = self.catalog.product_shops([product_id]).get(product_id)
+        if owner is None or (shops is not None and owner not in shops):
+            # Unknown, or removed with its shop while the index may still hold its points.
+            raise NotFoundError(f"no product {product_id}")
         timings = Timings()
         if params.category:
             categories: list[str] | None = list(params.category)

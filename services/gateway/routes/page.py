@@ -4,8 +4,9 @@ The storefront is static HTML, CSS and JavaScript modules under ``static/`` (no 
 it calls the public API (``POST /recommend``) from the browser. ``/storefront/config.json``
 hands it the few facts it needs up front: the catalog's categories, brands, currency and price
 range (what searches filter on) and the upload limit; of one shop's catalog when the page is
-started for it (``/?shop=NAME``: the page passes ``shop`` on to its requests). The status page (catalog counts, ingest,
-sources and the garment class of each shop category) lives at ``/status-page``.
+started for it (``/?shop=NAME``: the page passes ``shop`` on to its requests). The status
+page (catalog counts, ingest, each shop's counts, and the garment class of each shop category)
+lives at ``/status-page``.
 """
 
 from __future__ import annotations
