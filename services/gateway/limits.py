@@ -127,4 +127,6 @@ def caller(request: Request) -> Caller:
     stored = request.app.state.catalog.api_key(given)
     if stored is None:
         raise ForbiddenError("the API key is not valid")
+    if not stored.shops:  # never made so; an empty scope must not read as every shop
+        raise ForbiddenError(f"the API key {stored.name!r} covers no shop")
     return Caller(key=stored.name, shops=frozenset(stored.shops))

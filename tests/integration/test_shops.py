@@ -26,6 +26,8 @@ from services.scraper.service import remove_source
 from shared import index_layout
 from shared.colour import COLOUR_DIM
 from shared.db import ApiKeyIn, Catalog, ImageIn, ImageResult, ProductIn, SourceIn
+from shared.db.keys import key_hash
+from shared.db.models import ApiKey
 from shared.errors import NotFoundError
 from shared.settings import Settings
 from shared.taxonomy import class_named
@@ -271,6 +273,16 @@ def test_an_unknown_or_removed_key_is_refused(
         gone = client.post(path, json={"text": "tee"}, headers={"X-API-Key": north_key})
         assert gone.status_code == 403, "a removed key never falls back to every shop"
     assert client.get("/products/1", headers={"X-API-Key": north_key}).status_code == 403
+
+    # A key whose shops were emptied behind the catalog's back sees nothing, not everything.
+    with shops.catalog.writing() as session:
+        session.add(ApiKey(name="emptied", key_hash=key_hash("lk_emptied"), shops=[]))
+    try:
+        emptied = _recommend(client, _like(shops), key="lk_emptied")
+        assert emptied.status_code == 403
+        assert emptied.json()["detail"] == "the API key 'emptied' covers no shop"
+    finally:
+        shops.catalog.remove_api_key("emptied")
 
 
 def test_feedback_with_a_storefront_key(shops: Shops, north_key: str) -> None:
