@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from shared.db.models import FeedbackKind
+from shared.db.schemas import SHOP_NAME
 from shared.vectors import Distance
 from shared.words import MAX_QUERY_CHARS, check_query
 
@@ -46,6 +48,32 @@ def _listed(value: Any) -> Any:
 MAX_LISTED = 50
 """The most categories or brands one query may name (more: 422)."""
 
+_SHOP_NAME = re.compile(SHOP_NAME)
+
+
+def shop_names(value: Any) -> Any:
+    """``"a,b"`` or ``["a", "b"]`` -> ``["a", "b"]``: a scope is exact, so an empty name
+    (``"a,,b"``, ``""``), a name that is not a string, or one no source could have is refused,
+    not dropped (dropping every part would widen the scope to every shop)."""
+    if value is None:
+        return None
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list):
+        raise ValueError("give shop names, comma-separated or as a list")
+    names = []
+    for item in items:
+        if not isinstance(item, str):
+            raise ValueError(f"a shop name is a string, not {item!r}")
+        name = item.strip()
+        if not name:
+            raise ValueError("an empty shop name: give names separated by single commas")
+        if len(name) > 100 or not _SHOP_NAME.match(name):
+            raise ValueError(f"{name[:100]!r} is not a shop name (letters, digits, '_', '.', '-')")
+        names.append(name)
+    if not names:
+        raise ValueError("give at least one shop name (leave shop out for every shop)")
+    return list(dict.fromkeys(names))
+
 
 class RecommendParams(BaseModel):
     """How to search; the same fields as form fields, JSON fields or query parameters."""
@@ -81,6 +109,14 @@ class RecommendParams(BaseModel):
     min_price: float | None = Field(default=None, ge=0)
     max_price: float | None = Field(default=None, ge=0)
     currency: str | None = Field(default=None, min_length=3, max_length=3, examples=["EUR"])
+    shop: list[str] | None = Field(
+        default=None,
+        max_length=MAX_LISTED,
+        description="Only these shops' products (source names, comma-separated or a list); "
+        "unset: every shop, or the shops of the caller's storefront key. Refused (422): a shop "
+        "the catalog does not have; (403): one outside the storefront key's shops.",
+        examples=["acme"],
+    )
     text: str | None = Field(
         default=None,
         description=f"Words (at most {MAX_QUERY_CHARS} characters, any script): alone, the "
@@ -102,6 +138,7 @@ class RecommendParams(BaseModel):
     )
 
     _split = field_validator("category", "brand", mode="before")(_listed)
+    _shops = field_validator("shop", mode="before")(shop_names)
     _numbers = field_validator(
         "k", "color_weight", "diversity", "min_price", "max_price", "text_weight", mode="before"
     )(_not_bool)

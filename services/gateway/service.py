@@ -28,6 +28,7 @@ import numpy as np
 
 from services.embedder.client import EmbedderClient
 from services.embedder.schemas import CropFeatures, WordVectors
+from services.gateway.errors import ForbiddenError
 from services.gateway.schemas import (
     Group,
     ParsedIntent,
@@ -51,7 +52,7 @@ from shared.crops import GarmentCrop, garment_crops
 from shared.db import Catalog
 from shared.detection import GarmentDetector
 from shared.download import fetch_image
-from shared.errors import InvalidInputError, LookalikeError, PayloadTooLargeError
+from shared.errors import InvalidInputError, LookalikeError, NotFoundError, PayloadTooLargeError
 from shared.images import load_work_image
 from shared.netsafe import PrivateAddressError, UnsafeURLError, check_url
 from shared.scope import decide, label
@@ -151,11 +152,13 @@ class RecommendPipeline:
 
     # ------------------------------------------------------------------------------ inputs
 
-    def from_url(self, url: str, params: RecommendParams) -> RecommendResponse:
+    def from_url(
+        self, url: str, params: RecommendParams, *, shops: frozenset[str] | None = None
+    ) -> RecommendResponse:
         """Fetch ``url`` with the safe downloader (private addresses refused unless their
         ``host:port`` is in ``gateway.allow_private_image_hosts``, or
         ``gateway.allow_private_image_urls``), then as :meth:`from_bytes`."""
-        self._check_categories(params)
+        params = self._checked(params, shops)
         timings = Timings()
         gateway = self.settings.gateway
         allow_private = gateway.allow_private_image_urls
@@ -178,9 +181,12 @@ class RecommendPipeline:
                 ) from exc
         return self._photo(downloaded.content, params, timings)
 
-    def from_bytes(self, data: bytes, params: RecommendParams) -> RecommendResponse:
-        """Recommendations for every garment of a photo."""
-        self._check_categories(params)
+    def from_bytes(
+        self, data: bytes, params: RecommendParams, *, shops: frozenset[str] | None = None
+    ) -> RecommendResponse:
+        """Recommendations for every garment of a photo (``shops``: the caller's, see
+        :meth:`scoped`)."""
+        params = self._checked(params, shops)
         return self._photo(data, params, Timings())
 
     def crops(self, data: bytes, timings: Timings) -> list[GarmentCrop]:
@@ -217,10 +223,18 @@ class RecommendPipeline:
         ]
         return self._answer(garments, params, features.model_version, timings)
 
-    def from_product(self, product_id: int, params: RecommendParams) -> RecommendResponse:
+    def from_product(
+        self, product_id: int, params: RecommendParams, *, shops: frozenset[str] | None = None
+    ) -> RecommendResponse:
         """Products like a catalog product ("more like this", resolved by the recommender:
-        the product's stored vectors are the query, the product itself is left out)."""
-        self._check_categories(params)
+        the product's stored vectors are the query, the product itself is left out). A caller
+        bound to ``shops`` may start only from its own shops' products (404, as for an unknown
+        one, for another shop's)."""
+        params = self._checked(params, shops)
+        owner = self.catalog.product_shops([product_id]).get(product_id)
+        if owner is None or (shops is not None and owner not in shops):
+            # Unknown, or removed with its shop while the index may still hold its points.
+            raise NotFoundError(f"no product {product_id}")
         timings = Timings()
         if params.category:
             categories: list[str] | None = list(params.category)
@@ -249,12 +263,14 @@ class RecommendPipeline:
         _mark(groups, intent)
         return self._respond(groups, similar.model_version, timings)
 
-    def from_text(self, params: RecommendParams) -> RecommendResponse:
+    def from_text(
+        self, params: RecommendParams, *, shops: frozenset[str] | None = None
+    ) -> RecommendResponse:
         """Products by words alone: one group, the text path's ranking and the pictures'
         fused by rank (:mod:`services.gateway.words`; ``gateway.words_paths`` picks the
         paths), scoped to the garment class the words name."""
+        params = self._checked(params, shops)
         assert params.text is not None
-        self._check_categories(params)
         timings = Timings()
         gateway = self.settings.gateway
         k = params.k or gateway.default_k
@@ -354,11 +370,41 @@ class RecommendPipeline:
 
     # ------------------------------------------------------------------------------ stages
 
+    def scoped(self, params: RecommendParams, shops: frozenset[str] | None) -> RecommendParams:
+        """The shops a search covers. Those the caller names must be within its storefront
+        key's ``shops`` (403 naming the others) and in the catalog (422 naming the unknown
+        ones); naming none, a storefront key's caller gets its ``shops`` (``None``: the admin
+        or anyone, every shop)."""
+        if not params.shop:
+            return params if shops is None else params.model_copy(update={"shop": sorted(shops)})
+        if shops is not None:
+            outside = [name for name in params.shop if name not in shops]
+            if outside:
+                names = ", ".join(repr(name) for name in outside)
+                covered = ", ".join(sorted(shops))
+                raise ForbiddenError(
+                    f"this API key does not cover shop {names}; it covers: {covered}"
+                )
+        known = [source.name for source in self.catalog.list_sources()]
+        unknown = [name for name in params.shop if name not in known]
+        if unknown:
+            names = ", ".join(repr(name) for name in unknown)
+            offered = ", ".join(known) if known else "none yet"
+            raise InvalidInputError(f"no shop named {names}; the shops are: {offered}")
+        return params
+
+    def _checked(self, params: RecommendParams, shops: frozenset[str] | None) -> RecommendParams:
+        """The parameters scoped to the caller's shops (:meth:`scoped`), their categories
+        checked against those shops'."""
+        params = self.scoped(params, shops)
+        self._check_categories(params)
+        return params
+
     def _check_categories(self, params: RecommendParams) -> None:
         """A category the caller asked for must be one this shop has (422 listing them)."""
         if not params.category:
             return
-        known = self.catalog.categories()
+        known = self.catalog.categories(shops=params.shop)
         unknown = [name for name in params.category if name not in known]
         if unknown:
             names = ", ".join(repr(name) for name in unknown)
@@ -432,6 +478,7 @@ class RecommendPipeline:
                 min_price=params.min_price,
                 max_price=params.max_price,
                 currency=params.currency,
+                source=params.shop or [],
             ),
         }
 

@@ -19,6 +19,9 @@ class Filters(BaseModel):
     min_price: float | None = Field(default=None, ge=0)
     max_price: float | None = Field(default=None, ge=0)
     currency: str | None = Field(default=None, min_length=3, max_length=3)
+    source: list[str] = Field(
+        default_factory=list, description="Any of these shops (source names); empty: every shop."
+    )
 
     @model_validator(mode="after")
     def _price_range(self) -> Filters:

@@ -118,6 +118,9 @@ def query_filter(query: RecommendQuery) -> PayloadFilter:
         equals["brand"] = brands[0] if len(brands) == 1 else list(brands)
     if query.filters.currency:
         equals["currency"] = query.filters.currency.upper()
+    if query.filters.source:
+        shops = sorted(set(query.filters.source))
+        equals["source"] = shops[0] if len(shops) == 1 else shops
     ranges: dict[str, tuple[float | None, float | None]] = {}
     if query.filters.min_price is not None or query.filters.max_price is not None:
         ranges["price"] = (query.filters.min_price, query.filters.max_price)

@@ -625,3 +625,36 @@ def test_the_search_box_fits_a_phone(mobile_page: Page, indexed: Stack, artifact
     expect(page.locator("#grid .card").first).to_be_in_viewport(timeout=5_000)
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     page.screenshot(path=str(artifacts / "15-phone-words.png"), full_page=True)
+
+
+def test_a_page_started_for_one_shop_says_so_and_searches_it_only(
+    page: Page, indexed: Stack, artifacts: Path
+) -> None:
+    """``/?shop=NAME`` (issue 31): the page names its shop, its config and every search are
+    scoped to it; an unknown shop is said at once, in the page's error area."""
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    with page.expect_response(re.compile(r"/storefront/config\.json")) as config:
+        page.goto(f"{indexed.url}/?shop=demo-shop")
+    assert config.value.url.endswith("/storefront/config.json?shop=demo-shop")
+    assert config.value.json()["shop"] == ["demo-shop"]
+    scope = page.locator("#shop-scope")
+    expect(scope).to_have_text("Showing products of demo-shop only · all shops")
+    expect(scope.get_by_role("link", name="all shops")).to_have_attribute("href", "/")
+    box = page.get_by_label("Search by words")
+    box.fill("navy tee")
+    with page.expect_response(RECOMMEND, timeout=QUERY_TIMEOUT_MS) as answer:
+        box.press("Enter")
+    assert "shop=demo-shop" in answer.value.url
+    assert answer.value.status == 200 and answer.value.json()["groups"][0]["recommendations"]
+    _wait_for_answer(page)
+    page.screenshot(path=str(artifacts / "16-one-shop.png"), full_page=False)
+
+    page.goto(f"{indexed.url}/?shop=nowhere")
+    alert = page.get_by_role("alert")
+    expect(alert).to_contain_text("No shop named 'nowhere'; the shops are: demo-shop.")
+    expect(page.locator("#shop-scope")).to_contain_text("nowhere")
+
+    page.goto(indexed.url)  # every shop: no scope said or sent
+    expect(page.locator("#shop-scope")).to_be_hidden()
+    assert not errors

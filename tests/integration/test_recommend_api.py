@@ -599,6 +599,56 @@ def test_services_over_http_answer_like_in_process(
         assert remote.get("/readyz").json()["checks"]["recommender"]["ok"] is True
 
 
+def test_a_photo_is_scoped_to_its_shops_in_process_and_over_http(
+    world: World, client: TestClient
+) -> None:
+    """``shop`` and a storefront key scope a photo's search (issue 31), with the recommender in
+    process and as a service (the compose shape: the scope travels in its filters)."""
+    from services.recommender.api import create_app as recommender_app
+    from shared.db import ApiKeyIn, SourceIn
+    from tests.recommend_support import serve_app
+
+    demo = world.shop.catalog.products[2]
+    photo = _photo(world, demo.sku)
+    [shop] = [source.name for source in world.catalog.list_sources()]
+    world.catalog.upsert_source(SourceIn(name="elsewhere", base_url="https://elsewhere.example/"))
+    own = world.catalog.add_api_key(ApiKeyIn(name="demo-web", shops=(shop,))).key
+    other = world.catalog.add_api_key(ApiKeyIn(name="elsewhere-web", shops=("elsewhere",))).key
+    try:
+        everything = _ids(_post(client, photo, k=5))
+        with (
+            serve_app(recommender_app(world.settings, index=world.index)) as recommender_url,
+            _client(world, recommender_url=recommender_url) as remote,
+        ):
+            for gateway in (client, remote):
+                assert _ids(_post(gateway, photo, k=5, shop=shop)) == everything
+                assert _ids(_post(gateway, photo, k=5, shop="elsewhere")) == []
+                for key, ids in ((own, everything), (other, [])):
+                    answer = gateway.post(
+                        "/recommend",
+                        files={"image": ("a.jpg", photo, "image/jpeg")},
+                        data={"k": "5"},
+                        headers={"X-API-Key": key},
+                    )
+                    assert answer.status_code == 200 and _ids(answer.json()) == ids
+                refused = gateway.post(
+                    "/recommend",
+                    files={"image": ("a.jpg", photo, "image/jpeg")},
+                    data={"shop": shop},
+                    headers={"X-API-Key": other},
+                )
+                assert refused.status_code == 403 and repr(shop) in refused.json()["detail"]
+                unknown = gateway.post(
+                    "/recommend?shop=nowhere", files={"image": ("a.jpg", photo, "image/jpeg")}
+                )
+                assert unknown.status_code == 422
+                assert unknown.json()["detail"].startswith("no shop named 'nowhere'")
+    finally:
+        for name in ("demo-web", "elsewhere-web"):
+            world.catalog.remove_api_key(name)
+        world.catalog.remove_source("elsewhere")
+
+
 def test_a_photo_with_no_garment_answers_no_group_with_a_notice(client: TestClient) -> None:
     """A plain picture is not searched whole: an honest empty answer the page can show."""
     buffer = io.BytesIO()

@@ -254,6 +254,14 @@ def test_query_filter_always_active() -> None:
         Filters(min_price=5, max_price=1)
 
 
+def test_query_filter_scopes_to_shops() -> None:
+    one = query_filter(_query(filters=Filters(source=["north"])))
+    assert one.equals == {"active": 1, "source": "north"}
+    several = query_filter(_query(filters=Filters(source=["south", "north", "south"])))
+    assert several.equals == {"active": 1, "source": ["north", "south"]}
+    assert "source" not in query_filter(_query()).equals, "no shops: every shop"
+
+
 def test_garment_classes_scope_the_search_whatever_the_shop_calls_them(
     index: EdgeIndex,
 ) -> None:

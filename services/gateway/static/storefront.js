@@ -2,7 +2,7 @@
 // refine its matches); see its garments boxed; pick one to see similar products; refine with
 // filters; "more like this" on any product.
 
-import { RequestError, WORDS_HINT, fetchExample, formatBytes, loadConfig, loadExamples, recommend, sendFeedback } from "./api.js";
+import { RequestError, SHOP, WORDS_HINT, fetchExample, formatBytes, loadConfig, loadExamples, recommend, sendFeedback } from "./api.js";
 import {
   formatPrice,
   garmentLabel,
@@ -22,6 +22,7 @@ const $ = (id) => document.getElementById(id);
 
 const ui = {
   query: $("query"),
+  shopScope: $("shop-scope"),
   wordsForm: $("words-form"),
   wordsInput: $("words-input"),
   wordsClear: $("words-clear"),
@@ -197,6 +198,8 @@ function searchParams() {
     color_weight: ui.colorWeight.value,
     diversity: ui.diversity.value,
     cross_category: !category && form.cross_category.checked ? "true" : "",
+    // The page's shop (`/?shop=NAME`): every search is scoped to it.
+    shop: SHOP ?? "",
   };
 }
 
@@ -686,8 +689,26 @@ ui.filters.addEventListener("reset", () => {
 describeSliders();
 // On a phone the filters start folded so that the photo and the products come first.
 if (narrow.matches) $("refine").open = false;
-loadConfig().then((config) => {
+/** Say which shop the page shows: the one it was started for, or every shop. */
+function showShopScope(shops) {
+  if (!SHOP) return;
+  const names = Array.isArray(shops) && shops.length ? shops.join(", ") : SHOP;
+  ui.shopScope.replaceChildren(
+    "Showing products of ",
+    h("strong", {}, names),
+    " only · ",
+    h("a", { href: "/" }, "all shops"),
+  );
+  ui.shopScope.hidden = false;
+}
+
+showShopScope(null);
+loadConfig().catch((error) => {
+  showError(error);
+  return null;
+}).then((config) => {
   if (!config) return;
+  showShopScope(config.shop);
   if (Number.isFinite(config.max_upload_bytes)) state.maxUploadBytes = config.max_upload_bytes;
   if (Number.isFinite(config.color_weight)) {
     // The shop's default, also what "Reset" returns to.
@@ -711,7 +732,7 @@ loadConfig().then((config) => {
 /** While the catalog is being indexed, refresh its progress (and new categories) now and then. */
 function followIndexing() {
   window.setTimeout(async () => {
-    const config = await loadConfig();
+    const config = await loadConfig().catch(() => null);
     if (!config) return followIndexing();
     if (Array.isArray(config.categories)) addCategories(config.categories);
     if (Array.isArray(config.brands)) addBrands(config.brands);
