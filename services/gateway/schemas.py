@@ -7,8 +7,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from shared.colour import SHOPPER_COLOURS, read_colour
 from shared.db.models import FeedbackKind
 from shared.db.schemas import SHOP_NAME
+from shared.errors import InvalidInputError
 from shared.vectors import Distance
 from shared.words import MAX_QUERY_CHARS, check_query
 
@@ -100,6 +102,19 @@ class RecommendParams(BaseModel):
         description="0: shape only ... 1: colour only; unset: the shop's default "
         "(gateway.color_weight, 0.2).",
     )
+    colour: str | None = Field(
+        default=None,
+        description="Only products of this colour, as shoppers name it: "
+        f"{', '.join(SHOPPER_COLOURS)}, or a synonym (maroon, khaki, cream ...); the named "
+        "colour of each product's garment. Unknown: 422 listing the names.",
+        examples=["navy"],
+    )
+    colour_mode: Literal["same", "any", "other"] = Field(
+        default="same",
+        description="same: within the right kind, the garment's own colour first (weighted by "
+        "how sure the colour is); any: by shape alone; other: only products of another "
+        'colour than the garment\'s ("similar, in another colour").',
+    )
     diversity: float = Field(
         default=0.0, ge=0.0, le=1.0, description="Maximal marginal relevance: 0 = off."
     )
@@ -150,10 +165,27 @@ class RecommendParams(BaseModel):
 
     _booleans = field_validator("cross_category", mode="before")(_bool_only)
 
+    @field_validator("colour")
+    @classmethod
+    def _named_colour(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            return read_colour(value)
+        except InvalidInputError as exc:
+            raise ValueError(exc.message) from None
+
     @model_validator(mode="after")
     def _consistent(self) -> RecommendParams:
         if self.category and self.cross_category:
             raise ValueError("give either category or cross_category, not both")
+        if self.colour is not None and self.colour_mode == "other":
+            raise ValueError("give either colour or colour_mode=other, not both")
+        if self.color_weight is not None and self.colour_mode != "same":
+            raise ValueError(
+                f"color_weight weighs the garment's own colour: not with colour_mode="
+                f"{self.colour_mode}"
+            )
         if self.text_weight is not None and self.text is None:
             raise ValueError("text_weight weighs the words: give text too")
         if (
@@ -210,6 +242,9 @@ class Recommendation(BaseModel):
     brand: str | None
     category: str | None = Field(default=None, description="The product's catalog category.")
     score: float = Field(description="Similarity, higher is better (0-1).")
+    colour: str | None = Field(
+        default=None, description="The named colour of the product's garment.", examples=["navy"]
+    )
     match: Literal["very close", "close", "loose"] | None = Field(
         default=None,
         description="The score in a shopper's words: the product stands out from its own "
@@ -225,6 +260,15 @@ class ParsedIntent(BaseModel):
     garment: str | None = Field(default=None, examples=["t-shirt"])
     garment_parent: str | None = Field(default=None, examples=["top"])
     colour: str | None = Field(default=None, examples=["blue"])
+
+
+class SeenColour(BaseModel):
+    """The colour of the garment searched for, as shoppers name it."""
+
+    name: str = Field(examples=["navy"])
+    probability: float = Field(
+        ge=0.0, le=1.0, description="How sure the colour model is of the name."
+    )
 
 
 class Group(BaseModel):
@@ -257,6 +301,11 @@ class Group(BaseModel):
     )
     intent: ParsedIntent | None = Field(
         default=None, description="What ``text`` was read as (null without text)."
+    )
+    colour: SeenColour | None = Field(
+        default=None,
+        description="The garment's colour as the search saw it (a photo's garment, or the "
+        "product's); null for words alone.",
     )
     recommendations: list[Recommendation]
 

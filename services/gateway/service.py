@@ -35,6 +35,7 @@ from services.gateway.schemas import (
     Recommendation,
     RecommendParams,
     RecommendResponse,
+    SeenColour,
 )
 from services.gateway.words import fuse_by_rank, fuse_rankings
 from services.recommender.client import RecommenderClient
@@ -111,6 +112,10 @@ class _Garment:
     unlikely: tuple[str, ...] = ()
     colour: list[float] | None = None
     """The crop's colour descriptor (:func:`shared.crops.garment_crops`)."""
+    seen: SeenColour | None = None
+    """The crop's named colour."""
+    colour_probs: list[float] | None = None
+    """The probability of each shopper colour name for the crop."""
     vote: NeighbourVote | None = None
     """A product shot's classes, to be decided by its nearest catalog products."""
 
@@ -243,7 +248,12 @@ class RecommendPipeline:
         with timings.stage("search"):
             try:
                 similar = self.recommender.similar_to_product(
-                    product_id, SimilarQuery(categories=categories, **self._ranking(params))
+                    product_id,
+                    SimilarQuery(
+                        categories=categories,
+                        other_colour=params.colour_mode == "other",
+                        **self._ranking(params),
+                    ),
                 )
             except LookalikeError as exc:  # in process or over HTTP, a 404 says the same
                 if exc.status_code == 404:
@@ -255,6 +265,7 @@ class RecommendPipeline:
             categories=similar.categories,
             category=params.category[0] if params.category else similar.category,
             probability=None,
+            seen=_seen(similar.colour_name, similar.colour_p),
         )
         with timings.stage("search"):
             [refined], intent = self._refined(params, [similar])
@@ -271,6 +282,11 @@ class RecommendPipeline:
         paths), scoped to the garment class the words name."""
         params = self._checked(params, shops)
         assert params.text is not None
+        if params.colour_mode == "other":
+            raise InvalidInputError(
+                "colour_mode=other ranks by another colour than a garment's: give a photo or a "
+                "product_id (words alone: name the colour, or give colour)"
+            )
         timings = Timings()
         gateway = self.settings.gateway
         k = params.k or gateway.default_k
@@ -419,11 +435,15 @@ class RecommendPipeline:
         are decided by the recommender from its nearest catalog products, in the search call
         itself (:class:`NeighbourVote`), unless the caller searches across classes."""
         box = [round(v, 1) for v in crop.box]
-        colour = crop.colour.astype(np.float32).tolist()
+        colours: dict[str, Any] = {
+            "colour": crop.colour.astype(np.float32).tolist(),
+            "seen": _seen(crop.colour_name, crop.colour_p),
+            "colour_probs": None if crop.colour_probs is None else crop.colour_probs.tolist(),
+        }
         if params.category:
             first = params.category[0]
             probability = features.probabilities.get(first)
-            return _Garment(box, features, list(params.category), first, probability, colour=colour)
+            return _Garment(box, features, list(params.category), first, probability, **colours)
         gateway = self.settings.gateway
         probabilities = read_classes(features.probabilities)
         if crop.category is None and gateway.neighbours and not params.cross_category:
@@ -436,7 +456,7 @@ class RecommendPipeline:
                 unlikely_below=gateway.unlikely_class,
                 category_votes=gateway.category_votes,
             )
-            return _Garment(box, features, [], None, None, colour=colour, vote=vote)
+            return _Garment(box, features, [], None, None, vote=vote, **colours)
         scope = decide(
             crop.category,
             probabilities,
@@ -447,7 +467,7 @@ class RecommendPipeline:
             unlikely_below=gateway.unlikely_class,
         )
         if params.cross_category:
-            return _Garment(box, features, [], scope.garment, scope.probability, colour=colour)
+            return _Garment(box, features, [], scope.garment, scope.probability, **colours)
         return _Garment(
             box,
             features,
@@ -457,7 +477,7 @@ class RecommendPipeline:
             parents=scope.parents,
             shares=scope.shares,
             unlikely=scope.unlikely,
-            colour=colour,
+            **colours,
         )
 
     def _ranking(self, params: RecommendParams) -> dict[str, Any]:
@@ -466,12 +486,14 @@ class RecommendPipeline:
         k = params.k or gateway.default_k
         if params.text is not None:  # the words re-rank more of the pictures' candidates
             k = min(MAX_TEXT_CANDIDATES, 4 * k)
+        same = params.colour_mode == "same"
+        weight = gateway.color_weight if params.color_weight is None else params.color_weight
         return {
             "k": k,
             "metric": params.metric,
-            "color_weight": (
-                gateway.color_weight if params.color_weight is None else params.color_weight
-            ),
+            "color_weight": weight if same else 0.0,
+            "colour_share": gateway.colour_share if same else 0.0,
+            "colour_names": [params.colour] if params.colour else [],
             "diversity": params.diversity,
             "filters": Filters(
                 brand=params.brand or [],
@@ -489,9 +511,13 @@ class RecommendPipeline:
         model_version: str | None,
     ) -> RecommendQuery:
         assert garment.features is not None
+        ranking = self._ranking(params)
+        if params.colour_mode == "other" and garment.seen is not None:
+            ranking["exclude_colour_names"] = [garment.seen.name]
         return RecommendQuery(
             embedding=garment.features.embedding,
             colour=garment.colour or None,
+            colour_probs=garment.colour_probs,
             model_version=model_version,
             categories=garment.categories,
             garments=list(garment.parents),
@@ -499,7 +525,7 @@ class RecommendPipeline:
             unlikely_garments=list(garment.unlikely),
             category_votes=self.settings.gateway.category_votes if garment.parents else 0,
             vote=garment.vote,
-            **self._ranking(params),
+            **ranking,
         )
 
     def _answer(
@@ -605,6 +631,7 @@ class RecommendPipeline:
                         brand=product.brand,
                         category=product.category,
                         score=round(hit.score, 4),
+                        colour=hit.colour_name,
                         match=hit.match,
                     )
                 )
@@ -621,10 +648,18 @@ class RecommendPipeline:
                     probability=garment.probability,
                     searched=garment.categories or result.garments,
                     notice=notice,
+                    colour=garment.seen,
                     recommendations=recommendations,
                 )
             )
         return groups
+
+
+def _seen(name: str | None, probability: float | None) -> SeenColour | None:
+    """A garment's named colour for its group (none before colours were named)."""
+    if name is None or probability is None:
+        return None
+    return SeenColour(name=name, probability=round(probability, 3))
 
 
 def _mark(groups: list[Group], intent: ParsedIntent | None) -> None:
