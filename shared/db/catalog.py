@@ -8,7 +8,8 @@
 Every method opens and commits its own short transaction; nothing is held between calls. The
 methods live in one repository per concern (:mod:`shared.db.sources`, :mod:`~shared.db.products`,
 :mod:`~shared.db.images`, :mod:`~shared.db.versions`, :mod:`~shared.db.feedback`,
-:mod:`~shared.db.garments`, :mod:`~shared.db.analytics`, :mod:`~shared.db.keys`); services and
+:mod:`~shared.db.garments`, :mod:`~shared.db.analytics`, :mod:`~shared.db.keys`,
+:mod:`~shared.db.offers`); services and
 analysts use the facade, and no SQL lives outside ``shared/db``.
 """
 
@@ -19,6 +20,7 @@ from shared.db.feedback import FeedbackRepository
 from shared.db.garments import GarmentsRepository
 from shared.db.images import ImagesRepository
 from shared.db.keys import KeysRepository
+from shared.db.offers import OffersRepository
 from shared.db.products import ProductsRepository
 from shared.db.sources import SourcesRepository
 from shared.db.versions import ModelVersionsRepository
@@ -36,9 +38,11 @@ class Catalog(
     FeedbackRepository,
     GarmentsRepository,
     KeysRepository,
+    OffersRepository,
 ):
     """Typed access to sources, crawl runs, products, images, crops, models, feedback, the
-    garment class of each shop category and the storefronts' API keys."""
+    garment class of each shop category, the storefronts' API keys and the offer groups (one
+    product across shops)."""
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> Catalog:

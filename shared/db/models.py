@@ -282,3 +282,72 @@ class ApiKey(Base):
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     shops: Mapped[list[str]] = mapped_column(JSONType, default=list)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ProductCode(Base):
+    """A product's identifier that other shops' products may share (:mod:`shared.product_codes`):
+    a GTIN-14, or ``brand|mpn``; written from the product's attributes when it is written."""
+
+    __tablename__ = "product_codes"
+    __table_args__ = (
+        UniqueConstraint("product_id", "kind", "value", name="uq_product_codes_product_code"),
+        Index("ix_product_codes_kind_value", "kind", "value"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(8))
+    value: Mapped[str] = mapped_column(String(420))
+
+
+class OfferGroup(Base):
+    """One product sold by several shops: its members are the shops' products."""
+
+    __tablename__ = "offer_groups"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class OfferMember(Base):
+    """A product in an offer group, with the evidence it joined on: the identifier (``kind``,
+    ``value``) it shares with ``matched_product_id``, and when. At most one product per shop."""
+
+    __tablename__ = "offer_members"
+    __table_args__ = (
+        UniqueConstraint("group_id", "source_id", name="uq_offer_members_group_source"),
+    )
+
+    product_id: Mapped[int] = mapped_column(
+        ForeignKey("products.id", ondelete="CASCADE"), primary_key=True
+    )
+    group_id: Mapped[int] = mapped_column(
+        ForeignKey("offer_groups.id", ondelete="CASCADE"), index=True
+    )
+    source_id: Mapped[int] = mapped_column(BigId)
+    """The product's source (no foreign key: grouping must not lock another shop's source row
+    while that shop's upsert holds it; the product's own key removes the member with it)."""
+    kind: Mapped[str] = mapped_column(String(8))
+    value: Mapped[str] = mapped_column(String(420))
+    matched_product_id: Mapped[int | None] = mapped_column(
+        ForeignKey("products.id", ondelete="SET NULL")
+    )
+    merged_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class OfferSplit(Base):
+    """A wrong merge undone (``lookalike offers split``): the product is never merged again
+    on this identifier."""
+
+    __tablename__ = "offer_splits"
+    __table_args__ = (
+        UniqueConstraint("product_id", "kind", "value", name="uq_offer_splits_product_code"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(8))
+    value: Mapped[str] = mapped_column(String(420))
+    group_id: Mapped[int | None] = mapped_column(BigInteger)
+    """The group it was split from (which may be gone since)."""
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

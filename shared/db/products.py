@@ -16,6 +16,7 @@ from shared.db.models import (
     Source,
     utcnow,
 )
+from shared.db.offers import group_products
 from shared.db.schemas import (
     Facets,
     ImageIn,
@@ -43,7 +44,9 @@ class ProductsRepository(Store):
         Unchanged products only get ``last_seen`` touched. New image URLs are added as
         ``pending``; image URLs a product no longer lists are marked inactive (the index drops
         their points). Running the same batch twice changes nothing the second time. The
-        products of a disabled source are written inactive.
+        products of a disabled source are written inactive. New and changed products are
+        grouped with other shops' products that share a GTIN or an MPN and brand
+        (:mod:`shared.db.offers`).
         """
         now = seen_at or utcnow()
         report = UpsertReport()
@@ -89,6 +92,7 @@ class ProductsRepository(Store):
                 report.updated.append(row.id)
                 report.new_image_ids += added
                 report.removed_image_ids += removed
+            group_products(session, report.created + report.updated, now=now)
         return report
 
     @staticmethod

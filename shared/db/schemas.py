@@ -414,3 +414,47 @@ class IngestProgress(_Out):
         if self.stalled():
             line += " (stalled: is a worker running?)"
         return line
+
+
+class OfferOut(_Out):
+    """One shop's offer of a product sold by several: a member of an offer group, with the
+    evidence it was merged on."""
+
+    product_id: int
+    shop: str = Field(description="The shop (source name).")
+    title: str
+    url: str
+    price: Decimal | None
+    currency: str | None
+    active: bool
+    kind: str = Field(description="The identifier it was merged on: gtin or mpn.")
+    value: str = Field(description="Its normalised value (a GTIN-14, or brand|mpn).")
+    matched_product_id: int | None = Field(description="The product it shares the value with.")
+    merged_at: datetime
+
+
+class OfferGroupOut(_Out):
+    """One product across shops: the offers of its group, at most one per shop."""
+
+    id: int
+    created_at: datetime
+    offers: list[OfferOut]
+
+
+class OfferSplitOut(_Out):
+    """A product detached from its offer group, and the identifiers it will not be merged on
+    again."""
+
+    product_id: int
+    group_id: int
+    codes: list[str] = Field(description="``kind value`` of each identifier refused from now.")
+    regrouped: list[int] = Field(description="The offer groups its former group's products form.")
+
+
+class GroupingReport(BaseModel):
+    """What a grouping pass did."""
+
+    products: int = Field(description="Products whose identifiers were read.")
+    merged: list[int] = Field(default_factory=list, description="Products that joined a group.")
+    groups_made: list[int] = Field(default_factory=list)
+    groups_dissolved: list[int] = Field(default_factory=list)
