@@ -26,7 +26,7 @@ from services.ingest.cli import (
     sweep_command,
     worker_command,
 )
-from services.scraper.cli import crawl, sources
+from services.scraper.cli import crawl, offers, sources
 from shared.errors import LookalikeError
 from shared.logging import configure_logging
 from shared.settings import get_settings
@@ -182,6 +182,7 @@ def query(sql: str, params: tuple[str, ...], max_rows: int) -> None:
 for _command in (
     crawl,
     sources,
+    offers,
     keys,
     worker_command,
     sweep_command,

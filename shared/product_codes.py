@@ -16,6 +16,8 @@ from typing import Any, Literal
 CodeKind = Literal["gtin", "mpn"]
 
 GTIN_LENGTHS = (8, 12, 13, 14)
+UPC_WITHOUT_ZERO = 11
+"""A UPC-A whose leading zero a spreadsheet or a JSON number dropped: read with it."""
 _SEPARATORS = re.compile(r"[\s\-.]+")
 _NOT_ALNUM = re.compile(r"[^0-9a-z]+")
 
@@ -46,11 +48,13 @@ def gtin_check_digit(body: str) -> int:
 def normalize_gtin(given: str) -> str:
     """``given`` as a GTIN-14 (zero-padded, so a UPC-A and its EAN-13 are one code).
 
-    Raises ValueError naming what is wrong: not digits, a length GTINs do not have, all zeros,
-    or a wrong check digit."""
+    Raises ValueError naming what is wrong: not digits, a length GTINs do not have (11 digits
+    are read as a UPC-A that lost its leading zero), all zeros, or a wrong check digit."""
     digits = _SEPARATORS.sub("", given.strip())
     if not digits.isdigit() or not digits.isascii():
         raise ValueError("not digits")
+    if len(digits) == UPC_WITHOUT_ZERO:
+        digits = "0" + digits
     if len(digits) not in GTIN_LENGTHS:
         raise ValueError(f"{len(digits)} digits (a GTIN has 8, 12, 13 or 14)")
     if not digits.strip("0"):

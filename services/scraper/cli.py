@@ -17,7 +17,7 @@ EX_TEMPFAIL = 75
 
 if TYPE_CHECKING:
     from services.scraper.writer import IndexSync
-    from shared.db import Catalog, CategoryGarment, SourceOut
+    from shared.db import Catalog, CategoryGarment, OfferGroupOut, SourceOut
     from shared.db.schemas import CrawlRunOut
     from shared.settings import Settings
 
@@ -300,3 +300,89 @@ def scheduler() -> None:
     catalog.migrate()
     Scheduler(settings, catalog).run_forever()
     catalog.dispose()
+
+
+@click.group()
+def offers() -> None:
+    """One product across shops: offer groups of products that share a GTIN, or an MPN and
+    brand, each merge with its evidence (grouped as products are written)."""
+
+
+def _echo_group(group: OfferGroupOut) -> None:
+    click.echo(f"offer group {group.id} (made {group.created_at:%Y-%m-%d %H:%M} UTC)")
+    for offer in group.offers:
+        price = f"{offer.price} {offer.currency or ''}".strip() if offer.price is not None else "-"
+        state = "" if offer.active else " (inactive)"
+        matched = f" = product {offer.matched_product_id}" if offer.matched_product_id else ""
+        click.echo(
+            f"  product {offer.product_id:<8} {offer.shop:<16} {price:<14} "
+            f"{_printable(offer.title)[:50]}{state}"
+        )
+        click.echo(
+            f"    {offer.url}\n    merged on {offer.kind} {offer.value}{matched}, "
+            f"{offer.merged_at:%Y-%m-%d %H:%M:%S} UTC"
+        )
+
+
+@offers.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON lines.")
+def offers_list(as_json: bool) -> None:
+    """Every offer group with its shops' offers and the evidence of each merge."""
+    from shared.db import Catalog
+
+    groups = Catalog.from_settings(get_settings()).list_offer_groups()
+    for group in groups:
+        if as_json:
+            click.echo(json.dumps(group.model_dump(mode="json")))
+        else:
+            _echo_group(group)
+    if not groups and not as_json:
+        click.echo(
+            "no offer groups: no two shops' products share a GTIN or an MPN and brand", err=True
+        )
+
+
+@offers.command("show")
+@click.argument("group", type=int)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def offers_show(group: int, as_json: bool) -> None:
+    """The offer group GROUP: its offers and the evidence of each merge."""
+    from shared.db import Catalog
+
+    found = Catalog.from_settings(get_settings()).offer_group(group)
+    if as_json:
+        click.echo(json.dumps(found.model_dump(mode="json")))
+    else:
+        _echo_group(found)
+
+
+@offers.command("split")
+@click.argument("product_id", type=int)
+def offers_split(product_id: int) -> None:
+    """Undo a wrong merge: detach PRODUCT_ID from its offer group. It is never merged again on
+    the identifiers it shared with the group (a new identifier is new evidence)."""
+    from shared.db import Catalog
+
+    split = Catalog.from_settings(get_settings()).split_offer(product_id)
+    refused = ", ".join(split.codes) or "none"
+    click.echo(
+        f"product {split.product_id} split from offer group {split.group_id}; "
+        f"not merged again on: {refused}"
+    )
+    if split.regrouped:
+        made = ", ".join(str(g) for g in split.regrouped)
+        click.echo(f"the group's other products regrouped as offer group {made}")
+
+
+@offers.command("group")
+def offers_group() -> None:
+    """The upkeep pass: read every product's identifiers and group them (products written
+    before offer groups existed, and any a write could not group)."""
+    from shared.db import Catalog
+
+    report = Catalog.from_settings(get_settings()).group_offers()
+    click.echo(
+        f"{report.products} products read: {len(report.merged)} merged, "
+        f"{len(report.groups_made)} offer groups made, "
+        f"{len(report.groups_dissolved)} dissolved"
+    )

@@ -187,6 +187,7 @@ def product_fields(node: dict[str, Any]) -> dict[str, Any]:
     }
     if description := clean_text(node.get("description"), max_length=MAX_DESCRIPTION):
         attributes["description"] = description
+    attributes.update(trade_codes(node))
     return {
         "canonical_url": _first_url(node.get("url")) or _first_url(node.get("@id")),
         "title": clean_text(_first_name(node.get("name")), max_length=1000),
@@ -257,6 +258,25 @@ def image_urls(value: object) -> list[str]:
             if isinstance(candidate, str) and candidate.strip():
                 urls.append(candidate.strip())
     return urls
+
+
+GTIN_KEYS = ("gtin", "gtin8", "gtin12", "gtin13", "gtin14")
+
+
+def trade_codes(node: dict[str, Any]) -> dict[str, list[str]]:
+    """The GTINs and MPNs of a product, of its offers and of its variants (a
+    ``ProductGroup``'s ``hasVariant``): ``{"gtin": [...], "mpn": [...]}``, as given (checked
+    when the catalog stores them, :mod:`shared.product_codes`)."""
+    nodes = [node, *offers_of(node)]
+    nodes += [v for v in _as_list(node.get("hasVariant")) if isinstance(v, dict)]
+    found: dict[str, list[str]] = {}
+    for part in nodes:
+        for name, keys in (("gtin", GTIN_KEYS), ("mpn", ("mpn",))):
+            for key in keys:
+                text = clean_text(_scalar(part.get(key)), max_length=200)
+                if text is not None and text not in found.get(name, []):
+                    found.setdefault(name, []).append(text)
+    return found
 
 
 def _sku(node: dict[str, Any]) -> str | None:

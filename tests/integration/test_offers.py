@@ -4,13 +4,18 @@ each merge; a wrong merge is undone by a split that is remembered. Both database
 
 from __future__ import annotations
 
+import json
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
+from services.cli import main
 from shared.db import Catalog, ImageIn, ProductIn, SourceIn
 from shared.errors import InvalidInputError, NotFoundError
+from shared.settings import Settings, get_settings
 
 pytestmark = pytest.mark.integration
 
@@ -176,3 +181,57 @@ def test_offers_of_respect_the_shops_and_activity(catalog: Catalog) -> None:
     scoped = catalog.offers_of([a, b, c], shops=["north", "east"])
     assert {o.product_id for o in scoped[a].offers} == {a}
     assert set(scoped) == {a, b, c}
+
+
+@pytest.fixture
+def runner(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[CliRunner]:
+    monkeypatch.setenv("LOOKALIKE_DATA_DIR", str(settings.data_dir))
+    get_settings.cache_clear()
+    yield CliRunner()
+    get_settings.cache_clear()
+
+
+def test_offers_list_show_split_and_group_from_the_cli(
+    runner: CliRunner, settings: Settings
+) -> None:
+    catalog = Catalog.from_settings(settings)
+    catalog.migrate()
+    empty = runner.invoke(main, ["offers", "list"])
+    assert empty.exit_code == 0 and "no offer groups" in empty.output
+    north, south = _shop(catalog, "north"), _shop(catalog, "south")
+    a = _write(catalog, north, "a", attributes={"gtin": EAN})
+    b = _write(catalog, south, "b", attributes={"gtin": EAN}, price="18.50")
+    alone = _write(catalog, south, "alone")
+    [group] = catalog.list_offer_groups()
+
+    listed = runner.invoke(main, ["offers", "list"])
+    assert listed.exit_code == 0, listed.output
+    assert f"offer group {group.id}" in listed.stdout
+    assert f"product {b:<8} south" in listed.stdout and "18.50 EUR" in listed.stdout
+    assert f"merged on gtin 04006381333931 = product {a}" in listed.stdout
+    as_json = runner.invoke(main, ["offers", "list", "--json"])
+    [line] = as_json.stdout.splitlines()
+    assert {o["product_id"] for o in json.loads(line)["offers"]} == {a, b}
+    shown = runner.invoke(main, ["offers", "show", str(group.id)])
+    assert shown.exit_code == 0 and shown.stdout == listed.stdout
+
+    errors = {
+        ("show", "999"): "no offer group 999",
+        ("show", "x"): "'x' is not a valid integer",
+        ("split", "999999"): "no product 999999",
+        ("split", str(alone)): f"product {alone} is in no offer group",
+    }
+    for args, said in errors.items():
+        result = runner.invoke(main, ["offers", *args])
+        assert result.exit_code != 0 and said in result.output, (args, result.output)
+    assert catalog.list_offer_groups() == [group], "nothing changed by a refusal"
+
+    split = runner.invoke(main, ["offers", "split", str(b)])
+    assert split.exit_code == 0, split.output
+    assert f"product {b} split from offer group {group.id}" in split.stdout
+    assert "not merged again on: gtin 04006381333931" in split.stdout
+    assert catalog.list_offer_groups() == []
+    grouped = runner.invoke(main, ["offers", "group"])
+    assert grouped.exit_code == 0, grouped.output
+    assert "3 products read: 0 merged, 0 offer groups made" in grouped.stdout
+    catalog.dispose()

@@ -85,6 +85,23 @@ def test_single_product_object() -> None:
     assert fields["canonical_url"] == f"{BASE}/p/shirt"
 
 
+def test_gtins_and_mpns_of_the_product_its_offers_and_its_variants() -> None:
+    node = {
+        **PRODUCT,
+        "gtin13": "4006381333931",
+        "mpn": "SH-1-BLUE",
+        "offers": [
+            {**PRODUCT["offers"], "gtin": 36000291452},
+            {**PRODUCT["offers"], "gtin13": "4006381333931"},
+        ],
+        "hasVariant": [{"@type": "Product", "gtin14": "00012345678905", "mpn": "SH-1-BLUE"}],
+    }
+    fields = product_fields(node)
+    assert fields["attributes"]["gtin"] == ["4006381333931", "36000291452", "00012345678905"]
+    assert fields["attributes"]["mpn"] == ["SH-1-BLUE"]
+    assert "gtin" not in product_fields(PRODUCT)["attributes"]
+
+
 def test_top_level_list_and_graph_and_main_entity() -> None:
     breadcrumb = {
         "@type": "BreadcrumbList",
