@@ -180,7 +180,7 @@ def product_fields(node: dict[str, Any]) -> dict[str, Any]:
     """Raw :class:`~services.scraper.items.ProductItem` fields from a schema.org product."""
     offer = best_offer(node)
     price, currency = _offer_price(offer) if offer else (None, None)
-    attributes = {
+    attributes: dict[str, Any] = {
         key: text
         for key in ("color", "pattern", "material", "size", "gender")
         if (text := clean_text(_first_name(node.get(key)), max_length=200))
