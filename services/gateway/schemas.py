@@ -232,6 +232,17 @@ class RecommendForm(RecommendParams):
     image: bytes | None = Field(default=None, json_schema_extra={"format": "binary"})
 
 
+class Offer(BaseModel):
+    """Another shop's offer of a recommended product (the same GTIN, or MPN and brand)."""
+
+    id: int = Field(description="That shop's product id (for POST /feedback).")
+    shop: str = Field(description="The shop (source name).")
+    title: str
+    price: float | None
+    currency: str | None
+    url: str
+
+
 class Recommendation(BaseModel):
     id: int = Field(description="Product id (for GET /products/{id} and POST /feedback).")
     title: str
@@ -251,6 +262,12 @@ class Recommendation(BaseModel):
         "shop's other candidates as a product's nearest same-shop, same-class product "
         "typically does (very close), within their usual spread (close), or less (loose). "
         "Within one shop and class, a higher score never has a weaker word.",
+    )
+    offers: list[Offer] = Field(
+        default_factory=list,
+        description="Also at: the other shops' offers of this product (an offer group: the "
+        "same GTIN, or MPN and brand), cheapest first; within the shop scope. The product is "
+        "listed once per answer, whichever shop's picture matched.",
     )
 
 

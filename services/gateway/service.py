@@ -31,6 +31,7 @@ from services.embedder.schemas import CropFeatures, WordVectors
 from services.gateway.errors import ForbiddenError
 from services.gateway.schemas import (
     Group,
+    Offer,
     ParsedIntent,
     Recommendation,
     RecommendParams,
@@ -50,7 +51,7 @@ from services.recommender.schemas import (
     TextQuery,
 )
 from shared.crops import GarmentCrop, garment_crops
-from shared.db import Catalog
+from shared.db import Catalog, OfferGroupOut
 from shared.detection import GarmentDetector
 from shared.download import fetch_image
 from shared.errors import InvalidInputError, LookalikeError, NotFoundError, PayloadTooLargeError
@@ -270,7 +271,7 @@ class RecommendPipeline:
         with timings.stage("search"):
             [refined], intent = self._refined(params, [similar])
         with timings.stage("hydrate"):
-            groups = self._groups([garment], [refined])
+            groups = self._groups([garment], [refined], shops=params.shop)
         _mark(groups, intent)
         return self._respond(groups, similar.model_version, timings)
 
@@ -322,7 +323,7 @@ class RecommendPipeline:
             probability=None,
         )
         with timings.stage("hydrate"):
-            [group] = self._groups([garment], [result])
+            [group] = self._groups([garment], [result], shops=params.shop)
         group.answered_by, group.intent = answered_by, intent
         return self._respond([group], model_version, timings)
 
@@ -547,7 +548,7 @@ class RecommendPipeline:
             results = self._active_only(queries, results, self.recommender.recommend)
             results, intent = self._refined(params, results)
         with timings.stage("hydrate"):
-            groups = self._groups(garments, results)
+            groups = self._groups(garments, results, shops=params.shop)
         _mark(groups, intent)
         return self._respond(groups, model_version, timings)
 
@@ -609,17 +610,32 @@ class RecommendPipeline:
             groups=groups, timings_ms=timings_ms, model_version=model_version, notice=notice
         )
 
-    def _groups(self, garments: list[_Garment], results: list[RecommendResult]) -> list[Group]:
-        """One group per garment, products from the catalog."""
+    def _groups(
+        self,
+        garments: list[_Garment],
+        results: list[RecommendResult],
+        *,
+        shops: Sequence[str] | None = None,
+    ) -> list[Group]:
+        """One group per garment, products from the catalog; a product several shops sell
+        (an offer group) once in the whole answer, with the other shops' offers (of ``shops``
+        only, when given)."""
         ids = sorted({hit.product_id for result in results for hit in result.hits})
         products = self.catalog.get_products(ids) if ids else {}
+        offered = self.catalog.offers_of(ids, shops=shops) if ids else {}
+        shown: dict[int, int] = {}  # offer group -> the product that shows it
         groups = []
         for garment, result in zip(garments, results, strict=True):
-            recommendations = []
+            recommendations: list[Recommendation] = []
             for hit in result.hits:
                 product = products.get(hit.product_id)
                 if product is None or not product.active:
                     continue  # deleted or deactivated since it was indexed
+                offer_group = offered.get(product.id)
+                if offer_group is not None:
+                    product = products[shown.setdefault(offer_group.id, product.id)]
+                    if any(r.id == product.id for r in recommendations):
+                        continue  # another shop's offer of a product listed already
                 recommendations.append(
                     Recommendation(
                         id=product.id,
@@ -633,6 +649,7 @@ class RecommendPipeline:
                         score=round(hit.score, 4),
                         colour=hit.colour_name,
                         match=hit.match,
+                        offers=other_offers(offer_group, product.id),
                     )
                 )
             notice = None
@@ -653,6 +670,24 @@ class RecommendPipeline:
                 )
             )
         return groups
+
+
+def other_offers(group: OfferGroupOut | None, product_id: int) -> list[Offer]:
+    """The offers of the product's group but its own: the other shops' price and link."""
+    if group is None:
+        return []
+    return [
+        Offer(
+            id=offer.product_id,
+            shop=offer.shop,
+            title=offer.title,
+            price=float(offer.price) if offer.price is not None else None,
+            currency=offer.currency,
+            url=offer.url,
+        )
+        for offer in group.offers
+        if offer.product_id != product_id
+    ]
 
 
 def _seen(name: str | None, probability: float | None) -> SeenColour | None:

@@ -141,7 +141,12 @@ async def recommend(request: Request, pipeline: PipelineDep) -> RecommendRespons
     answer = await _recommend(request, pipeline, who)
     request_id = REQUEST_ID.get()
     if request_id is not None:
-        shown = [r.id for group in answer.groups for r in group.recommendations]
+        shown = [
+            product_id
+            for group in answer.groups
+            for r in group.recommendations
+            for product_id in (r.id, *(offer.id for offer in r.offers))
+        ]
         await run_in_threadpool(request.app.state.answers.remember, request_id, shown)
     return answer
 
