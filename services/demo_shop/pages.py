@@ -193,6 +193,7 @@ def product_json_ld(base_url: str, product: DemoProduct) -> dict[str, object]:
         "@type": "Product",
         "name": product.title,
         "sku": product.sku,
+        "gtin13": product.gtin,
         "brand": {"@type": "Brand", "name": product.brand},
         "category": product.category,
         "color": product.colour,

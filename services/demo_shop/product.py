@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from services.demo_shop.vocabulary import AVAILABILITY, CATEGORIES, COLOURS, PATTERNS, VIEWS
+from shared.product_codes import gtin_check_digit
 
 __all__ = ["GENERATED_EPOCH", "DemoProduct", "money", "slugify"]
 
@@ -79,6 +80,14 @@ class DemoProduct:
                 f"sku and a url-safe slug are required, got {self.sku!r}/{self.slug!r}"
             )
         object.__setattr__(self, "price", money(self.price))
+
+    @property
+    def gtin(self) -> str:
+        """Its EAN-13, in GS1's in-store range (20-29, never a real trade item's), drawn from
+        ``variant``: the same for the same seed and index, so two demo shops generated with one
+        seed sell the same products (offer groups), and two seeds' products differ."""
+        body = f"20{self.variant % 10**10:010d}"
+        return body + str(gtin_check_digit(body))
 
     @property
     def availability_url(self) -> str:

@@ -389,3 +389,32 @@ def test_200_mb_of_xml_is_streamed_not_held(
     assert run.stats["feed_report"]["added"] == 2
     growth = stats["lookalike/feed/peak_rss_mb"] - stats["lookalike/feed/rss_at_start_mb"]
     assert growth < 60, f"reading {count * len(filler) >> 20} MB grew the process by {growth} MB"
+
+
+def test_one_shop_as_two_feeds_is_one_offer_group_per_product(
+    pg_catalog: Catalog, pg_settings: Settings, tmp_path: Path
+) -> None:
+    """The demo shop's products carry GTINs (``g:gtin``, Shopify variants' ``barcode``): read
+    as two shops, each product is one offer group of two, merged on its GTIN."""
+    with DemoShop(DemoCatalog.generate(8, seed=5)) as shop:
+        yaml_body = (
+            f"sources:\n  - name: as-shopify\n    feed_url: {shop.url}/products.json\n"
+            f"    currency: EUR\n    allow_private_addresses: true\n"
+            f"  - name: as-merchant\n    feed_url: {shop.url}/feed.xml\n"
+            f"    allow_private_addresses: true\n"
+        )
+        add_feed_source(pg_settings, tmp_path, "two-feeds", yaml_body)
+        for name in ("as-shopify", "as-merchant"):
+            run, output = read_feed(pg_catalog, pg_settings, name)
+            assert run.status is CrawlStatus.SUCCEEDED, output
+        groups = pg_catalog.list_offer_groups()
+        assert len(groups) == len(shop.catalog)
+        shopify, merchant = rows_of(pg_catalog, "as-shopify"), rows_of(pg_catalog, "as-merchant")
+        for product in shop.catalog:
+            pair = {
+                shopify[f"{shop.url}/products/{product.slug}"].id,
+                merchant[shop.product_url(product.sku)].id,
+            }
+            [group] = [g for g in groups if {o.product_id for o in g.offers} == pair]
+            assert {(o.kind, o.value) for o in group.offers} == {("gtin", f"0{product.gtin}")}
+            assert {o.shop for o in group.offers} == {"as-shopify", "as-merchant"}

@@ -23,6 +23,7 @@ from services.demo_shop import (
     render_image,
     render_outfit,
 )
+from shared.product_codes import normalize_gtin
 
 pytestmark = pytest.mark.unit
 
@@ -238,3 +239,12 @@ def test_render_outfit_places_top_above_bottom() -> None:
         assert 0 <= y0 < y1 <= 640
     assert top_box.box[1] < bottom_box.box[1]
     assert top_box.box[3] <= bottom_box.box[3]
+
+
+def test_products_carry_a_valid_gtin_shared_by_the_same_seed_only() -> None:
+    one, again, other = (DemoCatalog.generate(20, seed=s).products for s in (3, 3, 4))
+    gtins = [p.gtin for p in one]
+    assert all(normalize_gtin(g) == f"0{g}" and g.startswith("2") for g in gtins)
+    assert len(set(gtins)) == len(gtins)
+    assert gtins == [p.gtin for p in again]
+    assert not set(gtins) & {p.gtin for p in other}

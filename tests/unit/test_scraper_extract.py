@@ -72,6 +72,7 @@ def test_demo_shop_product_page_gives_every_field() -> None:
     assert fields["availability"] == product.availability
     assert len(fields["image_urls"]) == len(product.views)
     assert fields["attributes"]["color"] == product.colour
+    assert fields["attributes"]["gtin"] == [product.gtin]
 
 
 def test_single_product_object() -> None:
