@@ -131,6 +131,26 @@ def group_products(
     return report
 
 
+def forget_source(session: Session, source_id: int) -> None:
+    """Before a source's products are deleted: the groups they are in are rebuilt from the
+    other shops' products, on their own evidence (a group of two dissolves)."""
+    groups = session.scalars(
+        select(OfferMember.group_id).where(OfferMember.source_id == source_id).distinct()
+    ).all()
+    if not groups:
+        return
+    _lock(session)
+    pending: set[int] = set()
+    for group_id in sorted(groups):
+        pending |= _dissolve(session, group_id)
+    theirs = select(Product.id).where(Product.source_id == source_id)
+    session.execute(delete(ProductCode).where(ProductCode.product_id.in_(theirs)))
+    others = session.scalars(
+        select(Product.id).where(Product.id.in_(sorted(pending)), Product.source_id != source_id)
+    ).all()
+    _merge(session, sorted(others), utcnow(), GroupingReport(products=len(others)))
+
+
 def _dissolve(session: Session, group_id: int) -> set[int]:
     """Delete the group; its former members' ids."""
     members = set(

@@ -24,6 +24,7 @@ from shared.db.models import (
     Source,
     utcnow,
 )
+from shared.db.offers import forget_source
 from shared.db.schemas import (
     CrawlRunOut,
     SourceIn,
@@ -111,6 +112,7 @@ class SourcesRepository(Store):
             row = _source(session, name)
             ids = sorted(session.scalars(select(Product.id).where(Product.source_id == row.id)))
             _deactivate(session, row.id)
+            forget_source(session, row.id)
             session.execute(delete(Source).where(Source.id == row.id))
             return ids
 

@@ -172,6 +172,21 @@ def test_changed_identifiers_leave_the_group(catalog: Catalog) -> None:
     assert catalog.list_offer_groups() == []
 
 
+def test_a_removed_shop_leaves_its_groups_rebuilt_from_the_others(catalog: Catalog) -> None:
+    north, south, east = (_shop(catalog, n) for n in ("north", "south", "east"))
+    a = _write(catalog, north, "a", attributes={"gtin": EAN})
+    b = _write(catalog, south, "b", attributes={"gtin": [EAN, UPC]})
+    c = _write(catalog, east, "c", attributes={"gtin": UPC})
+    d = _write(catalog, north, "d", attributes={"gtin": "96385074"})
+    e = _write(catalog, east, "e", attributes={"gtin": "96385074"})
+    assert _group_of(catalog, a) == {a, b, c} and _group_of(catalog, d) == {d, e}
+    catalog.remove_source("south")
+    assert _group_of(catalog, a) is None and _group_of(catalog, c) is None, "b linked them"
+    assert _group_of(catalog, d) == {d, e}
+    catalog.remove_source("east")
+    assert catalog.list_offer_groups() == []
+
+
 def test_offers_of_respect_the_shops_and_activity(catalog: Catalog) -> None:
     north, south, east = (_shop(catalog, n) for n in ("north", "south", "east"))
     a = _write(catalog, north, "a", attributes={"gtin": EAN})
