@@ -161,10 +161,35 @@ def _dissolve(session: Session, group_id: int) -> set[int]:
     return members
 
 
+def _with_matches(session: Session, product_ids: Sequence[int]) -> list[int]:
+    """Those of ``product_ids`` that share a code (none a split refused) with another shop's
+    product: the only ones worth a closer look (one query per chunk, so that writing a shop
+    whose codes no other shop has costs little)."""
+    mine, other = aliased(ProductCode), aliased(ProductCode)
+    mine_product, other_product = aliased(Product), aliased(Product)
+    found: list[int] = []
+    for chunk in _chunks(sorted(set(product_ids))):
+        query = (
+            select(mine.product_id)
+            .join(other, and_(other.kind == mine.kind, other.value == mine.value))
+            .join(mine_product, mine_product.id == mine.product_id)
+            .join(other_product, other_product.id == other.product_id)
+            .where(
+                mine.product_id.in_(chunk),
+                other_product.source_id != mine_product.source_id,
+                _not_split(mine),
+                _not_split(other),
+            )
+            .distinct()
+        )
+        found += session.scalars(query)
+    return sorted(found)
+
+
 def _merge(
     session: Session, product_ids: Sequence[int], now: datetime, report: GroupingReport
 ) -> None:
-    for pid in product_ids:
+    for pid in _with_matches(session, product_ids):
         me = session.execute(
             select(Product.source_id, OfferMember.group_id)
             .outerjoin(OfferMember, OfferMember.product_id == Product.id)
