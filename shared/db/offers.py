@@ -27,7 +27,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import ColumnElement, and_, delete, exists, func, select, text, tuple_
+from sqlalchemy import ColumnElement, and_, delete, exists, func, select, text
 from sqlalchemy.orm import Session, aliased
 
 from shared.db.models import (
@@ -189,83 +189,118 @@ def _with_matches(session: Session, product_ids: Sequence[int]) -> list[int]:
 def _merge(
     session: Session, product_ids: Sequence[int], now: datetime, report: GroupingReport
 ) -> None:
-    for pid in _with_matches(session, product_ids):
-        me = session.execute(
-            select(Product.source_id, OfferMember.group_id)
-            .outerjoin(OfferMember, OfferMember.product_id == Product.id)
-            .where(Product.id == pid)
-        ).one_or_none()
-        if me is None or me.group_id is not None:
-            continue  # gone, or grouped already
-        source_id = me.source_id
-        mine = _usable_codes(session, pid)
-        if not mine:
-            continue
-        candidates = _candidates(session, pid, source_id, mine)
-        if not candidates:
-            continue
-        groups = sorted({c[3] for c in candidates if c[3] is not None})
-        joined = False
-        for group_id in groups:
-            taken = session.scalar(
-                select(OfferMember.product_id).where(
-                    OfferMember.group_id == group_id, OfferMember.source_id == source_id
-                )
-            )
-            if taken is not None:
-                log.info(
-                    "product %d not merged into offer group %d: it has product %d of the same "
-                    "shop already",
-                    pid,
-                    group_id,
-                    taken,
-                )
-                continue
-            kind, value, matched = next((c[1], c[2], c[0]) for c in candidates if c[3] == group_id)
-            _add_member(session, group_id, pid, source_id, kind, value, matched, now)
-            report.merged.append(pid)
-            joined = True
-            break
-        if joined or groups:
-            continue  # joined one, or every group that shares a code has this shop already
-        loose: dict[int, tuple[int, str, str]] = {}  # shop -> its first ungrouped match
-        for matched, kind, value, their_group, shop in candidates:
-            if their_group is None and shop not in loose:
-                loose[shop] = (matched, kind, value)
-        if not loose:
-            continue
-        group = OfferGroup(created_at=now)
-        session.add(group)
-        session.flush()
-        first = min(loose.values(), key=lambda c: (c[1] != "gtin", c[0]))
-        _add_member(session, group.id, pid, source_id, first[1], first[2], first[0], now)
-        for shop, (matched, kind, value) in sorted(loose.items()):
-            _add_member(session, group.id, matched, shop, kind, value, pid, now)
-            report.merged.append(matched)
-        report.merged.append(pid)
-        report.groups_made.append(group.id)
+    """Group each ungrouped product of ``product_ids`` (in id order) by the module's rules."""
+    for chunk in _chunks(_with_matches(session, product_ids)):
+        _merge_chunk(session, chunk, now, report)
 
 
-def _add_member(
-    session: Session,
-    group_id: int,
-    product_id: int,
-    source_id: int,
-    kind: str,
-    value: str,
-    matched: int,
-    now: datetime,
+def _merge_chunk(
+    session: Session, product_ids: list[int], now: datetime, report: GroupingReport
 ) -> None:
-    session.add(
+    """:func:`_merge` of one chunk: read in three queries, decided here, written at once.
+    Groups are keyed by id; the ones made here by -1, -2 ... until they are inserted."""
+    mine, other = aliased(ProductCode), aliased(ProductCode)
+    my_product, other_product = aliased(Product), aliased(Product)
+    other_member = aliased(OfferMember)
+    rows = session.execute(
+        select(
+            mine.product_id,
+            my_product.source_id,
+            other.product_id,
+            other.kind,
+            other.value,
+            other_member.group_id,
+            other_product.source_id,
+        )
+        .join(other, and_(other.kind == mine.kind, other.value == mine.value))
+        .join(my_product, my_product.id == mine.product_id)
+        .join(other_product, other_product.id == other.product_id)
+        .outerjoin(other_member, other_member.product_id == other.product_id)
+        .where(
+            mine.product_id.in_(product_ids),
+            other_product.source_id != my_product.source_id,
+            _not_split(mine),
+            _not_split(other),
+        )
+    ).all()
+    source_of: dict[int, int] = {}
+    group_of: dict[int, int] = {}
+    candidates: dict[int, list[tuple[str, str, int]]] = {}  # pid -> (kind, value, other pid)
+    for pid, source_id, theirs, kind, value, their_group, their_source in rows:
+        source_of[pid], source_of[theirs] = source_id, their_source
+        if their_group is not None:
+            group_of[theirs] = their_group
+        candidates.setdefault(pid, []).append((kind, value, theirs))
+    for pid, group_id in session.execute(
+        select(OfferMember.product_id, OfferMember.group_id).where(
+            OfferMember.product_id.in_(product_ids)
+        )
+    ):
+        group_of[pid] = group_id
+    shops_in: dict[int, dict[int, int]] = {}  # group -> shop -> its product
+    for group_id, shop, member in session.execute(
+        select(OfferMember.group_id, OfferMember.source_id, OfferMember.product_id).where(
+            OfferMember.group_id.in_(sorted(set(group_of.values())))
+        )
+    ):
+        shops_in.setdefault(group_id, {})[shop] = member
+    added: list[tuple[int, int, str, str, int]] = []  # (group, product, kind, value, matched)
+
+    def join(group_id: int, pid: int, kind: str, value: str, matched: int) -> None:
+        group_of[pid] = group_id
+        shops_in.setdefault(group_id, {})[source_of[pid]] = pid
+        added.append((group_id, pid, kind, value, matched))
+        report.merged.append(pid)
+
+    made = 0
+    for pid in product_ids:
+        if pid in group_of or pid not in candidates:
+            continue  # grouped already (before, or earlier in this chunk)
+        found = sorted(set(candidates[pid]), key=lambda c: (c[0] != "gtin", c[2]))
+        groups = sorted(
+            {group_of[c[2]] for c in found if c[2] in group_of}, key=lambda g: (g < 0, abs(g))
+        )
+        for group_id in groups:
+            taken = shops_in.get(group_id, {}).get(source_of[pid])
+            if taken is None:
+                kind, value, matched = next(c for c in found if group_of.get(c[2]) == group_id)
+                join(group_id, pid, kind, value, matched)
+                break
+            log.info(
+                "product %d not merged into offer group %s: it has product %d of the same shop "
+                "already",
+                pid,
+                group_id if group_id > 0 else "(new)",
+                taken,
+            )
+        if groups:
+            continue  # joined one, or every group that shares a code has this shop already
+        loose: dict[int, tuple[str, str, int]] = {}  # shop -> its first ungrouped match
+        for kind, value, theirs in found:
+            loose.setdefault(source_of[theirs], (kind, value, theirs))
+        made += 1
+        kind, value, matched = found[0]
+        join(-made, pid, kind, value, matched)
+        for _shop, (kind, value, theirs) in sorted(loose.items()):
+            join(-made, theirs, kind, value, pid)
+    if not added:
+        return
+    new_groups = [OfferGroup(created_at=now) for _ in range(made)]
+    session.add_all(new_groups)
+    session.flush()
+    real = {-(n + 1): group.id for n, group in enumerate(new_groups)}
+    report.groups_made += [group.id for group in new_groups]
+    session.add_all(
         OfferMember(
-            product_id=product_id,
-            group_id=group_id,
-            source_id=source_id,
+            product_id=pid,
+            group_id=real.get(group_id, group_id),
+            source_id=source_of[pid],
             kind=kind,
             value=value,
             matched_product_id=matched,
             merged_at=now,
         )
+        for group_id, pid, kind, value, matched in added
     )
     session.flush()
 
@@ -286,27 +321,6 @@ def _usable_codes(session: Session, product_id: int) -> list[tuple[str, str]]:
         )
     ).all()
     return [(kind, value) for kind, value in rows]
-
-
-def _candidates(
-    session: Session, product_id: int, source_id: int, codes: Sequence[tuple[str, str]]
-) -> list[tuple[int, str, str, int | None, int]]:
-    """Other shops' products sharing one of ``codes`` (none a split refused): ``(product id,
-    kind, value, its group or None, its source id)``, GTIN matches first, then by product id."""
-    other = aliased(ProductCode)
-    query = (
-        select(other.product_id, other.kind, other.value, OfferMember.group_id, Product.source_id)
-        .join(Product, Product.id == other.product_id)
-        .outerjoin(OfferMember, OfferMember.product_id == other.product_id)
-        .where(
-            tuple_(other.kind, other.value).in_(list(codes)),
-            other.product_id != product_id,
-            Product.source_id != source_id,
-            _not_split(other),
-        )
-    )
-    rows = [(r[0], r[1], r[2], r[3], r[4]) for r in session.execute(query)]
-    return sorted(rows, key=lambda r: (r[1] != "gtin", r[0]))
 
 
 def _offers(session: Session, where: ColumnElement[bool]) -> dict[int, list[OfferOut]]:
