@@ -28,7 +28,7 @@ from services.ingest.pipeline import IngestRuntime
 from services.recommender.schemas import RecommendQuery, RecommendResult
 from services.recommender.service import Recommender
 from shared.colour import SHOPPER_COLOURS
-from shared.db import Catalog
+from shared.db import Catalog, ImageIn, ProductIn, SourceIn
 from shared.settings import Settings
 from shared.taxonomy import parent
 from shared.vectors import EdgeIndex
@@ -129,6 +129,50 @@ def test_a_products_own_image_comes_back_first(world: World, client: TestClient)
     assert body["model_version"].startswith(f"{world.settings.embedder.model}-")
     for stage in ("decode", "detect", "embed", "search", "hydrate", "total"):
         assert body["timings_ms"][stage] >= 0
+
+
+def test_a_photo_answer_lists_another_shops_offer_of_the_product(
+    world: World, client: TestClient
+) -> None:
+    """A second shop sells the first demo product (its GTIN, as the demo shop's page gives
+    it): a photo's answer lists the demo shop's product with that shop's offer, and a search
+    scoped to the demo shop shows none."""
+    demo = world.shop.catalog.products[0]
+    own = world.catalog.get_product(world.ids[demo.sku])
+    [item] = demo_items(world.shop, 1)
+    world.catalog.upsert_products(
+        own.source_id, [item.model_copy(update={"attributes": {"gtin": [demo.gtin]}})]
+    )
+    other = world.catalog.upsert_source(
+        SourceIn(name="elsewhere", base_url="https://else.example/")
+    )
+    try:
+        world.catalog.upsert_products(
+            other.id,
+            [
+                ProductIn(
+                    canonical_url="https://else.example/p/1",
+                    title="The same, elsewhere",
+                    price="9.99",
+                    currency="EUR",
+                    attributes={"gtin": f"0{demo.gtin}"},
+                    images=(ImageIn(url="https://else.example/p/1.jpg"),),
+                )
+            ],
+        )
+        first = _post(client, _photo(world, demo.sku))["groups"][0]["recommendations"][0]
+        assert first["id"] == own.id
+        [offer] = first["offers"]
+        assert (offer["shop"], offer["price"], offer["url"]) == (
+            "elsewhere",
+            9.99,
+            "https://else.example/p/1",
+        )
+        shop = next(s.name for s in world.catalog.list_sources() if s.id == own.source_id)
+        scoped = _post(client, _photo(world, demo.sku), shop=shop)["groups"][0]
+        assert scoped["recommendations"][0]["offers"] == []
+    finally:
+        world.catalog.remove_source("elsewhere")
 
 
 class _CountingRecommender(Recommender):
