@@ -267,7 +267,8 @@ class Recommendation(BaseModel):
         default_factory=list,
         description="Also at: the other shops' offers of this product (an offer group: the "
         "same GTIN, or MPN and brand), cheapest first; within the shop scope. The product is "
-        "listed once per answer, whichever shop's picture matched.",
+        "listed once per answer, whichever shop's picture matched (and never in the answer "
+        "to a product_id that is one of its offers).",
     )
 
 

@@ -271,7 +271,7 @@ class RecommendPipeline:
         with timings.stage("search"):
             [refined], intent = self._refined(params, [similar])
         with timings.stage("hydrate"):
-            groups = self._groups([garment], [refined], shops=params.shop)
+            groups = self._groups([garment], [refined], shops=params.shop, besides=product_id)
         _mark(groups, intent)
         return self._respond(groups, similar.model_version, timings)
 
@@ -616,13 +616,16 @@ class RecommendPipeline:
         results: list[RecommendResult],
         *,
         shops: Sequence[str] | None = None,
+        besides: int | None = None,
     ) -> list[Group]:
         """One group per garment, products from the catalog; a product several shops sell
         (an offer group) once in the whole answer, with the other shops' offers (of ``shops``
-        only, when given)."""
+        only, when given), and never when it is the product ``besides`` ("more like this")."""
         ids = sorted({hit.product_id for result in results for hit in result.hits})
         products = self.catalog.get_products(ids) if ids else {}
-        offered = self.catalog.offers_of(ids, shops=shops) if ids else {}
+        asked = [*ids, besides] if ids and besides is not None else ids
+        offered = self.catalog.offers_of(asked, shops=shops) if ids else {}
+        itself = offered[besides].id if besides in offered else None
         shown: dict[int, int] = {}  # offer group -> the product that shows it
         groups = []
         for garment, result in zip(garments, results, strict=True):
@@ -632,6 +635,8 @@ class RecommendPipeline:
                 if product is None or not product.active:
                     continue  # deleted or deactivated since it was indexed
                 offer_group = offered.get(product.id)
+                if offer_group is not None and offer_group.id == itself:
+                    continue  # the product asked about, at another shop
                 if offer_group is not None:
                     product = products[shown.setdefault(offer_group.id, product.id)]
                     if any(r.id == product.id for r in recommendations):

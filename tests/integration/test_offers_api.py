@@ -185,6 +185,15 @@ def test_every_path_lists_a_product_once_with_the_other_shops_offers(
         assert alone and all(r["offers"] == [] for r in alone)
 
 
+def test_more_like_this_never_answers_the_product_itself_at_another_shop(
+    offers: Offers, client: TestClient
+) -> None:
+    for start in offers.navy:
+        listed = _answer(client, {"product_id": start, "cross_category": True, "k": 20})
+        assert not _of(listed, offers.navy)
+        assert _of(listed, offers.polo), "other offer groups are answered as ever"
+
+
 def test_offers_stay_within_the_shop_scope(offers: Offers, client: TestClient) -> None:
     listed = _answer(client, _like(offers, shop="north,east"))
     [navy] = _of(listed, offers.navy)
