@@ -711,6 +711,14 @@ def test_a_photo_with_no_garment_answers_no_group_with_a_notice(client: TestClie
     body = response.json()
     assert body["groups"] == []
     assert body["notice"] == "We couldn't find any clothing in this photo."
+    # Asked for a colour, or for another colour than the garment's: the same honest answer.
+    for fields in ({"colour": "navy"}, {"colour_mode": "other"}):
+        again = client.post(
+            "/recommend",
+            files={"image": ("blue.jpg", buffer.getvalue(), "image/jpeg")},
+            data=fields,
+        )
+        assert again.status_code == 200 and again.json()["notice"] == body["notice"]
 
 
 def test_the_answer_opens_on_the_most_prominent_garment(world: World, client: TestClient) -> None:
