@@ -26,6 +26,7 @@ from services.gateway.deps import CatalogDep, SettingsDep
 from services.gateway.errors import ErrorOut, error_responses
 from services.gateway.examples import example_photo, examples_for
 from services.gateway.schemas import shop_names
+from shared.colour import SHOPPER_COLOURS
 from shared.db import (
     Catalog,
     CatalogStats,
@@ -36,7 +37,6 @@ from shared.db import (
     SourceOut,
 )
 from shared.errors import InvalidInputError
-from shared.colour import SHOPPER_COLOURS
 from shared.health import Check
 
 STATIC_DIR = Path(__file__).parent.parent / "static"

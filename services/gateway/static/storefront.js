@@ -650,6 +650,7 @@ function startOver({ focus = ui.fileInput } = {}) {
   state.source = null;
   state.answer = null;
   state.words = null;
+  syncColourControls();
   setBusy(false);
   clearError();
   hidePhoto();
