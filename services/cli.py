@@ -19,6 +19,7 @@ from typing import Any
 
 import click
 
+from services.gateway.cli import keys
 from services.ingest.cli import (
     ingest_status_command,
     reindex_command,
@@ -181,6 +182,7 @@ def query(sql: str, params: tuple[str, ...], max_rows: int) -> None:
 for _command in (
     crawl,
     sources,
+    keys,
     worker_command,
     sweep_command,
     reindex_command,

@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,7 @@ __all__ = [
     "SHOPPER_COLOURS",
     "ColourModel",
     "ColourName",
+    "best_name",
     "colour_descriptor",
     "colour_family_words",
     "colour_features",
@@ -46,10 +48,14 @@ __all__ = [
     "colour_name",
     "colour_similarity",
     "grid_lab",
+    "lab_probabilities",
     "label_colour",
     "name_colour",
     "name_lab",
+    "named_probabilities",
+    "read_colour",
     "rgb_to_lab",
+    "same_colour",
     "weighted_descriptor",
 ]
 
@@ -162,6 +168,39 @@ def colour_name(word: str) -> str | None:
     if key in _NAMED:
         return key
     return _WORD_NAMES.get(key)
+
+
+def read_colour(word: str) -> str:
+    """A shopper's colour word as its name (:func:`colour_name`); an
+    :class:`~shared.errors.InvalidInputError` listing the names for any other word."""
+    name = colour_name(word)
+    if name is None:
+        raise InvalidInputError(
+            f"unknown colour {word.strip()!r}: give one of {', '.join(SHOPPER_COLOURS)} (or a "
+            "synonym such as maroon, khaki, cream)"
+        )
+    return name
+
+
+def named_probabilities(name: str, p: float | None) -> list[float]:
+    """The name probabilities of a crop known only by its named colour and the model's
+    probability of it (the index keeps those two): the other names share ``1 - p`` evenly."""
+    if name not in _NAMED:
+        raise InvalidInputError(f"unknown colour name {name!r}")
+    known = 1.0 if p is None else min(1.0, max(0.0, float(p)))
+    rest = (1.0 - known) / (len(SHOPPER_COLOURS) - 1)
+    return [known if other == name else rest for other in SHOPPER_COLOURS]
+
+
+def same_colour(query: Sequence[float], name: str | None, p: float | None) -> float:
+    """The probability that a catalog crop whose colour the model named ``name`` with
+    probability ``p`` is the colour of a query garment whose name probabilities are ``query``
+    (:data:`SHOPPER_COLOURS` order): the model's other names share ``1 - p`` evenly. A crop
+    indexed before colours were named (no name) gets the chance level."""
+    if name is None or p is None or name not in _NAMED:
+        return 1.0 / len(SHOPPER_COLOURS)
+    q = query[SHOPPER_COLOURS.index(name)]
+    return p * q + (1.0 - p) * (1.0 - q) / (len(SHOPPER_COLOURS) - 1)
 
 
 def label_colour(label: str) -> str | None:
@@ -366,6 +405,18 @@ def colour_model() -> ColourModel:
 def name_lab(lab: np.ndarray, mask: np.ndarray) -> tuple[str, float]:
     """The shopper colour name of a crop's grid Lab (:func:`grid_lab`) under its garment
     ``mask`` (bool, same height and width), and the model's probability of it."""
+    return best_name(lab_probabilities(lab, mask))
+
+
+def best_name(probabilities: np.ndarray) -> tuple[str, float]:
+    """The likeliest shopper colour name of :func:`lab_probabilities` and its probability."""
+    best = int(np.argmax(probabilities))
+    return SHOPPER_COLOURS[best], float(probabilities[best])
+
+
+def lab_probabilities(lab: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The model's probability of each shopper colour name (:data:`SHOPPER_COLOURS` order,
+    float64) for a crop's grid Lab under its garment ``mask``."""
     if lab.ndim != 3 or lab.shape[2] != 3 or np.shape(mask) != lab.shape[:2]:
         raise InvalidInputError(
             f"a colour needs Lab pixels (H, W, 3) and a mask (H, W), got {lab.shape} and "
@@ -375,10 +426,10 @@ def name_lab(lab: np.ndarray, mask: np.ndarray) -> tuple[str, float]:
     if not pixels.any():
         raise InvalidInputError("the mask keeps no pixel: there is no colour to name")
     model = colour_model()
-    features = colour_features(lab, pixels.astype(np.float32))
-    probabilities = model.probabilities(features)[0]
-    best = int(np.argmax(probabilities))
-    return model.classes[best], float(probabilities[best])
+    found = model.probabilities(colour_features(lab, pixels.astype(np.float32)))[0]
+    probabilities = np.zeros(len(SHOPPER_COLOURS))
+    probabilities[[SHOPPER_COLOURS.index(name) for name in model.classes]] = found
+    return probabilities
 
 
 def name_colour(crop: Image.Image, mask: np.ndarray) -> tuple[str, float]:

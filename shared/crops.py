@@ -21,7 +21,13 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from shared.colour import colour_descriptor, grid_lab, name_lab, weighted_descriptor
+from shared.colour import (
+    best_name,
+    colour_descriptor,
+    grid_lab,
+    lab_probabilities,
+    weighted_descriptor,
+)
 from shared.detection import FOREGROUND, Detection, DetectionResult
 from shared.errors import InvalidInputError
 from shared.images import crop_box
@@ -58,6 +64,8 @@ class GarmentCrop:
     mask: GarmentMask
     colour_name: str | None
     colour_p: float | None
+    colour_probs: np.ndarray | None = None
+    """The probability of each shopper colour name (:data:`shared.colour.SHOPPER_COLOURS`)."""
 
 
 def _framed_whole(detections: Sequence[Detection], width: int, height: int) -> Detection:
@@ -129,7 +137,10 @@ def garment_crops(
         inner = whole if region == whole else _inner_box(detection.box, region, picture.size)
         lab = grid_lab(picture)
         mask = garment_mask(lab, inner, picture.size)
-        colour_name, colour_p = name_lab(lab, mask.pixels) if name_colours else (None, None)
+        probabilities = lab_probabilities(lab, mask.pixels) if name_colours else None
+        colour_name, colour_p = (
+            best_name(probabilities) if probabilities is not None else (None, None)
+        )
         if remove_background and not mask.fallback:
             colour = weighted_descriptor(lab, mask.pixels)
             picture = keep_garment(picture, mask, CUTOUT_FILL)
@@ -146,6 +157,7 @@ def garment_crops(
                 mask=mask,
                 colour_name=colour_name,
                 colour_p=colour_p,
+                colour_probs=probabilities,
             )
         )
     return crops

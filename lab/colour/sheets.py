@@ -17,34 +17,55 @@ from PIL import Image, ImageDraw
 
 from lab.colour.data import ColourCrop, catalog_crops, is_validation, street_crops
 from lab.colour.train import DATA
+from shared.crops import GarmentCrop
 from shared.mask import keep_garment
 
-__all__ = ["contact_sheet", "main"]
+__all__ = ["colour_caption", "contact_sheet", "dimmed", "garment_tile", "main"]
 
 STREET = Path("../shared/data/street-photos-boxes-dev")
 _TILE = 88
+DIM = 0.7
+"""How far :func:`dimmed` fades the background to :data:`DIM_TO`."""
+DIM_TO = (150, 150, 150)
+"""A mid grey: a shop's white backdrop dims as visibly as a street."""
 
 
-def _tile(item: ColourCrop) -> Image.Image:
-    crop = item.crop
+def colour_caption(crop: GarmentCrop) -> str:
+    """The crop's named colour and its probability (``FB``: a fallback mask)."""
+    fallback = " FB" if crop.mask.fallback else ""
+    return f"{crop.colour_name} {crop.colour_p or 0:.2f}{fallback}"
+
+
+def dimmed(crop: GarmentCrop, size: tuple[int, int]) -> Image.Image:
+    """The crop at ``size`` with everything but its garment faded towards grey: what the
+    colour was read from stays as it is."""
+    picture = crop.picture.convert("RGB").resize(size)
+    return Image.blend(picture, keep_garment(picture, crop.mask, DIM_TO), DIM)
+
+
+def garment_tile(crop: GarmentCrop, note: str, side: int = _TILE) -> Image.Image:
+    """The crop with the detector's tight box (red), the garment alone (the mask's background
+    painted green), and two lines: :func:`colour_caption`, then ``note``."""
     picture = crop.picture.convert("RGB")
-    shown = picture.resize((_TILE, _TILE))
-    sx, sy = _TILE / picture.width, _TILE / picture.height
+    shown = picture.resize((side, side))
+    sx, sy = side / picture.width, side / picture.height
     x0, y0, x1, y1 = crop.inner
     ImageDraw.Draw(shown).rectangle(
         (x0 * sx, y0 * sy, max(x0 * sx, x1 * sx - 1), max(y0 * sy, y1 * sy - 1)),
         outline=(255, 0, 0),
     )
-    alone = keep_garment(picture, crop.mask, (0, 200, 0)).resize((_TILE, _TILE))
-    tile = Image.new("RGB", (2 * _TILE + 2, _TILE + 24), (255, 255, 255))
+    alone = keep_garment(picture, crop.mask, (0, 200, 0)).resize((side, side))
+    tile = Image.new("RGB", (2 * side + 2, side + 24), (255, 255, 255))
     tile.paste(shown, (0, 0))
-    tile.paste(alone, (_TILE + 2, 0))
+    tile.paste(alone, (side + 2, 0))
     draw = ImageDraw.Draw(tile)
-    fallback = " FB" if crop.mask.fallback else ""
-    draw.text((2, _TILE), f"{crop.colour_name} {crop.colour_p or 0:.2f}{fallback}", fill=(0, 0, 0))
-    truth = f"label: {item.colour}" if item.colour else item.kind
-    draw.text((2, _TILE + 11), truth[:30], fill=(90, 90, 90))
+    draw.text((2, side), colour_caption(crop), fill=(0, 0, 0))
+    draw.text((2, side + 11), note[: (2 * side) // 6], fill=(90, 90, 90))
     return tile
+
+
+def _tile(item: ColourCrop) -> Image.Image:
+    return garment_tile(item.crop, f"label: {item.colour}" if item.colour else item.kind)
 
 
 def contact_sheet(items: Sequence[ColourCrop], columns: int = 4) -> Image.Image:

@@ -9,7 +9,9 @@ answered by the real recommend pipeline, scored per garment class of :mod:`share
 3. answer every street photo (``boxes.csv`` + images) and every held-back product photo with
    :class:`RecommendPipeline` wired as the gateway wires it in process;
 4. score: boxes by :func:`~lab.evaluate.matching.score_photo`, product photos by
-   precision at 10 of the same article type, class, parent and type + colour.
+   precision at 10 of the same article type, class, parent and type + colour (the exact
+   ``baseColour`` label, and the shopper colour name it reads as, :mod:`shared.colour`),
+   overall, per parent class, per colour and per article type.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from lab.evaluate.matching import (
 from lab.evaluate.records import Answer, CatalogItem, StreetPhoto
 from lab.wiring import gateway_pipeline
 from services.gateway.schemas import Group, RecommendParams, RecommendResponse
+from shared.colour import SHOPPER_COLOURS
 from shared.db import Catalog, ImageIn, ProductIn, SourceIn
 from shared.detection import HELD_OUT_PHOTOS, held_out
 from shared.errors import ConfigurationError
@@ -140,6 +143,17 @@ def read_street(folder: Path) -> list[StreetPhoto]:
         for name, boxes in sorted(truth.items())
         if (folder / name).is_file()
     ]
+
+
+COLOUR_COLUMNS = ("colour", "color", "basecolour")
+
+
+def street_colour_column(folder: Path) -> str | None:
+    """The column of ``folder/boxes.csv`` that labels a box's colour, if it has one (the dev
+    street boxes have none: a class and a box)."""
+    with (folder / "boxes.csv").open(newline="") as handle:
+        header = next(csv.reader(handle), [])
+    return next((name for name in header if name.strip().casefold() in COLOUR_COLUMNS), None)
 
 
 class _QuietHandler(SimpleHTTPRequestHandler):
@@ -413,29 +427,70 @@ def _fine_class_figures(
     return rows
 
 
-def product_figures(answers: Sequence[Answer]) -> dict[str, Any]:
-    """Precision at 10 of the held-back product photos, overall and per parent class."""
+MIN_TYPE_QUERIES = 10
+"""Article types with fewer product-photo queries get no row of their own."""
+NO_COLOUR = "no one colour"
+"""The per-colour row of queries whose ``baseColour`` names no shopper colour (``Multi``)."""
 
-    def figures(chosen: Sequence[Answer]) -> dict[str, Any]:
-        n = len(chosen)
-        return {
-            "queries": n,
-            **{
-                key: _rate(sum(a.extra[key] for a in chosen), n * TOP_K)
-                for key in ("same_type", "same_class", "same_parent", "same_type_colour")
-            },
-            "no_products": sum(a.extra["products"] == 0 for a in chosen),
-            "own_first_rate": _rate(
-                sum(a.extra["own_first"] is True for a in chosen),
-                sum(a.extra["own_first"] is not None for a in chosen),
-            ),
-            "flagged": sum(a.extra.get("flagged", False) for a in chosen),
-        }
 
-    per_parent = {
-        name: figures([a for a in answers if a.extra["parent"] == name]) for name in TARGET_PARENTS
+def _product_row(chosen: Sequence[Answer]) -> dict[str, Any]:
+    """Precision at 10 of these answered product photos. The colour-name figures count only
+    the queries whose label names a shopper colour (``named``)."""
+    n = len(chosen)
+    named = [a for a in chosen if a.extra.get("colour") is not None]
+    judged = [right for a in chosen if (right := a.extra.get("said_colour_right")) is not None]
+    return {
+        "queries": n,
+        **{
+            key: _rate(sum(a.extra[key] for a in chosen), n * TOP_K)
+            for key in ("same_type", "same_class", "same_parent", "same_type_colour")
+        },
+        "named": len(named),
+        **{
+            key: _rate(sum(a.extra[key] for a in named), len(named) * TOP_K)
+            for key in ("same_type_colour_name", "same_colour_name")
+        },
+        "said_colour": len(judged),
+        "said_colour_right_rate": _rate(sum(judged), len(judged)),
+        "no_products": sum(a.extra["products"] == 0 for a in chosen),
+        "own_first_rate": _rate(
+            sum(a.extra["own_first"] is True for a in chosen),
+            sum(a.extra["own_first"] is not None for a in chosen),
+        ),
+        "flagged": sum(a.extra.get("flagged", False) for a in chosen),
     }
-    return {**figures(answers), "per_class": per_parent}
+
+
+def product_figures(answers: Sequence[Answer]) -> dict[str, Any]:
+    """Precision at 10 of the held-back product photos: overall, per parent class, per
+    shopper colour of the query's label (in :data:`~shared.colour.SHOPPER_COLOURS` order,
+    then :data:`NO_COLOUR`) and per article type with at least :data:`MIN_TYPE_QUERIES`
+    queries (most queried first)."""
+    per_parent = {
+        name: _product_row([a for a in answers if a.extra["parent"] == name])
+        for name in TARGET_PARENTS
+    }
+    per_colour = {}
+    for name in (*SHOPPER_COLOURS, None):
+        chosen = [a for a in answers if a.extra.get("colour") == name]
+        if chosen:
+            per_colour[name or NO_COLOUR] = _product_row(chosen)
+    types = Counter(a.extra.get("article_type") for a in answers)
+    per_type = {
+        name: _product_row([a for a in answers if a.extra.get("article_type") == name])
+        for name, count in sorted(types.items(), key=lambda t: (-t[1], str(t[0])))
+        if name and count >= MIN_TYPE_QUERIES
+    }
+    return {
+        **_product_row(answers),
+        "per_class": per_parent,
+        "per_colour": per_colour,
+        "per_type": per_type,
+        "per_type_min_queries": MIN_TYPE_QUERIES,
+        "other_type_queries": sum(
+            count for name, count in types.items() if not name or count < MIN_TYPE_QUERIES
+        ),
+    }
 
 
 def variant_settings(settings: Settings, overrides: dict[str, Any]) -> Settings:
@@ -505,7 +560,8 @@ def run(config: E2EConfig, settings: Settings, progress: Progress = print) -> di
         answer = functools.partial(
             _answer_all, catalog=catalog, index=index, http=http, by_url=by_url, progress=progress
         )
-        street, products = answer(local, photos, queries)
+        keep = config.sheets_max if config.sheets is not None else 0
+        street, products = answer(local, photos, queries, keep_crops=keep)
         shop_counts = Counter(
             known.name for item in indexed if (known := garment_class(item.article_type))
         )
@@ -523,7 +579,14 @@ def run(config: E2EConfig, settings: Settings, progress: Progress = print) -> di
         if config.sheets is not None:
             from lab.evaluate.sheets import write_sheets
 
-            written = write_sheets(config.sheets, street, products, by_url, config.sheets_max)
+            written = write_sheets(
+                config.sheets,
+                street,
+                products,
+                by_url,
+                config.sheets_max,
+                catalog_masks=not local.crops.detect,
+            )
             progress(f"sheets: {written} in {config.sheets}")
 
         model_version = next((a.response.model_version for a in [*street, *products]), None)
@@ -546,6 +609,7 @@ def run(config: E2EConfig, settings: Settings, progress: Progress = print) -> di
         "ingest": ingest,
         "street": {
             **street_figures([a.score for a in street if a.score], shop_counts),
+            "colour_column": street_colour_column(config.street),
             **_timing(street),
         },
         "products": {**product_figures(products), **_timing(products)},
@@ -564,23 +628,30 @@ def _answer_all(
     http: Any,
     by_url: dict[str, CatalogItem],
     progress: Progress,
+    keep_crops: int = 0,
 ) -> tuple[list[Answer], list[Answer]]:
     """Every street and product photo answered by the recommend pipeline as the gateway wires
-    it in process with ``settings``, and scored."""
+    it in process with ``settings``, and scored; the first ``keep_crops`` of each kind keep
+    their garment crops (masks, named colours) for the contact sheets."""
+    from services.gateway.service import Timings
+
     with gateway_pipeline(settings, catalog, index, http) as pipeline:
         params = RecommendParams(k=TOP_K)
 
-        def answer(path: Path, truth: tuple[tuple[str, Box], ...]) -> Answer:
+        def answer(path: Path, truth: tuple[tuple[str, Box], ...], keep: bool) -> Answer:
             data = path.read_bytes()
             began = time.perf_counter()
             response = pipeline.from_bytes(data, params)
             wall = (time.perf_counter() - began) * 1000
-            return Answer(path, truth, response, round(wall, 1))
+            result = Answer(path, truth, response, round(wall, 1))
+            if keep:  # cut again, untimed: the same detector on the same bytes cuts the same
+                result.crops = tuple(pipeline.crops(data, Timings()))
+            return result
 
         street: list[Answer] = []
         meter = _Meter("street photos", len(photos), progress)
         for photo in photos:
-            result = answer(photo.path, photo.truth)
+            result = answer(photo.path, photo.truth, len(street) < keep_crops)
             result.score = score_photo(
                 photo.truth, [_group_answer(g) for g in result.response.groups]
             )
@@ -590,7 +661,7 @@ def _answer_all(
         products: list[Answer] = []
         meter = _Meter("product photos", len(queries), progress)
         for item in queries:
-            result = answer(item.path, ())
+            result = answer(item.path, (), len(products) < keep_crops)
             result.extra = _product_score(item, _main_group(result.response), by_url)
             result.extra["own_first"] = _own_first(item, result.response)
             products.append(result)
@@ -598,15 +669,31 @@ def _answer_all(
     return street, products
 
 
+def said_colour(group: Group | None) -> str | None:
+    """The colour an answer group names for its garment, if the response says one (a shopper
+    colour name, or an object with a ``name``); ``None`` otherwise."""
+    said = getattr(group, "colour", None)
+    if said is not None and not isinstance(said, str):
+        said = getattr(said, "name", None)
+    return said if isinstance(said, str) and said else None
+
+
 def _product_score(
     item: CatalogItem, group: Group | None, by_url: dict[str, CatalogItem]
 ) -> dict[str, Any]:
-    """How many of a product photo's top 10 share its type, class, parent, type + colour."""
+    """How many of a product photo's top 10 share its type, class, parent, type + colour (the
+    exact ``baseColour`` label, and the shopper colour name it reads as); the colour name alone;
+    the colour the answer named for the photo's garment and whether it is the label's."""
     recs = group.recommendations[:TOP_K] if group else []
     found = [by_url.get(r.url) for r in recs]
     own = garment_class(item.article_type)
+    name = item.colour_name
+    said = said_colour(group)
+    same_name = [f is not None and name is not None and f.colour_name == name for f in found]
     return {
         "parent": parent(own),
+        "article_type": item.article_type,
+        "colour": name,
         "products": len(recs),
         "flagged": group is not None and group.notice is not None,
         "same_type": sum(f is not None and f.article_type == item.article_type for f in found),
@@ -622,4 +709,13 @@ def _product_score(
             f is not None and f.article_type == item.article_type and f.colour == item.colour
             for f in found
         ),
+        "same_type_colour_name": None
+        if name is None
+        else sum(
+            same and f is not None and f.article_type == item.article_type
+            for f, same in zip(found, same_name, strict=True)
+        ),
+        "same_colour_name": None if name is None else sum(same_name),
+        "said_colour": said,
+        "said_colour_right": None if said is None or name is None else said == name,
     }

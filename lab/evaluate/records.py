@@ -9,6 +9,8 @@ from typing import Any
 
 from lab.evaluate.matching import Box, PhotoScore
 from services.gateway.schemas import RecommendResponse
+from shared.colour import label_colour
+from shared.crops import GarmentCrop
 
 __all__ = ["Answer", "CatalogItem", "StreetPhoto"]
 
@@ -24,6 +26,12 @@ class CatalogItem:
     colour: str
     title: str
     attributes: dict[str, str]
+
+    @property
+    def colour_name(self) -> str | None:
+        """The ``baseColour`` label as a shopper colour name (``Navy Blue`` -> ``navy``;
+        ``None``: no one colour, e.g. ``Multi``)."""
+        return label_colour(self.colour)
 
 
 @dataclass(frozen=True)
@@ -44,3 +52,5 @@ class Answer:
     wall_ms: float
     score: PhotoScore | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    crops: tuple[GarmentCrop, ...] = ()
+    """The photo's garment crops as the pipeline cut them (kept for the contact sheets only)."""

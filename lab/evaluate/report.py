@@ -66,8 +66,8 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"group's top {c['k']}; the product itself is not in the index):",
         "",
         f"| class | queries | P@{c['k']} same articleType | same class | same parent "
-        "| same type + colour |",
-        "|---|---|---|---|---|---|",
+        "| same type + colour | same type + colour name | same colour name |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     rows = {**products["per_class"], "overall": products}
     for name, row in rows.items():
@@ -75,17 +75,100 @@ def render_markdown(report: dict[str, Any]) -> str:
         lines.append(
             f"| {label} | {row['queries']} | {_pct(row['same_type'])} | "
             f"{_pct(row['same_class'])} | {_pct(row['same_parent'])} | "
-            f"{_pct(row['same_type_colour'])} |"
+            f"{_pct(row['same_type_colour'])} | {_pct(row.get('same_type_colour_name'))} | "
+            f"{_pct(row.get('same_colour_name'))} |"
         )
     lines += [
+        "",
+        "Same type + colour: the product's `baseColour` label is the query's, exactly; colour "
+        "name: the two labels read as the same shopper colour (`shared.colour.label_colour`: "
+        '"Off White" is a white, "Navy Blue" a navy, not a blue), counted over the queries '
+        "whose label names one colour (not `Multi`).",
         "",
         f"Latency p50 {products.get('p50_ms')} ms, p95 {products.get('p95_ms')} ms; "
         f"{products.get('flagged', 0)} said no close match; the product's own class first: "
         f"{_pct(products.get('own_first_rate'))}.",
+        *_colours(products, c["k"]),
+        *_types(products, c["k"]),
+        "",
+        _street_colour(street),
     ]
     lines += _variants(report, c["k"])
     lines.append(END)
     return "\n".join(lines)
+
+
+def _colours(products: dict[str, Any], k: int) -> list[str]:
+    """Product photos per shopper colour of the query's label, and how often the answer's
+    named colour of the query garment is that colour (when the answers name one)."""
+    rows = products.get("per_colour") or {}
+    if not rows:
+        return []
+    said = products.get("said_colour", 0) > 0
+    lines = [
+        "",
+        f"**Per colour** (the query's `baseColour` as a shopper colour name; P@{k}"
+        + (
+            "; named right: the answer's named colour of the query garment is the label's"
+            if said
+            else ""
+        )
+        + "):",
+        "",
+        f"| query colour | queries | P@{k} same articleType | same type + colour "
+        "| same type + colour name | same colour name |" + (" named right |" if said else ""),
+        "|---|---|---|---|---|---|" + ("---|" if said else ""),
+    ]
+    for name, row in rows.items():
+        lines.append(
+            f"| {name} | {row['queries']} | {_pct(row['same_type'])} | "
+            f"{_pct(row['same_type_colour'])} | {_pct(row['same_type_colour_name'])} | "
+            f"{_pct(row['same_colour_name'])} |"
+            + (f" {_pct(row['said_colour_right_rate'])} |" if said else "")
+        )
+    if said:
+        lines += [
+            "",
+            f"The answer named the query garment's colour as its label names it for "
+            f"{_pct(products['said_colour_right_rate'])} of the {products['said_colour']} "
+            "queries whose label and answer both name one colour.",
+        ]
+    return lines
+
+
+def _types(products: dict[str, Any], k: int) -> list[str]:
+    """Product photos per article type (the types with enough queries)."""
+    rows = products.get("per_type") or {}
+    least = products.get("per_type_min_queries")
+    if not rows:
+        return []
+    lines = [
+        "",
+        f"**Per article type** (the types with at least {least} queries; queries of the "
+        f"other types: {products.get('other_type_queries', 0)}):",
+        "",
+        f"| articleType | queries | P@{k} same articleType | same class | same type + colour "
+        "| same type + colour name | same colour name |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, row in rows.items():
+        lines.append(
+            f"| {name} | {row['queries']} | {_pct(row['same_type'])} | "
+            f"{_pct(row['same_class'])} | {_pct(row['same_type_colour'])} | "
+            f"{_pct(row['same_type_colour_name'])} | {_pct(row['same_colour_name'])} |"
+        )
+    return lines
+
+
+def _street_colour(street: dict[str, Any]) -> str:
+    """One line on colour for the street boxes: their data labels none (the dev boxes)."""
+    column = street.get("colour_column")
+    if column is None:
+        return (
+            "Street boxes: no colour figures; `boxes.csv` labels a box's class, not its colour "
+            "(nor do the dev street crops, filed by class)."
+        )
+    return f"Street boxes: `boxes.csv` has a colour column (`{column}`) that is not scored yet."
 
 
 def _fine_classes(rows: dict[str, Any], c: dict[str, Any]) -> list[str]:
@@ -130,9 +213,9 @@ def _variants(report: dict[str, Any], k: int) -> list[str]:
         f"hit@{k} per class, then product photos' P@{k}):",
         "",
         f"| variant | street hit@{k} | {' | '.join(classes)} | found | spurious / photo "
-        f"| class P@{k} (stocked) | product same type | same parent | main first | own first "
-        "| groups / photo |",
-        "|---|" + "---|" * (len(classes) + 9),
+        f"| class P@{k} (stocked) | product same type | same type + colour name | same parent "
+        "| main first | own first | groups / photo |",
+        "|---|" + "---|" * (len(classes) + 10),
     ]
     rows = {"defaults": {"settings": {}, **report}, **variants}
     for name, row in rows.items():
@@ -146,7 +229,8 @@ def _variants(report: dict[str, Any], k: int) -> list[str]:
             f"| {name}{setting} | {_pct(overall['hit10_rate'])} | {' | '.join(cells)} | "
             f"{_pct(overall['found_rate'])} | {street['spurious_per_photo']} | "
             f"{_pct(fine.get('class_p10'))} | "
-            f"{_pct(products['same_type'])} | {_pct(products['same_parent'])} | "
+            f"{_pct(products['same_type'])} | {_pct(products.get('same_type_colour_name'))} | "
+            f"{_pct(products['same_parent'])} | "
             f"{_pct(street.get('main_first_rate'))} | {_pct(products.get('own_first_rate'))} | "
             f"{street['groups_per_photo']} |"
         )

@@ -19,7 +19,7 @@ class ErrorOut(BaseModel):
 _MEANINGS = {
     400: "The multipart body does not parse",
     401: "API key missing",
-    403: "API key wrong",
+    403: "API key wrong, or a shop outside the storefront key's shops",
     404: "Unknown product, or not indexed yet",
     409: "This feedback was already recorded",
     413: "Body larger than images.max_upload_bytes (declared or streamed)",

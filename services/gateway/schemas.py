@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from shared.colour import SHOPPER_COLOURS, read_colour
 from shared.db.models import FeedbackKind
+from shared.db.schemas import SHOP_NAME
+from shared.errors import InvalidInputError
 from shared.vectors import Distance
 from shared.words import MAX_QUERY_CHARS, check_query
 
@@ -46,6 +50,32 @@ def _listed(value: Any) -> Any:
 MAX_LISTED = 50
 """The most categories or brands one query may name (more: 422)."""
 
+_SHOP_NAME = re.compile(SHOP_NAME)
+
+
+def shop_names(value: Any) -> Any:
+    """``"a,b"`` or ``["a", "b"]`` -> ``["a", "b"]``: a scope is exact, so an empty name
+    (``"a,,b"``, ``""``), a name that is not a string, or one no source could have is refused,
+    not dropped (dropping every part would widen the scope to every shop)."""
+    if value is None:
+        return None
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list):
+        raise ValueError("give shop names, comma-separated or as a list")
+    names = []
+    for item in items:
+        if not isinstance(item, str):
+            raise ValueError(f"a shop name is a string, not {item!r}")
+        name = item.strip()
+        if not name:
+            raise ValueError("an empty shop name: give names separated by single commas")
+        if len(name) > 100 or not _SHOP_NAME.match(name):
+            raise ValueError(f"{name[:100]!r} is not a shop name (letters, digits, '_', '.', '-')")
+        names.append(name)
+    if not names:
+        raise ValueError("give at least one shop name (leave shop out for every shop)")
+    return list(dict.fromkeys(names))
+
 
 class RecommendParams(BaseModel):
     """How to search; the same fields as form fields, JSON fields or query parameters."""
@@ -72,6 +102,19 @@ class RecommendParams(BaseModel):
         description="0: shape only ... 1: colour only; unset: the shop's default "
         "(gateway.color_weight, 0.2).",
     )
+    colour: str | None = Field(
+        default=None,
+        description="Only products of this colour, as shoppers name it: "
+        f"{', '.join(SHOPPER_COLOURS)}, or a synonym (maroon, khaki, cream ...); the named "
+        "colour of each product's garment. Unknown: 422 listing the names.",
+        examples=["navy"],
+    )
+    colour_mode: Literal["same", "any", "other"] = Field(
+        default="same",
+        description="same: within the right kind, the garment's own colour first (weighted by "
+        "how sure the colour is); any: by shape alone; other: only products of another "
+        'colour than the garment\'s ("similar, in another colour").',
+    )
     diversity: float = Field(
         default=0.0, ge=0.0, le=1.0, description="Maximal marginal relevance: 0 = off."
     )
@@ -81,6 +124,14 @@ class RecommendParams(BaseModel):
     min_price: float | None = Field(default=None, ge=0)
     max_price: float | None = Field(default=None, ge=0)
     currency: str | None = Field(default=None, min_length=3, max_length=3, examples=["EUR"])
+    shop: list[str] | None = Field(
+        default=None,
+        max_length=MAX_LISTED,
+        description="Only these shops' products (source names, comma-separated or a list); "
+        "unset: every shop, or the shops of the caller's storefront key. Refused (422): a shop "
+        "the catalog does not have; (403): one outside the storefront key's shops.",
+        examples=["acme"],
+    )
     text: str | None = Field(
         default=None,
         description=f"Words (at most {MAX_QUERY_CHARS} characters, any script): alone, the "
@@ -102,6 +153,7 @@ class RecommendParams(BaseModel):
     )
 
     _split = field_validator("category", "brand", mode="before")(_listed)
+    _shops = field_validator("shop", mode="before")(shop_names)
     _numbers = field_validator(
         "k", "color_weight", "diversity", "min_price", "max_price", "text_weight", mode="before"
     )(_not_bool)
@@ -113,10 +165,27 @@ class RecommendParams(BaseModel):
 
     _booleans = field_validator("cross_category", mode="before")(_bool_only)
 
+    @field_validator("colour")
+    @classmethod
+    def _named_colour(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            return read_colour(value)
+        except InvalidInputError as exc:
+            raise ValueError(exc.message) from None
+
     @model_validator(mode="after")
     def _consistent(self) -> RecommendParams:
         if self.category and self.cross_category:
             raise ValueError("give either category or cross_category, not both")
+        if self.colour is not None and self.colour_mode == "other":
+            raise ValueError("give either colour or colour_mode=other, not both")
+        if self.color_weight is not None and self.colour_mode != "same":
+            raise ValueError(
+                f"color_weight weighs the garment's own colour: not with colour_mode="
+                f"{self.colour_mode}"
+            )
         if self.text_weight is not None and self.text is None:
             raise ValueError("text_weight weighs the words: give text too")
         if (
@@ -173,6 +242,9 @@ class Recommendation(BaseModel):
     brand: str | None
     category: str | None = Field(default=None, description="The product's catalog category.")
     score: float = Field(description="Similarity, higher is better (0-1).")
+    colour: str | None = Field(
+        default=None, description="The named colour of the product's garment.", examples=["navy"]
+    )
     match: Literal["very close", "close", "loose"] | None = Field(
         default=None,
         description="The score in a shopper's words: the product stands out from its own "
@@ -188,6 +260,15 @@ class ParsedIntent(BaseModel):
     garment: str | None = Field(default=None, examples=["t-shirt"])
     garment_parent: str | None = Field(default=None, examples=["top"])
     colour: str | None = Field(default=None, examples=["blue"])
+
+
+class SeenColour(BaseModel):
+    """The colour of the garment searched for, as shoppers name it."""
+
+    name: str = Field(examples=["navy"])
+    probability: float = Field(
+        ge=0.0, le=1.0, description="How sure the colour model is of the name."
+    )
 
 
 class Group(BaseModel):
@@ -220,6 +301,11 @@ class Group(BaseModel):
     )
     intent: ParsedIntent | None = Field(
         default=None, description="What ``text`` was read as (null without text)."
+    )
+    colour: SeenColour | None = Field(
+        default=None,
+        description="The garment's colour as the search saw it (a photo's garment, or the "
+        "product's); null for words alone.",
     )
     recommendations: list[Recommendation]
 

@@ -28,12 +28,14 @@ import numpy as np
 
 from services.embedder.client import EmbedderClient
 from services.embedder.schemas import CropFeatures, WordVectors
+from services.gateway.errors import ForbiddenError
 from services.gateway.schemas import (
     Group,
     ParsedIntent,
     Recommendation,
     RecommendParams,
     RecommendResponse,
+    SeenColour,
 )
 from services.gateway.words import fuse_by_rank, fuse_rankings
 from services.recommender.client import RecommenderClient
@@ -51,7 +53,7 @@ from shared.crops import GarmentCrop, garment_crops
 from shared.db import Catalog
 from shared.detection import GarmentDetector
 from shared.download import fetch_image
-from shared.errors import InvalidInputError, LookalikeError, PayloadTooLargeError
+from shared.errors import InvalidInputError, LookalikeError, NotFoundError, PayloadTooLargeError
 from shared.images import load_work_image
 from shared.netsafe import PrivateAddressError, UnsafeURLError, check_url
 from shared.scope import decide, label
@@ -110,6 +112,10 @@ class _Garment:
     unlikely: tuple[str, ...] = ()
     colour: list[float] | None = None
     """The crop's colour descriptor (:func:`shared.crops.garment_crops`)."""
+    seen: SeenColour | None = None
+    """The crop's named colour."""
+    colour_probs: list[float] | None = None
+    """The probability of each shopper colour name for the crop."""
     vote: NeighbourVote | None = None
     """A product shot's classes, to be decided by its nearest catalog products."""
 
@@ -151,11 +157,13 @@ class RecommendPipeline:
 
     # ------------------------------------------------------------------------------ inputs
 
-    def from_url(self, url: str, params: RecommendParams) -> RecommendResponse:
+    def from_url(
+        self, url: str, params: RecommendParams, *, shops: frozenset[str] | None = None
+    ) -> RecommendResponse:
         """Fetch ``url`` with the safe downloader (private addresses refused unless their
         ``host:port`` is in ``gateway.allow_private_image_hosts``, or
         ``gateway.allow_private_image_urls``), then as :meth:`from_bytes`."""
-        self._check_categories(params)
+        params = self._checked(params, shops)
         timings = Timings()
         gateway = self.settings.gateway
         allow_private = gateway.allow_private_image_urls
@@ -178,9 +186,12 @@ class RecommendPipeline:
                 ) from exc
         return self._photo(downloaded.content, params, timings)
 
-    def from_bytes(self, data: bytes, params: RecommendParams) -> RecommendResponse:
-        """Recommendations for every garment of a photo."""
-        self._check_categories(params)
+    def from_bytes(
+        self, data: bytes, params: RecommendParams, *, shops: frozenset[str] | None = None
+    ) -> RecommendResponse:
+        """Recommendations for every garment of a photo (``shops``: the caller's, see
+        :meth:`scoped`)."""
+        params = self._checked(params, shops)
         return self._photo(data, params, Timings())
 
     def crops(self, data: bytes, timings: Timings) -> list[GarmentCrop]:
@@ -224,10 +235,18 @@ class RecommendPipeline:
         ]
         return self._answer(garments, params, features.model_version, timings)
 
-    def from_product(self, product_id: int, params: RecommendParams) -> RecommendResponse:
+    def from_product(
+        self, product_id: int, params: RecommendParams, *, shops: frozenset[str] | None = None
+    ) -> RecommendResponse:
         """Products like a catalog product ("more like this", resolved by the recommender:
-        the product's stored vectors are the query, the product itself is left out)."""
-        self._check_categories(params)
+        the product's stored vectors are the query, the product itself is left out). A caller
+        bound to ``shops`` may start only from its own shops' products (404, as for an unknown
+        one, for another shop's)."""
+        params = self._checked(params, shops)
+        owner = self.catalog.product_shops([product_id]).get(product_id)
+        if owner is None or (shops is not None and owner not in shops):
+            # Unknown, or removed with its shop while the index may still hold its points.
+            raise NotFoundError(f"no product {product_id}")
         timings = Timings()
         if params.category:
             categories: list[str] | None = list(params.category)
@@ -236,7 +255,12 @@ class RecommendPipeline:
         with timings.stage("search"):
             try:
                 similar = self.recommender.similar_to_product(
-                    product_id, SimilarQuery(categories=categories, **self._ranking(params))
+                    product_id,
+                    SimilarQuery(
+                        categories=categories,
+                        other_colour=params.colour_mode == "other",
+                        **self._ranking(params),
+                    ),
                 )
             except LookalikeError as exc:  # in process or over HTTP, a 404 says the same
                 if exc.status_code == 404:
@@ -248,6 +272,7 @@ class RecommendPipeline:
             categories=similar.categories,
             category=params.category[0] if params.category else similar.category,
             probability=None,
+            seen=_seen(similar.colour_name, similar.colour_p),
         )
         with timings.stage("search"):
             [refined], intent = self._refined(params, [similar])
@@ -256,12 +281,19 @@ class RecommendPipeline:
         _mark(groups, intent)
         return self._respond(groups, similar.model_version, timings)
 
-    def from_text(self, params: RecommendParams) -> RecommendResponse:
+    def from_text(
+        self, params: RecommendParams, *, shops: frozenset[str] | None = None
+    ) -> RecommendResponse:
         """Products by words alone: one group, the text path's ranking and the pictures'
         fused by rank (:mod:`services.gateway.words`; ``gateway.words_paths`` picks the
         paths), scoped to the garment class the words name."""
+        params = self._checked(params, shops)
         assert params.text is not None
-        self._check_categories(params)
+        if params.colour_mode == "other":
+            raise InvalidInputError(
+                "colour_mode=other ranks by another colour than a garment's: give a photo or a "
+                "product_id (words alone: name the colour, or give colour)"
+            )
         timings = Timings()
         gateway = self.settings.gateway
         k = params.k or gateway.default_k
@@ -361,11 +393,41 @@ class RecommendPipeline:
 
     # ------------------------------------------------------------------------------ stages
 
+    def scoped(self, params: RecommendParams, shops: frozenset[str] | None) -> RecommendParams:
+        """The shops a search covers. Those the caller names must be within its storefront
+        key's ``shops`` (403 naming the others) and in the catalog (422 naming the unknown
+        ones); naming none, a storefront key's caller gets its ``shops`` (``None``: the admin
+        or anyone, every shop)."""
+        if not params.shop:
+            return params if shops is None else params.model_copy(update={"shop": sorted(shops)})
+        if shops is not None:
+            outside = [name for name in params.shop if name not in shops]
+            if outside:
+                names = ", ".join(repr(name) for name in outside)
+                covered = ", ".join(sorted(shops))
+                raise ForbiddenError(
+                    f"this API key does not cover shop {names}; it covers: {covered}"
+                )
+        known = [source.name for source in self.catalog.list_sources()]
+        unknown = [name for name in params.shop if name not in known]
+        if unknown:
+            names = ", ".join(repr(name) for name in unknown)
+            offered = ", ".join(known) if known else "none yet"
+            raise InvalidInputError(f"no shop named {names}; the shops are: {offered}")
+        return params
+
+    def _checked(self, params: RecommendParams, shops: frozenset[str] | None) -> RecommendParams:
+        """The parameters scoped to the caller's shops (:meth:`scoped`), their categories
+        checked against those shops'."""
+        params = self.scoped(params, shops)
+        self._check_categories(params)
+        return params
+
     def _check_categories(self, params: RecommendParams) -> None:
         """A category the caller asked for must be one this shop has (422 listing them)."""
         if not params.category:
             return
-        known = self.catalog.categories()
+        known = self.catalog.categories(shops=params.shop)
         unknown = [name for name in params.category if name not in known]
         if unknown:
             names = ", ".join(repr(name) for name in unknown)
@@ -380,11 +442,15 @@ class RecommendPipeline:
         are decided by the recommender from its nearest catalog products, in the search call
         itself (:class:`NeighbourVote`), unless the caller searches across classes."""
         box = [round(v, 1) for v in crop.box]
-        colour = crop.colour.astype(np.float32).tolist()
+        colours: dict[str, Any] = {
+            "colour": crop.colour.astype(np.float32).tolist(),
+            "seen": _seen(crop.colour_name, crop.colour_p),
+            "colour_probs": None if crop.colour_probs is None else crop.colour_probs.tolist(),
+        }
         if params.category:
             first = params.category[0]
             probability = features.probabilities.get(first)
-            return _Garment(box, features, list(params.category), first, probability, colour=colour)
+            return _Garment(box, features, list(params.category), first, probability, **colours)
         gateway = self.settings.gateway
         probabilities = read_classes(features.probabilities)
         if crop.category is None and gateway.neighbours and not params.cross_category:
@@ -397,7 +463,7 @@ class RecommendPipeline:
                 unlikely_below=gateway.unlikely_class,
                 category_votes=gateway.category_votes,
             )
-            return _Garment(box, features, [], None, None, colour=colour, vote=vote)
+            return _Garment(box, features, [], None, None, vote=vote, **colours)
         scope = decide(
             crop.category,
             probabilities,
@@ -408,7 +474,7 @@ class RecommendPipeline:
             unlikely_below=gateway.unlikely_class,
         )
         if params.cross_category:
-            return _Garment(box, features, [], scope.garment, scope.probability, colour=colour)
+            return _Garment(box, features, [], scope.garment, scope.probability, **colours)
         return _Garment(
             box,
             features,
@@ -418,7 +484,7 @@ class RecommendPipeline:
             parents=scope.parents,
             shares=scope.shares,
             unlikely=scope.unlikely,
-            colour=colour,
+            **colours,
         )
 
     def _ranking(self, params: RecommendParams) -> dict[str, Any]:
@@ -427,18 +493,21 @@ class RecommendPipeline:
         k = params.k or gateway.default_k
         if params.text is not None:  # the words re-rank more of the pictures' candidates
             k = min(MAX_TEXT_CANDIDATES, 4 * k)
+        same = params.colour_mode == "same"
+        weight = gateway.color_weight if params.color_weight is None else params.color_weight
         return {
             "k": k,
             "metric": params.metric,
-            "color_weight": (
-                gateway.color_weight if params.color_weight is None else params.color_weight
-            ),
+            "color_weight": weight if same else 0.0,
+            "colour_share": gateway.colour_share if same else 0.0,
+            "colour_names": [params.colour] if params.colour else [],
             "diversity": params.diversity,
             "filters": Filters(
                 brand=params.brand or [],
                 min_price=params.min_price,
                 max_price=params.max_price,
                 currency=params.currency,
+                source=params.shop or [],
             ),
         }
 
@@ -449,9 +518,13 @@ class RecommendPipeline:
         model_version: str | None,
     ) -> RecommendQuery:
         assert garment.features is not None
+        ranking = self._ranking(params)
+        if params.colour_mode == "other" and garment.seen is not None:
+            ranking["exclude_colour_names"] = [garment.seen.name]
         return RecommendQuery(
             embedding=garment.features.embedding,
             colour=garment.colour or None,
+            colour_probs=garment.colour_probs,
             model_version=model_version,
             categories=garment.categories,
             garments=list(garment.parents),
@@ -459,7 +532,7 @@ class RecommendPipeline:
             unlikely_garments=list(garment.unlikely),
             category_votes=self.settings.gateway.category_votes if garment.parents else 0,
             vote=garment.vote,
-            **self._ranking(params),
+            **ranking,
         )
 
     def _answer(
@@ -565,6 +638,7 @@ class RecommendPipeline:
                         brand=product.brand,
                         category=product.category,
                         score=round(hit.score, 4),
+                        colour=hit.colour_name,
                         match=hit.match,
                     )
                 )
@@ -581,10 +655,18 @@ class RecommendPipeline:
                     probability=garment.probability,
                     searched=garment.categories or result.garments,
                     notice=notice,
+                    colour=garment.seen,
                     recommendations=recommendations,
                 )
             )
         return groups
+
+
+def _seen(name: str | None, probability: float | None) -> SeenColour | None:
+    """A garment's named colour for its group (none before colours were named)."""
+    if name is None or probability is None:
+        return None
+    return SeenColour(name=name, probability=round(probability, 3))
 
 
 def _mark(groups: list[Group], intent: ParsedIntent | None) -> None:

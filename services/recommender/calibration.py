@@ -39,7 +39,7 @@ from typing import Literal
 
 import numpy as np
 
-from shared.colour import COLOUR_DIM
+from shared.colour import COLOUR_DIM, SHOPPER_COLOURS, named_probabilities, same_colour
 from shared.index_layout import COLOUR_VECTOR, SHAPE_VECTOR
 from shared.taxonomy import PARENTS
 from shared.vectors import PayloadFilter, VectorIndex
@@ -148,19 +148,22 @@ class Scale:
 @dataclass(frozen=True)
 class _Neighbourhood:
     """One sampled crop's nearest same-shop, same-kind crops: their products, shape and colour
-    similarities (nearest by shape first)."""
+    similarities, and the chance that each is the sampled crop's named colour (nearest by
+    shape first)."""
 
     products: np.ndarray
     shape: np.ndarray
     colour: np.ndarray
+    named: np.ndarray
 
-    def lead(self, weight: float) -> float | None:
+    def lead(self, weight: float, share: float = 0.0) -> float | None:
+        colour = (1.0 - share) * self.colour + share * self.named if share > 0 else self.colour
         if weight <= 0.0:
             scores = self.shape
         elif weight >= 1.0:
-            scores = self.colour
+            scores = colour
         else:  # blend(), for every crop at once
-            scores = (1.0 - weight) * self.shape + weight * self.colour
+            scores = (1.0 - weight) * self.shape + weight * colour
         per_product = best_per_product(zip(self.products.tolist(), scores.tolist(), strict=True))
         floor = background(per_product)
         return None if floor is None else max(per_product) - floor
@@ -172,20 +175,23 @@ class ShopScales:
     :meth:`scale` reads a scale at any colour weight from them."""
 
     by_kind: Mapping[str, Sequence[_Neighbourhood]]
-    _memo: dict[tuple[str | None, float], Scale | None] = field(default_factory=dict)
+    _memo: dict[tuple[str | None, float, float], Scale | None] = field(default_factory=dict)
 
-    def scale(self, kind: str | None, weight: float) -> Scale | None:
-        """The class's scale at this colour weight, else the shop's pooled one."""
-        key = (kind, round(weight, 3))
+    def scale(self, kind: str | None, weight: float, share: float = 0.0) -> Scale | None:
+        """The class's scale at this colour weight and named-colour share, else the shop's
+        pooled one."""
+        key = (kind, round(weight, 3), round(share, 3))
         if key not in self._memo:
-            own = self._scale(self.by_kind.get(kind, []) if kind else [], weight)
+            own = self._scale(self.by_kind.get(kind, []) if kind else [], weight, share)
             pooled = [n for group in self.by_kind.values() for n in group]
-            self._memo[key] = own if own is not None else self._scale(pooled, weight)
+            self._memo[key] = own if own is not None else self._scale(pooled, weight, share)
         return self._memo[key]
 
     @staticmethod
-    def _scale(neighbourhoods: Sequence[_Neighbourhood], weight: float) -> Scale | None:
-        leads = [n.lead(weight) for n in neighbourhoods]
+    def _scale(
+        neighbourhoods: Sequence[_Neighbourhood], weight: float, share: float
+    ) -> Scale | None:
+        leads = [n.lead(weight, share) for n in neighbourhoods]
         return Scale.of([lead for lead in leads if lead is not None])
 
 
@@ -208,14 +214,15 @@ class Calibrator:
         source: str | None,
         kind: str | None,
         weight: float,
+        share: float = 0.0,
         *,
         wait: bool = False,
     ) -> Scale | None:
-        """The scale of ``source``'s ``kind`` at colour ``weight`` (``None``: not learnt yet,
-        or too few products to have one); ``wait``: until a refresh this call starts or finds
-        has ended."""
+        """The scale of ``source``'s ``kind`` at colour ``weight`` and named-colour ``share``
+        (``None``: not learnt yet, or too few products to have one); ``wait``: until a
+        refresh this call starts or finds has ended."""
         shop = self.shop(collection, source, wait=wait)
-        return shop.scale(kind, weight) if shop is not None else None
+        return shop.scale(kind, weight, share) if shop is not None else None
 
     def shop(self, collection: str, source: str | None, *, wait: bool = False) -> ShopScales | None:
         key = (collection, source)
@@ -266,9 +273,10 @@ class Calibrator:
 
     def _sample(
         self, collection: str, where: PayloadFilter, rng: np.random.Generator
-    ) -> list[tuple[list[float], list[float], int]]:
-        """Crops of ``where`` found by random colour probes: shape, colour, product."""
-        seen: dict[str, tuple[list[float], list[float], int]] = {}
+    ) -> list[tuple[list[float], list[float], int, list[float] | None]]:
+        """Crops of ``where`` found by random colour probes: shape, colour, product, and the
+        named-colour probabilities its payload implies (none before colours were named)."""
+        seen: dict[str, tuple[list[float], list[float], int, list[float] | None]] = {}
         per_probe = max(1, self.sample // PROBES)
         for _ in range(PROBES):
             probe = rng.random(COLOUR_DIM).astype(np.float32).tolist()
@@ -285,10 +293,14 @@ class Calibrator:
             for hit in hits:
                 vectors = hit.vectors or {}
                 if vectors.get(SHAPE_VECTOR) is not None:
+                    name = hit.payload.get("colour_name")
                     seen[hit.id] = (
                         vectors[SHAPE_VECTOR],
                         vectors.get(COLOUR_VECTOR) or [0.0] * COLOUR_DIM,
                         int(hit.payload["product_id"]),
+                        None
+                        if name not in SHOPPER_COLOURS
+                        else named_probabilities(name, hit.payload.get("colour_p")),
                     )
         return list(seen.values())
 
@@ -299,6 +311,7 @@ class Calibrator:
         shape: list[float],
         colour_vector: list[float],
         product_id: int,
+        probabilities: list[float] | None,
     ) -> _Neighbourhood:
         """The nearest crops by shape of other products under ``where``, with the colour
         similarity of each to the sampled crop's colour."""
@@ -324,4 +337,15 @@ class Calibrator:
             products=np.array([int(hit.payload["product_id"]) for hit in hits], dtype=np.int64),
             shape=np.clip(np.array([hit.score for hit in hits], dtype=np.float64), 0.0, 1.0),
             colour=np.clip((stored @ colour).astype(np.float64), 0.0, 1.0),
+            named=np.array(
+                [
+                    same_colour(
+                        probabilities, hit.payload.get("colour_name"), hit.payload.get("colour_p")
+                    )
+                    if probabilities is not None
+                    else 1.0 / len(SHOPPER_COLOURS)
+                    for hit in hits
+                ],
+                dtype=np.float64,
+            ),
         )

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from shared.colour import SHOPPER_COLOURS
 from shared.vectors import Distance
 
 
@@ -19,6 +20,9 @@ class Filters(BaseModel):
     min_price: float | None = Field(default=None, ge=0)
     max_price: float | None = Field(default=None, ge=0)
     currency: str | None = Field(default=None, min_length=3, max_length=3)
+    source: list[str] = Field(
+        default_factory=list, description="Any of these shops (source names); empty: every shop."
+    )
 
     @model_validator(mode="after")
     def _price_range(self) -> Filters:
@@ -39,9 +43,37 @@ class Ranking(BaseModel):
     k: int = Field(default=12, ge=1, le=100)
     metric: Distance = "cosine"
     color_weight: float = Field(default=0.0, ge=0.0, le=1.0)
+    colour_share: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=1.0,
+        description="The share of a hit's colour similarity that is the probability that its "
+        "named colour is the query's (``colour_probs`` against the crop's ``colour_name`` and "
+        "``colour_p``); the rest is the colour descriptors' Bhattacharyya coefficient.",
+    )
     diversity: float = Field(default=0.0, ge=0.0, le=1.0)
     filters: Filters = Field(default_factory=Filters)
     candidates: int | None = Field(default=None, ge=1, le=2000)
+    colour_names: list[str] = Field(
+        default_factory=list,
+        max_length=len(SHOPPER_COLOURS),
+        description="Only products whose garment's named colour is one of these shopper "
+        "colour names; empty: any colour.",
+    )
+    exclude_colour_names: list[str] = Field(
+        default_factory=list,
+        max_length=len(SHOPPER_COLOURS),
+        description="Leave out products whose garment's named colour is one of these "
+        '("similar, in another colour").',
+    )
+
+    @field_validator("colour_names", "exclude_colour_names")
+    @classmethod
+    def _known_colours(cls, names: list[str]) -> list[str]:
+        unknown = [name for name in names if name not in SHOPPER_COLOURS]
+        if unknown:
+            raise ValueError(f"unknown colour names {unknown}: want {', '.join(SHOPPER_COLOURS)}")
+        return sorted(set(names))
 
 
 class NeighbourVote(BaseModel):
@@ -79,6 +111,14 @@ class RecommendQuery(Ranking):
 
     embedding: list[float] = Field(min_length=1)
     colour: list[float] | None = None
+    colour_probs: list[float] | None = Field(
+        default=None,
+        min_length=len(SHOPPER_COLOURS),
+        max_length=len(SHOPPER_COLOURS),
+        description="The query garment's named-colour probabilities (``shared.colour."
+        "SHOPPER_COLOURS`` order); with ``colour_share``, a candidate's colour similarity "
+        "counts the chance that it is the same named colour.",
+    )
     model_version: str | None = Field(
         default=None,
         description="The model that made ``embedding``: its collection is searched (else the "
@@ -136,6 +176,12 @@ class SimilarQuery(Ranking):
     """ "More like this": products like a catalog product, whose stored vectors are the query
     (the product itself is left out)."""
 
+    other_colour: bool = Field(
+        default=False,
+        description='"Similar, in another colour": leave out the products of the product\'s '
+        "own named colour and rank by shape alone.",
+    )
+
     categories: list[str] | None = Field(
         default=None,
         description="Any of these categories; empty: every category; unset: the product's own.",
@@ -159,6 +205,9 @@ class ProductHit(BaseModel):
     image_url: str | None = None
     bbox: list[float] | None = None
     model_version: str | None = None
+    colour_name: str | None = Field(
+        default=None, description="The named colour of the hit's garment (its crop's)."
+    )
     said: bool | None = Field(
         default=None,
         description="A text hit: whether the product's own words (title, brand, category, "
@@ -193,6 +242,11 @@ class RecommendResult(BaseModel):
 
 class SimilarResult(RecommendResult):
     """A :class:`SimilarQuery`'s products, with what the search started from."""
+
+    colour_name: str | None = Field(
+        default=None, description="The named colour of the product's garment (its front crop)."
+    )
+    colour_p: float | None = None
 
     category: str | None = Field(default=None, description="The product's own category.")
     categories: list[str] = Field(default_factory=list, description="Categories searched.")

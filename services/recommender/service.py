@@ -56,8 +56,8 @@ from services.recommender.schemas import (
     TextQuery,
     TextResult,
 )
-from shared.colour import COLOUR_DIM
-from shared.errors import NotFoundError, ServiceUnavailableError
+from shared.colour import COLOUR_DIM, COLOUR_NAMES, named_probabilities, same_colour
+from shared.errors import InvalidInputError, NotFoundError, ServiceUnavailableError
 from shared.health import Check
 from shared.index_layout import (
     ALIAS,
@@ -94,6 +94,7 @@ LABEL_CHECK_S = 60.0
 MAX_WIDENING = 2
 """Times the candidate pool is widened (x4) when deduplication leaves fewer than ``k``."""
 _PROBE = [1.0 / math.sqrt(COLOUR_DIM)] * COLOUR_DIM
+_FAMILIES = {colour.name: colour.family for colour in COLOUR_NAMES}
 
 
 def shape_similarity(score: float, metric: Distance, dim: int) -> float:
@@ -118,6 +119,12 @@ def query_filter(query: RecommendQuery) -> PayloadFilter:
         equals["brand"] = brands[0] if len(brands) == 1 else list(brands)
     if query.filters.currency:
         equals["currency"] = query.filters.currency.upper()
+    if query.filters.source:
+        shops = sorted(set(query.filters.source))
+        equals["source"] = shops[0] if len(shops) == 1 else shops
+    if query.colour_names:
+        names = query.colour_names
+        equals["colour_name"] = names[0] if len(names) == 1 else list(names)
     ranges: dict[str, tuple[float | None, float | None]] = {}
     if query.filters.min_price is not None or query.filters.max_price is not None:
         ranges["price"] = (query.filters.min_price, query.filters.max_price)
@@ -126,6 +133,8 @@ def query_filter(query: RecommendQuery) -> PayloadFilter:
         excludes["product_id"] = list(query.exclude_product_ids)
     if query.exclude_sources:
         excludes["source"] = list(query.exclude_sources)
+    if query.exclude_colour_names:
+        excludes["colour_name"] = list(query.exclude_colour_names)
     return PayloadFilter(equals=equals, ranges=ranges, excludes=excludes)
 
 
@@ -319,7 +328,9 @@ class Recommender:
         if len(query.garments) > 1 and len(query.garment_shares) == len(query.garments):
             ranked = _by_shares(ranked, query.garments, query.garment_shares, query.k)
         elif query.category_votes > 0:
-            ranked = _categories_first(ranked, query.category_votes)
+            ranked = _categories_first(
+                ranked, query.category_votes, frozenset(query.unlikely_garments)
+            )
         if query.diversity > 0 and len(ranked) > query.k:
             ranked = self._mmr(collection, ranked, query.k, query.diversity)
         shown = ranked[: query.k]
@@ -348,7 +359,7 @@ class Recommender:
         points: dict[str, _Scored] = {}
         hits = self.index.search(collection, COLOUR_VECTOR, query.colour, limit=limit, where=where)
         for hit in hits:
-            points.setdefault(hit.id, _Scored(hit)).colour = max(0.0, min(1.0, hit.score))
+            points.setdefault(hit.id, _Scored(hit)).colour = _colour_match(query, hit, hit.score)
         if weight < 1.0 and points:
             products = sorted({item.product_id for item in points.values()})
             inside = _restricted(where, products)
@@ -385,7 +396,7 @@ class Recommender:
             probe = np.asarray(query.colour, dtype=np.float32)
             probe /= max(float(np.linalg.norm(probe)), 1e-12)  # the index normalises too
             for item, similarity in zip(scored, stored @ probe, strict=True):
-                item.colour = max(0.0, min(1.0, float(similarity)))
+                item.colour = _colour_match(query, item.hit, float(similarity))
         for item in scored:
             item.score = blend(item.shape, item.colour, weight)
         return scored
@@ -409,7 +420,7 @@ class Recommender:
         for item, hit in zip(shown, hits, strict=True):
             source = item.hit.payload.get("source")
             kind = item.hit.payload.get("garment_parent")
-            scale = self.calibrator.scale(collection, source, kind, weight)
+            scale = self.calibrator.scale(collection, source, kind, weight, _share(query))
             if scale is None:
                 continue
             if source not in backgrounds:
@@ -540,21 +551,35 @@ class Recommender:
     def similar_to_product(self, product_id: int, query: SimilarQuery) -> SimilarResult:
         """Products like ``product_id``: its first indexed crop (front view) is the query, in
         its model's collection, its own category unless ``query.categories`` says otherwise;
-        the product itself is left out."""
+        the product itself is left out. ``other_colour``: only products of another named
+        colour than its own, by shape alone."""
         seed = self.product_points(product_id).points[0]
         category = seed.payload.get("category")
         own = [category] if category else []
         categories = own if query.categories is None else query.categories
         model_version = seed.payload.get("model_version")
+        name, p = seed.payload.get("colour_name"), seed.payload.get("colour_p")
+        ranking = query.model_dump(exclude={"categories", "other_colour"})
+        if query.other_colour:
+            if name is None:
+                raise InvalidInputError(
+                    f"product {product_id} has no named colour yet (indexed before colours "
+                    "were named): `lookalike reindex --all` names them"
+                )
+            ranking |= {
+                "color_weight": 0.0,
+                "exclude_colour_names": sorted({*query.exclude_colour_names, name}),
+            }
         [result] = self.recommend(
             [
                 RecommendQuery(
                     embedding=seed.embedding,
                     colour=seed.colour or None,
+                    colour_probs=named_probabilities(name, p) if name is not None else None,
                     model_version=model_version,
                     categories=categories,
                     exclude_product_ids=[product_id],
-                    **query.model_dump(exclude={"categories"}),
+                    **ranking,
                 )
             ]
         )
@@ -563,6 +588,8 @@ class Recommender:
             category=category,
             categories=categories,
             model_version=model_version,
+            colour_name=name,
+            colour_p=p,
         )
 
     # ------------------------------------------------------------------------------ health
@@ -596,9 +623,17 @@ def _likely_first(ranked: list[_Scored], unlikely: frozenset[str]) -> list[_Scor
     return first + [item for item in ranked if item.hit.payload.get("garment") in unlikely]
 
 
-def _categories_first(ranked: list[_Scored], votes: int) -> list[_Scored]:
-    """The products of the categories of the ``votes`` best first, each part in its order."""
-    voted = {item.hit.payload.get("category") for item in ranked[:votes]}
+def _categories_first(
+    ranked: list[_Scored], votes: int, unlikely: frozenset[str] = frozenset()
+) -> list[_Scored]:
+    """The products of the categories of the ``votes`` nearest by shape (of the likely
+    garment classes) first, each part in its order: colour orders the products within the
+    kind, never picks the kind."""
+    by_shape = sorted(
+        ranked,
+        key=lambda item: (item.hit.payload.get("garment") in unlikely, -(item.shape or 0.0)),
+    )
+    voted = {item.hit.payload.get("category") for item in by_shape[:votes]}
     first = [item for item in ranked if item.hit.payload.get("category") in voted]
     return first + [item for item in ranked if item.hit.payload.get("category") not in voted]
 
@@ -631,9 +666,31 @@ def _weight(query: RecommendQuery) -> float:
     return query.color_weight if query.colour is not None else 0.0
 
 
+def _share(query: RecommendQuery) -> float:
+    """The named colours' share of a query's colour similarity (none without their
+    probabilities)."""
+    return query.colour_share if query.colour_probs is not None else 0.0
+
+
+def _colour_match(query: RecommendQuery, hit: Hit, descriptors: float) -> float:
+    """A hit's colour similarity to the query: the descriptors' Bhattacharyya coefficient
+    blended with the chance that the hit's named colour is the query's (``colour_share``)."""
+    similarity = max(0.0, min(1.0, descriptors))
+    share = _share(query)
+    if share <= 0.0:
+        return similarity
+    assert query.colour_probs is not None
+    named = same_colour(
+        query.colour_probs, hit.payload.get("colour_name"), hit.payload.get("colour_p")
+    )
+    return (1.0 - share) * similarity + share * named
+
+
 def _text_filter(query: TextQuery, garments: Sequence[str]) -> PayloadFilter:
-    """As :func:`query_filter`, for a text query scoped to ``garments``."""
-    return query_filter(
+    """As :func:`query_filter`, for a text query scoped to ``garments``; a colour filter is
+    the broad colour the product's words name (a product's text point has no named colour of
+    its pictures: ``navy`` keeps the products whose words say a blue)."""
+    where = query_filter(
         RecommendQuery(
             embedding=[0.0],
             categories=query.categories,
@@ -642,6 +699,13 @@ def _text_filter(query: TextQuery, garments: Sequence[str]) -> PayloadFilter:
             exclude_product_ids=query.exclude_product_ids,
             exclude_sources=query.exclude_sources,
         )
+    )
+    families = sorted({_FAMILIES[name] for name in query.colour_names})
+    if not families:
+        return where
+    colour = families[0] if len(families) == 1 else families
+    return PayloadFilter(
+        equals={**where.equals, "colour": colour}, ranges=where.ranges, excludes=where.excludes
     )
 
 
@@ -660,6 +724,7 @@ def _text_hit(hit: Hit, score: float, *, said: bool) -> ProductHit:
         currency=payload.get("currency"),
         source=payload.get("source"),
         image_url=payload.get("image_url"),
+        colour_name=payload.get("colour_name"),
     )
 
 
@@ -686,4 +751,5 @@ def _product_hit(item: _Scored) -> ProductHit:
         image_url=payload.get("image_url"),
         bbox=payload.get("bbox"),
         model_version=payload.get("model_version"),
+        colour_name=payload.get("colour_name"),
     )

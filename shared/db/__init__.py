@@ -7,6 +7,8 @@
 from shared.db.catalog import Catalog
 from shared.db.models import CrawlStatus, FeedbackKind, ImageState
 from shared.db.schemas import (
+    ApiKeyIn,
+    ApiKeyOut,
     CatalogStats,
     CategoryGarment,
     ClaimedImage,
@@ -17,14 +19,18 @@ from shared.db.schemas import (
     ImageResult,
     IngestProgress,
     ModelVersionIn,
+    NewApiKey,
     ProductIn,
     ProductOut,
+    ShopStats,
     SourceIn,
     SourceOut,
     UpsertReport,
 )
 
 __all__ = [
+    "ApiKeyIn",
+    "ApiKeyOut",
     "Catalog",
     "CatalogStats",
     "CategoryGarment",
@@ -39,8 +45,10 @@ __all__ = [
     "ImageState",
     "IngestProgress",
     "ModelVersionIn",
+    "NewApiKey",
     "ProductIn",
     "ProductOut",
+    "ShopStats",
     "SourceIn",
     "SourceOut",
     "UpsertReport",

@@ -11,11 +11,14 @@ from sqlalchemy.sql import text
 
 from shared.db.images import ImagesRepository
 from shared.db.models import (
+    ImageState,
     Product,
+    ProductImage,
     Source,
 )
 from shared.db.schemas import (
     CatalogStats,
+    ShopStats,
 )
 from shared.errors import InvalidInputError, ReadOnlyQueryError
 
@@ -37,6 +40,44 @@ class AnalyticsRepository(ImagesRepository):
             products_inactive=by_active.get(False, 0),
             images=self.image_state_counts(),
         )
+
+    def shop_stats(self) -> list[ShopStats]:
+        """Each source's counts (in the order sources were added): products, active ones,
+        and its active images indexed, waiting and failed."""
+        with self.reading() as session:
+            sources = session.execute(
+                select(Source.id, Source.name, Source.enabled).order_by(Source.id)
+            ).all()
+            products: dict[tuple[int, bool], int] = {
+                (source_id, bool(active)): count
+                for source_id, active, count in session.execute(
+                    select(Product.source_id, Product.active, func.count()).group_by(
+                        Product.source_id, Product.active
+                    )
+                )
+            }
+            images: dict[tuple[int, ImageState], int] = {
+                (source_id, ImageState(state)): count
+                for source_id, state, count in session.execute(
+                    select(Product.source_id, ProductImage.state, func.count())
+                    .join(Product, Product.id == ProductImage.product_id)
+                    .where(ProductImage.active.is_(True))
+                    .group_by(Product.source_id, ProductImage.state)
+                )
+            }
+        return [
+            ShopStats(
+                source=name,
+                enabled=bool(enabled),
+                products=products.get((sid, True), 0) + products.get((sid, False), 0),
+                products_active=products.get((sid, True), 0),
+                images_indexed=images.get((sid, ImageState.DONE), 0),
+                images_pending=images.get((sid, ImageState.PENDING), 0)
+                + images.get((sid, ImageState.PROCESSING), 0),
+                images_failed=images.get((sid, ImageState.FAILED), 0),
+            )
+            for sid, name, enabled in sources
+        ]
 
     def run_query(
         self, sql: str, params: dict[str, Any] | None = None, *, max_rows: int = 10_000

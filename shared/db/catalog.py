@@ -8,8 +8,8 @@
 Every method opens and commits its own short transaction; nothing is held between calls. The
 methods live in one repository per concern (:mod:`shared.db.sources`, :mod:`~shared.db.products`,
 :mod:`~shared.db.images`, :mod:`~shared.db.versions`, :mod:`~shared.db.feedback`,
-:mod:`~shared.db.garments`, :mod:`~shared.db.analytics`); services and analysts use the
-facade, and no SQL lives outside ``shared/db``.
+:mod:`~shared.db.garments`, :mod:`~shared.db.analytics`, :mod:`~shared.db.keys`); services and
+analysts use the facade, and no SQL lives outside ``shared/db``.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from shared.db.analytics import AnalyticsRepository
 from shared.db.feedback import FeedbackRepository
 from shared.db.garments import GarmentsRepository
 from shared.db.images import ImagesRepository
+from shared.db.keys import KeysRepository
 from shared.db.products import ProductsRepository
 from shared.db.sources import SourcesRepository
 from shared.db.versions import ModelVersionsRepository
@@ -34,9 +35,10 @@ class Catalog(
     ModelVersionsRepository,
     FeedbackRepository,
     GarmentsRepository,
+    KeysRepository,
 ):
-    """Typed access to sources, crawl runs, products, images, crops, models, feedback and the
-    garment class of each shop category."""
+    """Typed access to sources, crawl runs, products, images, crops, models, feedback, the
+    garment class of each shop category and the storefronts' API keys."""
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> Catalog:

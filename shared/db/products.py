@@ -312,21 +312,39 @@ class ProductsRepository(Store):
             rows = session.scalars(query.limit(limit).offset(offset))
             return [ProductOut.model_validate(row) for row in rows]
 
-    def categories(self) -> list[str]:
-        """The shop categories of active products, A to Z (what a search can filter on)."""
+    def categories(self, *, shops: Sequence[str] | None = None) -> list[str]:
+        """The shop categories of active products, A to Z (what a search can filter on);
+        with ``shops``, of those shops' (source names) products only."""
         query = (
             select(Product.category)
             .where(Product.active.is_(True), Product.category.is_not(None))
             .group_by(Product.category)
             .order_by(Product.category)
         )
+        if shops is not None:
+            query = query.where(_of_shops(shops))
         with self.reading() as session:
             return [str(category) for category in session.scalars(query)]
 
-    def facets(self, *, max_brands: int = 500) -> Facets:
+    def product_shops(self, product_ids: Iterable[int]) -> dict[int, str]:
+        """The shop (source name) of each of ``product_ids`` the catalog has."""
+        ids = sorted({int(i) for i in product_ids})
+        if not ids:
+            return {}
+        query = (
+            select(Product.id, Source.name)
+            .join(Source, Source.id == Product.source_id)
+            .where(Product.id.in_(ids))
+        )
+        with self.reading() as session:
+            return {int(pid): str(name) for pid, name in session.execute(query)}
+
+    def facets(self, *, max_brands: int = 500, shops: Sequence[str] | None = None) -> Facets:
         """Distinct categories and brands of active products, their most common currency and
-        the price range in it."""
+        the price range in it; with ``shops``, of those shops' (source names) products only."""
         active = Product.active.is_(True)
+        if shops is not None:
+            active = active & _of_shops(shops)
         with self.reading() as session:
             brands = session.scalars(
                 select(Product.brand)
@@ -348,9 +366,14 @@ class ProductsRepository(Store):
                 )
             ).one()
         return Facets(
-            categories=self.categories(),
+            categories=self.categories(shops=shops),
             brands=[str(brand) for brand in brands],
             currency=currency,
             min_price=float(low) if low is not None else None,
             max_price=float(high) if high is not None else None,
         )
+
+
+def _of_shops(shops: Sequence[str]) -> Any:
+    """Products of these shops (source names)."""
+    return Product.source_id.in_(select(Source.id).where(Source.name.in_(list(shops))))

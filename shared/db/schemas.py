@@ -308,6 +308,44 @@ class CatalogStats(BaseModel):
     images: dict[ImageState, int]
 
 
+class ShopStats(BaseModel):
+    """One source's counts: its products and where their images' ingest stands."""
+
+    source: str
+    enabled: bool
+    products: int = Field(description="Products, active or not.")
+    products_active: int
+    images_indexed: int = Field(description="Active images that are searchable.")
+    images_pending: int = Field(description="Active images waiting or being indexed.")
+    images_failed: int = Field(description="Active images that could not be indexed.")
+
+
+SHOP_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+"""What a source (shop) name looks like: :class:`SourceIn`'s ``name``."""
+
+
+class ApiKeyIn(_In):
+    """A storefront key to make: its name and the shops (source names) it may see."""
+
+    name: str = Field(min_length=1, max_length=100, pattern=SHOP_NAME)
+    shops: tuple[str, ...] = Field(min_length=1, max_length=50)
+
+
+class ApiKeyOut(_Out):
+    """A storefront key as stored: never the key itself."""
+
+    id: int
+    name: str
+    shops: list[str]
+    created_at: datetime
+
+
+class NewApiKey(ApiKeyOut):
+    """A key just made, with the key itself: shown once, never stored in clear."""
+
+    key: str
+
+
 STALLED_AFTER_S = 300.0
 """Images waiting and none finished for this long: ingest is stalled."""
 

@@ -27,6 +27,7 @@ from services.gateway.service import RecommendPipeline
 from services.ingest.pipeline import IngestRuntime
 from services.recommender.schemas import RecommendQuery, RecommendResult
 from services.recommender.service import Recommender
+from shared.colour import SHOPPER_COLOURS
 from shared.db import Catalog
 from shared.settings import Settings
 from shared.taxonomy import parent
@@ -267,6 +268,51 @@ def test_colour_weight_changes_the_ranking(world: World, client: TestClient) -> 
     ), "a request without color_weight gets the shop's default"
 
 
+def test_answers_name_colours_and_take_a_colour_filter(world: World, client: TestClient) -> None:
+    demo = world.shop.catalog.products[0]
+    body = _post(client, _photo(world, demo.sku), cross_category="true", k=PRODUCTS)
+    [group] = body["groups"]
+    seen = group["colour"]
+    assert seen["name"] in SHOPPER_COLOURS and 0 < seen["probability"] <= 1
+    named = {r["id"]: r["colour"] for r in group["recommendations"]}
+    assert set(named.values()) <= set(SHOPPER_COLOURS)
+    # The product itself (its own photo) is named as its garment was at query time.
+    assert named[world.ids[demo.sku]] == seen["name"]
+    for name in set(named.values()):
+        only = _post(client, _photo(world, demo.sku), cross_category="true", colour=name)
+        kept = only["groups"][0]["recommendations"]
+        assert kept and {r["colour"] for r in kept} == {name}
+        # A synonym is read as its name.
+        synonym = {"burgundy": "Maroon", "white": "cream", "olive": "khaki"}.get(name, name.upper())
+        again = _post(client, _photo(world, demo.sku), cross_category="true", colour=synonym)
+        assert _ids(again) == [r["id"] for r in kept]
+    other = _post(client, _photo(world, demo.sku), cross_category="true", colour_mode="other")
+    assert seen["name"] not in {r["colour"] for r in other["groups"][0]["recommendations"]}
+    anyway = _post(client, _photo(world, demo.sku), cross_category="true", colour_mode="any")
+    assert _ids(anyway) == _ids(
+        _post(client, _photo(world, demo.sku), cross_category="true", color_weight=0)
+    )
+
+
+def test_more_like_this_in_another_colour(world: World, client: TestClient) -> None:
+    demo = world.shop.catalog.products[0]
+    product_id = world.ids[demo.sku]
+    same = client.post("/recommend", json={"product_id": product_id, "cross_category": True})
+    assert same.status_code == 200, same.text
+    [group] = same.json()["groups"]
+    own = group["colour"]["name"]
+    other = client.post(
+        "/recommend",
+        json={"product_id": product_id, "cross_category": True, "colour_mode": "other"},
+    )
+    assert other.status_code == 200, other.text
+    found = other.json()["groups"][0]["recommendations"]
+    assert found and own not in {r["colour"] for r in found}
+    words = client.post("/recommend", json={"text": "red shirt", "colour_mode": "other"})
+    assert words.status_code == 422
+    assert "give a photo or a product_id" in words.json()["detail"]
+
+
 def test_diversity_reorders(world: World, client: TestClient) -> None:
     demo = world.shop.catalog.products[0]
     plain = _ids(_post(client, _photo(world, demo.sku), cross_category="true", k=6))
@@ -398,7 +444,12 @@ def test_too_large(world: World) -> None:
         ({"color_weight": "1.5"}, "color_weight: Input should be less than or equal to 1"),
         ({"min_price": "50", "max_price": "10"}, "min_price 50.0 is above max_price 10.0"),
         ({"category": "tops", "cross_category": "true"}, "either category or cross_category"),
-        ({"colour": "red"}, "colour: Extra inputs are not permitted"),
+        ({"colours": "red"}, "colours: Extra inputs are not permitted"),
+        ({"colour": "sparkly"}, "unknown colour 'sparkly': give one of black, white"),
+        ({"colour_mode": "some"}, "colour_mode: Input should be 'same', 'any' or 'other'"),
+        ({"colour": "navy", "colour_mode": "other"}, "either colour or colour_mode=other"),
+        ({"color_weight": "0.3", "colour_mode": "any"}, "not with colour_mode=any"),
+        ({"color_weight": "-0.1"}, "color_weight: Input should be greater than or equal to 0"),
     ],
 )
 def test_clear_422s(client: TestClient, world: World, fields: dict, message: str) -> None:
@@ -612,6 +663,56 @@ def test_services_over_http_answer_like_in_process(
         assert "+cutout" in refused.json()["detail"] and "reindex" in refused.json()["detail"]
 
 
+def test_a_photo_is_scoped_to_its_shops_in_process_and_over_http(
+    world: World, client: TestClient
+) -> None:
+    """``shop`` and a storefront key scope a photo's search (issue 31), with the recommender in
+    process and as a service (the compose shape: the scope travels in its filters)."""
+    from services.recommender.api import create_app as recommender_app
+    from shared.db import ApiKeyIn, SourceIn
+    from tests.recommend_support import serve_app
+
+    demo = world.shop.catalog.products[2]
+    photo = _photo(world, demo.sku)
+    [shop] = [source.name for source in world.catalog.list_sources()]
+    world.catalog.upsert_source(SourceIn(name="elsewhere", base_url="https://elsewhere.example/"))
+    own = world.catalog.add_api_key(ApiKeyIn(name="demo-web", shops=(shop,))).key
+    other = world.catalog.add_api_key(ApiKeyIn(name="elsewhere-web", shops=("elsewhere",))).key
+    try:
+        everything = _ids(_post(client, photo, k=5))
+        with (
+            serve_app(recommender_app(world.settings, index=world.index)) as recommender_url,
+            _client(world, recommender_url=recommender_url) as remote,
+        ):
+            for gateway in (client, remote):
+                assert _ids(_post(gateway, photo, k=5, shop=shop)) == everything
+                assert _ids(_post(gateway, photo, k=5, shop="elsewhere")) == []
+                for key, ids in ((own, everything), (other, [])):
+                    answer = gateway.post(
+                        "/recommend",
+                        files={"image": ("a.jpg", photo, "image/jpeg")},
+                        data={"k": "5"},
+                        headers={"X-API-Key": key},
+                    )
+                    assert answer.status_code == 200 and _ids(answer.json()) == ids
+                refused = gateway.post(
+                    "/recommend",
+                    files={"image": ("a.jpg", photo, "image/jpeg")},
+                    data={"shop": shop},
+                    headers={"X-API-Key": other},
+                )
+                assert refused.status_code == 403 and repr(shop) in refused.json()["detail"]
+                unknown = gateway.post(
+                    "/recommend?shop=nowhere", files={"image": ("a.jpg", photo, "image/jpeg")}
+                )
+                assert unknown.status_code == 422
+                assert unknown.json()["detail"].startswith("no shop named 'nowhere'")
+    finally:
+        for name in ("demo-web", "elsewhere-web"):
+            world.catalog.remove_api_key(name)
+        world.catalog.remove_source("elsewhere")
+
+
 def test_a_photo_with_no_garment_answers_no_group_with_a_notice(client: TestClient) -> None:
     """A plain picture is not searched whole: an honest empty answer the page can show."""
     buffer = io.BytesIO()
@@ -623,6 +724,14 @@ def test_a_photo_with_no_garment_answers_no_group_with_a_notice(client: TestClie
     body = response.json()
     assert body["groups"] == []
     assert body["notice"] == "We couldn't find any clothing in this photo."
+    # Asked for a colour, or for another colour than the garment's: the same honest answer.
+    for fields in ({"colour": "navy"}, {"colour_mode": "other"}):
+        again = client.post(
+            "/recommend",
+            files={"image": ("blue.jpg", buffer.getvalue(), "image/jpeg")},
+            data=fields,
+        )
+        assert again.status_code == 200 and again.json()["notice"] == body["notice"]
 
 
 def test_the_answer_opens_on_the_most_prominent_garment(world: World, client: TestClient) -> None:

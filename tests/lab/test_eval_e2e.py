@@ -127,6 +127,11 @@ def test_eval_e2e_on_a_generated_shop(
         assert 0 <= products[key] <= 1
     assert products["same_parent"] >= products["same_class"] >= products["same_type"]
     assert products["same_type"] >= products["same_type_colour"]
+    # the demo's colours are shopper names: every query names one, exact label or not
+    assert products["named"] == 6 and 0 <= products["same_type_colour_name"] <= 1
+    assert products["same_colour_name"] >= products["same_type_colour_name"]
+    assert sum(row["queries"] for row in products["per_colour"].values()) == 6
+    assert report["street"]["colour_column"] is None
     assert products["same_type"] > 0, "a demo product's category neighbours come back"
     assert 0 <= products["own_first_rate"] <= 1  # every demo product's type names a class
 
@@ -142,6 +147,7 @@ def test_eval_e2e_on_a_generated_shop(
     assert strict["street"]["per_class"]["overall"]["found"] <= overall["found"]
     assert strict["products"]["queries"] == 6
     assert "Main garment first:" in text and "the product's own class first:" in text
+    assert "**Per colour**" in text and "Street boxes: no colour figures" in text
     assert "**Variants**" in text and '| strict `{"detector": {"min_score": 0.99}}` |' in text
     sheets = sorted(p.name for p in (tmp_path / "sheets").iterdir())
     assert [s.split("-")[0] for s in sheets] == ["product", "product", "street", "street"]

@@ -15,7 +15,7 @@ from services.recommender.calibration import Calibrator, Scale
 from services.recommender.schemas import RecommendQuery, RecommendResult
 from services.recommender.service import Recommender
 from shared import index_layout
-from shared.colour import COLOUR_DIM
+from shared.colour import COLOUR_DIM, SHOPPER_COLOURS
 from shared.vectors import EdgeIndex, Point
 
 pytestmark = pytest.mark.unit
@@ -59,6 +59,8 @@ class Shop:
                         "model_version": VERSION,
                         "garment": kind,
                         "garment_parent": kind,
+                        "colour_name": str(rng.choice(SHOPPER_COLOURS[:4])),
+                        "colour_p": float(rng.uniform(0.3, 1.0)),
                     },
                 )
                 for product, shape in zip(ids, shapes, strict=True)
@@ -134,7 +136,12 @@ def test_words_are_monotone_in_the_score_shown(tmp_path: Path) -> None:
     _learnt(recommender, "a")
     for n in range(16):
         query = bases[n] + 0.3 * rng.standard_normal(DIM)
-        result = _ask(recommender, query, colour=_colour(rng), color_weight=0.45, garments=["top"])
+        # The named colours' share in the score too (the scale is learnt on the same blend).
+        named = {"colour_probs": rng.dirichlet(np.ones(len(SHOPPER_COLOURS))).tolist()}
+        named["colour_share"] = 0.75 if n % 2 else 0.0
+        result = _ask(
+            recommender, query, colour=_colour(rng), color_weight=0.45, garments=["top"], **named
+        )
         shown = sorted(result.hits, key=lambda hit: -hit.score)
         assert any(hit.match is not None for hit in shown)
         ranks = [RANK[hit.match] for hit in shown]

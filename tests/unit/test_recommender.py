@@ -9,12 +9,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
 
 from services.ingest import indexing
 from services.recommender.schemas import Filters, RecommendQuery, SimilarQuery
 from services.recommender.service import Recommender, query_filter, shape_similarity
 from shared import index_layout
-from shared.colour import COLOUR_DIM
+from shared.colour import COLOUR_DIM, SHOPPER_COLOURS
 from shared.errors import NotFoundError, ServiceUnavailableError
 from shared.vectors import EdgeIndex, PayloadFilter, Point
 
@@ -254,6 +255,14 @@ def test_query_filter_always_active() -> None:
         Filters(min_price=5, max_price=1)
 
 
+def test_query_filter_scopes_to_shops() -> None:
+    one = query_filter(_query(filters=Filters(source=["north"])))
+    assert one.equals == {"active": 1, "source": "north"}
+    several = query_filter(_query(filters=Filters(source=["south", "north", "south"])))
+    assert several.equals == {"active": 1, "source": ["north", "south"]}
+    assert "source" not in query_filter(_query()).equals, "no shops: every shop"
+
+
 def test_garment_classes_scope_the_search_whatever_the_shop_calls_them(
     index: EdgeIndex,
 ) -> None:
@@ -334,3 +343,74 @@ def test_an_index_made_before_garment_classes_is_searched_whole_and_says_so(
     assert [hit.product_id for hit in result.hits] == [1, 2, 3]
     assert result.garments == []  # not scoped: the gateway's `searched` is empty
     engine.close()
+
+
+def _navy_first() -> list[float]:
+    """Colour probabilities of a garment the model reads as navy (0.7) or black (0.3)."""
+    probabilities = [0.0] * len(SHOPPER_COLOURS)
+    probabilities[SHOPPER_COLOURS.index("navy")] = 0.7
+    probabilities[SHOPPER_COLOURS.index("black")] = 0.3
+    return probabilities
+
+
+@pytest.fixture
+def named(tmp_path: Path) -> Iterator[EdgeIndex]:
+    """Shirts and t-shirts of named colours, nearest by shape first: a red shirt, a black
+    t-shirt, a navy shirt, a navy t-shirt, a black shirt (the same colour descriptor)."""
+    engine = EdgeIndex(tmp_path / "named")
+    indexing.ensure_collection(engine, VERSION, DIM)
+    rows = [
+        ("shirts", "red", 0.9),
+        ("tshirts", "black", 0.8),
+        ("shirts", "navy", 0.9),
+        ("tshirts", "navy", 0.6),
+        ("shirts", "black", 0.5),
+    ]
+    engine.upsert(
+        index_layout.collection_name(VERSION),
+        [
+            _point(n, n, _axis(0, 0.1 * n), colour=3, category=c, colour_name=name, colour_p=p)
+            for n, (c, name, p) in enumerate(rows, start=1)
+        ],
+    )
+    yield engine
+    engine.close()
+
+
+def test_the_same_named_colour_comes_first_within_the_kind_shape_decided(
+    named: EdgeIndex,
+) -> None:
+    recommender = Recommender(named)
+    assert _ids(recommender) == [1, 2, 3, 4, 5]
+    coloured = {"colour_probs": _navy_first(), "color_weight": 0.45, "colour_share": 1.0}
+    # Navy first, then black (the model's second guess), then the red one.
+    assert _ids(recommender, **coloured)[:2] == [3, 4]
+    assert _ids(recommender, **coloured)[-1] == 1
+    # The nearest by shape vote for the shirts: colour orders them, it never picks the kind
+    # (the navy t-shirt, the same colour, stays behind every shirt).
+    assert _ids(recommender, category_votes=1, **coloured) == [3, 5, 1, 4, 2]
+    # Without the named colours' share, the descriptors (all alike here) leave shape's order.
+    assert _ids(recommender, colour_probs=_navy_first(), color_weight=0.45) == [1, 2, 3, 4, 5]
+    [result] = recommender.recommend([_query(**coloured)])
+    assert [hit.colour_name for hit in result.hits] == ["navy", "navy", "black", "black", "red"]
+
+
+def test_a_colour_filter_keeps_or_leaves_out_named_colours(named: EdgeIndex) -> None:
+    recommender = Recommender(named)
+    assert _ids(recommender, colour_names=["navy"]) == [3, 4]
+    assert _ids(recommender, colour_names=["navy", "red"]) == [1, 3, 4]
+    assert _ids(recommender, exclude_colour_names=["black", "navy"]) == [1]
+    assert _ids(recommender, colour_names=["green"]) == []
+    with pytest.raises(ValidationError, match="unknown colour names"):
+        _query(colour_names=["sparkly"])
+    with pytest.raises(ValidationError):
+        _query(colour_probs=[1.0])  # one probability per shopper colour
+
+
+def test_similar_in_another_colour_leaves_out_the_products_own(named: EdgeIndex) -> None:
+    recommender = Recommender(named)
+    same = recommender.similar_to_product(3, SimilarQuery(k=10, categories=[]))
+    assert same.colour_name == "navy" and same.colour_p == 0.9
+    other = recommender.similar_to_product(3, SimilarQuery(k=10, categories=[], other_colour=True))
+    assert {hit.colour_name for hit in other.hits} == {"red", "black"}
+    assert [hit.product_id for hit in other.hits] == [2, 5, 1]  # by shape alone

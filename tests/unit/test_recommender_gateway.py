@@ -28,7 +28,7 @@ def test_params_refuse_contradictions_and_unknown_fields() -> None:
     with pytest.raises(ValidationError, match="either category or cross_category"):
         RecommendParams.model_validate({"category": "tops", "cross_category": True})
     with pytest.raises(ValidationError, match="Extra inputs"):
-        RecommendParams.model_validate({"colour": "red"})
+        RecommendParams.model_validate({"colours": "red"})
     with pytest.raises(ValidationError, match="give image_url, product_id or text"):
         RecommendJSON.model_validate({})
     with pytest.raises(ValidationError, match="image_url or product_id, not both"):

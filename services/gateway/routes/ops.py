@@ -9,12 +9,14 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from services.gateway.deps import CatalogDep, SettingsDep
 from services.gateway.errors import error_responses
+from services.gateway.limits import caller
 from services.gateway.schemas import MAX_ID
-from shared.db import CatalogStats, ProductOut
+from shared.db import CatalogStats, ProductOut, ShopStats
+from shared.errors import NotFoundError
 from shared.health import Check, check_broker, check_database
 from shared.index_holder import Holder
 from shared.vectors import EdgeIndex
@@ -70,20 +72,35 @@ def _no_ingest(gone: Holder) -> Check:
     return Check("ingest", False, detail, 0.0)
 
 
-@router.get("/status", tags=["ops"], response_model=CatalogStats)
-async def status(catalog: CatalogDep) -> CatalogStats:
-    """Catalog counts: sources, active/inactive products, images per ingest state."""
-    return await run_in_threadpool(catalog.stats)
+class StatusOut(CatalogStats):
+    shops: list[ShopStats] = Field(
+        description="Each shop's (source's) products and its images indexed, pending, failed."
+    )
+
+
+@router.get("/status", tags=["ops"], response_model=StatusOut)
+async def status(catalog: CatalogDep) -> StatusOut:
+    """Catalog counts: sources, active/inactive products, images per ingest state, and the
+    same for each shop."""
+    stats = await run_in_threadpool(catalog.stats)
+    shops = await run_in_threadpool(catalog.shop_stats)
+    return StatusOut(**stats.model_dump(), shops=shops)
 
 
 @router.get(
     "/products/{product_id}",
     tags=["catalog"],
     response_model=ProductOut,
-    responses=error_responses(404, 422),
+    responses=error_responses(403, 404, 422),
 )
 async def get_product(
-    product_id: Annotated[int, Path(ge=1, le=MAX_ID)], catalog: CatalogDep
+    request: Request, product_id: Annotated[int, Path(ge=1, le=MAX_ID)], catalog: CatalogDep
 ) -> ProductOut:
-    """One catalog product with its images and their ingest state (404 if unknown)."""
+    """One catalog product with its images and their ingest state (404 if unknown, or of a
+    shop outside the caller's storefront key)."""
+    who = await run_in_threadpool(caller, request)
+    if who.shops is not None:
+        shop = await run_in_threadpool(catalog.product_shops, [product_id])
+        if shop.get(product_id) not in who.shops:
+            raise NotFoundError(f"no product {product_id}")
     return await run_in_threadpool(catalog.get_product, product_id)

@@ -3,17 +3,21 @@
 The storefront is static HTML, CSS and JavaScript modules under ``static/`` (no build step);
 it calls the public API (``POST /recommend``) from the browser. ``/storefront/config.json``
 hands it the few facts it needs up front: the catalog's categories, brands, currency and price
-range (what searches filter on) and the upload limit. The status page (catalog counts, ingest,
-sources and the garment class of each shop category) lives at ``/status-page``.
+range (what searches filter on), the colour names its colour filter offers and the upload limit;
+of one shop's catalog when the page is started for it (``/?shop=NAME``: the page passes ``shop``
+on to its requests). The status page (catalog counts, ingest, each shop's counts, and the
+garment class of each shop category) lives at ``/status-page``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 from html import escape
 from pathlib import Path
+from typing import Annotated
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
@@ -21,7 +25,18 @@ from pydantic import BaseModel, Field
 from services.gateway.deps import CatalogDep, SettingsDep
 from services.gateway.errors import ErrorOut, error_responses
 from services.gateway.examples import example_photo, examples_for
-from shared.db import CatalogStats, CategoryGarment, Facets, IngestProgress, SourceOut
+from services.gateway.schemas import shop_names
+from shared.colour import SHOPPER_COLOURS
+from shared.db import (
+    Catalog,
+    CatalogStats,
+    CategoryGarment,
+    Facets,
+    IngestProgress,
+    ShopStats,
+    SourceOut,
+)
+from shared.errors import InvalidInputError
 from shared.health import Check
 
 STATIC_DIR = Path(__file__).parent.parent / "static"
@@ -50,12 +65,19 @@ class StorefrontConfig(Facets):
 
     max_upload_bytes: int
     color_weight: float = Field(description="The colour weight a search uses unless it sets one.")
+    colours: list[str] = Field(
+        description="The colour names a search can filter on (``colour`` on /recommend).",
+        examples=[["black", "white", "navy"]],
+    )
     feedback: bool = Field(
         description="Whether the page may record clicks with POST /feedback: only when no API "
         "key guards it (a public page cannot hold the key)."
     )
     catalog: CatalogProgress = Field(
         description="How much of the catalog is searchable yet (the page says so while it grows)."
+    )
+    shop: list[str] | None = Field(
+        default=None, description="The shops the page is scoped to (null: every shop)."
     )
 
 
@@ -75,25 +97,73 @@ async def favicon() -> RedirectResponse:
     return RedirectResponse("/static/favicon.svg", status_code=301)
 
 
-@router.get("/storefront/config.json", tags=["storefront"], response_model=StorefrontConfig)
-async def storefront_config(catalog: CatalogDep, settings: SettingsDep) -> StorefrontConfig:
+@router.get(
+    "/storefront/config.json",
+    tags=["storefront"],
+    response_model=StorefrontConfig,
+    responses=error_responses(422),
+)
+async def storefront_config(
+    catalog: CatalogDep,
+    settings: SettingsDep,
+    shop: Annotated[
+        str | None,
+        Query(description="The page's shops (source names, comma-separated); unset: every shop."),
+    ] = None,
+) -> StorefrontConfig:
     """What the storefront page needs before the first query: the categories, brands, currency
     and price range it can filter on, the upload size limit, and how much of the catalog is
-    searchable yet."""
-    facets: Facets = await run_in_threadpool(catalog.facets)
-    stats: CatalogStats = await run_in_threadpool(catalog.stats)
-    progress: IngestProgress = await run_in_threadpool(catalog.ingest_progress)
+    searchable yet; of the page's ``shop`` only, when it is started for one (``/?shop=NAME``;
+    422 for a shop the catalog does not have)."""
+    shops = await run_in_threadpool(_page_shops, catalog, shop)
+    facets: Facets = await run_in_threadpool(partial(catalog.facets, shops=shops))
     return StorefrontConfig(
         **facets.model_dump(),
-        catalog=CatalogProgress(
+        shop=shops,
+        catalog=await run_in_threadpool(_progress, catalog, shops),
+        max_upload_bytes=settings.images.max_upload_bytes,
+        color_weight=settings.gateway.color_weight,
+        colours=list(SHOPPER_COLOURS),
+        feedback=not settings.api_key,
+    )
+
+
+def _page_shops(catalog: Catalog, shop: str | None) -> list[str] | None:
+    """The page's shops, read as ``/recommend`` reads ``shop`` (422: malformed or unknown)."""
+    if shop is None:
+        return None
+    try:
+        names: list[str] = shop_names(shop)
+    except ValueError as exc:
+        raise InvalidInputError(f"shop: {exc}") from exc
+    known = [source.name for source in catalog.list_sources()]
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        offered = ", ".join(known) if known else "none yet"
+        listed = ", ".join(repr(name) for name in unknown)
+        raise InvalidInputError(f"no shop named {listed}; the shops are: {offered}")
+    return names
+
+
+def _progress(catalog: Catalog, shops: list[str] | None) -> CatalogProgress:
+    """How much of the catalog (or of ``shops``) is searchable yet."""
+    if shops is None:
+        stats: CatalogStats = catalog.stats()
+        progress: IngestProgress = catalog.ingest_progress()
+        return CatalogProgress(
             products=stats.products_active,
             images_indexed=progress.done,
             images_total=progress.total,
             indexing=progress.waiting > 0,
+        )
+    mine = [row for row in catalog.shop_stats() if row.source in shops]
+    return CatalogProgress(
+        products=sum(row.products_active for row in mine),
+        images_indexed=sum(row.images_indexed for row in mine),
+        images_total=sum(
+            row.images_indexed + row.images_pending + row.images_failed for row in mine
         ),
-        max_upload_bytes=settings.images.max_upload_bytes,
-        color_weight=settings.gateway.color_weight,
-        feedback=not settings.api_key,
+        indexing=any(row.images_pending for row in mine),
     )
 
 
@@ -148,11 +218,14 @@ async def status_page(request: Request, catalog: CatalogDep) -> HTMLResponse:
     progress: IngestProgress = await run_in_threadpool(catalog.ingest_progress)
     sources: list[SourceOut] = await run_in_threadpool(catalog.list_sources)
     categories: list[CategoryGarment] = await run_in_threadpool(catalog.category_garments)
+    shops: list[ShopStats] = await run_in_threadpool(catalog.shop_stats)
     state = request.app.state
     checks = [state.warmup.check()]
     if getattr(state, "ingest", None) is not None:
         checks.append(state.ingest.check())
-    return HTMLResponse(render_status_page(stats, sources, progress, checks, categories=categories))
+    return HTMLResponse(
+        render_status_page(stats, sources, progress, checks, categories=categories, shops=shops)
+    )
 
 
 _STYLE = """
@@ -241,6 +314,20 @@ def _categories_html(categories: Sequence[CategoryGarment]) -> str:
     return table + hint
 
 
+def _shop_counts(row: ShopStats | None) -> str:
+    """A source's counts as table cells (empty before the catalog has them)."""
+    if row is None:
+        return '<td colspan="5"></td>'
+    numbers = (
+        row.products,
+        row.products_active,
+        row.images_indexed,
+        row.images_pending,
+        row.images_failed,
+    )
+    return "".join(f'<td class="num">{number:,}</td>' for number in numbers)
+
+
 def render_status_page(
     stats: CatalogStats,
     sources: list[SourceOut],
@@ -248,8 +335,10 @@ def render_status_page(
     checks: list[Check],
     *,
     categories: Sequence[CategoryGarment] = (),
+    shops: Sequence[ShopStats] = (),
 ) -> str:
     enabled = {source.id for source in sources if source.enabled}  # a disabled shop's: not shown
+    counts = {row.source: row for row in shops}
     tiles = [
         ("Sources", stats.sources),
         ("Active products", stats.products_active),
@@ -264,12 +353,13 @@ def render_status_page(
         f"<td>{escape(source.name)}</td>"
         f'<td><a href="{escape(source.base_url)}">{escape(source.base_url)}</a></td>'
         f"<td>{'enabled' if source.enabled else 'disabled'}</td>"
+        f"{_shop_counts(counts.get(source.name))}"
         "</tr>"
         for source in sources
     )
     if not rows:
         rows = (
-            '<tr><td colspan="3">No sources yet: '
+            '<tr><td colspan="8">No sources yet: '
             "<code>lookalike run</code> adds the demo shop.</td></tr>"
         )
     return f"""<!doctype html>
@@ -290,8 +380,11 @@ refreshed every {REFRESH_S} s.</p>
 <section aria-labelledby="ingest"><h2 id="ingest">Ingest</h2>
 {_ingest_html(progress, checks)}</section>
 <section aria-labelledby="sources"><h2 id="sources">Sources</h2>
-<div class="scroll"><table><thead><tr><th>Name</th><th>Start URL</th><th>State</th></tr></thead>
-<tbody>{rows}</tbody></table></div></section>
+<div class="scroll"><table><thead><tr><th>Name</th><th>Start URL</th><th>State</th>
+<th>Products</th><th>Active</th><th>Images indexed</th><th>Pending</th><th>Failed</th>
+</tr></thead><tbody>{rows}</tbody></table></div>
+<p class="hint">Each shop's storefront: <code>/?shop=NAME</code>; its API key:
+<code>lookalike keys add NAME --shop SOURCE</code>.</p></section>
 <section aria-labelledby="categories"><h2 id="categories">Categories</h2>
 <p class="hint">The garment class of each shop category: the source's <code>garment_map</code>
 (operator), else its name, else its crops' classifier votes.</p>

@@ -14,8 +14,8 @@ from starlette.datastructures import UploadFile
 
 from services.gateway.answers import RecentAnswers
 from services.gateway.deps import CatalogDep, PipelineDep
-from services.gateway.errors import ConflictError, error_responses
-from services.gateway.limits import check_api_key, enforce_feedback_limit, enforce_rate_limit
+from services.gateway.errors import ConflictError, UnauthorizedError, error_responses
+from services.gateway.limits import Caller, caller, enforce_feedback_limit, enforce_rate_limit
 from services.gateway.metrics import GatewayMetrics
 from services.gateway.schemas import (
     MAX_LISTED,
@@ -27,8 +27,13 @@ from services.gateway.schemas import (
     RecommendResponse,
 )
 from services.gateway.service import RecommendPipeline
-from shared.db import FeedbackIn
-from shared.errors import InvalidInputError, PayloadTooLargeError, UnsupportedMediaTypeError
+from shared.db import Catalog, FeedbackIn
+from shared.errors import (
+    InvalidInputError,
+    NotFoundError,
+    PayloadTooLargeError,
+    UnsupportedMediaTypeError,
+)
 from shared.web import REQUEST_ID, validation_message
 
 router = APIRouter()
@@ -118,7 +123,7 @@ def _fields(items: Iterable[tuple[str, Any]]) -> dict[str, Any]:
     tags=["recommend"],
     summary="Products that look like each garment of a photo, or that match words",
     dependencies=[Depends(enforce_rate_limit)],
-    responses=error_responses(400, 404, 413, 415, 422, 429, 503),
+    responses=error_responses(400, 403, 404, 413, 415, 422, 429, 503),
     openapi_extra=_RECOMMEND_BODY,
 )
 async def recommend(request: Request, pipeline: PipelineDep) -> RecommendResponse:
@@ -129,8 +134,11 @@ async def recommend(request: Request, pipeline: PipelineDep) -> RecommendRespons
     category with the classifier's probability, and the ``k`` most similar active products;
     ``text`` with a photo or product refines their ranking (``text_weight``, negative: "not
     this"). Each group says which path answered (``answered_by``) and what the words were read
-    as (``intent``); ``timings_ms`` has the time per stage."""
-    answer = await _recommend(request, pipeline)
+    as (``intent``); ``timings_ms`` has the time per stage. ``shop`` scopes every path to
+    those shops; a storefront's API key (``X-API-Key``, ``lookalike keys add``) sees only its
+    own shops (403 for another, 404 for another shop's ``product_id``)."""
+    who = await run_in_threadpool(caller, request)
+    answer = await _recommend(request, pipeline, who)
     request_id = REQUEST_ID.get()
     if request_id is not None:
         shown = [r.id for group in answer.groups for r in group.recommendations]
@@ -138,7 +146,9 @@ async def recommend(request: Request, pipeline: PipelineDep) -> RecommendRespons
     return answer
 
 
-async def _recommend(request: Request, pipeline: RecommendPipeline) -> RecommendResponse:
+async def _recommend(
+    request: Request, pipeline: RecommendPipeline, who: Caller
+) -> RecommendResponse:
     content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     query = _fields(request.query_params.multi_items())
     limit = pipeline.settings.images.max_upload_bytes
@@ -148,7 +158,7 @@ async def _recommend(request: Request, pipeline: RecommendPipeline) -> Recommend
             fields = _fields((k, v) for k, v in form.multi_items() if k != "image")
             if upload is None and "text" in fields:
                 params = _parse(RecommendParams, {**query, **fields})
-                return await run_in_threadpool(pipeline.from_text, params)
+                return await run_in_threadpool(pipeline.from_text, params, shops=who.shops)
             if not isinstance(upload, UploadFile):
                 raise InvalidInputError(
                     "send the photo as a multipart file field named 'image' (or words in 'text')"
@@ -159,7 +169,7 @@ async def _recommend(request: Request, pipeline: RecommendPipeline) -> Recommend
         if not data:
             raise InvalidInputError("the image is empty (0 bytes)")
         params = _parse(RecommendParams, {**query, **fields})
-        return await run_in_threadpool(pipeline.from_bytes, data, params)
+        return await run_in_threadpool(pipeline.from_bytes, data, params, shops=who.shops)
     if content_type == "application/json":
         body = await _json_object(request)
         request_json = _parse(RecommendJSON, {**query, **body})
@@ -167,10 +177,14 @@ async def _recommend(request: Request, pipeline: RecommendPipeline) -> Recommend
             request_json.model_dump(exclude={"image_url", "product_id"})
         )
         if request_json.product_id is not None:
-            return await run_in_threadpool(pipeline.from_product, request_json.product_id, params)
+            return await run_in_threadpool(
+                pipeline.from_product, request_json.product_id, params, shops=who.shops
+            )
         if request_json.image_url is None:
-            return await run_in_threadpool(pipeline.from_text, params)
-        return await run_in_threadpool(pipeline.from_url, request_json.image_url, params)
+            return await run_in_threadpool(pipeline.from_text, params, shops=who.shops)
+        return await run_in_threadpool(
+            pipeline.from_url, request_json.image_url, params, shops=who.shops
+        )
     raise UnsupportedMediaTypeError(
         "send multipart/form-data with an 'image' file, or application/json with image_url, "
         f"product_id or text (got {content_type or 'no content type'!r})"
@@ -188,19 +202,31 @@ async def _recommend(request: Request, pipeline: RecommendPipeline) -> Recommend
 )
 async def feedback(request: Request, catalog: CatalogDep) -> FeedbackOut:
     """Stored in the catalog DB for offline and A/B measurement. With ``LOOKALIKE_API_KEY`` set
-    it needs the key (``X-API-Key``) and takes any event. Without a key (the storefront) it is
-    rate limited per client, ``request_id`` must be the ``X-Request-ID`` of a recent
+    it needs a key (``X-API-Key``): the admin's takes any event, a storefront's any event of
+    its own shops' products (404 for another shop's). Without a key (the storefront page) it
+    is rate limited per client, ``request_id`` must be the ``X-Request-ID`` of a recent
     ``/recommend`` answer that showed the product (422 if not), and each kind of event counts
     once per answer and product (409 for a repeat)."""
-    admin = await run_in_threadpool(check_api_key, request)
-    if not admin:
+    who = await run_in_threadpool(caller, request)
+    if not who.keyed and request.app.state.settings.api_key:
+        raise UnauthorizedError("this endpoint needs an API key (X-API-Key header)")
+    if not who.keyed:
         await run_in_threadpool(enforce_feedback_limit, request)
     body = _parse(FeedbackBody, await _json_object(request))
-    if not admin:
+    if who.shops is not None:
+        await run_in_threadpool(_own_product, catalog, who.shops, body.product_id)
+    if not who.keyed:
         await run_in_threadpool(_bind_to_answer, request.app.state.answers, body)
     event = FeedbackIn(**body.model_dump())
     event_id = await run_in_threadpool(catalog.record_feedback, event)
     return FeedbackOut(id=event_id)
+
+
+def _own_product(catalog: Catalog, shops: frozenset[str], product_id: int) -> None:
+    """A storefront key's feedback names one of its own shops' products (else 404, as an
+    unknown product)."""
+    if catalog.product_shops([product_id]).get(product_id) not in shops:
+        raise NotFoundError(f"no product {product_id}")
 
 
 def _bind_to_answer(answers: RecentAnswers, body: FeedbackBody) -> None:

@@ -82,6 +82,9 @@ async function errorFor(response, source) {
   if (aboutWords) {
     title = "We couldn't search for those words.";
     said = said.slice("text: ".length);
+  } else if (status === 422 && /^colour(_mode)?[:= ]/.test(said)) {
+    title = "We couldn't search by that colour.";
+    if (said.startsWith("colour: ")) said = said.slice("colour: ".length);
   }
   if (said) {
     const sentence = said[0].toUpperCase() + said.slice(1);
@@ -156,14 +159,27 @@ export async function recommend(source, params, signal, text = null) {
   }
 }
 
-/** The page's config (categories of the active model, upload limit); null if unavailable. */
+/**
+ * The shop the page was started for (`/?shop=NAME`, or several: `?shop=a,b`); null: every
+ * shop. The server checks the names: it answers an unknown shop with a 422 that says which.
+ */
+export const SHOP = new URLSearchParams(window.location.search).get("shop")?.trim() || null;
+
+/**
+ * The page's config (categories of the active model, upload limit; of the page's shop only
+ * when it has one); null if unavailable. Rejects with RequestError when the server refuses the
+ * page's shop (unknown, or malformed).
+ */
 export async function loadConfig() {
+  let response;
   try {
-    const response = await fetch("/storefront/config.json", { headers: { Accept: "application/json" } });
-    return response.ok ? await response.json() : null;
+    response = await fetch(`/storefront/config.json${queryString({ shop: SHOP })}`, { headers: { Accept: "application/json" } });
+    if (response.ok) return await response.json();
   } catch {
     return null;
   }
+  if (response.status === 422) throw await errorFor(response, { kind: "shop" });
+  return null;
 }
 
 /** POST /feedback, fire and forget (it must not hold up the shopper's click). */
