@@ -1,0 +1,343 @@
+""" "Based on what you viewed": a shopper's session as Qdrant recommend queries.
+
+1. **Seeds**: the front crop of every viewed and "not for me" product (one index call on the
+   ``product_id`` payload index), with its vectors, garment class and named colour.
+2. **Groups**: the viewed products by their kind of garment (the crop's garment class: two
+   dresses and a pair of boots are a dress group and a boots group); each group gets its share
+   of the ``k`` places in proportion to its views' weight (largest remainder; a kind whose
+   share rounds to nothing gets none).
+3. **Search**, per group: Qdrant's recommend query (``best_score``) on the shape vector, the
+   group's crops as positive examples and the "not for me" crops as negative ones, scoped to
+   the group's garment class (widened to its parent class when that has too few products) and
+   filtered as any query (active products, shops, brands, prices, colour names), the session's
+   products excluded. When colour counts (``color_weight``), the candidates' colour similarity
+   is a second recommend query on the colour vector, restricted to them, with the same
+   examples' colour descriptors (a rejected red pushes red down), blended with the chance that
+   a candidate's named colour is the group's (its viewed products' named colours, weighted).
+4. **Answer**: one product per group at most once, best first within each group.
+
+The weights (recency applied by the caller) decide each kind's share of the places and its
+named colour: Qdrant's recommend query takes no weight per example.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from services.recommender.calibration import blend
+from services.recommender.schemas import (
+    ProductHit,
+    RecommendQuery,
+    SessionGroup,
+    SessionQuery,
+    SessionResult,
+)
+from shared.colour import COLOUR_DIM, SHOPPER_COLOURS, named_probabilities, same_colour
+from shared.index_layout import COLOUR_VECTOR, SHAPE_VECTOR, live_collection
+from shared.taxonomy import PARENTS, garment_class
+from shared.vectors import Hit, PayloadFilter, best_score_similarity
+
+if TYPE_CHECKING:
+    from services.recommender.service import Recommender
+
+__all__ = ["recommend_session", "shares"]
+
+POINTS_PER_PRODUCT = 16
+_PROBE = [1.0 / math.sqrt(COLOUR_DIM)] * COLOUR_DIM
+
+
+@dataclass
+class _Seed:
+    """A product's front crop: its vectors and payload."""
+
+    product_id: int
+    shape: list[float]
+    colour: list[float] | None
+    payload: dict[str, Any]
+
+    @property
+    def kind(self) -> str | None:
+        payload = self.payload
+        return payload.get("garment") or payload.get("garment_parent") or payload.get("category")
+
+
+@dataclass
+class _Kind:
+    name: str | None
+    seeds: list[_Seed] = field(default_factory=list)
+    weights: list[float] = field(default_factory=list)
+
+    @property
+    def weight(self) -> float:
+        return sum(self.weights)
+
+
+@dataclass
+class _Scored:
+    hit: Hit
+    shape: float = 0.0
+    colour: float | None = None
+    score: float = 0.0
+
+    @property
+    def product_id(self) -> int:
+        return int(self.hit.payload["product_id"])
+
+
+def shares(weights: Sequence[float], k: int) -> list[int]:
+    """``k`` places shared in proportion to ``weights`` by the largest remainder (ties: the
+    earlier first)."""
+    total = sum(weights)
+    if total <= 0 or k <= 0:
+        return [0] * len(weights)
+    exact = [k * w / total for w in weights]
+    places = [math.floor(x) for x in exact]
+    order = sorted(range(len(weights)), key=lambda i: (-(exact[i] - places[i]), i))
+    for i in order[: k - sum(places)]:
+        places[i] += 1
+    return places
+
+
+Filtering = Callable[[RecommendQuery], PayloadFilter]
+
+
+def recommend_session(
+    recommender: Recommender, query: SessionQuery, filtering: Filtering
+) -> SessionResult:
+    """The session's groups (see the module's docstring), each filtered as ``filtering``
+    filters a query (the recommender's ``query_filter``); ``missing``: the products named that
+    have no indexed crop (then nothing is searched)."""
+    index = recommender.index
+    collection = live_collection(index)
+    viewed = [view.product_id for view in query.viewed]
+    named = [*viewed, *query.not_for_me]
+    if collection is None:
+        return SessionResult(missing=sorted(set(named)))
+    seeds = _seeds(recommender, collection, named)
+    missing = sorted(set(named) - set(seeds))
+    if missing:
+        return SessionResult(missing=missing)
+    kinds: dict[str | None, _Kind] = {}
+    for view in query.viewed:
+        seed = seeds[view.product_id]
+        kind = kinds.setdefault(seed.kind, _Kind(seed.kind))
+        kind.seeds.append(seed)
+        kind.weights.append(view.weight)
+    ordered = sorted(kinds.values(), key=lambda kind: -kind.weight)
+    places = shares([kind.weight for kind in ordered], query.k)
+    negatives = [seeds[pid] for pid in query.not_for_me]
+    total = sum(kind.weight for kind in ordered)
+    taken = set(named)
+    groups = []
+    for kind, quota in zip(ordered, places, strict=True):
+        if quota == 0:
+            continue
+        ranked = _search(recommender, collection, query, kind, negatives, taken, quota, filtering)
+        taken |= {item.product_id for item in ranked}
+        colour = _colour_name(kind)
+        groups.append(
+            SessionGroup(
+                hits=[_product_hit(item) for item in ranked],
+                collection=collection,
+                candidates=len(ranked),
+                garments=sorted({g for g in (_parent(kind.name),) if g}),
+                garment=kind.name,
+                viewed=[seed.product_id for seed in kind.seeds],
+                share=round(kind.weight / total, 4),
+                colour_name=colour[0] if colour else None,
+                colour_p=colour[1] if colour else None,
+            )
+        )
+    model_version = next(iter(seeds.values())).payload.get("model_version")
+    return SessionResult(groups=groups, model_version=model_version)
+
+
+def _seeds(recommender: Recommender, collection: str, ids: Sequence[int]) -> dict[int, _Seed]:
+    """The front crop (the first image's) of each product that has one."""
+    hits = recommender.index.search(
+        collection,
+        COLOUR_VECTOR,
+        _PROBE,
+        limit=len(ids) * POINTS_PER_PRODUCT,
+        where=PayloadFilter(equals={"product_id": list(ids)}),
+        with_vectors=True,
+    )
+    hits.sort(key=lambda hit: (hit.payload.get("image_id") or 0, hit.id))
+    seeds: dict[int, _Seed] = {}
+    for hit in hits:
+        pid = int(hit.payload["product_id"])
+        vectors = hit.vectors or {}
+        if pid not in seeds and SHAPE_VECTOR in vectors:
+            seeds[pid] = _Seed(pid, vectors[SHAPE_VECTOR], vectors.get(COLOUR_VECTOR), hit.payload)
+    return seeds
+
+
+def _parent(kind: str | None) -> str | None:
+    found = garment_class(kind) if kind else None
+    return found.parent if found is not None else None
+
+
+def _scopes(query: SessionQuery, kind: _Kind) -> list[dict[str, Any]]:
+    """The garment scopes to search in turn until the group has its places: the kind's own
+    class, then its parent class; the caller's categories or every class instead."""
+    if query.categories or query.cross_category:
+        return [{}]
+    if kind.name is None:
+        return [{}]
+    if kind.name in PARENTS:
+        return [{"garment_parent": kind.name}]
+    parent = _parent(kind.name)
+    if parent is None:  # a category that names no garment class: its own category
+        return [{"category": kind.name}]
+    return [{"garment": kind.name}, {"garment_parent": parent}]
+
+
+def _search(
+    recommender: Recommender,
+    collection: str,
+    query: SessionQuery,
+    kind: _Kind,
+    negatives: Sequence[_Seed],
+    taken: set[int],
+    quota: int,
+    filtering: Filtering,
+) -> list[_Scored]:
+    exclude_colours = list(query.exclude_colour_names)
+    if query.other_colour:
+        exclude_colours += [
+            s.payload["colour_name"] for s in kind.seeds if s.payload.get("colour_name")
+        ]
+    weight = 0.0 if query.other_colour else query.color_weight
+    base = filtering(
+        RecommendQuery(
+            embedding=[0.0],
+            categories=query.categories,
+            filters=query.filters,
+            colour_names=query.colour_names,
+            exclude_colour_names=sorted(set(exclude_colours)),
+        )
+    )
+    limit = max(query.candidates or recommender.candidates, 4 * quota)
+    chosen: list[_Scored] = []
+    for scope in _scopes(query, kind):
+        excluded = sorted(taken | {item.product_id for item in chosen})
+        where = PayloadFilter(
+            equals={**base.equals, **scope},
+            ranges=base.ranges,
+            excludes={**base.excludes, "product_id": excluded},
+        )
+        hits = recommender.index.recommend(
+            collection,
+            SHAPE_VECTOR,
+            [seed.shape for seed in kind.seeds],
+            [seed.shape for seed in negatives],
+            limit=limit,
+            where=where,
+        )
+        scored = [_Scored(hit, shape=best_score_similarity(hit.score)) for hit in hits]
+        if weight > 0.0 and scored:
+            _colour(recommender, collection, query, kind, negatives, where, scored)
+        for item in scored:
+            item.score = blend(item.shape, item.colour, weight)
+        chosen += _best_per_product(scored)[: quota - len(chosen)]
+        if len(chosen) >= quota:
+            break
+    return chosen
+
+
+def _colour(
+    recommender: Recommender,
+    collection: str,
+    query: SessionQuery,
+    kind: _Kind,
+    negatives: Sequence[_Seed],
+    where: PayloadFilter,
+    scored: Sequence[_Scored],
+) -> None:
+    """Each candidate's colour similarity: Qdrant's recommend on the colour descriptors (the
+    group's and the rejected products'), restricted to the candidates' products, blended with
+    the chance that its named colour is the group's (``colour_share``)."""
+    positives = [seed.colour for seed in kind.seeds if seed.colour]
+    if not positives:
+        return
+    products = sorted({item.product_id for item in scored})
+    inside = PayloadFilter(
+        equals={**where.equals, "product_id": products},
+        ranges=where.ranges,
+        excludes=where.excludes,
+    )
+    hits = recommender.index.recommend(
+        collection,
+        COLOUR_VECTOR,
+        positives,
+        [seed.colour for seed in negatives if seed.colour],
+        limit=len(products) * POINTS_PER_PRODUCT,
+        where=inside,
+    )
+    descriptors = {hit.id: best_score_similarity(hit.score) for hit in hits}
+    probs = _colour_probs(kind)
+    share = query.colour_share if probs is not None else 0.0
+    for item in scored:
+        similarity = descriptors.get(item.hit.id, 0.0)
+        if share > 0.0 and probs is not None:
+            named = same_colour(
+                probs, item.hit.payload.get("colour_name"), item.hit.payload.get("colour_p")
+            )
+            similarity = (1.0 - share) * similarity + share * named
+        item.colour = similarity
+
+
+def _colour_probs(kind: _Kind) -> list[float] | None:
+    """The group's named-colour probabilities: its viewed products', weighted."""
+    mixed = [0.0] * len(SHOPPER_COLOURS)
+    total = 0.0
+    for seed, weight in zip(kind.seeds, kind.weights, strict=True):
+        name = seed.payload.get("colour_name")
+        if name is None:
+            continue
+        for i, p in enumerate(named_probabilities(name, seed.payload.get("colour_p"))):
+            mixed[i] += weight * p
+        total += weight
+    return [p / total for p in mixed] if total > 0 else None
+
+
+def _colour_name(kind: _Kind) -> tuple[str, float] | None:
+    probs = _colour_probs(kind)
+    if probs is None:
+        return None
+    best = max(range(len(probs)), key=lambda i: probs[i])
+    return SHOPPER_COLOURS[best], round(probs[best], 4)
+
+
+def _best_per_product(scored: Sequence[_Scored]) -> list[_Scored]:
+    best: dict[int, _Scored] = {}
+    for item in scored:
+        current = best.get(item.product_id)
+        if current is None or item.score > current.score:
+            best[item.product_id] = item
+    return sorted(best.values(), key=lambda item: (-item.score, item.product_id))
+
+
+def _product_hit(item: _Scored) -> ProductHit:
+    payload = item.hit.payload
+    price = payload.get("price")
+    return ProductHit(
+        product_id=item.product_id,
+        score=round(item.score, 6),
+        shape_score=round(item.shape, 6),
+        colour_score=None if item.colour is None else round(item.colour, 6),
+        point_id=item.hit.id,
+        category=payload.get("category"),
+        garment=payload.get("garment"),
+        brand=payload.get("brand"),
+        price=float(price) if price is not None else None,
+        currency=payload.get("currency"),
+        source=payload.get("source"),
+        image_url=payload.get("image_url"),
+        bbox=payload.get("bbox"),
+        model_version=payload.get("model_version"),
+        colour_name=payload.get("colour_name"),
+    )
