@@ -358,7 +358,7 @@ class RecommendPipeline:
             _Garment(
                 box=None,
                 features=None,
-                categories=list(params.category or []),
+                categories=list(params.category or group.categories),
                 category=group.garment,
                 probability=None,
                 seen=_seen(group.colour_name, group.colour_p),

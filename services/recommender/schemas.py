@@ -363,6 +363,9 @@ class SessionGroup(RecommendResult):
         description="The kind (a class of the shared taxonomy; the product's category when "
         "its garment class is unknown).",
     )
+    categories: list[str] = Field(
+        default_factory=list, description="The shop category searched first (the kind's)."
+    )
     viewed: list[int] = Field(default_factory=list, description="The session's products of it.")
     share: float = Field(default=0.0, description="Its share of the session's weight.")
     colour_name: str | None = Field(

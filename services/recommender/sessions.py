@@ -2,18 +2,22 @@
 
 1. **Seeds**: the front crop of every viewed and "not for me" product (one index call on the
    ``product_id`` payload index), with its vectors, garment class and named colour.
-2. **Groups**: the viewed products by their kind of garment (the crop's garment class: two
-   dresses and a pair of boots are a dress group and a boots group); each group gets its share
+2. **Groups**: the viewed products by their kind of garment (the crop's garment class and
+   the product's shop category: two dresses and a pair of boots are a dress group and a boots
+   group; sneakers and boots two footwear groups); each group gets its share
    of the ``k`` places in proportion to its views' weight (largest remainder; a kind whose
    share rounds to nothing gets none).
 3. **Search**, per group: Qdrant's recommend query (``best_score``) on the shape vector, the
    group's crops as positive examples and the "not for me" crops as negative ones, scoped to
-   the group's garment class (widened to its parent class when that has too few products) and
+   the group's shop category (widened to its garment class, then to the parent class, when
+   that has too few products) and
    filtered as any query (active products, shops, brands, prices, colour names), the session's
    products excluded. When colour counts (``color_weight``), the candidates' colour similarity
    is a second recommend query on the colour vector, restricted to them, with the same
    examples' colour descriptors (a rejected red pushes red down), blended with the chance that
    a candidate's named colour is the group's (its viewed products' named colours, weighted).
+   The products of a named colour that a rejected product of the kind has, and no viewed one,
+   go after the others.
 4. **Answer**: one product per group at most once, best first within each group.
 
 The weights (recency applied by the caller) decide each kind's share of the places and its
@@ -37,7 +41,7 @@ from services.recommender.schemas import (
 )
 from shared.colour import COLOUR_DIM, SHOPPER_COLOURS, named_probabilities, same_colour
 from shared.index_layout import COLOUR_VECTOR, SHAPE_VECTOR, live_collection
-from shared.taxonomy import PARENTS, garment_class
+from shared.taxonomy import garment_class
 from shared.vectors import Hit, PayloadFilter, best_score_similarity
 
 if TYPE_CHECKING:
@@ -59,14 +63,18 @@ class _Seed:
     payload: dict[str, Any]
 
     @property
-    def kind(self) -> str | None:
-        payload = self.payload
-        return payload.get("garment") or payload.get("garment_parent") or payload.get("category")
+    def garment(self) -> str | None:
+        return self.payload.get("garment") or self.payload.get("garment_parent")
+
+    @property
+    def kind(self) -> tuple[str | None, str | None]:
+        return self.garment, self.payload.get("category")
 
 
 @dataclass
 class _Kind:
     name: str | None
+    category: str | None
     seeds: list[_Seed] = field(default_factory=list)
     weights: list[float] = field(default_factory=list)
 
@@ -81,6 +89,8 @@ class _Scored:
     shape: float = 0.0
     colour: float | None = None
     score: float = 0.0
+    pushed: bool = False
+    """Nearer a rejected product than any viewed one, by shape or by colour."""
 
     @property
     def product_id(self) -> int:
@@ -120,10 +130,10 @@ def recommend_session(
     missing = sorted(set(named) - set(seeds))
     if missing:
         return SessionResult(missing=missing)
-    kinds: dict[str | None, _Kind] = {}
+    kinds: dict[tuple[str | None, str | None], _Kind] = {}
     for view in query.viewed:
         seed = seeds[view.product_id]
-        kind = kinds.setdefault(seed.kind, _Kind(seed.kind))
+        kind = kinds.setdefault(seed.kind, _Kind(*seed.kind))
         kind.seeds.append(seed)
         kind.weights.append(view.weight)
     ordered = sorted(kinds.values(), key=lambda kind: -kind.weight)
@@ -144,7 +154,8 @@ def recommend_session(
                 collection=collection,
                 candidates=len(ranked),
                 garments=sorted({g for g in (_parent(kind.name),) if g}),
-                garment=kind.name,
+                categories=[kind.category] if kind.category else [],
+                garment=kind.name or kind.category,
                 viewed=[seed.product_id for seed in kind.seeds],
                 share=round(kind.weight / total, 4),
                 colour_name=colour[0] if colour else None,
@@ -181,18 +192,20 @@ def _parent(kind: str | None) -> str | None:
 
 
 def _scopes(query: SessionQuery, kind: _Kind) -> list[dict[str, Any]]:
-    """The garment scopes to search in turn until the group has its places: the kind's own
-    class, then its parent class; the caller's categories or every class instead."""
+    """The scopes to search in turn until the group has its places: the kind's own shop
+    category, its garment class, then that class's parent; the caller's categories or every
+    class instead."""
     if query.categories or query.cross_category:
         return [{}]
-    if kind.name is None:
-        return [{}]
-    if kind.name in PARENTS:
-        return [{"garment_parent": kind.name}]
+    scopes: list[dict[str, Any]] = []
+    if kind.category is not None:
+        scopes.append({"category": kind.category})
     parent = _parent(kind.name)
-    if parent is None:  # a category that names no garment class: its own category
-        return [{"category": kind.name}]
-    return [{"garment": kind.name}, {"garment_parent": parent}]
+    if kind.name is not None and parent is not None and kind.name != parent:
+        scopes.append({"garment": kind.name})
+    if parent is not None:
+        scopes.append({"garment_parent": parent})
+    return scopes or [{}]
 
 
 def _search(
@@ -237,12 +250,18 @@ def _search(
             limit=limit,
             where=where,
         )
-        scored = [_Scored(hit, shape=best_score_similarity(hit.score)) for hit in hits]
+        scored = [
+            _Scored(hit, shape=best_score_similarity(hit.score), pushed=hit.score < 0)
+            for hit in hits
+        ]
         if weight > 0.0 and scored:
             _colour(recommender, collection, query, kind, negatives, where, scored)
         for item in scored:
             item.score = blend(item.shape, item.colour, weight)
-        chosen += _best_per_product(scored)[: quota - len(chosen)]
+        ranked = _rejected_colours_last(_best_per_product(scored), kind, negatives)
+        if weight > 0.0:
+            ranked = _own_colour_first(ranked, kind)
+        chosen += ranked[: quota - len(chosen)]
         if len(chosen) >= quota:
             break
     return chosen
@@ -278,6 +297,7 @@ def _colour(
         where=inside,
     )
     descriptors = {hit.id: best_score_similarity(hit.score) for hit in hits}
+    pushed = {hit.id for hit in hits if hit.score < 0}
     probs = _colour_probs(kind)
     share = query.colour_share if probs is not None else 0.0
     for item in scored:
@@ -288,6 +308,7 @@ def _colour(
             )
             similarity = (1.0 - share) * similarity + share * named
         item.colour = similarity
+        item.pushed = item.pushed or item.hit.id in pushed
 
 
 def _colour_probs(kind: _Kind) -> list[float] | None:
@@ -310,6 +331,43 @@ def _colour_name(kind: _Kind) -> tuple[str, float] | None:
         return None
     best = max(range(len(probs)), key=lambda i: probs[i])
     return SHOPPER_COLOURS[best], round(probs[best], 4)
+
+
+SURE_COLOUR = 0.5
+"""A group's named colour this likely (its views agree on it) puts its products first."""
+
+
+def _own_colour_first(ranked: list[_Scored], kind: _Kind) -> list[_Scored]:
+    colour = _colour_name(kind)
+    if colour is None or colour[1] < SURE_COLOUR:
+        return ranked
+    first = [item for item in ranked if item.hit.payload.get("colour_name") == colour[0]]
+    return first + [item for item in ranked if item.hit.payload.get("colour_name") != colour[0]]
+
+
+def _rejected_colours_last(
+    ranked: list[_Scored], kind: _Kind, negatives: Sequence[_Seed]
+) -> list[_Scored]:
+    """The products nearer a rejected product than any viewed one (by shape or colour), and
+    those of a named colour that a rejected product of this kind has (unless it is the
+    group's own colour), after the others, each part in its order: "not for me" on a red
+    dress puts red dresses last, never red boots."""
+    colour = _colour_name(kind)
+    own = {colour[0]} if colour is not None else set()
+    rejected = (
+        {
+            seed.payload.get("colour_name")
+            for seed in negatives
+            if seed.kind[1] == kind.category or seed.garment == kind.name
+        }
+        - own
+        - {None}
+    )
+
+    def last(item: _Scored) -> bool:
+        return item.pushed or item.hit.payload.get("colour_name") in rejected
+
+    return [item for item in ranked if not last(item)] + [item for item in ranked if last(item)]
 
 
 def _best_per_product(scored: Sequence[_Scored]) -> list[_Scored]:
