@@ -8,7 +8,8 @@
    of the ``k`` places in proportion to its views' weight (largest remainder; a kind whose
    share rounds to nothing gets none).
 3. **Search**, per group: Qdrant's recommend query (``best_score``) on the shape vector, the
-   group's crops as positive examples and the "not for me" crops as negative ones, scoped to
+   group's crops as positive examples and the "not for me" crops of its kind (shop category or
+   garment class) as negative ones, scoped to
    the group's shop category (widened to its garment class, then to the parent class, when
    that has too few products) and
    filtered as any query (active products, shops, brands, prices, colour names), the session's
@@ -145,7 +146,8 @@ def recommend_session(
     for kind, quota in zip(ordered, places, strict=True):
         if quota == 0:
             continue
-        ranked = _search(recommender, collection, query, kind, negatives, taken, quota, filtering)
+        rejected = [seed for seed in negatives if _same_kind(seed, kind)]
+        ranked = _search(recommender, collection, query, kind, rejected, taken, quota, filtering)
         taken |= {item.product_id for item in ranked}
         colour = _colour_name(kind)
         groups.append(
@@ -184,6 +186,13 @@ def _seeds(recommender: Recommender, collection: str, ids: Sequence[int]) -> dic
         if pid not in seeds and SHAPE_VECTOR in vectors:
             seeds[pid] = _Seed(pid, vectors[SHAPE_VECTOR], vectors.get(COLOUR_VECTOR), hit.payload)
     return seeds
+
+
+def _same_kind(seed: _Seed, kind: _Kind) -> bool:
+    """A rejected product counts against a group of its own shop category or garment class:
+    "not for me" on a red dress pushes red dresses away, never red boots."""
+    category = seed.payload.get("category")
+    return (category is not None and category == kind.category) or seed.garment == kind.name
 
 
 def _parent(kind: str | None) -> str | None:
@@ -348,21 +357,12 @@ def _own_colour_first(ranked: list[_Scored], kind: _Kind) -> list[_Scored]:
 def _rejected_colours_last(
     ranked: list[_Scored], kind: _Kind, negatives: Sequence[_Seed]
 ) -> list[_Scored]:
-    """The products nearer a rejected product than any viewed one (by shape or colour), and
-    those of a named colour that a rejected product of this kind has (unless it is the
-    group's own colour), after the others, each part in its order: "not for me" on a red
-    dress puts red dresses last, never red boots."""
+    """The products nearer a rejected product (``negatives``: the group's kind's) than any
+    viewed one, by shape or colour, and those of a named colour a rejected product has (unless
+    it is the group's own colour), after the others, each part in its order."""
     colour = _colour_name(kind)
     own = {colour[0]} if colour is not None else set()
-    rejected = (
-        {
-            seed.payload.get("colour_name")
-            for seed in negatives
-            if seed.kind[1] == kind.category or seed.garment == kind.name
-        }
-        - own
-        - {None}
-    )
+    rejected = {seed.payload.get("colour_name") for seed in negatives} - own - {None}
 
     def last(item: _Scored) -> bool:
         return item.pushed or item.hit.payload.get("colour_name") in rejected

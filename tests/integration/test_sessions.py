@@ -39,7 +39,10 @@ DIM = 32
 VERSION = "sessions-test-model"
 SHOPS: dict[str, list[tuple[str, str]]] = {
     "north": [("dress", "red")] * 4 + [("dress", "blue")] * 4 + [("boots", "black")] * 4,
-    "south": [("dress", "red")] * 2 + [("boots", "black")] * 2,
+    "south": [("dress", "red")] * 2
+    + [("boots", "black")] * 2
+    + [("boots", "brown")] * 2
+    + [("dress", "black")],
 }
 
 
@@ -67,8 +70,8 @@ def _fill(catalog: Catalog, index: EdgeIndex) -> tuple[dict[tuple[str, str, str]
     rng = np.random.default_rng(32)
     collection = indexing.ensure_collection(index, VERSION, DIM)
     kinds = _directions(rng, ["dress", "boots"], DIM)
-    tints = _directions(rng, ["red", "blue", "black"], DIM)
-    hues = _directions(rng, ["red", "blue", "black"], COLOUR_DIM)
+    tints = _directions(rng, ["red", "blue", "black", "brown"], DIM)
+    hues = _directions(rng, ["red", "blue", "black", "brown"], COLOUR_DIM)
     ids: dict[tuple[str, str, str], list[int]] = {}
     unindexed = 0
     for name, products in SHOPS.items():
@@ -191,7 +194,7 @@ def test_recent_views_count_more(shop: Shop, client: TestClient) -> None:
 
 def test_not_for_me_pushes_its_kind_away(shop: Shop, client: TestClient) -> None:
     red, blue = shop.of("north", "dress", "red"), shop.of("north", "dress", "blue")
-    body = {"viewed": _viewed(*red[:2]), "k": 5, "shop": "north"}
+    body = {"viewed": _viewed(*red[:2]), "k": 6, "shop": "north"}  # every other dress
     before = {r["id"]: r["score"] for r in _groups(_session(client, body))[0]["recommendations"]}
     after = _groups(_session(client, {**body, "not_for_me": [blue[0]]}))[0]["recommendations"]
     kinds = _kinds(shop)
@@ -200,6 +203,17 @@ def test_not_for_me_pushes_its_kind_away(shop: Shop, client: TestClient) -> None
     for r in after:
         if kinds[r["id"]][2] == "blue":
             assert r["score"] < before[r["id"]], "pushed away from the rejected colour"
+
+
+def test_not_for_me_reaches_its_own_kind_only(shop: Shop, client: TestClient) -> None:
+    dresses, boot = shop.of("north", "dress", "red")[:2], shop.of("south", "boots", "brown")[0]
+    body = {"viewed": _viewed(*dresses, boot), "k": 6}
+    rejected = {**body, "not_for_me": [shop.of("south", "dress", "black")[0]]}
+    before, after = _groups(_session(client, body)), _groups(_session(client, rejected))
+    kinds = _kinds(shop)
+    assert [kinds[r["id"]][2] for r in before[1]["recommendations"]] == ["brown", "black"]
+    assert before[1]["recommendations"] == after[1]["recommendations"], "a black dress rejected"
+    assert all(kinds[r["id"]][2] != "black" for r in after[0]["recommendations"])
 
 
 def test_filters_scope_and_colour_apply(shop: Shop, client: TestClient) -> None:
