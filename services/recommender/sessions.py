@@ -19,7 +19,8 @@
    a candidate's named colour is the group's (its viewed products' named colours, weighted).
    The products of a named colour that a rejected product of the kind has, and no viewed one,
    go after the others.
-4. **Answer**: one product per group at most once, best first within each group.
+4. **Answer**: each product at most once, best first within each group; the places a kind
+   cannot fill (too few products of it) go to the other kinds' next best.
 
 The weights (recency applied by the caller) decide each kind's share of the places and its
 named colour: Qdrant's recommend query takes no weight per example.
@@ -142,13 +143,19 @@ def recommend_session(
     negatives = [seeds[pid] for pid in query.not_for_me]
     total = sum(kind.weight for kind in ordered)
     taken = set(named)
-    groups = []
+    found: list[tuple[_Kind, list[_Scored], list[_Scored]]] = []
     for kind, quota in zip(ordered, places, strict=True):
         if quota == 0:
             continue
         rejected = [seed for seed in negatives if _same_kind(seed, kind)]
-        ranked = _search(recommender, collection, query, kind, rejected, taken, quota, filtering)
+        ranked, spare = _search(
+            recommender, collection, query, kind, rejected, taken, quota, filtering
+        )
         taken |= {item.product_id for item in ranked}
+        found.append((kind, ranked, spare))
+    _share_the_rest(found, query.k - sum(len(ranked) for _, ranked, _ in found), taken)
+    groups = []
+    for kind, ranked, _ in found:
         colour = _colour_name(kind)
         groups.append(
             SessionGroup(
@@ -166,6 +173,21 @@ def recommend_session(
         )
     model_version = next(iter(seeds.values())).payload.get("model_version")
     return SessionResult(groups=groups, model_version=model_version)
+
+
+def _share_the_rest(
+    found: Sequence[tuple[_Kind, list[_Scored], list[_Scored]]], left: int, taken: set[int]
+) -> None:
+    """The places a kind could not fill (its shop has too few products of it) go to the next
+    best of the other kinds, the heaviest first, each after its own products."""
+    for _, ranked, spare in found:
+        for item in spare:
+            if left <= 0:
+                return
+            if item.product_id not in taken:
+                ranked.append(item)
+                taken.add(item.product_id)
+                left -= 1
 
 
 def _seeds(recommender: Recommender, collection: str, ids: Sequence[int]) -> dict[int, _Seed]:
@@ -226,7 +248,9 @@ def _search(
     taken: set[int],
     quota: int,
     filtering: Filtering,
-) -> list[_Scored]:
+) -> tuple[list[_Scored], list[_Scored]]:
+    """The group's ``quota`` best products, and the next best of its last scope (for the
+    places another kind leaves)."""
     exclude_colours = list(query.exclude_colour_names)
     if query.other_colour:
         exclude_colours += [
@@ -270,10 +294,11 @@ def _search(
         ranked = _rejected_colours_last(_best_per_product(scored), kind, negatives)
         if weight > 0.0:
             ranked = _own_colour_first(ranked, kind)
-        chosen += ranked[: quota - len(chosen)]
+        room = quota - len(chosen)
+        chosen += ranked[:room]
         if len(chosen) >= quota:
-            break
-    return chosen
+            return chosen, ranked[room:]
+    return chosen, []
 
 
 def _colour(
