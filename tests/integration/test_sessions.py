@@ -290,3 +290,26 @@ def test_bad_sessions_are_refused(shop: Shop, client: TestClient, north_key: str
     assert f"not_for_me: no product {south}" in rejected.json()["detail"]
     own = _groups(_session(client, {"viewed": _viewed(dress)}, key=north_key))
     assert {_kinds(shop)[r["id"]][0] for g in own for r in g["recommendations"]} == {"north"}
+
+
+def test_the_recommender_service_answers_a_session_like_in_process(
+    shop: Shop, client: TestClient
+) -> None:
+    """Compose shape: the recommender as a service (``POST /session``)."""
+    from services.recommender.api import create_app as recommender_app
+    from tests.recommend_support import serve_app
+
+    dresses, boots = shop.of("north", "dress", "red")[:2], shop.of("north", "boots", "black")[:1]
+    body = {
+        "viewed": _viewed(*dresses, *boots),
+        "not_for_me": [shop.of("north", "dress", "blue")[0]],
+        "k": 6,
+    }
+    with serve_app(recommender_app(shop.settings, index=shop.index)) as url:
+        settings = shop.settings.model_copy(update={"recommender_url": url})
+        app = create_app(settings, catalog=shop.catalog, index=shop.index)
+        with TestClient(app) as remote:
+            assert _groups(_session(remote, body)) == _groups(_session(client, body))
+            missing = _session(remote, {"viewed": _viewed(shop.unindexed)})
+            assert missing.status_code == 422
+            assert "no indexed pictures" in missing.json()["detail"]
