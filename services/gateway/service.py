@@ -349,6 +349,24 @@ class RecommendPipeline:
         query = session_query(viewed, not_for_me, params, self._ranking(params), half_life)
         with timings.stage("search"):
             result = self.recommender.recommend_session(query)
+            for _ in range(REFILL_ROUNDS):
+                shown = [hit for group in result.groups for hit in group.hits]
+                active = self.catalog.active_product_ids(hit.product_id for hit in shown)
+                stale = [hit for hit in shown if hit.product_id not in active]
+                if not stale:
+                    break
+                # Gone from the catalog while the index still has them (see _active_only).
+                enabled = {s.name for s in self.catalog.list_sources(enabled_only=True)}
+                gone = {hit.source for hit in stale if hit.source and hit.source not in enabled}
+                query = query.model_copy(
+                    update={
+                        "exclude_product_ids": sorted(
+                            {*query.exclude_product_ids, *(hit.product_id for hit in stale)}
+                        ),
+                        "exclude_sources": sorted({*query.exclude_sources, *gone}),
+                    }
+                )
+                result = self.recommender.recommend_session(query)
         if result.missing:
             raise InvalidInputError(
                 f"product {names(result.missing)} has no indexed pictures yet: a session "

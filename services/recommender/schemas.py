@@ -353,6 +353,15 @@ class SessionQuery(Ranking):
         description='"Similar, in another colour": leave out the products of the colours the '
         "group's viewed products have, and rank by shape alone.",
     )
+    exclude_product_ids: list[int] = Field(
+        default_factory=list,
+        description="Leave out these products too (the catalog no longer shows them).",
+    )
+    exclude_sources: list[str] = Field(
+        default_factory=list,
+        description="Leave out these sources' products (shops disabled or removed since their "
+        "points were indexed).",
+    )
 
 
 class SessionGroup(RecommendResult):

@@ -142,7 +142,7 @@ def recommend_session(
     places = shares([kind.weight for kind in ordered], query.k)
     negatives = [seeds[pid] for pid in query.not_for_me]
     total = sum(kind.weight for kind in ordered)
-    taken = set(named)
+    taken = {*named, *query.exclude_product_ids}
     found: list[tuple[_Kind, list[_Scored], list[_Scored]]] = []
     for kind, quota in zip(ordered, places, strict=True):
         if quota == 0:
@@ -264,6 +264,7 @@ def _search(
             filters=query.filters,
             colour_names=query.colour_names,
             exclude_colour_names=sorted(set(exclude_colours)),
+            exclude_sources=query.exclude_sources,
         )
     )
     limit = max(query.candidates or recommender.candidates, 4 * quota)

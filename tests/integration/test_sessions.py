@@ -233,6 +233,24 @@ def test_filters_scope_and_colour_apply(shop: Shop, client: TestClient) -> None:
     assert all(r["price"] <= 12 for r in cheap)
 
 
+def test_a_shop_gone_from_the_catalog_leaves_no_product_and_the_places_fill(
+    shop: Shop, client: TestClient
+) -> None:
+    """A disabled shop's products are inactive in the catalog while the index still has them
+    (until the sweeper's upkeep): the session is asked again without them."""
+    body = {"viewed": _viewed(*shop.of("north", "dress", "red")[:2]), "k": 6}
+    everywhere = [r["id"] for g in _groups(_session(client, body)) for r in g["recommendations"]]
+    kinds = _kinds(shop)
+    assert "south" in {kinds[pid][0] for pid in everywhere}
+    shop.catalog.disable_source("south")
+    try:
+        answer = [r["id"] for g in _groups(_session(client, body)) for r in g["recommendations"]]
+    finally:
+        shop.catalog.enable_source("south", max_missed_runs=10**6)
+    assert len(answer) == 6, "every other north dress"
+    assert {kinds[pid][0] for pid in answer} == {"north"}
+
+
 def test_places_are_shared_by_the_largest_remainder() -> None:
     assert shares([2.0, 1.0], 6) == [4, 2]
     assert shares([2.0, 0.5], 5) == [4, 1]
