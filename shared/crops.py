@@ -7,6 +7,8 @@ its crop, the garment's own pixels in it (:mod:`shared.mask`), its colour descri
 named colour (:mod:`shared.colour`). One framing rule serves both sides
 (``crops.detect``): a product shot on a plain background (the detector's foreground path) is
 framed whole, as the catalog's photos are, unless the catalog is cropped to its garments too.
+With ``crops.remove_background`` the crop handed on is the garment alone (:data:`CUTOUT_FILL`
+around it), on both sides alike.
 """
 
 from __future__ import annotations
@@ -19,26 +21,39 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from shared.colour import best_name, colour_descriptor, grid_lab, lab_probabilities
+from shared.colour import (
+    best_name,
+    colour_descriptor,
+    grid_lab,
+    lab_probabilities,
+    weighted_descriptor,
+)
 from shared.detection import FOREGROUND, Detection, DetectionResult
 from shared.errors import InvalidInputError
 from shared.images import crop_box
-from shared.mask import GarmentMask, garment_mask
+from shared.mask import GarmentMask, garment_mask, keep_garment
 
-__all__ = ["GarmentCrop", "garment_crops"]
+__all__ = ["CUTOUT_FILL", "GarmentCrop", "garment_crops"]
 
 log = logging.getLogger(__name__)
 
 Box = tuple[float, float, float, float]
 
+CUTOUT_FILL = (255, 255, 255)
+"""What replaces a crop's background with ``crops.remove_background``: white, the backdrop of
+the catalog's own product shots (which the embedder was fine-tuned on), so a cut-out street
+garment looks like a product shot and a product shot on white barely changes. A mean grey
+(zero after the CNN's normalisation) would be a backdrop no training photo has."""
+
 
 @dataclass(frozen=True)
 class GarmentCrop:
     """One garment of a photo: its box in the original photo's pixels (unrounded), the
-    detector's class and score, the crop to embed, the detector's tight box in the crop's
-    pixels (``inner``), the garment's pixels in the crop, its colour descriptor and its
-    named colour (a shopper colour name of :mod:`shared.colour` and the model's probability;
-    ``None`` only when the caller asked for no names: the lab, training the namer)."""
+    detector's class and score, the crop to embed (the garment alone with
+    ``remove_background``), the detector's tight box in the crop's pixels (``inner``), the
+    garment's pixels in the crop, its colour descriptor and its named colour (a shopper
+    colour name of :mod:`shared.colour` and the model's probability; ``None`` only when the
+    caller asked for no names: the lab, training the namer)."""
 
     box: Box
     category: str | None
@@ -86,6 +101,7 @@ def garment_crops(
     select: Callable[[Sequence[Detection]], Sequence[Detection]] | None = None,
     name: str = "photo",
     name_colours: bool = True,
+    remove_background: bool = False,
 ) -> list[GarmentCrop]:
     """The garment crops of ``image`` (the decoded work image of a photo whose original
     ``size`` is ``(width, height)``) from the detector's ``result`` on it.
@@ -95,6 +111,10 @@ def garment_crops(
     detections (ingest keeps the product's own kind of garment). A region that cuts nothing
     out of the image is dropped with a warning naming ``name``. ``name_colours`` off leaves
     the crops' colour unnamed (the lab, before there is a model to name it with).
+    ``remove_background`` is ``crops.remove_background``: each crop's ``picture`` is its
+    garment alone (everything outside the mask painted :data:`CUTOUT_FILL`) and its colour
+    descriptor counts the mask's pixels alone; a crop whose mask fell back (nothing to
+    separate) stays whole.
     """
     detections: Sequence[Detection] = result.detections
     if result.path == FOREGROUND and not detect and detections:
@@ -121,13 +141,18 @@ def garment_crops(
         colour_name, colour_p = (
             best_name(probabilities) if probabilities is not None else (None, None)
         )
+        if remove_background and not mask.fallback:
+            colour = weighted_descriptor(lab, mask.pixels)
+            picture = keep_garment(picture, mask, CUTOUT_FILL)
+        else:
+            colour = colour_descriptor(picture, lab)
         crops.append(
             GarmentCrop(
                 box=(x0 * sx, y0 * sy, x1 * sx, y1 * sy),
                 category=detection.category,
                 score=detection.score,
                 picture=picture,
-                colour=colour_descriptor(picture, lab),
+                colour=colour,
                 inner=inner,
                 mask=mask,
                 colour_name=colour_name,

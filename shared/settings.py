@@ -67,6 +67,18 @@ class CropSettings(BaseModel):
     product shot; street photos are cropped to their garments either way. On 2 cores
     detection costs ~23 ms a product shot and ~60 ms a photo of a person, against ~10 ms to
     embed an image (formerly ``ingest.detect``, still read when this one is not set)."""
+    remove_background: bool = False
+    """Embed (and describe the colour of) each crop's garment alone: everything outside its
+    mask (:mod:`shared.mask`) painted white, on both sides alike; a crop whose mask falls back
+    (a blank photo, a garment filling the frame) is kept whole. It changes the index's
+    vectors, so it names them: the embedding model's version gets ``+cutout``
+    (:attr:`variant`), and an index made otherwise is refused until ``lookalike reindex``
+    (docs/lab/2026-12-colour.md, "Background removal")."""
+
+    @property
+    def variant(self) -> str:
+        """What these settings add to the embedding model's version ("" for the default)."""
+        return "cutout" if self.remove_background else ""
 
 
 class GatewaySettings(BaseModel):

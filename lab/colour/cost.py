@@ -4,7 +4,9 @@
 On catalog photos and street garments cut as the product cuts them, one thread, process CPU
 time: the old colour step (:func:`shared.colour.colour_descriptor` of the picture) against
 the new one (:func:`shared.colour.grid_lab` once, the descriptor, the garment mask and the
-named colour), each repeated over the same crops.
+named colour), and the new one with ``crops.remove_background`` (the descriptor of the mask's
+pixels and the crop painted around its garment, :func:`shared.crops.garment_crops`), each
+repeated over the same crops.
 """
 
 from __future__ import annotations
@@ -21,8 +23,9 @@ from PIL import Image
 from lab.colour.data import catalog_crops, street_crops
 from lab.colour.sheets import STREET
 from lab.colour.train import DATA
-from shared.colour import colour_descriptor, grid_lab, name_lab
-from shared.mask import garment_mask
+from shared.colour import colour_descriptor, grid_lab, name_lab, weighted_descriptor
+from shared.crops import CUTOUT_FILL
+from shared.mask import garment_mask, keep_garment
 
 __all__ = ["main"]
 
@@ -37,6 +40,17 @@ def _new(picture: Image.Image, inner: Box) -> None:
     lab = grid_lab(picture)
     colour_descriptor(picture, lab)
     name_lab(lab, garment_mask(lab, inner, picture.size).pixels)
+
+
+def _cut_out(picture: Image.Image, inner: Box) -> None:
+    lab = grid_lab(picture)
+    mask = garment_mask(lab, inner, picture.size)
+    name_lab(lab, mask.pixels)
+    if mask.fallback:
+        colour_descriptor(picture, lab)
+    else:
+        weighted_descriptor(lab, mask.pixels)
+        keep_garment(picture, mask, CUTOUT_FILL)
 
 
 def _mask_only(picture: Image.Image, inner: Box) -> None:
@@ -78,8 +92,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             "old colour step": _core_ms(_old, items),
             "mask alone": _core_ms(_mask_only, items),
             "new colour step": _core_ms(_new, items),
+            "with background removal": _core_ms(_cut_out, items),
         }
-        out[name]["added"] = round(out[name]["new colour step"] - out[name]["old colour step"], 3)
+        row = out[name]
+        row["added"] = round(row["new colour step"] - row["old colour step"], 3)
+        row["removal adds"] = round(row["with background removal"] - row["new colour step"], 3)
+        sides = sorted(c.picture.width * c.picture.height for c in crops)
+        row["median crop pixels"] = sides[len(sides) // 2]
     print(json.dumps(out, indent=1))
     return out
 

@@ -292,6 +292,7 @@ def _ingest(
         "images_failed": failed,
         "points": points,
         "detect": settings.crops.detect,
+        "remove_background": settings.crops.remove_background,
         "seconds": round(seconds, 1),
         "images_per_s": round(done / seconds, 1) if seconds > 0 else 0.0,
     }

@@ -107,8 +107,12 @@ class Embedder(LoadOnce):
         allow_download: bool = False,
         licence: str = "",
         bridge: str | os.PathLike[str] | None = None,
+        variant: str = "",
     ) -> None:
-        """``bridge``: a folder with a word bridge for this model (default: beside its card)."""
+        """``bridge``: a folder with a word bridge for this model (default: beside its card).
+        ``variant``: how the crops it embeds were made, when not the default
+        (:attr:`shared.settings.CropSettings.variant`), appended to its version
+        (``street-lite2+cutout``): vectors of other crops are another index."""
         super().__init__()
         if batch_size <= 0:
             raise InvalidInputError(f"batch_size must be positive, got {batch_size}")
@@ -126,6 +130,7 @@ class Embedder(LoadOnce):
         self.allow_download = allow_download
         self.licence = licence
         self.bridge_dir = Path(bridge) if bridge is not None else None
+        self.variant = variant
         self._info: ModelInfo | None = None
         self._net: object = None
         self._session: object = None
@@ -220,7 +225,7 @@ class Embedder(LoadOnce):
         self._torch = torch
         self._info = ModelInfo(
             name=name,
-            version=version,
+            version=f"{version}+{self.variant}" if self.variant else version,
             backbone=backbone,
             dim=net.embedding_dim,
             classes=classes,
@@ -237,7 +242,9 @@ class Embedder(LoadOnce):
             ),
             weights=weights_card,
         )
-        self.announce(log, "loaded model %s (%s, %s on %s)", version, backbone, runtime, device)
+        self.announce(
+            log, "loaded model %s (%s, %s on %s)", self._info.version, backbone, runtime, device
+        )
 
     def _weights_tag(self) -> str:
         if str(self.weights) in ("imagenet", "random"):

@@ -21,9 +21,26 @@ from shared.settings import Settings
 if TYPE_CHECKING:
     from services.embedder.inference import Embedder
 
-__all__ = ["ModelProvider", "ModelSpec"]
+__all__ = ["CROP_VARIANTS", "ModelProvider", "ModelSpec", "base_version", "variant_of"]
 
 log = logging.getLogger(__name__)
+
+
+CROP_VARIANTS = ("cutout",)
+"""The variants :attr:`shared.settings.CropSettings.variant` appends to a model version."""
+
+
+def variant_of(version: str) -> str:
+    """The crops' variant a model version names (``street-lite2+cutout`` -> ``cutout``; ""
+    for none)."""
+    _, plus, variant = version.rpartition("+")
+    return variant if plus and variant in CROP_VARIANTS else ""
+
+
+def base_version(version: str) -> str:
+    """A model version without the crops' variant (``street-lite2+cutout`` -> ``street-lite2``)."""
+    variant = variant_of(version)
+    return version.removesuffix(f"+{variant}") if variant else version
 
 
 @dataclass(frozen=True)
@@ -114,6 +131,7 @@ class ModelProvider:
                     allow_download=self.settings.embedder.allow_download,
                     licence=spec.licence or self.settings.embedder.weights_licence,
                     bridge=self.settings.embedder.bridge,
+                    variant=self.settings.crops.variant,
                 ).load()
                 self._models[spec] = model
                 while len(self._models) > self._keep:
@@ -135,6 +153,27 @@ class ModelProvider:
         model = self.load(spec)
         if not registered:
             self.register(model, spec, activate=True)
+        return model
+
+    def indexing(self) -> Embedder:
+        """The active model, to add vectors to the catalog's index with: refused
+        (:class:`~shared.errors.ConfigurationError`) when this process makes its crops
+        otherwise than the index was made (``crops.remove_background``: the active version
+        and this process's differ by their variant), so one index never mixes the two."""
+        model = self.current()
+        active = self.catalog.active_model_version("embedder")
+        ours = model.info.version
+        if (
+            active is not None
+            and active.name != ours
+            and base_version(active.name) == (base_version(ours))
+        ):
+            want = "on" if variant_of(active.name) == "cutout" else "off"
+            raise ConfigurationError(
+                f"the index holds {active.name} vectors but this process makes {ours} ones: "
+                f"set crops.remove_background {want} (LOOKALIKE_CROPS__REMOVE_BACKGROUND), or "
+                "run `lookalike reindex` with this setting to switch the index"
+            )
         return model
 
     def classifier(self, model: Embedder) -> Embedder | None:

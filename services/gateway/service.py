@@ -215,7 +215,14 @@ class RecommendPipeline:
             # foreground path and is never a fallback): an honest empty answer, not a guess.
             return []
         with timings.stage("embed"):  # the colour descriptors, made beside the embeddings
-            return garment_crops(image, size, result, detect=self.settings.crops.detect)
+            crops = self.settings.crops
+            return garment_crops(
+                image,
+                size,
+                result,
+                detect=crops.detect,
+                remove_background=crops.remove_background,
+            )
 
     def _photo(self, data: bytes, params: RecommendParams, timings: Timings) -> RecommendResponse:
         crops = self.crops(data, timings)

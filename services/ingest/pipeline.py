@@ -273,7 +273,7 @@ class IngestPipeline:
         ids = sorted({int(i) for i in image_ids})
         if not ids:
             return IngestReport()
-        model = self.models.current()
+        model = self.models.indexing()
         collection = self._collection(model)
         claimed = self.catalog.claim_images(self.worker_id, limit=len(ids), image_ids=ids)
         if len(claimed) < len(ids):
@@ -621,7 +621,7 @@ class IngestPipeline:
         if not decoded:
             return []
         found = self.detector.detect([item.image for item in decoded])
-        detect = self.settings.crops.detect
+        crops = self.settings.crops
         return [
             _Crop(item.claim.id, crop)
             for item, result in zip(decoded, found, strict=True)
@@ -629,9 +629,10 @@ class IngestPipeline:
                 item.image,
                 (item.width, item.height),
                 result,
-                detect=detect,
+                detect=crops.detect,
                 select=functools.partial(self._own_garments, item.product),
                 name=f"image {item.claim.id}",
+                remove_background=crops.remove_background,
             )
         ]
 

@@ -3,7 +3,8 @@
 The demo shop is crawled and indexed first; then, in headless Debian Chromium: upload a street
 photo, see its garments boxed, pick one, see similar products in shopper's words (no raw
 percentages; the numbers behind a closed "Details" toggle), refine, "more like this", a friendly
-message for a file that is not a photo, the example photos, and a phone's view. Screenshots go
+message for a file that is not a photo, the example photos, a phone's view, and colour: the
+colour seen, same / any / another colour, one colour only. Screenshots go
 to ``LOOKALIKE_ARTIFACTS_DIR`` (default: the test's tmp dir); the path is printed.
 """
 
@@ -25,6 +26,7 @@ from playwright.sync_api import FloatRect, Page, expect
 from services.demo_shop.catalog import DemoCatalog
 from services.demo_shop.images import compose_outfit
 from services.demo_shop.vocabulary import CATEGORIES
+from shared.colour import SHOPPER_COLOURS
 from shared.taxonomy import parent
 from tests.stack import Stack
 
@@ -188,8 +190,10 @@ def test_shopper_finds_similar_products_for_a_garment_in_a_photo(
     assert {parent(p["category"]) for p in shown} <= set(searched) or not searched
     # The heading names the garment in plain words; the probability and the categories
     # searched are in the details, folded away.
+    # The heading names the garment in plain words and the colour seen ("Trousers navy").
     heading = page.locator("#results-title")
-    expect(heading).to_have_text(PLAIN[groups[-1]["category"]])
+    seen = groups[-1]["colour"]["name"]
+    expect(heading).to_have_text(f"{PLAIN[groups[-1]['category']]} {seen}")
     details = page.locator("#details")
     expect(details).to_be_visible()
     expect(details).not_to_have_attribute("open", re.compile(".*"))
@@ -283,6 +287,7 @@ def test_pages_are_local_and_the_status_page_moved(indexed: Stack) -> None:
     assert 0 < config["min_price"] < config["max_price"]
     assert config["max_upload_bytes"] > 0 and config["feedback"] is True
     assert config["color_weight"] == pytest.approx(0.2)
+    assert config["colours"] == list(SHOPPER_COLOURS)
 
 
 def test_a_refused_link_clears_the_previous_results(
@@ -658,3 +663,182 @@ def test_a_page_started_for_one_shop_says_so_and_searches_it_only(
     page.goto(indexed.url)  # every shop: no scope said or sent
     expect(page.locator("#shop-scope")).to_be_hidden()
     assert not errors
+
+
+# ------------------------------------------------------------------------------ colour
+
+
+def _products(response: Any) -> list[dict[str, Any]]:
+    """The first group's products of a ``/recommend`` answer."""
+    assert response.status == 200, response.text()
+    return response.json()["groups"][0]["recommendations"]
+
+
+def _choose_colour_mode(page: Page, mode: str) -> None:
+    """Click the colour toggle's segment, as a shopper does (the radio itself is hidden)."""
+    page.locator(f"label[for=f-colour-{mode}]").click()
+
+
+def _card_colours(page: Page) -> list[str]:
+    return [text.strip() for text in page.locator("#grid .card .card-colour").all_inner_texts()]
+
+
+def test_the_colour_toggle_and_filter_change_the_request_and_the_answer(
+    page: Page, indexed: Stack, outfit_photo: Path, artifacts: Path
+) -> None:
+    """Issue 30: the group says the colour it saw; "any colour" ranks by shape alone (no colour
+    weight sent); "only in" keeps one colour; "other" and a colour set each other aside."""
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(indexed.url)
+    only_in = page.get_by_label("Only in")
+    expect(only_in.locator("option")).to_have_count(1 + len(SHOPPER_COLOURS))
+    with page.expect_response(RECOMMEND, timeout=QUERY_TIMEOUT_MS) as answer:
+        page.get_by_label("Choose a photo").set_input_files(outfit_photo)
+    assert "colour" not in answer.value.url  # the defaults: same colour first, any colour
+    first = answer.value.json()["groups"][0]
+    seen, sure = first["colour"]["name"], round(first["colour"]["probability"] * 100)
+    _wait_for_answer(page)
+    tag = page.locator("#results-title .seen-colour")
+    expect(tag).to_have_text(seen)
+    expect(tag).to_have_attribute("title", f"Seen as {seen} ({sure}% sure)")
+    expect(page.locator("#status")).to_contain_text(f"({seen})")
+    expect(page.locator("#details-list li").first).to_contain_text(
+        f"colour seen {seen}, {sure}% sure"
+    )
+    assert _card_colours(page) == [p["colour"] for p in first["recommendations"] if p["colour"]]
+    _no_percentages(page)
+
+    # Any colour: shape alone, so the colour vs. shape weight is neither sent nor offered.
+    slider = page.get_by_label("Colour vs. shape")
+    with page.expect_response(re.compile(r"/recommend\?.*colour_mode=any")) as anyhow:
+        _choose_colour_mode(page, "any")
+    assert "color_weight" not in anyhow.value.url
+    by_shape = _products(anyhow.value)
+    scored = [(p["id"], p["score"]) for p in first["recommendations"]]
+    assert [(p["id"], p["score"]) for p in by_shape] != scored
+    _wait_for_answer(page)
+    expect(slider).to_be_disabled()
+
+    # Only in one colour: another colour than the garment's, that the shop has in its kind.
+    wanted = next(p["colour"] for p in by_shape if p["colour"] and p["colour"] != seen)
+    with page.expect_response(re.compile(rf"/recommend\?.*colour={wanted}")) as kept:
+        only_in.select_option(wanted)
+    assert "colour_mode=any" in kept.value.url
+    assert {p["colour"] for p in _products(kept.value)} == {wanted}
+    _wait_for_answer(page)
+    expect(page.locator("#grid .card")).to_have_count(len(_products(kept.value)))
+    assert set(_card_colours(page)) == {wanted}
+    page.screenshot(path=str(artifacts / "17-only-in-a-colour.png"), full_page=True)
+
+    # Another colour than the garment's sets the one colour aside, and back.
+    with page.expect_response(re.compile(r"/recommend\?.*colour_mode=other")) as other:
+        _choose_colour_mode(page, "other")
+    assert "colour=" not in other.value.url.replace("colour_mode=", "")
+    assert seen not in {p["colour"] for p in _products(other.value)}
+    _wait_for_answer(page)
+    expect(only_in).to_have_value("")
+    expect(page.locator("#results-title .seen-colour")).to_have_text(f"not {seen}")
+    with page.expect_request(re.compile(rf"/recommend\?.*colour={wanted}")) as again:
+        only_in.select_option(wanted)
+    assert "colour_mode" not in again.value.url  # back to the garment's own colour first
+    _wait_for_answer(page)
+    expect(page.get_by_label("Same colour", exact=True)).to_be_checked()
+    expect(slider).to_be_enabled()
+
+    # Words alone have no garment colour to avoid: "other" is not offered for them.
+    _choose_colour_mode(page, "other")
+    page.get_by_role("button", name="Start over").click()
+    box = page.get_by_label("Search by words")
+    box.fill("tee")
+    with page.expect_response(RECOMMEND, timeout=QUERY_TIMEOUT_MS) as words:
+        box.press("Enter")
+    assert words.value.status == 200 and "colour_mode" not in words.value.url
+    _wait_for_answer(page)
+    expect(page.get_by_label("Other colour", exact=True)).to_be_disabled()
+    expect(page.get_by_label("Same colour", exact=True)).to_be_checked()
+    expect(page.locator("#results-title .seen-colour")).to_have_count(0)
+    assert not errors
+
+
+def test_similar_in_another_colour_shows_none_of_the_product_s_colour(
+    page: Page, indexed: Stack, outfit_photo: Path, artifacts: Path
+) -> None:
+    page.goto(indexed.url)
+    with page.expect_response(RECOMMEND, timeout=QUERY_TIMEOUT_MS) as answer:
+        page.get_by_label("Choose a photo").set_input_files(outfit_photo)
+    products = answer.value.json()["groups"][0]["recommendations"]
+    _wait_for_answer(page)
+    product = next(p for p in products if p["colour"])
+    card = page.locator(f'#grid .card[data-product-id="{product["id"]}"]')
+    expect(card.locator(".card-colour")).to_have_text(product["colour"])
+    with page.expect_response(RECOMMEND, timeout=QUERY_TIMEOUT_MS) as other:
+        card.get_by_role("button", name=f"Similar, in another colour: {product['title']}").click()
+    assert "colour_mode=other" in other.value.url
+    assert json.loads(other.value.request.post_data or "{}")["product_id"] == product["id"]
+    [group] = other.value.json()["groups"]
+    assert group["colour"]["name"] == product["colour"]  # the product's colour, seen
+    shown = group["recommendations"]
+    assert shown and product["colour"] not in {p["colour"] for p in shown}
+    _wait_for_answer(page)
+    expect(page.locator("#photo-caption")).to_have_text(f"In another colour: {product['title']}")
+    expect(page.locator("#results-title .seen-colour")).to_have_text(f"not {product['colour']}")
+    expect(page.get_by_label("Other colour", exact=True)).to_be_checked()
+    expect(page.locator("#grid .card")).to_have_count(len(shown))
+    assert product["colour"] not in _card_colours(page)
+    _no_percentages(page)
+    page.screenshot(path=str(artifacts / "18-in-another-colour.png"), full_page=True)
+
+    # "More like this" on one of them: its own colour first again.
+    card = page.locator("#grid .card").first
+    name = card.get_by_role("heading").inner_text()
+    with page.expect_response(RECOMMEND, timeout=QUERY_TIMEOUT_MS) as more:
+        card.get_by_role("button", name=f"More like this: {name}").click()
+    assert more.value.status == 200 and "colour_mode" not in more.value.url
+    _wait_for_answer(page)
+    expect(page.get_by_label("Same colour", exact=True)).to_be_checked()
+
+
+def test_a_colour_the_server_refuses_shows_its_reason(
+    page: Page, indexed: Stack, outfit_photo: Path
+) -> None:
+    """The server's 422 for a colour it does not know, in the page's error area; the answer on
+    screen stays."""
+    page.goto(indexed.url)
+    with page.expect_response(RECOMMEND, timeout=QUERY_TIMEOUT_MS):
+        page.get_by_label("Choose a photo").set_input_files(outfit_photo)
+    _wait_for_answer(page)
+    cards = page.locator("#grid .card").count()
+    only_in = page.get_by_label("Only in")
+    only_in.evaluate("select => select.add(new Option('Mauvish', 'mauvish'))")
+    with page.expect_response(re.compile(r"/recommend\?.*colour=mauvish")) as refused:
+        only_in.select_option("mauvish")
+    assert refused.value.status == 422
+    alert = page.get_by_role("alert")
+    expect(alert).to_contain_text("We couldn't search by that colour.")
+    expect(alert).to_contain_text("Unknown colour 'mauvish': give one of black, white")
+    expect(page.locator("#grid .card")).to_have_count(cards)
+
+
+def test_the_colour_controls_fit_a_phone(
+    mobile_page: Page, indexed: Stack, outfit_photo: Path, artifacts: Path
+) -> None:
+    page = mobile_page
+    page.goto(indexed.url)
+    page.get_by_label("Choose a photo").set_input_files(outfit_photo)
+    _wait_for_answer(page)
+    page.locator("#refine summary").click()
+    for control in (
+        page.locator("label[for=f-colour-other]"),
+        page.get_by_label("Only in"),
+        page.locator("#results-title .seen-colour"),
+        page.locator("#grid .card").first.locator(".other-colour"),
+    ):
+        bounds = control.bounding_box()
+        assert bounds and bounds["x"] >= 0 and bounds["x"] + bounds["width"] <= 390, bounds
+    card = page.locator("#grid .card").first.bounding_box()
+    action = page.locator("#grid .card").first.locator(".other-colour").bounding_box()
+    assert card and action and action["x"] + action["width"] <= card["x"] + card["width"] + 1
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    page.locator("#f-colour-mode").screenshot(path=str(artifacts / "19-phone-colour.png"))
+    page.screenshot(path=str(artifacts / "19-phone-colour-full.png"), full_page=True)

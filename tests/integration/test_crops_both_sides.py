@@ -1,7 +1,8 @@
 """A catalog photo and the same photo as a shopper's query are cut into the same crops with
 the same garment masks, colour descriptors and named colours: ingest (download, decode,
 detect, crop) and the gateway's crop step both go through :func:`shared.crops.garment_crops`,
-with the catalog framed whole and framed to its garments (``crops.detect``)."""
+with the catalog framed whole and framed to its garments (``crops.detect``), and with the
+garment alone embedded (``crops.remove_background``)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from services.detector.client import make_detector
 from services.gateway.service import RecommendPipeline, Timings
 from services.ingest.pipeline import IngestReport, IngestRuntime
 from shared import index_layout
+from shared.crops import CUTOUT_FILL
 from shared.db import Catalog
 from shared.db.models import GarmentCrop as CropRow
 from shared.index_layout import COLOUR_VECTOR
@@ -34,7 +36,11 @@ def shop() -> Iterator[DemoShop]:
         yield running
 
 
-@pytest.mark.parametrize("detect", [False, True], ids=["whole", "detected"])
+@pytest.mark.parametrize(
+    ("detect", "cutout"),
+    [(False, False), (True, False), (False, True), (True, True)],
+    ids=["whole", "detected", "whole-cutout", "detected-cutout"],
+)
 def test_a_catalog_photo_and_the_same_photo_as_a_query_get_the_same_crops_and_colour(
     sqlite_catalog: Catalog,
     settings: Settings,
@@ -42,11 +48,16 @@ def test_a_catalog_photo_and_the_same_photo_as_a_query_get_the_same_crops_and_co
     tmp_path: Path,
     tmp_path_factory: pytest.TempPathFactory,
     detect: bool,
+    cutout: bool,
 ) -> None:
     catalog = sqlite_catalog
     link_models(settings.data_dir, shared_models_dir(tmp_path_factory))
     settings = settings.model_copy(
-        update={"crops": settings.crops.model_copy(update={"detect": detect})}
+        update={
+            "crops": settings.crops.model_copy(
+                update={"detect": detect, "remove_background": cutout}
+            )
+        }
     )
     runtime = IngestRuntime.build(settings, catalog=catalog, index=EdgeIndex(tmp_path / "index"))
     runtime.owns_index = True
@@ -66,7 +77,7 @@ def test_a_catalog_photo_and_the_same_photo_as_a_query_get_the_same_crops_and_co
         # The product shots (front and back views on a plain background); a detail view is no
         # garment to the gateway, or a street-like photo cut to its garments.
         claims = [c for c in catalog.images_as_claims(ids) if "/detail-" not in c.url]
-        tight = 0
+        tight = cut = 0
         for claim, product, policy in ingest._jobs(claims, IngestReport()):
             # Ingest's own steps: the download and decoding, then its crops.
             decoded = ingest._fetch((claim, product, policy))
@@ -86,10 +97,18 @@ def test_a_catalog_photo_and_the_same_photo_as_a_query_get_the_same_crops_and_co
                 assert (theirs.colour_name, theirs.colour_p) == (ours.colour_name, ours.colour_p)
                 assert ours.colour_name is not None
                 tight += theirs.picture.size != decoded.image.size
+                # The garment alone: white wherever its mask is not (a fallback stays whole).
+                garment = ours.mask.resized(ours.picture.size)
+                outside = np.asarray(ours.picture)[~garment]
+                if cutout and not ours.mask.fallback:
+                    assert outside.size and np.all(outside == CUTOUT_FILL)
+                    cut += 1
         if detect:
             assert tight, "the detector should have framed some product shots to their garments"
         else:
             assert tight == 0, "with crops.detect off every product shot is framed whole"
+        if cutout:
+            assert cut, "some product shots should have lost their background"
 
         # What ingest indexes (box and colour) is what the gateway searches with.
         report = ingest.process(ids)
@@ -99,6 +118,8 @@ def test_a_catalog_photo_and_the_same_photo_as_a_query_get_the_same_crops_and_co
         indexed: dict[int, list[tuple[list[float], list[float], str]]] = {}
         for row in recorded:
             [point] = runtime.index.retrieve(index_layout.ALIAS, [row.point_id], with_vectors=True)
+            # The vectors say how their crops were made (another index than the default's).
+            assert point.payload["model_version"].endswith("+cutout") == cutout
             colour = (point.vectors or {})[COLOUR_VECTOR]
             named = point.payload["colour_name"]
             indexed.setdefault(row.image_id, []).append((point.payload["bbox"], colour, named))

@@ -9,6 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from services.gateway.app import create_app
+from shared.colour import SHOPPER_COLOURS
 from shared.db import Catalog, ImageIn, ProductIn, SourceIn
 from shared.settings import Settings
 
@@ -94,6 +95,7 @@ def test_product_lookup_and_status(client: TestClient, catalog: Catalog) -> None
         "images_total": 1,
         "indexing": True,
     }
+    assert config["colours"] == list(SHOPPER_COLOURS)  # what the page's colour filter offers
 
 
 def test_metrics_report_ingest_from_the_catalog(client: TestClient, catalog: Catalog) -> None:

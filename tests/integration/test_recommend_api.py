@@ -648,6 +648,19 @@ def test_services_over_http_answer_like_in_process(
         assert unknown.status_code == 404
         assert unknown.json() == {"error": "not_found", "detail": "no product 999999"}
         assert remote.get("/readyz").json()["checks"]["recommender"]["ok"] is True
+        # A gateway that cuts its crops out while the embedder service does not (their
+        # settings differ) would search an index made of other crops: refused, naming it.
+        cutout = world.settings.crops.model_copy(update={"remove_background": True})
+        with _client(world, embedder_url=embedder_url, crops=cutout) as cutting:
+            photo = _photo(world, world.shop.catalog.products[0].sku)
+            refused = cutting.post("/recommend", files={"image": ("p.jpg", photo, "image/jpeg")})
+        assert refused.status_code == 503, refused.text
+        assert "LOOKALIKE_CROPS__REMOVE_BACKGROUND" in refused.json()["detail"]
+        # In one process, its vectors name the option and the index has none of them yet.
+        with _client(world, crops=cutout) as cutting:
+            refused = cutting.post("/recommend", files={"image": ("p.jpg", photo, "image/jpeg")})
+        assert refused.status_code == 503, refused.text
+        assert "+cutout" in refused.json()["detail"] and "reindex" in refused.json()["detail"]
 
 
 def test_a_photo_is_scoped_to_its_shops_in_process_and_over_http(
@@ -711,6 +724,14 @@ def test_a_photo_with_no_garment_answers_no_group_with_a_notice(client: TestClie
     body = response.json()
     assert body["groups"] == []
     assert body["notice"] == "We couldn't find any clothing in this photo."
+    # Asked for a colour, or for another colour than the garment's: the same honest answer.
+    for fields in ({"colour": "navy"}, {"colour_mode": "other"}):
+        again = client.post(
+            "/recommend",
+            files={"image": ("blue.jpg", buffer.getvalue(), "image/jpeg")},
+            data=fields,
+        )
+        assert again.status_code == 200 and again.json()["notice"] == body["notice"]
 
 
 def test_the_answer_opens_on_the_most_prominent_garment(world: World, client: TestClient) -> None:

@@ -25,6 +25,7 @@ from services.ingest.sweeper import Sweeper
 from shared import index_layout
 from shared.db import Catalog
 from shared.db.models import ImageState
+from shared.errors import ConfigurationError
 from shared.settings import Settings
 from shared.vectors import EdgeIndex, PayloadFilter
 from shared.words import TEXT_MODEL
@@ -45,6 +46,7 @@ pytestmark = [
 
 NEW_MODEL = ModelSpec("efficientnet_lite0", weights="random", runtime="torch", device="cpu")
 NEW_VERSION = "efficientnet_lite0-random"
+NEW_CUTOUT_BASE = "efficientnet_lite0-imagenet"
 
 
 @pytest.fixture(scope="module")
@@ -133,6 +135,47 @@ def test_reindex_switches_the_alias_with_no_gap_in_search(
         assert pipeline.process([late]).done == [late]
         assert catalog.images_without_crops_of(version_id) == []
     finally:
+        runtime.close()
+
+
+def test_background_removal_is_an_index_of_its_own(data_settings: Settings, shop: DemoShop) -> None:
+    """``crops.remove_background`` changes every vector: the model version names it
+    (``+cutout``), a worker whose setting differs from the index's is refused (its images stay
+    pending), and ``reindex`` with the new setting switches the index to a collection of
+    its own."""
+    lite0 = data_settings.embedder.model_copy(update={"model": "efficientnet_lite0"})
+    kept = data_settings.model_copy(update={"embedder": lite0})
+    alone = kept.model_copy(
+        update={"crops": kept.crops.model_copy(update={"remove_background": True})}
+    )
+    runtime = _ingest(kept, shop, 2)
+    cutting = IngestRuntime.build(alone, catalog=runtime.catalog, index=runtime.index)
+    try:
+        catalog, index = runtime.catalog, runtime.index
+        old = index.resolve(index_layout.ALIAS)
+        source = catalog.list_sources()[0]
+        more = catalog.upsert_products(source.id, demo_items(shop, 3)).new_image_ids
+        assert more
+        with pytest.raises(ConfigurationError, match="LOOKALIKE_CROPS__REMOVE_BACKGROUND"):
+            cutting.pipeline.process(more)
+        assert {catalog.get_image(i).state for i in more} == {ImageState.PENDING}
+
+        spec, _ = cutting.pipeline.models.active_spec()
+        report = reindexing.reindex(cutting.pipeline, spec, progress=False, settle_s=0)
+        version = f"{NEW_CUTOUT_BASE}+cutout"
+        assert report.model_version == version and report.failed == 0
+        assert index.resolve(index_layout.ALIAS) == index_layout.collection_name(version) != old
+        active = catalog.active_model_version("embedder")
+        assert active is not None and active.name == version
+        assert cutting.pipeline.process(more).done == sorted(more)
+        [hit] = index.search(index_layout.ALIAS, "cnn", [1.0] * 1280, limit=1)
+        assert hit.payload["model_version"] == version
+        # Now the index is cut out, a worker that keeps the background is refused in turn.
+        later = catalog.upsert_products(source.id, demo_items(shop, 4)).new_image_ids
+        with pytest.raises(ConfigurationError, match=r"crops\.remove_background on"):
+            runtime.pipeline.process(later)
+    finally:
+        cutting.close()
         runtime.close()
 
 

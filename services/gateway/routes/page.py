@@ -3,10 +3,10 @@
 The storefront is static HTML, CSS and JavaScript modules under ``static/`` (no build step);
 it calls the public API (``POST /recommend``) from the browser. ``/storefront/config.json``
 hands it the few facts it needs up front: the catalog's categories, brands, currency and price
-range (what searches filter on) and the upload limit; of one shop's catalog when the page is
-started for it (``/?shop=NAME``: the page passes ``shop`` on to its requests). The status
-page (catalog counts, ingest, each shop's counts, and the garment class of each shop category)
-lives at ``/status-page``.
+range (what searches filter on), the colour names its colour filter offers and the upload limit;
+of one shop's catalog when the page is started for it (``/?shop=NAME``: the page passes ``shop``
+on to its requests). The status page (catalog counts, ingest, each shop's counts, and the
+garment class of each shop category) lives at ``/status-page``.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from services.gateway.deps import CatalogDep, SettingsDep
 from services.gateway.errors import ErrorOut, error_responses
 from services.gateway.examples import example_photo, examples_for
 from services.gateway.schemas import shop_names
+from shared.colour import SHOPPER_COLOURS
 from shared.db import (
     Catalog,
     CatalogStats,
@@ -64,6 +65,10 @@ class StorefrontConfig(Facets):
 
     max_upload_bytes: int
     color_weight: float = Field(description="The colour weight a search uses unless it sets one.")
+    colours: list[str] = Field(
+        description="The colour names a search can filter on (``colour`` on /recommend).",
+        examples=[["black", "white", "navy"]],
+    )
     feedback: bool = Field(
         description="Whether the page may record clicks with POST /feedback: only when no API "
         "key guards it (a public page cannot hold the key)."
@@ -118,6 +123,7 @@ async def storefront_config(
         catalog=await run_in_threadpool(_progress, catalog, shops),
         max_upload_bytes=settings.images.max_upload_bytes,
         color_weight=settings.gateway.color_weight,
+        colours=list(SHOPPER_COLOURS),
         feedback=not settings.api_key,
     )
 

@@ -82,6 +82,9 @@ async function errorFor(response, source) {
   if (aboutWords) {
     title = "We couldn't search for those words.";
     said = said.slice("text: ".length);
+  } else if (status === 422 && /^colour(_mode)?[:= ]/.test(said)) {
+    title = "We couldn't search by that colour.";
+    if (said.startsWith("colour: ")) said = said.slice("colour: ".length);
   }
   if (said) {
     const sentence = said[0].toUpperCase() + said.slice(1);

@@ -116,6 +116,40 @@ export function resultsTitle(group) {
   return plainName(group.category) || "Similar products";
 }
 
+/** A swatch for each shopper colour name (`colours` of the config), for the cards' dots. */
+const SWATCHES = {
+  black: "#1c1c1c",
+  white: "#ffffff",
+  grey: "#9a9a9a",
+  navy: "#1f2a4d",
+  blue: "#3b6fd1",
+  burgundy: "#6d1a2b",
+  red: "#c8302b",
+  olive: "#6b6b2a",
+  green: "#3f8f4a",
+  yellow: "#e8c530",
+  orange: "#e27a24",
+  pink: "#e98bb0",
+  purple: "#7c4fa8",
+  beige: "#d9c6a5",
+  brown: "#7a4f2e",
+};
+
+/** A colour name as a small dot and `label` (the name), for a card or a heading; null for none. */
+export function colourTag(name, className, attrs = {}, label = name) {
+  if (typeof name !== "string" || !name) return null;
+  const dot = h("span", { class: "colour-dot", "aria-hidden": "true" });
+  dot.style.setProperty("--swatch", SWATCHES[name] ?? "transparent");
+  return h("span", { class: `colour-tag ${className}`, ...attrs }, dot, label);
+}
+
+/** The colour a group saw, for its heading's tooltip: "Seen as navy (71% sure)". */
+export function seenColourText(colour) {
+  if (!colour || typeof colour.name !== "string") return "";
+  const sure = percent(colour.probability);
+  return `Seen as ${colour.name}${sure ? ` (${sure} sure)` : ""}`;
+}
+
 /** The API's calibrated match label as a word for the shopper; nothing for a loose match. */
 export function matchLabel(match) {
   if (match === "very close") return "Very close";
@@ -194,7 +228,11 @@ export function renderChips(list, groups, selected, onSelect) {
   );
 }
 
-function productCard(product, position, onMoreLike, onOpen) {
+/**
+ * One product: picture, brand and colour, title, price and match word, and its actions: "more
+ * like this" and, for a product whose colour is known, "similar, in another colour".
+ */
+function productCard(product, position, { onMoreLike, onOtherColour, onOpen }) {
   const title = String(product.title ?? "").trim() || "Untitled product";
   const link = safeUrl(product.url);
   const picture = safeUrl(product.image_url);
@@ -212,7 +250,14 @@ function productCard(product, position, onMoreLike, onOpen) {
     h(
       "div",
       { class: "card-body" },
-      product.brand ? h("p", { class: "card-brand" }, product.brand) : null,
+      product.brand || product.colour
+        ? h(
+            "p",
+            { class: "card-top" },
+            product.brand ? h("span", { class: "card-brand" }, product.brand) : null,
+            colourTag(product.colour, "card-colour"),
+          )
+        : null,
       heading,
       h(
         "p",
@@ -222,22 +267,40 @@ function productCard(product, position, onMoreLike, onOpen) {
       ),
       productId(product) != null
         ? h(
-            "button",
-            {
-              type: "button",
-              class: "button subtle more",
-              "aria-label": `More like this: ${title}`,
-              onclick: () => onMoreLike(product, position),
-            },
-            "More like this",
+            "div",
+            { class: "card-actions" },
+            h(
+              "button",
+              {
+                type: "button",
+                class: "button subtle more",
+                "aria-label": `More like this: ${title}`,
+                onclick: () => onMoreLike(product, position),
+              },
+              "More like this",
+            ),
+            product.colour
+              ? h(
+                  "button",
+                  {
+                    type: "button",
+                    class: "button subtle more other-colour",
+                    "aria-label": `Similar, in another colour: ${title}`,
+                    title: `Similar, in another colour than ${product.colour}`,
+                    onclick: () => onOtherColour(product, position),
+                  },
+                  "Other colours",
+                )
+              : null,
           )
         : null,
     ),
   );
 }
 
-export function renderGrid(list, recommendations, onMoreLike, onOpen) {
-  list.replaceChildren(...recommendations.map((product, index) => productCard(product, index, onMoreLike, onOpen)));
+/** The products as cards; `actions`: `{onMoreLike, onOtherColour, onOpen}`. */
+export function renderGrid(list, recommendations, actions) {
+  list.replaceChildren(...recommendations.map((product, index) => productCard(product, index, actions)));
 }
 
 /** "detect 12 ms · embed 30 ms · … · model v3": the small print of the details. */
@@ -316,6 +379,10 @@ export function renderDetails(list, timingsNode, groups, timings, modelVersion, 
       }
       parts.push(`searched ${searchedText(group.searched)}`);
       parts.push(`answered by ${paths[group.answered_by] ?? paths.pictures}`);
+      if (group.colour && typeof group.colour.name === "string") {
+        const sure = percent(group.colour.probability);
+        parts.push(`colour seen ${group.colour.name}${sure ? `, ${sure} sure` : ""}`);
+      }
       if (group.intent && typeof group.intent === "object") parts.push(`words read as ${intentText(group.intent)}`);
       const name = wordsAlone && !group.category ? "Your words" : garmentLabel(group);
       return h("li", {}, h("strong", {}, name), `: ${parts.join("; ")}.`);

@@ -1,9 +1,11 @@
 // The storefront page: search by words, or pick, drop, paste or link a photo (words with it
 // refine its matches); see its garments boxed; pick one to see similar products; refine with
-// filters; "more like this" on any product.
+// filters (the garment's own colour first, any colour, another colour; one colour only); "more
+// like this" and "similar, in another colour" on any product.
 
 import { RequestError, SHOP, WORDS_HINT, fetchExample, formatBytes, loadConfig, loadExamples, recommend, sendFeedback } from "./api.js";
 import {
+  colourTag,
   formatPrice,
   garmentLabel,
   h,
@@ -14,6 +16,7 @@ import {
   renderGrid,
   resultsTitle,
   safeUrl,
+  seenColourText,
   titleCase,
   understoodText,
 } from "./render.js";
@@ -48,6 +51,9 @@ const ui = {
   minPrice: $("f-min-price"),
   maxPrice: $("f-max-price"),
   priceCurrency: $("price-currency"),
+  colourMode: $("f-colour-mode"),
+  colourOther: $("f-colour-other"),
+  colour: $("f-colour"),
   colorWeight: $("f-color-weight"),
   colorWeightValue: $("color-weight-value"),
   diversity: $("f-diversity"),
@@ -73,6 +79,7 @@ const state = {
   size: null, // natural size of the shown photo: the API's boxes are in its pixels
   answer: null,
   requestId: null, // X-Request-ID of the answer on screen, for feedback
+  colourMode: "same", // colour_mode of the answer on screen
   selected: 0,
   controller: null,
   maxUploadBytes: null,
@@ -181,8 +188,23 @@ function numberOrEmpty(input) {
   return value === "" || !Number.isFinite(Number(value)) ? "" : value;
 }
 
+/** same (the garment's own colour first), any (shape alone) or other (another colour only). */
+function colourMode() {
+  return ui.filters.elements.colour_mode.value || "same";
+}
+
+/** The colour controls that fit the source: "other" needs a garment's colour (a picture, not
+ * words alone), and the colour vs. shape slider weighs that colour (so only with "same"). */
+function syncColourControls() {
+  const wordsAlone = state.source?.kind === "words";
+  ui.colourOther.disabled = wordsAlone;
+  if (wordsAlone && ui.colourOther.checked) ui.filters.elements.colour_mode.value = "same";
+  ui.colorWeight.disabled = colourMode() !== "same";
+}
+
 function searchParams() {
   const form = ui.filters.elements;
+  const mode = colourMode();
   const minPrice = numberOrEmpty(ui.minPrice);
   const maxPrice = numberOrEmpty(ui.maxPrice);
   // The API takes a category override or a search across all of them, not both.
@@ -195,7 +217,11 @@ function searchParams() {
     // A price range means the shop's currency, as shown beside "Price".
     currency: minPrice !== "" || maxPrice !== "" ? state.currency ?? "" : "",
     metric: form.metric.value,
-    color_weight: ui.colorWeight.value,
+    // The API takes one colour to keep or the garment's to avoid (other), not both; the
+    // controls keep them apart.
+    colour: mode === "other" ? "" : ui.colour.value,
+    colour_mode: mode === "same" ? "" : mode,
+    color_weight: mode === "same" ? ui.colorWeight.value : "",
     diversity: ui.diversity.value,
     cross_category: !category && form.cross_category.checked ? "true" : "",
     // The page's shop (`/?shop=NAME`): every search is scoped to it.
@@ -238,6 +264,16 @@ function addCategories(names) {
   }
 }
 
+/** The colour filter's names (the API's shopper colours, from the config). */
+function addColours(names) {
+  const known = new Set(Array.from(ui.colour.options, (option) => option.value));
+  for (const name of names) {
+    if (typeof name !== "string" || !name || known.has(name)) continue;
+    known.add(name);
+    ui.colour.append(h("option", { value: name }, titleCase(name)));
+  }
+}
+
 function addBrands(names) {
   for (const name of names) {
     const brand = typeof name === "string" ? name.trim() : "";
@@ -264,6 +300,7 @@ function rememberFromAnswer(groups) {
 
 function loadingMessage(source, words) {
   if (source.kind === "words") return `Searching for “${words}”…`;
+  if (source.kind === "product" && colourMode() === "other") return `Finding ${source.title} in other colours…`;
   if (source.kind === "product") return `Finding more like ${source.title}…`;
   return "Looking for the pieces in your photo…";
 }
@@ -280,9 +317,11 @@ async function search(source, { requery = false, words = state.words, message = 
   setBusy(true);
   announce(message ?? (requery ? "Updating matches…" : loadingMessage(source, words)));
   try {
-    const { answer, requestId } = await recommend(source, searchParams(), controller.signal, words);
+    const params = searchParams();
+    const { answer, requestId } = await recommend(source, params, controller.signal, words);
     if (state.controller !== controller) return;
     state.requestId = requestId;
+    state.colourMode = params.colour_mode || "same";
     state.words = words;
     syncWordsClear();
     showAnswer(answer, requery);
@@ -320,6 +359,7 @@ async function search(source, { requery = false, words = state.words, message = 
 function startSearch(source, src, caption) {
   window.clearTimeout(requeryTimer);
   state.source = source;
+  syncColourControls();
   state.answer = null;
   state.selected = 0;
   showPhoto(src, caption);
@@ -334,6 +374,7 @@ function startSearch(source, src, caption) {
 function startWords(words) {
   window.clearTimeout(requeryTimer);
   state.source = { kind: "words" };
+  syncColourControls();
   state.answer = null;
   state.selected = 0;
   hidePhoto();
@@ -414,11 +455,24 @@ function searchUrl(value) {
   startSearch({ kind: "url", url }, url, "Your picture from the web");
 }
 
+/** "More like this": the product's lookalikes, its own colour first unless "any" is chosen. */
 function moreLike(product) {
+  if (colourMode() === "other") ui.filters.elements.colour_mode.value = "same";
+  searchProduct(product, "More like");
+}
+
+/** "Similar, in another colour": the product's lookalikes in any colour but its own. */
+function otherColour(product) {
+  ui.filters.elements.colour_mode.value = "other";
+  ui.colour.value = "";
+  searchProduct(product, "In another colour");
+}
+
+function searchProduct(product, label) {
   const id = productId(product);
   if (id === undefined || id === null) return;
   const title = String(product.title ?? "").trim() || "this product";
-  startSearch({ kind: "product", productId: id, title }, safeUrl(product.image_url), `More like: ${title}`);
+  startSearch({ kind: "product", productId: id, title }, safeUrl(product.image_url), `${label}: ${title}`);
   ui.results.scrollIntoView({ block: "start", behavior: reducedMotion.matches ? "auto" : "smooth" });
   ui.results.focus({ preventScroll: true });
 }
@@ -447,7 +501,7 @@ function showAnswer(answer, requery) {
     ui.chips.replaceChildren();
     drawBoxes();
     showGrid([]);
-    ui.resultsTitle.textContent = "Similar products"; // not the previous search's heading
+    setTitle("Similar products"); // not the previous search's heading
     showGroupNotice(null);
     showUnderstood(null);
     const notice = typeof answer?.notice === "string" && answer.notice.trim() ? answer.notice.trim() : "We couldn't find any clothing in this picture.";
@@ -505,7 +559,7 @@ function showGroup(prefix) {
   drawBoxes();
   const products = Array.isArray(group.recommendations) ? group.recommendations : [];
   const byWords = state.source?.kind === "words";
-  ui.resultsTitle.textContent = byWords ? `Results for “${state.words}”` : resultsTitle(group);
+  setTitle(byWords ? `Results for “${state.words}”` : resultsTitle(group), byWords ? null : group.colour);
   showGroupNotice(group.notice);
   showUnderstood(group);
   showGrid(products);
@@ -519,10 +573,24 @@ function showGroup(prefix) {
   // as nothing known still refined a picture, and the status says so.
   const understood = understoodText(group.intent);
   const refined = !byWords && state.words && !understood ? ", refined by your words" : "";
+  const seen = typeof group.colour?.name === "string" ? group.colour.name : "";
+  const colour = !seen || byWords ? "" : state.colourMode === "other" ? ` in colours other than ${seen}` : ` (${seen})`;
   announce(
-    `${prefix}Showing ${products.length} ${products.length === 1 ? "match" : "matches"} for ${name}${refined}.`,
+    `${prefix}Showing ${products.length} ${products.length === 1 ? "match" : "matches"} for ${name}${colour}${refined}.`,
     understood ? `${understoodLabel(group)} ${understood}.` : "",
   );
+}
+
+/**
+ * The results heading, with the colour the search saw for the garment ("navy", or "not navy"
+ * when it looks for other colours); how sure, in its tooltip and the details.
+ */
+function setTitle(text, colour = null) {
+  const name = typeof colour?.name === "string" ? colour.name : "";
+  const other = state.colourMode === "other";
+  const tip = `${seenColourText(colour)}${other ? "; showing other colours" : ""}`;
+  const tag = colourTag(name, other ? "seen-colour avoided" : "seen-colour", { title: tip }, other ? `not ${name}` : name);
+  ui.resultsTitle.replaceChildren(text, tag ? " " : "", tag ?? "");
 }
 
 /** Why a search found nothing: a catalog still being indexed is not the shopper's filters. */
@@ -567,10 +635,10 @@ function recordClick(product, position) {
 }
 
 function showGrid(products) {
-  renderGrid(ui.grid, products, moreLike, recordClick);
+  renderGrid(ui.grid, products, { onMoreLike: moreLike, onOtherColour: otherColour, onOpen: recordClick });
   ui.empty.hidden = products.length > 0;
   if (products.length === 0 && !state.source) {
-    ui.resultsTitle.textContent = "Similar products";
+    setTitle("Similar products");
     ui.empty.textContent = "Your matches will appear here.";
   }
 }
@@ -582,6 +650,7 @@ function startOver({ focus = ui.fileInput } = {}) {
   state.source = null;
   state.answer = null;
   state.words = null;
+  syncColourControls();
   setBusy(false);
   clearError();
   hidePhoto();
@@ -665,6 +734,15 @@ function syncCrossCategory() {
 }
 
 ui.category.addEventListener("change", syncCrossCategory);
+// One colour to keep, or the garment's to avoid: choosing either sets the other aside.
+ui.colour.addEventListener("change", () => {
+  if (ui.colour.value && colourMode() === "other") ui.filters.elements.colour_mode.value = "same";
+  syncColourControls();
+});
+ui.colourMode.addEventListener("change", () => {
+  if (colourMode() === "other") ui.colour.value = "";
+  syncColourControls();
+});
 
 ui.filters.addEventListener("input", (event) => {
   if (event.target.type === "range") describeSliders();
@@ -681,12 +759,14 @@ ui.filters.addEventListener("reset", () => {
   window.setTimeout(() => {
     ui.maxPrice.setCustomValidity("");
     syncCrossCategory();
+    syncColourControls();
     describeSliders();
     requery(0);
   });
 });
 
 describeSliders();
+syncColourControls();
 // On a phone the filters start folded so that the photo and the products come first.
 if (narrow.matches) $("refine").open = false;
 /** Say which shop the page shows: the one it was started for, or every shop. */
@@ -718,6 +798,7 @@ loadConfig().catch((error) => {
   }
   if (Array.isArray(config.categories)) addCategories(config.categories);
   if (Array.isArray(config.brands)) addBrands(config.brands);
+  if (Array.isArray(config.colours)) addColours(config.colours);
   setCurrency(config.currency);
   if (Number.isFinite(config.min_price) && Number.isFinite(config.max_price)) {
     const low = formatPrice(Math.floor(config.min_price), config.currency, { whole: true });
