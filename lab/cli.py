@@ -14,7 +14,12 @@ import click
 
 from lab.detector.cli import eval_detector_command, train_detector_command
 from lab.embedder.cli import eval_command, train_command
-from lab.evaluate.cli import eval_e2e_command, eval_text_command, train_bridge_command
+from lab.evaluate.cli import (
+    eval_e2e_command,
+    eval_sessions_command,
+    eval_text_command,
+    train_bridge_command,
+)
 
 __all__ = ["bench", "commands"]
 
@@ -57,5 +62,6 @@ def commands() -> list[click.Command]:
         eval_detector_command,
         eval_e2e_command,
         eval_text_command,
+        eval_sessions_command,
         bench,
     ]

@@ -155,6 +155,10 @@ class GatewaySettings(BaseModel):
     words_colour_weight: float = Field(default=0.5, ge=0.0, le=1.0)
     """Colour's share of the pictures path's score when the words name a colour. Chosen by
     BENCHMARKS.md, words (``lookalike eval-text``)."""
+    session_half_life_h: float = Field(default=24.0, gt=0.0, le=24.0 * 365)
+    """ "Based on what you viewed": a view's weight halves every this many hours since it was
+    seen (``seen_at``), so recent views count more. A shopping day by default; the simulated
+    sessions of ``lookalike eval-sessions`` carry no times, so no figure chose it yet."""
 
     @field_validator("allow_private_image_hosts")
     @classmethod

@@ -51,6 +51,11 @@ log = logging.getLogger(__name__)
 
 Distance = Literal["cosine", "l1"]
 PayloadType = Literal["keyword", "integer", "float"]
+Strategy = Literal["best_score", "sum_scores"]
+"""Qdrant's recommend strategies that both engines have: ``best_score`` (a point's best
+similarity to a positive example, or minus its best to a negative one when that is higher; both
+passed through Qdrant's scaled sigmoid, see :func:`best_score_similarity`) and ``sum_scores``
+(the similarities to the positives summed, minus those to the negatives)."""
 Scalar = str | int | float
 
 
@@ -170,6 +175,22 @@ class VectorIndex(ABC):
     ) -> list[Hit]:
         """The ``limit`` nearest points; ``with_vectors``: all of their vectors, or the named
         ones; ``hnsw_ef`` widens the HNSW beam (recall for speed)."""
+
+    @abstractmethod
+    def recommend(
+        self,
+        collection: str,
+        vector_name: str,
+        positives: Sequence[Sequence[float]],
+        negatives: Sequence[Sequence[float]] = (),
+        *,
+        limit: int,
+        where: PayloadFilter | None = None,
+        strategy: Strategy = "best_score",
+        with_vectors: bool | Sequence[str] = False,
+    ) -> list[Hit]:
+        """The ``limit`` best points for Qdrant's recommend query: dense ``positives`` to come
+        near, ``negatives`` to keep away (:data:`Strategy`); best first."""
 
     @abstractmethod
     def retrieve(
@@ -352,6 +373,40 @@ class ClientIndex(VectorIndex):
         )
         return [_hit(p) for p in response.points]
 
+    def recommend(
+        self,
+        collection: str,
+        vector_name: str,
+        positives: Sequence[Sequence[float]],
+        negatives: Sequence[Sequence[float]] = (),
+        *,
+        limit: int,
+        where: PayloadFilter | None = None,
+        strategy: Strategy = "best_score",
+        with_vectors: bool | Sequence[str] = False,
+    ) -> list[Hit]:
+        m = self._m
+        strategies = {
+            "best_score": m.RecommendStrategy.BEST_SCORE,
+            "sum_scores": m.RecommendStrategy.SUM_SCORES,
+        }
+        response = self._client.query_points(
+            collection,
+            query=m.RecommendQuery(
+                recommend=m.RecommendInput(
+                    positive=[_float_list(v) for v in positives],
+                    negative=[_float_list(v) for v in negatives] or None,
+                    strategy=strategies[strategy],
+                )
+            ),
+            using=vector_name,
+            query_filter=self._filter(where),
+            limit=limit,
+            with_payload=True,
+            with_vectors=_vector_names(with_vectors),
+        )
+        return [_hit(p) for p in response.points]
+
     def retrieve(
         self, collection: str, ids: Sequence[str], *, with_vectors: bool = False
     ) -> list[Hit]:
@@ -367,6 +422,17 @@ class ClientIndex(VectorIndex):
 
     def close(self) -> None:
         self._client.close()
+
+
+def best_score_similarity(score: float) -> float:
+    """The similarity behind a ``best_score`` recommend score: Qdrant scales a point's best
+    similarity ``x`` to a positive example as ``(x / (1 + |x|) + 1) / 2`` (so 1.0 scores 0.75)
+    and gives a point nearer a negative example minus the scaled similarity to it. That one's
+    similarity to its nearest positive, or 0 for a point pushed away."""
+    if score <= 0.0:
+        return 0.0
+    y = min(2.0 * score - 1.0, 0.999_999)
+    return min(1.0, max(0.0, y / (1.0 - abs(y))))
 
 
 def _vector_names(with_vectors: bool | Sequence[str]) -> bool | list[str]:
@@ -628,6 +694,37 @@ class EdgeIndex(VectorIndex):
             with_payload=True,
             with_vector=_vector_names(with_vectors),
             params=e.SearchParams(hnsw_ef=hnsw_ef, quantization=self._rescore),
+        )
+        return [_hit(p) for p in self._shard(collection).query(request)]
+
+    def recommend(
+        self,
+        collection: str,
+        vector_name: str,
+        positives: Sequence[Sequence[float]],
+        negatives: Sequence[Sequence[float]] = (),
+        *,
+        limit: int,
+        where: PayloadFilter | None = None,
+        strategy: Strategy = "best_score",
+        with_vectors: bool | Sequence[str] = False,
+    ) -> list[Hit]:
+        """Edge 0.9 has Qdrant's recommend query with vectors (not point ids) as examples;
+        the int8 scan is rescored on the float vectors, as :meth:`search`'s."""
+        e = self._e
+        examples = e.RecommendQuery(
+            [_float_list(v) for v in positives], [_float_list(v) for v in negatives]
+        )
+        make = (
+            e.Query.RecommendBestScore if strategy == "best_score" else e.Query.RecommendSumScores
+        )
+        request = e.QueryRequest(
+            limit=limit,
+            query=make(examples, using=vector_name),
+            filter=self._filter(where),
+            with_payload=True,
+            with_vector=_vector_names(with_vectors),
+            params=e.SearchParams(quantization=self._rescore),
         )
         return [_hit(p) for p in self._shard(collection).query(request)]
 

@@ -250,6 +250,66 @@ def eval_text_command(
     click.echo(text)
 
 
+@click.command("eval-sessions")
+@labelled_catalog
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where the sample is indexed once and kept (default: eval-sessions-<catalog>-<N> in "
+    "the data directory).",
+)
+@click.option(
+    "--max-products",
+    type=int,
+    default=1500,
+    show_default=True,
+    help="Index a seeded sample of N products (0: all; the whole dev catalog takes ~25 min).",
+)
+@click.option("--sessions", "per_kind", default=100, show_default=True, help="Sessions per kind.")
+@click.option("--seed", default=0, show_default=True, help="Seed of the sample and sessions.")
+@click.option("--json-out", type=click.Path(dir_okay=False, path_type=Path), default=None)
+def eval_sessions_command(
+    catalog: Path,
+    data_dir: Path | None,
+    max_products: int,
+    per_kind: int,
+    seed: int,
+    json_out: Path | None,
+) -> None:
+    """ "Based on what you viewed", end to end: sessions simulated from the labels (one type
+    and colour, two types, one "not for me"), P@10 of the same type / type + colour, the
+    session's types in the top 10, the rejected type and colour in the top 10 with and without
+    the negative, beside one product's "more like this" (lab/evaluate/sessions.py)."""
+    from lab.benchmarks import machine
+    from lab.evaluate.sessions import run
+
+    settings = get_settings()
+    sample = max_products or None
+    kept = data_dir or settings.data_dir / (
+        f"eval-sessions-{catalog.resolve().name}-{sample or 'all'}"
+    )
+    figures = run(
+        catalog,
+        kept,
+        settings,
+        max_products=sample,
+        per_kind=per_kind,
+        seed=seed,
+        progress=functools.partial(click.echo, err=True),
+    )
+    report = {
+        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": shlex.join(["lookalike", *sys.argv[1:]]),
+        "machine": machine(),
+        **figures,
+    }
+    text = json.dumps(report, indent=2)
+    if json_out is not None:
+        json_out.write_text(text + "\n")
+    click.echo(text)
+
+
 @click.command("train-bridge")
 @labelled_catalog
 @kept_index

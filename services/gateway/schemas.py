@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from shared.colour import SHOPPER_COLOURS, read_colour
 from shared.db.models import FeedbackKind
@@ -197,6 +205,58 @@ class RecommendParams(BaseModel):
         return self
 
 
+MAX_VIEWED = 50
+"""The most products a session may name as viewed, and as "not for me" (more: 422)."""
+MAX_VIEW_WEIGHT = 10.0
+CLOCK_SKEW = timedelta(minutes=5)
+"""How far ahead of the gateway's clock a ``seen_at`` may be (a shopper's clock runs fast)."""
+
+
+class ViewedProduct(BaseModel):
+    """A product the shopper viewed: how much it counts, and when it was seen."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    product_id: ProductId
+    weight: float = Field(
+        default=1.0,
+        ge=0.1,
+        le=MAX_VIEW_WEIGHT,
+        description="How much the view counts against the others (a click 1, an add to basket "
+        "2 ...); 0.1-10.",
+    )
+    seen_at: AwareDatetime | None = Field(
+        default=None,
+        description="When it was seen (with a time zone; not in the future): its weight halves "
+        "every gateway.session_half_life_h hours since. Unset: just now.",
+        examples=["2026-12-05T10:00:00Z"],
+    )
+
+    _numbers = field_validator("product_id", "weight", mode="before")(_not_bool)
+
+    @field_validator("seen_at")
+    @classmethod
+    def _not_ahead(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value > datetime.now(UTC) + CLOCK_SKEW:
+            raise ValueError(f"{value.isoformat()} is in the future")
+        return value
+
+
+def _no_repeats(ids: list[int], what: str) -> list[int]:
+    repeated = sorted({pid for pid in ids if ids.count(pid) > 1})
+    if repeated:
+        names = ", ".join(str(pid) for pid in repeated)
+        raise ValueError(f"{what} names product {names} more than once")
+    return ids
+
+
+def _session_list(value: Any) -> Any:
+    """A list of at most :data:`MAX_VIEWED` items, counted before they are read."""
+    if isinstance(value, list) and len(value) > MAX_VIEWED:
+        raise ValueError(f"{len(value)} products; a session names at most {MAX_VIEWED}")
+    return value
+
+
 class RecommendJSON(RecommendParams):
     """JSON body: an ``image_url`` to fetch, or a ``product_id`` for "more like this", or
     ``text`` alone (words; with either of the others they refine it)."""
@@ -207,21 +267,70 @@ class RecommendJSON(RecommendParams):
                 {"required": ["image_url"], "properties": {"image_url": {"type": "string"}}},
                 {"required": ["product_id"], "properties": {"product_id": {"type": "integer"}}},
                 {"required": ["text"], "properties": {"text": {"type": "string"}}},
+                {"required": ["viewed"], "properties": {"viewed": {"type": "array"}}},
             ]
         }
     )
 
     image_url: str | None = Field(default=None, max_length=2048)
     product_id: ProductId | None = None
+    viewed: list[ViewedProduct] | None = Field(
+        default=None,
+        description=f'"Based on what you viewed": 1-{MAX_VIEWED} products the shopper viewed '
+        "(each once); the answer has a group per kind of garment among them, its places of "
+        "``k`` (in all) in proportion to its views' weight, recent views counting more; the "
+        "products named never come back.",
+    )
+    not_for_me: list[ProductId] | None = Field(
+        default=None,
+        description=f'With ``viewed``: up to {MAX_VIEWED} products the shopper marked "not for '
+        'me" (each once, none of them viewed): products like them are pushed away.',
+    )
 
     _id = field_validator("product_id", mode="before")(_not_bool)
+    _session_lists = field_validator("viewed", "not_for_me", mode="before")(_session_list)
+
+    @field_validator("viewed")
+    @classmethod
+    def _viewed(cls, value: list[ViewedProduct] | None) -> list[ViewedProduct] | None:
+        if value is not None:
+            if not value:
+                raise ValueError("no products: give at least one viewed product")
+            _no_repeats([view.product_id for view in value], "viewed")
+        return value
+
+    @field_validator("not_for_me")
+    @classmethod
+    def _rejected(cls, value: list[int] | None) -> list[int] | None:
+        return None if value is None else _no_repeats(value, "not_for_me")
 
     @model_validator(mode="after")
     def _one_source(self) -> RecommendJSON:
+        if self.viewed is not None:
+            return self._session()
+        if self.not_for_me is not None:
+            raise ValueError("not_for_me pushes a session's products away: give viewed too")
         if self.image_url is not None and self.product_id is not None:
             raise ValueError("give image_url or product_id, not both")
         if self.image_url is None and self.product_id is None and self.text is None:
-            raise ValueError("give image_url, product_id or text")
+            raise ValueError("give image_url, product_id, text or viewed")
+        return self
+
+    def _session(self) -> RecommendJSON:
+        others = [
+            name for name in ("image_url", "product_id", "text") if getattr(self, name) is not None
+        ]
+        if others:
+            raise ValueError(f"give viewed or {' / '.join(others)}, not both")
+        assert self.viewed is not None
+        both = sorted({v.product_id for v in self.viewed} & set(self.not_for_me or []))
+        if both:
+            names = ", ".join(str(pid) for pid in both)
+            raise ValueError(f"product {names} is both viewed and not_for_me")
+        if self.metric != "cosine":
+            raise ValueError("viewed ranks by cosine similarity: leave metric out")
+        if self.diversity > 0:
+            raise ValueError("viewed shares the places among kinds of garment: leave diversity out")
         return self
 
 

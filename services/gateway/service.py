@@ -37,7 +37,9 @@ from services.gateway.schemas import (
     RecommendParams,
     RecommendResponse,
     SeenColour,
+    ViewedProduct,
 )
+from services.gateway.sessions import check_products, names, session_query
 from services.gateway.words import fuse_by_rank, fuse_rankings
 from services.recommender.client import RecommenderClient
 from services.recommender.schemas import (
@@ -333,6 +335,65 @@ class RecommendPipeline:
             [group] = self._groups([garment], [result], shops=params.shop)
         group.answered_by, group.intent = answered_by, intent
         return self._respond([group], model_version, timings)
+
+    def from_session(
+        self,
+        viewed: Sequence[ViewedProduct],
+        not_for_me: Sequence[int],
+        params: RecommendParams,
+        *,
+        shops: frozenset[str] | None = None,
+    ) -> RecommendResponse:
+        """ "Based on what you viewed": products like the ``viewed`` ones, away from the
+        ``not_for_me`` ones, a group per kind of garment (its share of the ``k`` places in
+        proportion to its views' decayed weight; :mod:`services.gateway.sessions`). Every
+        product named must be in the catalog and within the shops searched (422 naming
+        them)."""
+        params = self._checked(params, shops)
+        owners = self.catalog.product_shops([*(v.product_id for v in viewed), *not_for_me])
+        check_products(viewed, not_for_me, owners, params.shop)
+        timings = Timings()
+        half_life = self.settings.gateway.session_half_life_h
+        query = session_query(viewed, not_for_me, params, self._ranking(params), half_life)
+        with timings.stage("search"):
+            result = self.recommender.recommend_session(query)
+            for _ in range(REFILL_ROUNDS):
+                shown = [hit for group in result.groups for hit in group.hits]
+                active = self.catalog.active_product_ids(hit.product_id for hit in shown)
+                stale = [hit for hit in shown if hit.product_id not in active]
+                if not stale:
+                    break
+                # Gone from the catalog while the index still has them (see _active_only).
+                enabled = {s.name for s in self.catalog.list_sources(enabled_only=True)}
+                gone = {hit.source for hit in stale if hit.source and hit.source not in enabled}
+                query = query.model_copy(
+                    update={
+                        "exclude_product_ids": sorted(
+                            {*query.exclude_product_ids, *(hit.product_id for hit in stale)}
+                        ),
+                        "exclude_sources": sorted({*query.exclude_sources, *gone}),
+                    }
+                )
+                result = self.recommender.recommend_session(query)
+        if result.missing:
+            raise InvalidInputError(
+                f"product {names(result.missing)} has no indexed pictures yet: a session "
+                "starts from products the index holds"
+            )
+        garments = [
+            _Garment(
+                box=None,
+                features=None,
+                categories=list(params.category or group.categories),
+                category=group.garment,
+                probability=None,
+                seen=_seen(group.colour_name, group.colour_p),
+            )
+            for group in result.groups
+        ]
+        with timings.stage("hydrate"):
+            groups = self._groups(garments, list(result.groups))
+        return self._respond(groups, result.model_version, timings)
 
     def _words_query(
         self, params: RecommendParams, words: WordVectors, intent: ParsedIntent

@@ -15,6 +15,8 @@ from services.recommender.schemas import (
     ProductPoints,
     SearchRequest,
     SearchResponse,
+    SessionQuery,
+    SessionResult,
     SimilarQuery,
     SimilarResult,
     TextQuery,
@@ -53,6 +55,12 @@ async def search(body: SearchRequest, recommender: RecommenderDep) -> SearchResp
 async def text(body: TextQuery, recommender: RecommenderDep) -> TextResult:
     """Products by words over their text (sentence model and lexical match, fused by rank)."""
     return await run_in_threadpool(recommender.search_text, body)
+
+
+@router.post("/session", response_model=SessionResult, tags=["recommend"])
+async def session(body: SessionQuery, recommender: RecommenderDep) -> SessionResult:
+    """ "Based on what you viewed": a group per kind of garment of the viewed products."""
+    return await run_in_threadpool(recommender.recommend_session, body)
 
 
 @router.get("/products/{product_id}/points", response_model=ProductPoints, tags=["recommend"])

@@ -16,6 +16,8 @@ from services.recommender.schemas import (
     RecommendResult,
     SearchRequest,
     SearchResponse,
+    SessionQuery,
+    SessionResult,
     SimilarQuery,
     SimilarResult,
     TextQuery,
@@ -37,6 +39,8 @@ class RecommenderClient(Protocol):
     def similar_to_product(self, product_id: int, query: SimilarQuery) -> SimilarResult: ...
 
     def search_text(self, query: TextQuery) -> TextResult: ...
+
+    def recommend_session(self, query: SessionQuery) -> SessionResult: ...
 
     def check(self) -> Check: ...
 
@@ -60,6 +64,10 @@ class HttpRecommender:
     def search_text(self, query: TextQuery) -> TextResult:
         response = self.http.request("POST", "/text", json=query.model_dump(mode="json"))
         return TextResult.model_validate(response.json())
+
+    def recommend_session(self, query: SessionQuery) -> SessionResult:
+        response = self.http.request("POST", "/session", json=query.model_dump(mode="json"))
+        return SessionResult.model_validate(response.json())
 
     def check(self) -> Check:
         return self.http.check()

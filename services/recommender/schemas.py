@@ -318,3 +318,76 @@ class StoredPoint(BaseModel):
 class ProductPoints(BaseModel):
     product_id: int
     points: list[StoredPoint]
+
+
+MAX_SESSION_PRODUCTS = 50
+"""The most viewed (and the most "not for me") products one session query may name."""
+
+
+class SessionView(BaseModel):
+    """A viewed product and how much it counts (its weight, recency already applied)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    product_id: int = Field(ge=1)
+    weight: float = Field(default=1.0, gt=0.0)
+
+
+class SessionQuery(Ranking):
+    """ "Based on what you viewed": products like a shopper's viewed products, grouped by the
+    kind of garment of each (a :class:`SessionGroup` per kind, its places in proportion to its
+    views' weight), away from the ``not_for_me`` ones; the products named never come back."""
+
+    viewed: list[SessionView] = Field(min_length=1, max_length=MAX_SESSION_PRODUCTS)
+    not_for_me: list[int] = Field(default_factory=list, max_length=MAX_SESSION_PRODUCTS)
+    categories: list[str] = Field(
+        default_factory=list,
+        description="Search these shop categories in every group instead of the group's own "
+        "garment class.",
+    )
+    cross_category: bool = Field(
+        default=False, description="Search every garment class in every group."
+    )
+    other_colour: bool = Field(
+        default=False,
+        description='"Similar, in another colour": leave out the products of the colours the '
+        "group's viewed products have, and rank by shape alone.",
+    )
+    exclude_product_ids: list[int] = Field(
+        default_factory=list,
+        description="Leave out these products too (the catalog no longer shows them).",
+    )
+    exclude_sources: list[str] = Field(
+        default_factory=list,
+        description="Leave out these sources' products (shops disabled or removed since their "
+        "points were indexed).",
+    )
+
+
+class SessionGroup(RecommendResult):
+    """One kind of garment of the session and its products."""
+
+    garment: str | None = Field(
+        default=None,
+        description="The kind (a class of the shared taxonomy; the product's category when "
+        "its garment class is unknown).",
+    )
+    categories: list[str] = Field(
+        default_factory=list, description="The shop category searched first (the kind's)."
+    )
+    viewed: list[int] = Field(default_factory=list, description="The session's products of it.")
+    share: float = Field(default=0.0, description="Its share of the session's weight.")
+    colour_name: str | None = Field(
+        default=None, description="The named colour that weighs most among its viewed products."
+    )
+    colour_p: float | None = None
+
+
+class SessionResult(BaseModel):
+    groups: list[SessionGroup] = Field(default_factory=list)
+    missing: list[int] = Field(
+        default_factory=list,
+        description="Products of the query that have no indexed picture (none is searched "
+        "when any is missing).",
+    )
+    model_version: str | None = None

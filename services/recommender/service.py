@@ -50,6 +50,8 @@ from services.recommender.schemas import (
     ProductPoints,
     RecommendQuery,
     RecommendResult,
+    SessionQuery,
+    SessionResult,
     SimilarQuery,
     SimilarResult,
     StoredPoint,
@@ -591,6 +593,13 @@ class Recommender:
             colour_name=name,
             colour_p=p,
         )
+
+    def recommend_session(self, query: SessionQuery) -> SessionResult:
+        """ "Based on what you viewed": products like a session's viewed products, a group per
+        kind of garment, away from its "not for me" ones (:mod:`services.recommender.sessions`)."""
+        from services.recommender.sessions import recommend_session
+
+        return recommend_session(self, query, query_filter)
 
     # ------------------------------------------------------------------------------ health
 

@@ -24,6 +24,7 @@ from shared.vectors import (
     Point,
     VectorIndex,
     VectorSpec,
+    best_score_similarity,
 )
 
 pytestmark = [
@@ -189,6 +190,35 @@ def test_alias_switch_keeps_queries_working(index: VectorIndex) -> None:
     assert index.collections() == ["catalog_v2"]
     with pytest.raises(NotFoundError):
         index.resolve("nope")
+
+
+def test_recommend_with_positive_and_negative_examples(index: VectorIndex) -> None:
+    """Qdrant's recommend query on both engines: ``best_score`` is a point's best similarity
+    to a positive example (through Qdrant's scaled sigmoid, which ``best_score_similarity``
+    reads back), or below zero when a negative example is nearer; filters apply."""
+    points, vectors = make_points()
+    index.upsert("catalog_v1", points)
+    positives, negatives = [vectors[1].tolist(), vectors[2].tolist()], [vectors[3].tolist()]
+    hits = index.recommend("catalog_v1", "cnn", positives, negatives, limit=60)
+    scores = {h.payload["product_id"]: h.score for h in hits}
+    to_positive = (vectors @ vectors[[1, 2]].T).max(axis=1)
+    to_negative = vectors @ vectors[3]
+    for i in range(60):
+        if to_negative[i] > to_positive[i]:
+            assert scores[i] < 0, i
+        else:
+            assert best_score_similarity(scores[i]) == pytest.approx(
+                max(0.0, float(to_positive[i])), abs=1e-3
+            )
+    assert sorted(h.payload["product_id"] for h in hits[:2]) == [1, 2], "the examples first"
+    assert hits[-1].payload["product_id"] == 3, "the negative example is pushed furthest"
+    where = PayloadFilter(equals={"category": "pants"})
+    summed = index.recommend(
+        "catalog_v1", "cnn", positives, negatives, limit=5, where=where, strategy="sum_scores"
+    )
+    expected = np.argsort(-((vectors @ vectors[[1, 2]].T).sum(axis=1) - to_negative))
+    pants = [int(i) for i in expected if CATEGORIES[int(i) % 3] == "pants"][:5]
+    assert [h.payload["product_id"] for h in summed] == pants
 
 
 def test_engines_agree(tmp_path: Path) -> None:

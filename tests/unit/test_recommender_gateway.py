@@ -29,7 +29,7 @@ def test_params_refuse_contradictions_and_unknown_fields() -> None:
         RecommendParams.model_validate({"category": "tops", "cross_category": True})
     with pytest.raises(ValidationError, match="Extra inputs"):
         RecommendParams.model_validate({"colours": "red"})
-    with pytest.raises(ValidationError, match="give image_url, product_id or text"):
+    with pytest.raises(ValidationError, match="give image_url, product_id, text or viewed"):
         RecommendJSON.model_validate({})
     with pytest.raises(ValidationError, match="image_url or product_id, not both"):
         RecommendJSON.model_validate({"image_url": "https://x.example/a.jpg", "product_id": 1})

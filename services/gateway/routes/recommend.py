@@ -136,7 +136,10 @@ async def recommend(request: Request, pipeline: PipelineDep) -> RecommendRespons
     this"). Each group says which path answered (``answered_by``) and what the words were read
     as (``intent``); ``timings_ms`` has the time per stage. ``shop`` scopes every path to
     those shops; a storefront's API key (``X-API-Key``, ``lookalike keys add``) sees only its
-    own shops (403 for another, 404 for another shop's ``product_id``)."""
+    own shops (403 for another, 404 for another shop's ``product_id``). ``viewed`` (JSON:
+    products with an optional ``weight`` and ``seen_at``) and ``not_for_me`` ask "based on
+    what you viewed": a group per kind of garment of the session, recent views counting more,
+    the products named never shown (422 for an unknown one or another shop's)."""
     who = await run_in_threadpool(caller, request)
     answer = await _recommend(request, pipeline, who)
     request_id = REQUEST_ID.get()
@@ -179,8 +182,16 @@ async def _recommend(
         body = await _json_object(request)
         request_json = _parse(RecommendJSON, {**query, **body})
         params = RecommendParams.model_validate(
-            request_json.model_dump(exclude={"image_url", "product_id"})
+            request_json.model_dump(exclude={"image_url", "product_id", "viewed", "not_for_me"})
         )
+        if request_json.viewed is not None:
+            return await run_in_threadpool(
+                pipeline.from_session,
+                request_json.viewed,
+                request_json.not_for_me or [],
+                params,
+                shops=who.shops,
+            )
         if request_json.product_id is not None:
             return await run_in_threadpool(
                 pipeline.from_product, request_json.product_id, params, shops=who.shops
