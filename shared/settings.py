@@ -107,13 +107,13 @@ class GatewaySettings(BaseModel):
     # How a query is scoped and ranked (read by shared/scope.py and services/gateway/service.py).
     default_k: int = Field(default=12, gt=0, le=100)
     """Products per garment when a request does not set ``k``."""
-    color_weight: float = Field(default=0.2, ge=0.0, le=1.0)
+    color_weight: float = Field(default=0.45, ge=0.0, le=1.0)
     """Colour's share of the score when a request does not set ``color_weight`` (0: shape
     alone; from 0.5 the nearest colours are the candidates). Within the kind the search
     decided: the categories a product shot's nearest products vote for are chosen by shape
     alone. Chosen by BENCHMARKS.md, what ships now: same type + colour P@10 of the catalog's
     own photos with same type kept."""
-    colour_share: float = Field(default=0.0, ge=0.0, le=1.0)
+    colour_share: float = Field(default=0.75, ge=0.0, le=1.0)
     """The share of the colour similarity that is the chance the two garments have the same
     named colour (``shared/colour_names.json``'s probabilities), the colour descriptors'
     coefficient the rest. Chosen by BENCHMARKS.md with ``color_weight``."""

@@ -108,7 +108,7 @@ class RecommendParams(BaseModel):
         ge=0.0,
         le=1.0,
         description="0: shape only ... 1: colour only; unset: the shop's default "
-        "(gateway.color_weight, 0.2).",
+        "(gateway.color_weight, 0.45).",
     )
     colour: str | None = Field(
         default=None,

@@ -286,7 +286,7 @@ def test_pages_are_local_and_the_status_page_moved(indexed: Stack) -> None:
     assert config["brands"] == sorted(config["brands"]) and config["currency"] == "EUR"
     assert 0 < config["min_price"] < config["max_price"]
     assert config["max_upload_bytes"] > 0 and config["feedback"] is True
-    assert config["color_weight"] == pytest.approx(0.2)
+    assert config["color_weight"] == pytest.approx(0.45)
     assert config["colours"] == list(SHOPPER_COLOURS)
 
 
