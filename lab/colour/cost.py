@@ -27,7 +27,7 @@ from shared.colour import colour_descriptor, grid_lab, name_lab, weighted_descri
 from shared.crops import CUTOUT_FILL
 from shared.mask import garment_mask, keep_garment
 
-__all__ = ["main"]
+__all__ = ["STEPS", "core_ms", "main"]
 
 Box = tuple[float, float, float, float]
 
@@ -57,7 +57,16 @@ def _mask_only(picture: Image.Image, inner: Box) -> None:
     garment_mask(grid_lab(picture), inner, picture.size)
 
 
-def _core_ms(
+STEPS: dict[str, Callable[[Image.Image, Box], None]] = {
+    "old colour step": _old,
+    "mask alone": _mask_only,
+    "new colour step": _new,
+    "with background removal": _cut_out,
+}
+"""Each colour step measured, by the name its figure goes under."""
+
+
+def core_ms(
     step: Callable[[Image.Image, Box], None], items: Sequence[tuple[Image.Image, Box]]
 ) -> float:
     best = float("inf")
@@ -87,12 +96,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, crops in sets.items():
         items = [(c.picture, c.crop.inner) for c in crops]
-        out[name] = {
-            "crops": len(items),
-            "old colour step": _core_ms(_old, items),
-            "mask alone": _core_ms(_mask_only, items),
-            "new colour step": _core_ms(_new, items),
-            "with background removal": _core_ms(_cut_out, items),
+        out[name] = {"crops": len(items)} | {
+            label: core_ms(step, items) for label, step in STEPS.items()
         }
         row = out[name]
         row["added"] = round(row["new colour step"] - row["old colour step"], 3)
