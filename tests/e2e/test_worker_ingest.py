@@ -172,12 +172,6 @@ def test_worker_ingests_the_catalog_once(
         index.close()
 
 
-@pytest.mark.xfail(
-    reason="on the 2026-12-05 machine the prefork parent logs no WorkerLostError within 120 s "
-    "of its child's SIGKILL, at the session's first commit (b162b87) as at this one, with celery "
-    "5.6 and 5.7 alike: under investigation (closing note of 2026-12-05)",
-    strict=False,
-)
 def test_killed_pool_process_loses_nothing(
     pg_catalog: Catalog, shop: DemoShop, env: dict[str, str], producer: Settings, tmp_path: Path
 ) -> None:
