@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from shared.colour import SHOPPER_COLOURS
-from shared.vectors import Distance
+from shared.vectors import Distance, Hit
 
 
 class Filters(BaseModel):
@@ -219,6 +219,38 @@ class ProductHit(BaseModel):
         "among how far a product's nearest same-shop, same-class product stands above the rest "
         "(null: the shop or the candidates are too few to tell, or the scale is being learnt).",
     )
+
+    @classmethod
+    def of(
+        cls,
+        hit: Hit,
+        score: float,
+        *,
+        shape: float | None = None,
+        colour: float | None = None,
+        said: bool | None = None,
+    ) -> ProductHit:
+        """A hit of the index as a product: its payload's fields and its scores (rounded)."""
+        payload = hit.payload
+        price = payload.get("price")
+        return cls(
+            product_id=int(payload["product_id"]),
+            score=round(score, 6),
+            shape_score=None if shape is None else round(shape, 6),
+            colour_score=None if colour is None else round(colour, 6),
+            said=said,
+            point_id=hit.id,
+            category=payload.get("category"),
+            garment=payload.get("garment"),
+            brand=payload.get("brand"),
+            price=float(price) if price is not None else None,
+            currency=payload.get("currency"),
+            source=payload.get("source"),
+            image_url=payload.get("image_url"),
+            bbox=payload.get("bbox"),
+            model_version=payload.get("model_version"),
+            colour_name=payload.get("colour_name"),
+        )
 
 
 class RecommendResult(BaseModel):

@@ -228,7 +228,7 @@ class Recommender:
         ]
         return TextResult(
             hits=[
-                _text_hit(hits[pid], min(1.0, fused[pid] / best), said=known)
+                ProductHit.of(hits[pid], min(1.0, fused[pid] / best), said=known)
                 for pid, known in zip(order, said, strict=True)
             ],
             collection=collection,
@@ -336,7 +336,10 @@ class Recommender:
         if query.diversity > 0 and len(ranked) > query.k:
             ranked = self._mmr(collection, ranked, query.k, query.diversity)
         shown = ranked[: query.k]
-        hits = [_product_hit(item) for item in shown]
+        hits = [
+            ProductHit.of(item.hit, item.score, shape=item.shape, colour=item.colour)
+            for item in shown
+        ]
         close_match = None
         if words and hits and query.metric == "cosine":
             close_match = self._words(collection, query, where, scored, exhausted, shown, hits)
@@ -718,47 +721,6 @@ def _text_filter(query: TextQuery, garments: Sequence[str]) -> PayloadFilter:
     )
 
 
-def _text_hit(hit: Hit, score: float, *, said: bool) -> ProductHit:
-    payload = hit.payload
-    price = payload.get("price")
-    return ProductHit(
-        product_id=int(payload["product_id"]),
-        score=round(score, 6),
-        said=said,
-        point_id=hit.id,
-        category=payload.get("category"),
-        garment=payload.get("garment"),
-        brand=payload.get("brand"),
-        price=float(price) if price is not None else None,
-        currency=payload.get("currency"),
-        source=payload.get("source"),
-        image_url=payload.get("image_url"),
-        colour_name=payload.get("colour_name"),
-    )
-
-
 def _colour_of(hit: Hit) -> list[float]:
     vectors = hit.vectors or {}
     return vectors.get(COLOUR_VECTOR) or [0.0] * COLOUR_DIM
-
-
-def _product_hit(item: _Scored) -> ProductHit:
-    payload = item.hit.payload
-    price = payload.get("price")
-    return ProductHit(
-        product_id=item.product_id,
-        score=round(item.score, 6),
-        shape_score=None if item.shape is None else round(item.shape, 6),
-        colour_score=None if item.colour is None else round(item.colour, 6),
-        point_id=item.hit.id,
-        category=payload.get("category"),
-        garment=payload.get("garment"),
-        brand=payload.get("brand"),
-        price=float(price) if price is not None else None,
-        currency=payload.get("currency"),
-        source=payload.get("source"),
-        image_url=payload.get("image_url"),
-        bbox=payload.get("bbox"),
-        model_version=payload.get("model_version"),
-        colour_name=payload.get("colour_name"),
-    )

@@ -159,7 +159,10 @@ def recommend_session(
         colour = _colour_name(kind)
         groups.append(
             SessionGroup(
-                hits=[_product_hit(item) for item in ranked],
+                hits=[
+                    ProductHit.of(item.hit, item.score, shape=item.shape, colour=item.colour)
+                    for item in ranked
+                ],
                 collection=collection,
                 candidates=len(ranked),
                 garments=sorted({g for g in (_parent(kind.name),) if g}),
@@ -403,25 +406,3 @@ def _best_per_product(scored: Sequence[_Scored]) -> list[_Scored]:
         if current is None or item.score > current.score:
             best[item.product_id] = item
     return sorted(best.values(), key=lambda item: (-item.score, item.product_id))
-
-
-def _product_hit(item: _Scored) -> ProductHit:
-    payload = item.hit.payload
-    price = payload.get("price")
-    return ProductHit(
-        product_id=item.product_id,
-        score=round(item.score, 6),
-        shape_score=round(item.shape, 6),
-        colour_score=None if item.colour is None else round(item.colour, 6),
-        point_id=item.hit.id,
-        category=payload.get("category"),
-        garment=payload.get("garment"),
-        brand=payload.get("brand"),
-        price=float(price) if price is not None else None,
-        currency=payload.get("currency"),
-        source=payload.get("source"),
-        image_url=payload.get("image_url"),
-        bbox=payload.get("bbox"),
-        model_version=payload.get("model_version"),
-        colour_name=payload.get("colour_name"),
-    )
