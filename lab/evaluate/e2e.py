@@ -670,12 +670,8 @@ def _answer_all(
 
 
 def said_colour(group: Group | None) -> str | None:
-    """The colour an answer group names for its garment, if the response says one (a shopper
-    colour name, or an object with a ``name``); ``None`` otherwise."""
-    said = getattr(group, "colour", None)
-    if said is not None and not isinstance(said, str):
-        said = getattr(said, "name", None)
-    return said if isinstance(said, str) and said else None
+    """The colour an answer group names for its garment (``None``: no group, or no colour)."""
+    return group.colour.name if group is not None and group.colour is not None else None
 
 
 def _product_score(

@@ -27,8 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lab.evaluate.e2e import E2EConfig, _ingest, embedded_settings, read_catalog, serve_folder
+from lab.evaluate.e2e import E2EConfig, _ingest, read_catalog, serve_folder
 from lab.evaluate.records import CatalogItem
+from lab.evaluate.shop import open_kept
 from services.gateway.schemas import RecommendParams, RecommendResponse, ViewedProduct
 from shared.db import Catalog
 from shared.errors import ConfigurationError
@@ -68,26 +69,14 @@ def indexed_sample(
     """``data_dir`` opened, a seeded sample of ``max_products`` of the folder indexed into it
     first unless it holds it already (a folder made from another catalog, seed or size is
     refused)."""
-    from shared.vectors import open_index
 
     items = read_catalog(folder)
     if max_products is not None and max_products < len(items):
         rng = random.Random(seed)  # noqa: S311 - a reproducible sample, not a secret
         items = sorted(rng.sample(items, max_products), key=lambda i: i.item_id)
-    local = embedded_settings(settings, data_dir)
-    marker = data_dir / "indexed-sample.txt"
     stamp = f"{folder.resolve()} seed={seed} products={len(items)}"
-    fresh = not marker.exists()
-    if fresh and (data_dir / "catalog.sqlite3").exists():
-        raise ConfigurationError(f"{data_dir} holds another catalog; give a fresh folder")
-    if not fresh and marker.read_text().strip() != stamp:
-        raise ConfigurationError(f"{data_dir} was indexed from {marker.read_text().strip()}")
-    local.ensure_dirs()
-    catalog = Catalog.from_settings(local)
-    catalog.migrate()
-    index = open_index(None, local.qdrant_path)
+    local, catalog, index = open_kept(data_dir, settings, "indexed-sample.txt", stamp)
     try:
-        marker.write_text(stamp + "\n")
         if SOURCE not in {source.name for source in catalog.list_sources()}:
             config = E2EConfig(catalog=folder, street=folder)
             with serve_folder(folder) as base:

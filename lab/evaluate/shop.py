@@ -30,7 +30,7 @@ from shared.errors import ConfigurationError
 from shared.index_layout import COLOUR_VECTOR, SHAPE_VECTOR, live_collection
 from shared.settings import Settings
 
-__all__ = ["IndexedShop", "halves", "indexed_shop", "only", "read_pairs"]
+__all__ = ["IndexedShop", "halves", "indexed_shop", "only", "open_kept", "read_pairs"]
 
 Progress = Callable[[str], None]
 PARTS = ("shop", "bridge", "hidden")
@@ -88,6 +88,29 @@ class IndexedShop:
     parts: dict[str, dict[int, CatalogItem]]
 
 
+def open_kept(
+    data_dir: Path, settings: Settings, marker_name: str, stamp: str
+) -> tuple[Settings, Catalog, Any]:
+    """A kept evaluation folder's settings, catalog and index, opened; its ``marker_name`` file
+    says what was indexed into it (``stamp``): a folder indexed from something else, or one
+    holding a catalog without the marker, is refused."""
+    from shared.vectors import open_index
+
+    local = embedded_settings(settings, data_dir)
+    marker = data_dir / marker_name
+    fresh = not marker.exists()
+    if fresh and (data_dir / "catalog.sqlite3").exists():
+        raise ConfigurationError(f"{data_dir} holds another catalog; give a fresh folder")
+    if not fresh and marker.read_text().strip() != stamp:
+        raise ConfigurationError(f"{data_dir} was indexed from {marker.read_text().strip()}")
+    local.ensure_dirs()
+    catalog = Catalog.from_settings(local)
+    catalog.migrate()
+    index = open_index(None, local.qdrant_path)
+    marker.write_text(stamp + "\n")
+    return local, catalog, index
+
+
 @contextmanager
 def indexed_shop(
     folder: Path,
@@ -99,24 +122,12 @@ def indexed_shop(
 ) -> Iterator[IndexedShop]:
     """``data_dir`` opened, indexing into it first the parts it does not hold yet (a folder
     made from another catalog or seed is refused)."""
-    from shared.vectors import open_index
 
     items = read_catalog(folder)
     parts = halves(items, seed)
-    local = embedded_settings(settings, data_dir)
-    marker = data_dir / "indexed-shop.txt"
     stamp = f"{folder.resolve()} seed={seed} products={len(items)}"
-    fresh = not marker.exists()
-    if fresh and (data_dir / "catalog.sqlite3").exists():
-        raise ConfigurationError(f"{data_dir} holds another catalog; give a fresh folder")
-    if not fresh and marker.read_text().strip() != stamp:
-        raise ConfigurationError(f"{data_dir} was indexed from {marker.read_text().strip()}")
-    local.ensure_dirs()
-    catalog = Catalog.from_settings(local)
-    catalog.migrate()
-    index = open_index(None, local.qdrant_path)
+    local, catalog, index = open_kept(data_dir, settings, "indexed-shop.txt", stamp)
     try:
-        marker.write_text(stamp + "\n")
         have = {source.name for source in catalog.list_sources()}
         missing = [name for name in PARTS if name not in have]
         if missing:

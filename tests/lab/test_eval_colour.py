@@ -20,7 +20,7 @@ from lab.evaluate.e2e import (
 from lab.evaluate.records import Answer, CatalogItem
 from lab.evaluate.report import render_markdown
 from lab.evaluate.sheets import THUMB, _sheet, catalog_crop, write_sheets
-from services.gateway.schemas import Group, Recommendation, RecommendResponse
+from services.gateway.schemas import Group, Recommendation, RecommendResponse, SeenColour
 from shared.crops import GarmentCrop, garment_crops
 from shared.detection import DetectionResult
 
@@ -54,16 +54,10 @@ def group(products: list[CatalogItem], box: list[float] | None = None) -> Group:
     )  # fmt: skip
 
 
-class ColouredGroup(Group):
-    """A group as the lead's ranking change makes it: the colour it saw."""
-
-    colour: str | None = None
-
-
 def scored(query: CatalogItem, found: list[CatalogItem], said: str | None = None) -> Answer:
     answered = group(found)
     if said is not None:
-        answered = ColouredGroup(**answered.model_dump(), colour=said)
+        answered.colour = SeenColour(name=said, probability=0.9)
     response = RecommendResponse(groups=[answered], timings_ms={}, model_version=None)
     extra = _product_score(query, answered, {f"u/{p.item_id}": p for p in found})
     return Answer(query.path, (), response, 1.0, extra={**extra, "own_first": None})
