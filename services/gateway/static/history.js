@@ -22,11 +22,23 @@ export function readHistory(shop) {
   } catch {
     stored = null; // storage unavailable, or not ours: start afresh
   }
-  const viewed = Array.isArray(stored?.viewed)
-    ? stored.viewed.filter((view) => validId(view?.product_id) && !Number.isNaN(Date.parse(view.seen_at)))
-    : [];
-  const notForMe = Array.isArray(stored?.not_for_me) ? stored.not_for_me.filter(validId) : [];
-  return { viewed: viewed.slice(0, MAX_VIEWED), not_for_me: notForMe.slice(0, MAX_VIEWED) };
+  // What the API refuses never leaves here: odd entries, repeats, a product both viewed and not.
+  const seen = new Set();
+  const viewed = (Array.isArray(stored?.viewed) ? stored.viewed : []).filter((view) => {
+    const id = view?.product_id;
+    if (!validId(id) || seen.has(id) || Number.isNaN(Date.parse(view.seen_at))) return false;
+    seen.add(id);
+    return true;
+  });
+  const notForMe = (Array.isArray(stored?.not_for_me) ? stored.not_for_me : []).filter((id) => {
+    if (!validId(id) || seen.has(id)) return false;
+    seen.add(id);
+    return true;
+  });
+  return {
+    viewed: viewed.slice(0, MAX_VIEWED).map(({ product_id, seen_at }) => ({ product_id, seen_at })),
+    not_for_me: notForMe.slice(0, MAX_VIEWED),
+  };
 }
 
 function writeHistory(shop, history) {

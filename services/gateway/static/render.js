@@ -248,7 +248,7 @@ function offerLinks(offers) {
       h(
         "a",
         { href: safeUrl(offer.url), rel: "noopener", target: "_blank", title: title ? `${title} at ${shop}` : null },
-        "Also at ",
+        h("span", { class: "offer-at" }, "Also at "),
         h("span", { class: "offer-shop" }, shop),
         price ? h("span", { class: "offer-price" }, ` · ${price}`) : null,
       ),
