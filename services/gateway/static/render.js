@@ -264,7 +264,7 @@ function offerLinks(offers) {
  * sell it ("also at"), and its actions: "more like this", for a product whose colour is known
  * "similar, in another colour", and "not for me" (when `onNotForMe` is given).
  */
-function productCard(product, position, { onMoreLike, onOtherColour, onOpen, onNotForMe }) {
+function productCard(product, position, { onMoreLike, onOtherColour, onOpen, onNotForMe, heading: level = "h3" }) {
   const title = String(product.title ?? "").trim() || "Untitled product";
   const link = safeUrl(product.url);
   const picture = safeUrl(product.image_url);
@@ -274,7 +274,7 @@ function productCard(product, position, { onMoreLike, onOtherColour, onOpen, onN
     ? h("img", { src: picture, alt: title, loading: "lazy", decoding: "async" })
     : h("div", { class: "no-image", role: "img", "aria-label": `${title}: no picture` });
   const open = () => onOpen(product, position);
-  const heading = h("h3", { class: "card-title" }, link ? h("a", { href: link, rel: "noopener", target: "_blank", onclick: open }, title) : title);
+  const heading = h(level, { class: "card-title" }, link ? h("a", { href: link, rel: "noopener", target: "_blank", onclick: open }, title) : title);
   return h(
     "li",
     { class: "card", "data-product-id": productId(product) },
@@ -348,7 +348,10 @@ function productCard(product, position, { onMoreLike, onOtherColour, onOpen, onN
   );
 }
 
-/** The products as cards; `actions`: `{onMoreLike, onOtherColour, onOpen, onNotForMe?}`. */
+/**
+ * The products as cards; `actions`: `{onMoreLike, onOtherColour, onOpen, onNotForMe?}`, and
+ * `heading`, the titles' level ("h3"; "h4" under a heading of their own).
+ */
 export function renderGrid(list, recommendations, actions) {
   list.replaceChildren(...recommendations.map((product, index) => productCard(product, index, actions)));
 }

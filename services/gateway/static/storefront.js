@@ -774,6 +774,7 @@ function showViewed(groups) {
         onOtherColour: otherColour,
         onOpen: (product, position) => recordClick(product, position, strip.requestId, strip.modelVersion),
         onNotForMe: notForMe,
+        heading: "h4",
       });
       return h("section", { class: "viewed-group" }, h("h3", { id: `viewed-group-${index}` }, resultsTitle(group)), list);
     }),
