@@ -118,12 +118,16 @@ function queryString(params) {
 function jsonBody(source, text) {
   if (source.kind === "url") return { image_url: source.url, text };
   if (source.kind === "product") return { product_id: source.productId, text };
+  if (source.kind === "viewed") {
+    return { viewed: source.viewed, not_for_me: source.notForMe.length ? source.notForMe : undefined };
+  }
   return { text };
 }
 
 /**
  * POST /recommend for a source: `{kind: "file", file}`, `{kind: "url", url}`,
- * `{kind: "product", productId}` or `{kind: "words"}`. `text`, the shopper's words, goes in
+ * `{kind: "product", productId}`, `{kind: "words"}` or `{kind: "viewed", viewed, notForMe}`
+ * (the shopper's history: "based on what you viewed"). `text`, the shopper's words, goes in
  * the body (never the URL, which logs keep): alone it searches by words, with a picture it
  * refines the picture's matches. Resolves to `{answer, requestId}`; rejects with RequestError
  * (or an AbortError when `signal` fires).

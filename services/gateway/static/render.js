@@ -228,11 +228,43 @@ export function renderChips(list, groups, selected, onSelect) {
   );
 }
 
+/** The most other shops a card lists by name; the rest are counted ("+2 more shops"). */
+const OFFERS_SHOWN = 2;
+
 /**
- * One product: picture, brand and colour, title, price and match word, and its actions: "more
- * like this" and, for a product whose colour is known, "similar, in another colour".
+ * "Also at SHOP · price" links to the same product at other shops (the API's `offers`,
+ * cheapest first); null when there are none.
  */
-function productCard(product, position, { onMoreLike, onOtherColour, onOpen }) {
+function offerLinks(offers) {
+  const usable = (Array.isArray(offers) ? offers : []).filter((offer) => offer && safeUrl(offer.url));
+  if (usable.length === 0) return null;
+  const items = usable.slice(0, OFFERS_SHOWN).map((offer) => {
+    const shop = String(offer.shop ?? "").trim() || "another shop";
+    const price = formatPrice(offer.price, offer.currency);
+    const title = String(offer.title ?? "").trim();
+    return h(
+      "li",
+      {},
+      h(
+        "a",
+        { href: safeUrl(offer.url), rel: "noopener", target: "_blank", title: title ? `${title} at ${shop}` : null },
+        h("span", { class: "offer-at" }, "Also at "),
+        h("span", { class: "offer-shop" }, shop),
+        price ? h("span", { class: "offer-price" }, ` · ${price}`) : null,
+      ),
+    );
+  });
+  const more = usable.length - OFFERS_SHOWN;
+  if (more > 0) items.push(h("li", { class: "offer-more" }, `+${more} more ${more === 1 ? "shop" : "shops"}`));
+  return h("ul", { class: "card-offers", "aria-label": "Also at other shops" }, items);
+}
+
+/**
+ * One product: picture, brand and colour, title, price and match word, the other shops that
+ * sell it ("also at"), and its actions: "more like this", for a product whose colour is known
+ * "similar, in another colour", and "not for me" (when `onNotForMe` is given).
+ */
+function productCard(product, position, { onMoreLike, onOtherColour, onOpen, onNotForMe, heading: level = "h3" }) {
   const title = String(product.title ?? "").trim() || "Untitled product";
   const link = safeUrl(product.url);
   const picture = safeUrl(product.image_url);
@@ -242,11 +274,28 @@ function productCard(product, position, { onMoreLike, onOtherColour, onOpen }) {
     ? h("img", { src: picture, alt: title, loading: "lazy", decoding: "async" })
     : h("div", { class: "no-image", role: "img", "aria-label": `${title}: no picture` });
   const open = () => onOpen(product, position);
-  const heading = h("h3", { class: "card-title" }, link ? h("a", { href: link, rel: "noopener", target: "_blank", onclick: open }, title) : title);
+  const heading = h(level, { class: "card-title" }, link ? h("a", { href: link, rel: "noopener", target: "_blank", onclick: open }, title) : title);
   return h(
     "li",
     { class: "card", "data-product-id": productId(product) },
-    h("div", { class: "card-media" }, image),
+    h(
+      "div",
+      { class: "card-media" },
+      image,
+      onNotForMe && productId(product) != null
+        ? h(
+            "button",
+            {
+              type: "button",
+              class: "not-for-me",
+              "aria-label": `Not for me: ${title}`,
+              title: "Not for me: show fewer like this",
+              onclick: () => onNotForMe(product, position),
+            },
+            h("span", { "aria-hidden": "true" }, "×"),
+          )
+        : null,
+    ),
     h(
       "div",
       { class: "card-body" },
@@ -265,6 +314,7 @@ function productCard(product, position, { onMoreLike, onOtherColour, onOpen }) {
         price ? h("span", { class: "card-price" }, price) : null,
         match ? h("span", { class: `card-match ${match === "Very close" ? "very-close" : "close"}` }, match) : null,
       ),
+      offerLinks(product.offers),
       productId(product) != null
         ? h(
             "div",
@@ -298,7 +348,10 @@ function productCard(product, position, { onMoreLike, onOtherColour, onOpen }) {
   );
 }
 
-/** The products as cards; `actions`: `{onMoreLike, onOtherColour, onOpen}`. */
+/**
+ * The products as cards; `actions`: `{onMoreLike, onOtherColour, onOpen, onNotForMe?}`, and
+ * `heading`, the titles' level ("h3"; "h4" under a heading of their own).
+ */
 export function renderGrid(list, recommendations, actions) {
   list.replaceChildren(...recommendations.map((product, index) => productCard(product, index, actions)));
 }

@@ -1,9 +1,11 @@
 // The storefront page: search by words, or pick, drop, paste or link a photo (words with it
 // refine its matches); see its garments boxed; pick one to see similar products; refine with
 // filters (the garment's own colour first, any colour, another colour; one colour only); "more
-// like this" and "similar, in another colour" on any product.
+// like this" and "similar, in another colour" on any product; "based on what you viewed", from
+// this browser's own history, with "not for me" on any product.
 
 import { RequestError, SHOP, WORDS_HINT, fetchExample, formatBytes, loadConfig, loadExamples, recommend, sendFeedback } from "./api.js";
+import { clearHistory, forget, readHistory, recordNotForMe, recordView, unknownIds } from "./history.js";
 import {
   colourTag,
   formatPrice,
@@ -70,6 +72,10 @@ const ui = {
   examples: $("examples"),
   exampleList: $("example-list"),
   indexing: $("indexing"),
+  viewed: $("viewed"),
+  viewedClear: $("viewed-clear"),
+  viewedStatus: $("viewed-status"),
+  viewedGroups: $("viewed-groups"),
 };
 
 const state = {
@@ -471,6 +477,7 @@ function otherColour(product) {
 function searchProduct(product, label) {
   const id = productId(product);
   if (id === undefined || id === null) return;
+  noteView(product);
   const title = String(product.title ?? "").trim() || "this product";
   startSearch({ kind: "product", productId: id, title }, safeUrl(product.image_url), `${label}: ${title}`);
   ui.results.scrollIntoView({ block: "start", behavior: reducedMotion.matches ? "auto" : "smooth" });
@@ -619,23 +626,25 @@ function showCatalogProgress(catalog) {
       : `Indexing the catalog: ${catalog.images_indexed} of ${catalog.images_total} pictures ready. Searches cover what is ready.`;
 }
 
-function recordClick(product, position) {
+/** A click on a product's link, for the answer that showed it (`requestId`, `modelVersion`). */
+function recordClick(product, position, requestId = state.requestId, modelVersion = state.answer?.model_version) {
+  noteView(product);
   const id = Number(productId(product));
   if (!state.feedback || !Number.isInteger(id)) return;
   const score = Number(product.score);
   sendFeedback({
     kind: "click",
     product_id: id,
-    request_id: state.requestId ?? undefined,
+    request_id: requestId ?? undefined,
     session_id: state.sessionId ?? undefined,
     position,
     score: Number.isFinite(score) ? score : undefined,
-    model_version: state.answer?.model_version ?? undefined,
+    model_version: modelVersion ?? undefined,
   });
 }
 
 function showGrid(products) {
-  renderGrid(ui.grid, products, { onMoreLike: moreLike, onOtherColour: otherColour, onOpen: recordClick });
+  renderGrid(ui.grid, products, { onMoreLike: moreLike, onOtherColour: otherColour, onOpen: recordClick, onNotForMe: notForMe });
   ui.empty.hidden = products.length > 0;
   if (products.length === 0 && !state.source) {
     setTitle("Similar products");
@@ -666,6 +675,120 @@ function startOver({ focus = ui.fileInput } = {}) {
   announce("");
   focus.focus();
 }
+
+// ------------------------------------------------------------------------------ based on what you viewed
+
+/** The strip's last answer, for its cards' feedback. */
+const strip = { controller: null, requestId: null, modelVersion: null, timer: 0, note: "" };
+
+/** The filters the strip shares with the page: its shop, brand, prices and "only in" colour
+ * (the category, colour mode and ranking sliders are about one picture's matches). */
+const VIEWED_FILTERS = new Set(["brand", "min_price", "max_price", "colour"]);
+const VIEWED_K = 12;
+
+function viewedParams() {
+  const all = searchParams();
+  const params = { k: VIEWED_K, shop: all.shop, currency: all.currency };
+  for (const name of VIEWED_FILTERS) params[name] = all[name];
+  return params;
+}
+
+/** The shopper looked at `product` (opened it, or asked for more like it): the strip follows. */
+function noteView(product) {
+  recordView(SHOP, Number(productId(product)));
+  refreshViewed(300);
+}
+
+/** "Not for me": the product leaves the screen and pushes the strip away from its like. */
+function notForMe(product) {
+  const id = Number(productId(product));
+  const title = String(product.title ?? "").trim() || "this product";
+  recordNotForMe(SHOP, id);
+  for (const card of document.querySelectorAll(".card[data-product-id]")) {
+    if (Number(card.dataset.productId) === id) card.remove();
+  }
+  strip.note = `Noted: fewer like ${title}.`;
+  refreshViewed(0);
+}
+
+function refreshViewed(delay = 0) {
+  window.clearTimeout(strip.timer);
+  strip.timer = window.setTimeout(loadViewed, delay);
+}
+
+function hideViewed() {
+  strip.controller?.abort();
+  strip.controller = null;
+  ui.viewed.hidden = true;
+  ui.viewed.removeAttribute("aria-busy");
+  ui.viewedGroups.replaceChildren();
+  ui.viewedStatus.textContent = "";
+}
+
+/** Ask for products like the history's (none: no strip); products the catalog lost are forgotten. */
+async function loadViewed() {
+  const history = readHistory(SHOP);
+  if (history.viewed.length === 0) {
+    hideViewed();
+    return;
+  }
+  strip.controller?.abort();
+  const controller = new AbortController();
+  strip.controller = controller;
+  ui.viewed.setAttribute("aria-busy", "true");
+  try {
+    const source = { kind: "viewed", viewed: history.viewed, notForMe: history.not_for_me };
+    const { answer, requestId } = await recommend(source, viewedParams(), controller.signal);
+    if (strip.controller !== controller) return;
+    strip.requestId = requestId;
+    strip.modelVersion = answer?.model_version ?? null;
+    showViewed(Array.isArray(answer?.groups) ? answer.groups : []);
+  } catch (error) {
+    if (error.name === "AbortError" || strip.controller !== controller) return;
+    const gone = error.status === 422 ? unknownIds(error.detail) : [];
+    const before = history.viewed.length + history.not_for_me.length;
+    const after = gone.length ? forget(SHOP, gone) : history;
+    if (after.viewed.length + after.not_for_me.length < before) {
+      strip.controller = null;
+      loadViewed();
+      return;
+    }
+    ui.viewedStatus.textContent = `${error.title ?? "Something went wrong."} ${error.detail ?? ""}`.trim();
+    ui.viewed.hidden = false;
+  } finally {
+    if (strip.controller === controller) {
+      strip.controller = null;
+      ui.viewed.removeAttribute("aria-busy");
+    }
+  }
+}
+
+/** One row of cards per kind of garment viewed, under its name. */
+function showViewed(groups) {
+  const shown = groups.filter((group) => Array.isArray(group.recommendations) && group.recommendations.length);
+  ui.viewedGroups.replaceChildren(
+    ...shown.map((group, index) => {
+      const list = h("ul", { class: "strip", "aria-labelledby": `viewed-group-${index}` });
+      renderGrid(list, group.recommendations, {
+        onMoreLike: moreLike,
+        onOtherColour: otherColour,
+        onOpen: (product, position) => recordClick(product, position, strip.requestId, strip.modelVersion),
+        onNotForMe: notForMe,
+        heading: "h4",
+      });
+      return h("section", { class: "viewed-group" }, h("h3", { id: `viewed-group-${index}` }, resultsTitle(group)), list);
+    }),
+  );
+  ui.viewedStatus.textContent = shown.length ? strip.note : "Nothing new to suggest yet: view a few more products.";
+  strip.note = "";
+  ui.viewed.hidden = false;
+}
+
+ui.viewedClear.addEventListener("click", () => {
+  clearHistory(SHOP);
+  hideViewed();
+  announce("Your viewing history is cleared.");
+});
 
 // ------------------------------------------------------------------------------ wiring
 
@@ -750,6 +873,7 @@ ui.filters.addEventListener("input", (event) => {
 ui.filters.addEventListener("change", (event) => {
   // Text and number fields re-query when they are committed (Enter or leaving the field).
   requery(event.target.type === "range" ? 350 : 150);
+  if (VIEWED_FILTERS.has(event.target.name)) refreshViewed(350);
 });
 ui.filters.addEventListener("submit", (event) => {
   event.preventDefault();
@@ -762,6 +886,7 @@ ui.filters.addEventListener("reset", () => {
     syncColourControls();
     describeSliders();
     requery(0);
+    refreshViewed(0);
   });
 });
 
@@ -857,4 +982,5 @@ loadExamples().then((examples) => {
   ui.examples.hidden = false;
 });
 
+refreshViewed(0);
 document.body.classList.add("ready");
