@@ -138,7 +138,7 @@ class RecommendParams(BaseModel):
         description="Only these shops' products (source names, comma-separated or a list); "
         "unset: every shop, or the shops of the caller's storefront key. Refused (422): a shop "
         "the catalog does not have; (403): one outside the storefront key's shops.",
-        examples=["acme"],
+        examples=[["acme"]],
     )
     text: str | None = Field(
         default=None,
@@ -267,7 +267,10 @@ class RecommendJSON(RecommendParams):
                 {"required": ["image_url"], "properties": {"image_url": {"type": "string"}}},
                 {"required": ["product_id"], "properties": {"product_id": {"type": "integer"}}},
                 {"required": ["text"], "properties": {"text": {"type": "string"}}},
-                {"required": ["viewed"], "properties": {"viewed": {"type": "array"}}},
+                {
+                    "required": ["viewed"],
+                    "properties": {"viewed": {"type": "array", "items": {"type": "object"}}},
+                },
             ]
         }
     )

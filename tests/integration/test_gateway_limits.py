@@ -298,6 +298,7 @@ def test_openapi_documents_the_answers(client: TestClient) -> None:
         ["image_url"],
         ["product_id"],
         ["text"],
+        ["viewed"],
     ]
     assert body["properties"]["product_id"]["anyOf"][0]["maximum"] == 2**53 - 1
     feedback = spec["paths"]["/feedback"]["post"]

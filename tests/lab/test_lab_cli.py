@@ -21,6 +21,7 @@ LAB = {
     "train-detector",
     "eval-detector",
     "eval-e2e",
+    "eval-sessions",
     "eval-text",
     "bench",
 }
