@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,8 +13,11 @@ from pathlib import Path
 import uvicorn
 
 from services.gateway.app import create_app
-from shared.db import Catalog
+from shared import index_layout
+from shared.db import Catalog, ImageResult, ProductOut, UpsertReport
 from shared.settings import GatewaySettings, ImageSettings, Settings
+from shared.taxonomy import GarmentClass
+from shared.vectors import Point
 from tests.stack import free_port
 
 LIMIT = 100_000
@@ -59,3 +63,38 @@ def serve(settings: Settings, catalog: Catalog) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(30)
+
+
+def indexed_without_models(catalog: Catalog, report: UpsertReport) -> dict[int, ProductOut]:
+    """The products of an upsert as ingest leaves them, without running a model: every new
+    image marked done (no crops), the products read back by id."""
+    done = ImageResult(content_hash="h", width=10, height=10, n_bytes=1, crops=())
+    assert catalog.record_images_done(dict.fromkeys(report.new_image_ids, done)) == []
+    return catalog.get_products(report.created)
+
+
+def crop_point(
+    product: ProductOut,
+    source: str,
+    version: str,
+    vectors: dict[str, list[float]],
+    *,
+    garment: GarmentClass | None,
+    colour: tuple[str | None, float | None] = (None, None),
+) -> Point:
+    """A point for a product's first image, framed whole, with its full payload as ingest
+    writes it (:func:`shared.index_layout.crop_payload`)."""
+    image = product.images[0]
+    payload = index_layout.crop_payload(
+        product,
+        image_id=image.id,
+        image_url=image.url,
+        box=(0.0, 0.0, 10.0, 10.0),
+        category=None,
+        score=None,
+        model_version=version,
+        source=source,
+        garment=garment,
+        colour=colour,
+    )
+    return Point(str(uuid.uuid4()), vectors, payload)

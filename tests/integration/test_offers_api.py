@@ -9,7 +9,6 @@ without a detector or an embedder; a photo's answer goes through the same hydrat
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -20,15 +19,14 @@ from fastapi.testclient import TestClient
 
 from services.gateway.app import create_app
 from services.ingest import indexing
-from shared import index_layout
 from shared.colour import COLOUR_DIM
-from shared.db import ApiKeyIn, Catalog, ImageIn, ImageResult, ProductIn, SourceIn
+from shared.db import ApiKeyIn, Catalog, ImageIn, ProductIn, SourceIn
 from shared.settings import Settings
 from shared.taxonomy import class_named
-from shared.vectors import EdgeIndex, Point
+from shared.vectors import EdgeIndex
 from shared.words import SentenceEncoder
 from tests.conftest import _empty
-from tests.gateway_support import gateway_settings
+from tests.gateway_support import crop_point, gateway_settings, indexed_without_models
 
 pytestmark = [
     pytest.mark.integration,
@@ -96,28 +94,14 @@ def _fill(catalog: Catalog, index: EdgeIndex, encoder: SentenceEncoder) -> dict[
             for n, (title, price, attributes) in enumerate(products)
         ]
         report = catalog.upsert_products(source.id, items)
-        done = ImageResult(content_hash="h", width=10, height=10, n_bytes=1, crops=())
-        assert catalog.record_images_done(dict.fromkeys(report.new_image_ids, done)) == []
         ids[name] = report.created
         points = []
-        for product in catalog.get_products(report.created).values():
-            image = product.images[0]
-            payload = index_layout.crop_payload(
-                product,
-                image_id=image.id,
-                image_url=image.url,
-                box=(0.0, 0.0, 10.0, 10.0),
-                category=None,
-                score=None,
-                model_version=VERSION,
-                source=name,
-                garment=garment,
-            )
+        for product in indexed_without_models(catalog, report).values():
             vector = (1.0 + rng.standard_normal(DIM)).tolist()
             colour = (1.0 + rng.standard_normal(COLOUR_DIM)).tolist()
             vectors = {"cnn": vector, "cnn_l1": vector, "colour": colour}
-            points.append(Point(str(uuid.uuid4()), vectors, payload))
-            texts.append(indexing.ProductText(product, name, garment, image.url))
+            points.append(crop_point(product, name, VERSION, vectors, garment=garment))
+            texts.append(indexing.ProductText(product, name, garment, product.images[0].url))
         index.upsert(collection, points)
     indexing.index_texts(index, encoder, texts)
     return ids

@@ -7,7 +7,6 @@ dresses in two colours and boots."""
 from __future__ import annotations
 
 import contextlib
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -20,15 +19,14 @@ from fastapi.testclient import TestClient
 from services.gateway.app import create_app
 from services.ingest import indexing
 from services.recommender.sessions import shares
-from shared import index_layout
 from shared.colour import COLOUR_DIM
-from shared.db import ApiKeyIn, Catalog, ImageIn, ImageResult, ProductIn, SourceIn
+from shared.db import ApiKeyIn, Catalog, ImageIn, ProductIn, SourceIn
 from shared.errors import NotFoundError
 from shared.settings import Settings
 from shared.taxonomy import class_named
-from shared.vectors import EdgeIndex, Point
+from shared.vectors import EdgeIndex
 from tests.conftest import _empty
-from tests.gateway_support import gateway_settings
+from tests.gateway_support import crop_point, gateway_settings, indexed_without_models
 
 pytestmark = [
     pytest.mark.integration,
@@ -88,30 +86,23 @@ def _fill(catalog: Catalog, index: EdgeIndex) -> tuple[dict[tuple[str, str, str]
             for n, (garment, colour) in enumerate([*products, ("dress", "red")])
         ]
         report = catalog.upsert_products(source.id, items)
-        done = ImageResult(content_hash="h", width=10, height=10, n_bytes=1, crops=())
-        assert catalog.record_images_done(dict.fromkeys(report.new_image_ids, done)) == []
-        stored = catalog.get_products(report.created)
+        stored = indexed_without_models(catalog, report)
         points = []
         for pid, (garment, colour) in zip(report.created, products, strict=False):
             ids.setdefault((name, garment, colour), []).append(pid)
-            product = stored[pid]
-            image = product.images[0]
-            payload = index_layout.crop_payload(
-                product,
-                image_id=image.id,
-                image_url=image.url,
-                box=(0.0, 0.0, 10.0, 10.0),
-                category=None,
-                score=None,
-                model_version=VERSION,
-                source=name,
-                garment=class_named(garment),
-                colour=(colour, 0.9),
-            )
             shape = _unit(kinds[garment] + 0.6 * tints[colour] + 0.3 * rng.standard_normal(DIM))
             hue = _unit(hues[colour] + 0.2 * rng.standard_normal(COLOUR_DIM))
             vectors = {"cnn": shape, "cnn_l1": shape, "colour": hue}
-            points.append(Point(str(uuid.uuid4()), vectors, payload))
+            points.append(
+                crop_point(
+                    stored[pid],
+                    name,
+                    VERSION,
+                    vectors,
+                    garment=class_named(garment),
+                    colour=(colour, 0.9),
+                )
+            )
         index.upsert(collection, points)
         unindexed = report.created[-1]  # the last product of each shop has no point
     return ids, unindexed

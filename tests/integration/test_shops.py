@@ -10,7 +10,6 @@ way (``test_recommend_api``)."""
 from __future__ import annotations
 
 import contextlib
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,18 +22,17 @@ from fastapi.testclient import TestClient
 from services.gateway.app import create_app
 from services.ingest import indexing
 from services.scraper.service import remove_source
-from shared import index_layout
 from shared.colour import COLOUR_DIM
-from shared.db import ApiKeyIn, Catalog, ImageIn, ImageResult, ProductIn, SourceIn
+from shared.db import ApiKeyIn, Catalog, ImageIn, ProductIn, SourceIn
 from shared.db.keys import key_hash
 from shared.db.models import ApiKey
 from shared.errors import NotFoundError
 from shared.settings import Settings
 from shared.taxonomy import class_named
-from shared.vectors import EdgeIndex, Point
+from shared.vectors import EdgeIndex
 from shared.words import SentenceEncoder
 from tests.conftest import _empty, fresh_postgres_database
-from tests.gateway_support import gateway_settings
+from tests.gateway_support import crop_point, gateway_settings, indexed_without_models
 
 pytestmark = [
     pytest.mark.integration,
@@ -90,27 +88,13 @@ def _fill(catalog: Catalog, index: EdgeIndex, encoder: SentenceEncoder) -> dict[
             for n, title in enumerate(titles)
         ]
         report = catalog.upsert_products(source.id, items)
-        done = ImageResult(content_hash="h", width=10, height=10, n_bytes=1, crops=())
-        assert catalog.record_images_done(dict.fromkeys(report.new_image_ids, done)) == []
         ids[name] = report.created
         points = []
-        for product in catalog.get_products(report.created).values():
-            image = product.images[0]
-            payload = index_layout.crop_payload(
-                product,
-                image_id=image.id,
-                image_url=image.url,
-                box=(0.0, 0.0, 10.0, 10.0),
-                category=None,
-                score=None,
-                model_version=VERSION,
-                source=name,
-                garment=garment,
-            )
+        for product in indexed_without_models(catalog, report).values():
             vector = _unit(rng, DIM)
             vectors = {"cnn": vector, "cnn_l1": vector, "colour": _unit(rng, COLOUR_DIM)}
-            points.append(Point(str(uuid.uuid4()), vectors, payload))
-            texts.append(indexing.ProductText(product, name, garment, image.url))
+            points.append(crop_point(product, name, VERSION, vectors, garment=garment))
+            texts.append(indexing.ProductText(product, name, garment, product.images[0].url))
         index.upsert(collection, points)
     indexing.index_texts(index, encoder, texts)
     return ids
