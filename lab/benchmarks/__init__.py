@@ -13,8 +13,10 @@ import os
 import pkgutil
 import platform
 import re
+import statistics
+import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -41,6 +43,21 @@ def benchmark(name: str, description: str) -> Callable[[BenchFn], BenchFn]:
         return fn
 
     return register
+
+
+def cost_per_call(name: str, calls: Sequence[Callable[[], Any]], *, warm: int = 2) -> Figures:
+    """``{name}_ms_p50`` and ``{name}_core_ms``: the median wall ms and the mean core ms
+    (process CPU time, all threads) of each call but the first ``warm`` (warming up)."""
+    for call in calls[:warm]:
+        call()
+    walls = []
+    cpu_started = time.process_time()
+    for call in calls[warm:]:
+        started = time.perf_counter()
+        call()
+        walls.append((time.perf_counter() - started) * 1000)
+    core = (time.process_time() - cpu_started) * 1000 / max(1, len(walls))
+    return {f"{name}_ms_p50": round(statistics.median(walls), 1), f"{name}_core_ms": round(core, 1)}
 
 
 def registry() -> dict[str, Benchmark]:

@@ -15,32 +15,14 @@ from __future__ import annotations
 
 import os
 import random
-import statistics
 import tempfile
-import time
-from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import Any
 
-from lab.benchmarks import Figures, benchmark, machine
+from lab.benchmarks import Figures, benchmark, cost_per_call, machine
 
 PRODUCTS = int(os.environ.get("LOOKALIKE_BENCH_SESSIONS_PRODUCTS", "100000"))
 RUNS = 60
-
-
-def _cost(name: str, calls: list[Callable[[], Any]]) -> Figures:
-    """Median wall ms and mean core ms per call (the first two calls warm up)."""
-    for call in calls[:2]:
-        call()
-    walls = []
-    cpu_started = time.process_time()
-    for call in calls[2:]:
-        started = time.perf_counter()
-        call()
-        walls.append((time.perf_counter() - started) * 1000)
-    core = (time.process_time() - cpu_started) * 1000 / max(1, len(walls))
-    return {f"{name}_ms_p50": round(statistics.median(walls), 1), f"{name}_core_ms": round(core, 1)}
 
 
 @benchmark(
@@ -50,7 +32,7 @@ def _cost(name: str, calls: list[Callable[[], Any]]) -> Figures:
     "process CPU time, all threads) and wall ms (p50), the recommender's part alone, and one "
     "product's more-like-this on the same index.",
 )
-def sessions_cost() -> Figures:
+def sessionscost_per_call() -> Figures:
     from lab.benchmarks.recommend import _settings, build
     from lab.wiring import gateway_pipeline
     from services.gateway.schemas import RecommendParams, ViewedProduct
@@ -86,7 +68,7 @@ def sessions_cost() -> Figures:
                 gateway_pipeline(settings, catalog, index, http) as pipeline,
             ):
                 figures.update(
-                    _cost(
+                    cost_per_call(
                         "session",
                         [partial(pipeline.from_session, v, n, params) for v, n in sessions],
                     )
@@ -95,13 +77,13 @@ def sessions_cost() -> Figures:
                 half_life = settings.gateway.session_half_life_h
                 queries = [session_query(v, n, params, ranking, half_life) for v, n in sessions]
                 figures.update(
-                    _cost(
+                    cost_per_call(
                         "session_recommender",
                         [partial(pipeline.recommender.recommend_session, q) for q in queries],
                     )
                 )
                 figures.update(
-                    _cost(
+                    cost_per_call(
                         "more_like_this",
                         [
                             partial(pipeline.from_product, v[0].product_id, params)

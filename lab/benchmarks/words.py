@@ -13,15 +13,13 @@ median wall ms; and the sentence model alone.
 from __future__ import annotations
 
 import os
-import statistics
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from lab.benchmarks import Figures, benchmark, machine
+from lab.benchmarks import Figures, benchmark, cost_per_call, machine
 
 PRODUCTS = 5000
 RUNS = 60
@@ -155,15 +153,9 @@ def words_cost() -> Figures:
 
 
 def _cost(name: str, run: Any) -> Figures:
-    """Median wall ms and mean core ms per call of ``run`` over :data:`QUERIES`, each query
-    asked once unseen (the caches of repeated words are not what a new query meets)."""
-    for text in QUERIES[:2]:
-        run(text + " warm")
-    walls = []
-    cpu_started = time.process_time()
-    for i in range(RUNS):
-        started = time.perf_counter()
-        run(f"{QUERIES[i % len(QUERIES)]} {i}")
-        walls.append((time.perf_counter() - started) * 1000)
-    core = (time.process_time() - cpu_started) * 1000 / RUNS
-    return {f"{name}_ms_p50": round(statistics.median(walls), 1), f"{name}_core_ms": round(core, 1)}
+    """:func:`cost_per_call` of ``run`` over :data:`QUERIES` (:data:`RUNS` calls after two
+    warming up), each query asked once unseen (the caches of repeated words are not what a
+    new query meets)."""
+    warm = [lambda q=query: run(q + " warm") for query in QUERIES[:2]]
+    asked = [lambda i=i: run(f"{QUERIES[i % len(QUERIES)]} {i}") for i in range(RUNS)]
+    return cost_per_call(name, warm + asked, warm=len(warm))

@@ -35,7 +35,7 @@ import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Protocol, TypeVar
 
 import numpy as np
 
@@ -100,6 +100,26 @@ def best_per_product(scores: Iterable[tuple[int, float]]) -> list[float]:
         if score > best.get(product_id, -np.inf):
             best[product_id] = score
     return list(best.values())
+
+
+class _ProductScore(Protocol):
+    @property
+    def product_id(self) -> int: ...
+
+    score: float
+
+
+_S = TypeVar("_S", bound=_ProductScore)
+
+
+def best_hit_per_product(scored: Sequence[_S]) -> list[_S]:
+    """One scored crop per product, its best; best first (ties: the lower product id)."""
+    best: dict[int, _S] = {}
+    for item in scored:
+        current = best.get(item.product_id)
+        if current is None or item.score > current.score:
+            best[item.product_id] = item
+    return sorted(best.values(), key=lambda item: (-item.score, item.product_id))
 
 
 def shop_filter(where: PayloadFilter, source: str | None) -> PayloadFilter:

@@ -38,6 +38,7 @@ from services.recommender.calibration import (
     NEIGHBOURS,
     Calibrator,
     background,
+    best_hit_per_product,
     best_per_product,
     blend,
     shop_filter,
@@ -86,7 +87,13 @@ from shared.words import (
     sentence_encoder,
 )
 
-__all__ = ["COLOUR_VECTOR", "SHAPE_VECTORS", "Recommender", "query_filter", "shape_similarity"]
+__all__ = [
+    "COLOUR_VECTOR",
+    "SHAPE_VECTORS",
+    "Recommender",
+    "query_filter",
+    "shape_similarity",
+]
 
 log = logging.getLogger(__name__)
 
@@ -321,7 +328,7 @@ class Recommender:
         limit = max(query.candidates or self.candidates, 4 * query.k)
         for _ in range(MAX_WIDENING + 1):
             scored, exhausted = self._score(collection, query, where, limit)
-            ranked = self._best_per_product(scored)
+            ranked = best_hit_per_product(scored)
             if len(ranked) >= query.k or exhausted:
                 break
             limit *= 4
@@ -457,15 +464,6 @@ class Recommender:
                 return best_per_product((item.product_id, item.score) for item in own[:NEIGHBOURS])
         found = self._by_shape(collection, query, shop_filter(where, source), NEIGHBOURS)
         return best_per_product((item.product_id, item.score) for item in found)
-
-    @staticmethod
-    def _best_per_product(scored: Sequence[_Scored]) -> list[_Scored]:
-        best: dict[int, _Scored] = {}
-        for item in scored:
-            current = best.get(item.product_id)
-            if current is None or item.score > current.score:
-                best[item.product_id] = item
-        return sorted(best.values(), key=lambda item: (-item.score, item.product_id))
 
     def _mmr(
         self, collection: str, ranked: list[_Scored], k: int, diversity: float

@@ -33,7 +33,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from services.recommender.calibration import blend
+from services.recommender.calibration import best_hit_per_product, blend
 from services.recommender.schemas import (
     ProductHit,
     RecommendQuery,
@@ -295,7 +295,7 @@ def _search(
             _colour(recommender, collection, query, kind, negatives, where, scored)
         for item in scored:
             item.score = blend(item.shape, item.colour, weight)
-        ranked = _rejected_colours_last(_best_per_product(scored), kind, negatives)
+        ranked = _rejected_colours_last(best_hit_per_product(scored), kind, negatives)
         if weight > 0.0:
             ranked = _own_colour_first(ranked, kind)
         room = quota - len(chosen)
@@ -397,12 +397,3 @@ def _rejected_colours_last(
         return item.pushed or item.hit.payload.get("colour_name") in rejected
 
     return [item for item in ranked if not last(item)] + [item for item in ranked if last(item)]
-
-
-def _best_per_product(scored: Sequence[_Scored]) -> list[_Scored]:
-    best: dict[int, _Scored] = {}
-    for item in scored:
-        current = best.get(item.product_id)
-        if current is None or item.score > current.score:
-            best[item.product_id] = item
-    return sorted(best.values(), key=lambda item: (-item.score, item.product_id))
