@@ -59,7 +59,13 @@ from services.recommender.schemas import (
     TextQuery,
     TextResult,
 )
-from shared.colour import COLOUR_DIM, COLOUR_NAMES, named_probabilities, same_colour
+from shared.colour import (
+    COLOUR_DIM,
+    COLOUR_NAMES,
+    SHOPPER_COLOURS,
+    named_probabilities,
+    same_colour,
+)
 from shared.errors import InvalidInputError, NotFoundError, ServiceUnavailableError
 from shared.health import Check
 from shared.index_layout import (
@@ -578,7 +584,7 @@ class Recommender:
                 RecommendQuery(
                     embedding=seed.embedding,
                     colour=seed.colour or None,
-                    colour_probs=named_probabilities(name, p) if name is not None else None,
+                    colour_probs=named_probabilities(name, p) if name in SHOPPER_COLOURS else None,
                     model_version=model_version,
                     categories=categories,
                     exclude_product_ids=[product_id],
